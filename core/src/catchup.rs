@@ -1,0 +1,120 @@
+//! Catch-up: a lagging, restarted or diverged node pulls entries in bounded
+//! batches (one request in flight), from the leader, or during a new-leader
+//! sync from the member with the most up-to-date log.
+
+use crate::entry::Entry;
+use crate::io::Action;
+use crate::node::{Election, Node, State, Timer};
+use crate::types::{NodeId, Seq, Term};
+use crate::wire::PeerMsg;
+
+impl Node {
+    /// Asks `to` for entries after our log end (one request in flight).
+    pub(crate) fn request_catchup(&mut self, to: NodeId, out: &mut Vec<Action>) {
+        if self.catchup_inflight {
+            return;
+        }
+        self.catchup_inflight = true;
+        let msg = PeerMsg::CatchupReq {
+            sender_id: self.id(),
+            term: self.term,
+            from_seq: self.log.last_seq().next(),
+            prev_term: self.log.last_term(),
+            commit_seq: self.commit_seq,
+        };
+        out.push(Action::Send { to, msg });
+        self.arm(Timer::Catchup, (self.cfg.leader_timeout_ms / 2).max(1));
+    }
+
+    /// The outstanding request got no answer: ask again.
+    pub(crate) fn on_catchup_timer(&mut self, out: &mut Vec<Action>) {
+        self.catchup_inflight = false;
+        let source = match &self.state {
+            State::Candidate(Election::Fetching { from, .. }) => Some(*from),
+            State::Follower => self.leader,
+            _ => None,
+        };
+        if let Some(to) = source {
+            self.request_catchup(to, out);
+        }
+    }
+
+    /// Serves a bounded batch. If the requester's last entry is not ours, its
+    /// uncommitted tail may diverge, so the batch starts after its commit point
+    /// (a committed prefix is the same on every node).
+    pub(crate) fn on_catchup_req(
+        &mut self,
+        from: NodeId,
+        _term: Term,
+        from_seq: Seq,
+        prev_term: Term,
+        their_commit: Seq,
+        out: &mut Vec<Action>,
+    ) {
+        let last = self.log.last_seq();
+        let prev = Seq(from_seq.0.saturating_sub(1));
+        let mut start = if self.log.term_at(prev) == Some(prev_term) {
+            from_seq
+        } else {
+            their_commit.next()
+        };
+        start = start.min(last.next()).max(Seq(1));
+        let prev_seq = Seq(start.0 - 1);
+        let entries = self
+            .log
+            .slice(start, self.cfg.max_batch_entries, self.cfg.max_batch_bytes);
+        let msg = PeerMsg::CatchupResp {
+            sender_id: self.id(),
+            term: self.term,
+            prev_seq,
+            prev_term: self.log.term_at(prev_seq).unwrap_or(Term(0)),
+            commit_seq: self.commit_seq,
+            last_seq: last,
+            entries,
+        };
+        out.push(Action::Send { to: from, msg });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_catchup_resp(
+        &mut self,
+        from: NodeId,
+        prev_seq: Seq,
+        prev_term: Term,
+        commit: Seq,
+        their_last: Seq,
+        entries: Vec<Entry>,
+        out: &mut Vec<Action>,
+    ) {
+        match self.state.clone() {
+            State::Candidate(Election::Fetching { from: src, target }) if src == from => {
+                self.catchup_inflight = false;
+                self.disarm(Timer::Catchup);
+                self.apply_entries(prev_seq, prev_term, entries, out);
+                if self.log.term_at(target.1) == Some(target.0) {
+                    if self.log.last_seq() > target.1 {
+                        self.truncate_from(target.1.next(), out);
+                    }
+                    self.become_leader(out);
+                } else {
+                    self.request_catchup(src, out);
+                    self.arm(Timer::Election, self.cfg.leader_timeout_ms);
+                }
+            }
+            State::Follower if self.leader == Some(from) => {
+                self.catchup_inflight = false;
+                self.disarm(Timer::Catchup);
+                self.follow(from, out);
+                if let Some(m) = self.apply_entries(prev_seq, prev_term, entries, out) {
+                    self.leader_match = self.leader_match.max(m);
+                    self.follower_commit(commit, out);
+                    self.ack_dirty = true;
+                }
+                if self.leader_match < their_last {
+                    self.request_catchup(from, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Client requests: chats are idempotent by msg_id. The leader sequences new
+//! ones; a follower forwards them (again after a leader change and on a timer,
+//! since forwards can be lost). A client is answered with the committed seq_no
+//! only after commit, also when it retries an id that is already committed.
+//! Pending chats are bounded by `max_pending` (overflow answers `Busy`).
+
+use crate::entry::{Body, Chat};
+use crate::io::Action;
+use crate::node::{Node, Timer};
+use crate::types::{ClientId, NodeId, Seq, Term};
+use crate::wire::{ClientReply, ClientRequest, ErrorCode, PeerMsg};
+
+impl Node {
+    pub(crate) fn on_client(
+        &mut self,
+        client: ClientId,
+        req: ClientRequest,
+        out: &mut Vec<Action>,
+    ) {
+        match req {
+            ClientRequest::Chat(chat) => self.on_chat(client, chat, out),
+            ClientRequest::History { from_seq, limit } => {
+                let limit = limit.min(self.cfg.max_batch_entries);
+                let mut entries = self.log.slice(from_seq, limit, self.cfg.max_batch_bytes);
+                entries.retain(|e| e.seq_no <= self.commit_seq);
+                let reply = ClientReply::History {
+                    entries,
+                    commit_seq: self.commit_seq,
+                };
+                out.push(Action::Reply { client, reply });
+            }
+        }
+    }
+
+    fn on_chat(&mut self, client: ClientId, chat: Chat, out: &mut Vec<Action>) {
+        if let Some(seq) = self.log.seq_of(&chat.msg_id) {
+            if seq <= self.commit_seq {
+                let reply = ClientReply::ChatAck {
+                    msg_id: chat.msg_id,
+                    seq_no: seq,
+                };
+                out.push(Action::Reply { client, reply });
+            } else {
+                self.waiting.entry(chat.msg_id).or_default().push(client);
+            }
+            return;
+        }
+        if let Some(w) = self.waiting.get_mut(&chat.msg_id) {
+            w.push(client);
+            return;
+        }
+        if self.waiting.len() >= self.cfg.max_pending {
+            let reply = ClientReply::Error {
+                code: ErrorCode::Busy,
+                message: format!(
+                    "{} messages are waiting for commit on this node; retry later with the same msg_id",
+                    self.waiting.len()
+                ),
+            };
+            out.push(Action::Reply { client, reply });
+            return;
+        }
+        self.waiting.insert(chat.msg_id.clone(), vec![client]);
+        if self.is_leader() {
+            self.append_local(Body::Chat(chat), out);
+        } else {
+            if let Some(l) = self.leader {
+                let msg = self.forward_msg(chat.clone());
+                out.push(Action::Send { to: l, msg });
+            }
+            self.pending.insert(chat.msg_id.clone(), chat);
+            if !self.is_armed(Timer::Forward) {
+                self.arm(Timer::Forward, self.cfg.leader_timeout_ms / 2);
+            }
+        }
+    }
+
+    fn forward_msg(&self, chat: Chat) -> PeerMsg {
+        PeerMsg::Forward {
+            sender_id: self.id(),
+            term: self.term,
+            chat,
+        }
+    }
+
+    /// Leader: sequence a follower's chat unless its msg_id is known.
+    pub(crate) fn on_forward(
+        &mut self,
+        from: NodeId,
+        _term: Term,
+        chat: Chat,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.is_leader() {
+            return; // the follower re-forwards once it learns the leader
+        }
+        match self.log.seq_of(&chat.msg_id) {
+            Some(seq) if seq <= self.commit_seq => {
+                let msg = PeerMsg::ForwardAck {
+                    sender_id: self.id(),
+                    term: self.term,
+                    msg_id: chat.msg_id,
+                    seq_no: seq,
+                };
+                out.push(Action::Send { to: from, msg });
+            }
+            Some(_) => {} // in flight: the follower sees it commit
+            None => {
+                self.append_local(Body::Chat(chat), out);
+            }
+        }
+    }
+
+    /// The leader says this msg_id is committed at `seq_no`.
+    pub(crate) fn on_forward_ack(&mut self, msg_id: String, seq_no: Seq, out: &mut Vec<Action>) {
+        self.pending.remove(&msg_id);
+        for client in self.waiting.remove(&msg_id).unwrap_or_default() {
+            let reply = ClientReply::ChatAck {
+                msg_id: msg_id.clone(),
+                seq_no,
+            };
+            out.push(Action::Reply { client, reply });
+        }
+    }
+
+    /// Sends every pending chat to the (new) leader.
+    pub(crate) fn reforward_pending(&mut self, out: &mut Vec<Action>) {
+        let Some(l) = self.leader.filter(|&l| l != self.id()) else {
+            return;
+        };
+        let chats: Vec<Chat> = self.pending.values().cloned().collect();
+        for chat in chats {
+            let msg = self.forward_msg(chat);
+            out.push(Action::Send { to: l, msg });
+        }
+    }
+
+    pub(crate) fn on_forward_timer(&mut self, out: &mut Vec<Action>) {
+        if self.pending.is_empty() || self.is_leader() {
+            return;
+        }
+        self.reforward_pending(out);
+        self.arm(Timer::Forward, self.cfg.leader_timeout_ms / 2);
+    }
+}

@@ -1,0 +1,79 @@
+//! The core's view of configuration: who I am, who the voters are, timings and
+//! bounds. File formats (TOML/YAML) are parsed by the CLI and mapped onto this.
+
+use crate::types::{NodeId, PeerInfo};
+use std::collections::BTreeSet;
+
+/// Protocol configuration of one node.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This node.
+    pub me: PeerInfo,
+    /// Other members known at start (the seed nodes).
+    pub peers: Vec<PeerInfo>,
+    /// The voting members (the same set on every node); majorities count these.
+    pub voters: BTreeSet<NodeId>,
+    /// Leader → members heartbeat period.
+    pub heartbeat_interval_ms: u64,
+    /// Silence from the leader after which a follower suspects it; also how long
+    /// a leader keeps leading without hearing a majority.
+    pub leader_timeout_ms: u64,
+    /// How long a Bully candidate waits for higher nodes to answer ELECTION.
+    pub election_timeout_ms: u64,
+    /// Most entries in one SEQ_CHAT, CATCHUP_RESP or history reply.
+    pub max_batch_entries: usize,
+    /// Most (approximate) bytes of entries in one such message.
+    pub max_batch_bytes: usize,
+    /// Most client chats waiting for commit on this node; more get `Busy`.
+    pub max_pending: usize,
+    /// Test-only: a deliberately broken rule, so tests can prove the checker
+    /// catches it. Never set from a config file.
+    pub bug: Option<InjectedBug>,
+}
+
+/// Deliberate protocol bugs for checker self-tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedBug {
+    /// The leader commits an entry as soon as it has it, without a majority.
+    CommitWithoutMajority,
+    /// A new leader sequences with its own log, skipping the majority sync.
+    SkipLeaderSync,
+}
+
+impl Config {
+    /// A config with the defaults of the seed (800 ms heartbeats, 2.5 s timeout),
+    /// where the voters are `me` plus every peer.
+    pub fn new(me: PeerInfo, peers: Vec<PeerInfo>) -> Config {
+        let mut voters: BTreeSet<NodeId> = peers.iter().map(|p| p.node_id).collect();
+        voters.insert(me.node_id);
+        Config {
+            me,
+            peers,
+            voters,
+            heartbeat_interval_ms: 800,
+            leader_timeout_ms: 2500,
+            election_timeout_ms: 400,
+            max_batch_entries: 1024,
+            max_batch_bytes: 512 * 1024,
+            max_pending: 100_000,
+            bug: None,
+        }
+    }
+
+    /// Sets heartbeat and leader timeout, deriving the Bully answer wait
+    /// (half a heartbeat, within 20..=400 ms: a few round trips, not a timeout).
+    pub fn with_timing(mut self, heartbeat_interval_ms: u64, leader_timeout_ms: u64) -> Config {
+        self.heartbeat_interval_ms = heartbeat_interval_ms.max(1);
+        self.leader_timeout_ms = leader_timeout_ms.max(self.heartbeat_interval_ms * 2);
+        self.election_timeout_ms = (heartbeat_interval_ms / 2).clamp(20, 400);
+        self
+    }
+
+    pub fn majority(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    pub fn is_voter(&self) -> bool {
+        self.voters.contains(&self.me.node_id)
+    }
+}

@@ -1,0 +1,82 @@
+//! What goes into `Node::step` and what comes out.
+//!
+//! **The order of actions is the contract.** A driver executes the actions of
+//! one step in order; a `Persist` must be durable before any later action of
+//! the same (or a later) step takes effect. A driver may defer effects to batch
+//! fsyncs (group commit: write every `Persist` of several steps, fsync once,
+//! then perform the other actions in order) but may never perform an effect
+//! before the persists that precede it are durable.
+
+use crate::entry::Entry;
+use crate::record::Record;
+use crate::types::{ClientId, NodeId, PeerInfo, Seq, Term};
+use crate::wire::{ClientReply, ClientRequest, PeerMsg};
+
+/// An event fed to the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// First input after construction (also after a restart).
+    Start,
+    /// Time passed; the node fires every expired timer. Spurious ticks are no-ops.
+    Tick,
+    /// A message from an authenticated peer.
+    Peer(PeerMsg),
+    /// A request from a client connection.
+    Client {
+        client: ClientId,
+        request: ClientRequest,
+    },
+    /// The driver's transport to `node` is up (send it a JOIN) ...
+    PeerUp(NodeId),
+    /// ... or was lost (a hint: a dead leader is suspected at once).
+    PeerDown(NodeId),
+    /// The end of a batch of inputs: emit batched replication and acks.
+    Flush,
+}
+
+/// An effect the driver performs, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Append `record` to the durable log. It must be durable (fsynced) before
+    /// any later action is performed.
+    Persist(Record),
+    /// Append `record` to the log without waiting for it to be durable: a commit
+    /// hint that may be lost in a crash (it is re-learned from the leader).
+    Note(Record),
+    /// Send `msg` to one peer. Best effort: the protocol tolerates loss.
+    Send { to: NodeId, msg: PeerMsg },
+    /// Send `msg` to each of `to` (one encoding, several connections).
+    Broadcast { to: Vec<NodeId>, msg: PeerMsg },
+    /// `entry` is committed: deliver it to subscribed clients. Emitted exactly
+    /// once per seq per incarnation, in seq order, contiguously.
+    Deliver(Entry),
+    /// Answer one client.
+    Reply {
+        client: ClientId,
+        reply: ClientReply,
+    },
+    /// A member was discovered or changed address: the driver should connect.
+    PeerKnown(PeerInfo),
+}
+
+/// The node's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Follower,
+    /// Running a Bully election or a new-leader sync.
+    Candidate,
+    Leader,
+}
+
+/// A snapshot of the node for logs, status lines and the checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit_seq: Seq,
+    pub last_seq: Seq,
+    /// Highest seq delivered in this incarnation (== commit_seq once caught up).
+    pub delivered_seq: Seq,
+}

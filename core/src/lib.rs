@@ -1,0 +1,44 @@
+//! # chorus-core
+//!
+//! The whole chorus protocol as a pure, deterministic state machine: a sequencer
+//! whose leader is chosen by the Bully algorithm (highest live id), made safe by
+//! persisted terms, a majority sync before a new leader sequences, and quorum
+//! commit. It contains no networking code, reads no clock and no OS randomness:
+//! time is an argument of every call and the only randomness (timer jitter) comes
+//! from a seeded ChaCha8 stream per node. The same code runs in the simulator
+//! (`chorus-sim`) and the real runtime (`chorus-runtime-mio`).
+//!
+//! ```text
+//! driver:  loop { out.clear(); node.step(now, input, &mut out); execute(out in order);
+//!                 node.step(now, Input::Flush, ..); wait until node.next_deadline() }
+//! ```
+//!
+//! Module map: `node` (state, dispatcher, timers), `election` (Bully + sync),
+//! `failure` (heartbeats, step-down), `replication` (sequencing, quorum commit,
+//! delivery), `catchup`, `membership`, `client`; `record` (durable log format and
+//! `replay`), `wire` (messages), `io` (inputs, actions and their contract).
+#![forbid(unsafe_code)]
+
+mod catchup;
+mod client;
+pub mod config;
+pub mod crc;
+mod election;
+pub mod entry;
+mod failure;
+pub mod io;
+mod log;
+mod membership;
+pub mod node;
+pub mod record;
+mod replication;
+pub mod types;
+pub mod wire;
+
+pub use config::{Config, InjectedBug};
+pub use entry::{Body, Chat, Entry};
+pub use io::{Action, Input, Role, Status};
+pub use node::Node;
+pub use record::{replay, Record, Recovered, ReplayError, Replayed};
+pub use types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
+pub use wire::{ClientReply, ClientRequest, ErrorCode, PeerMsg};

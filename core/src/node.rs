@@ -1,0 +1,439 @@
+//! The node: its state, the `step` dispatcher, timers and term bookkeeping.
+//! Handlers per concern live in `election.rs`, `failure.rs`, `replication.rs`,
+//! `catchup.rs`, `membership.rs` and `client.rs`.
+//!
+//! Invariants kept here: a term change is persisted before anything that
+//! depends on it is emitted; the term never decreases; timers are a fixed
+//! table and a stale fire is a no-op.
+
+use crate::config::Config;
+use crate::entry::Chat;
+use crate::io::{Action, Input, Role, Status};
+use crate::log::Log;
+use crate::record::{Record, Recovered};
+use crate::types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
+use crate::wire::PeerMsg;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The timers of a node, one slot each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Timer {
+    /// Leader: send heartbeats and check that a majority is still heard.
+    Heartbeat = 0,
+    /// Follower: the leader is suspected when this fires.
+    LeaderTimeout,
+    /// Candidate: the current election phase gave up waiting.
+    Election,
+    /// An outstanding CATCHUP_REQ may be lost: ask again.
+    Catchup,
+    /// Re-forward chats still pending at a follower (lost FORWARDs).
+    Forward,
+}
+
+const TIMERS: [Timer; 5] = [
+    Timer::Heartbeat,
+    Timer::LeaderTimeout,
+    Timer::Election,
+    Timer::Catchup,
+    Timer::Forward,
+];
+
+/// What a candidate is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Election {
+    /// Bully ELECTION sent to every voter (a pre-vote: no term is spent).
+    /// `grants` are voters that lost the leader too; `higher_pending` are
+    /// higher ids that have not answered yet.
+    Probing {
+        grants: BTreeSet<NodeId>,
+        higher_pending: BTreeSet<NodeId>,
+    },
+    /// A higher node (or a live leader) told us to stand down.
+    AwaitCoordinator,
+    /// COORDINATOR sent for the current term; collecting log positions.
+    Claiming {
+        positions: BTreeMap<NodeId, (Term, Seq)>,
+        refused: BTreeSet<NodeId>,
+    },
+    /// Adopting the most up-to-date log of the majority from `from`.
+    Fetching { from: NodeId, target: (Term, Seq) },
+}
+
+/// Replication bookkeeping of a leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Leading {
+    /// Highest seq each member durably matches (voters and non-voters).
+    pub match_seq: BTreeMap<NodeId, Seq>,
+    /// When each member was last heard in this term.
+    pub heard: BTreeMap<NodeId, Instant>,
+    /// Highest seq already broadcast in a SEQ_CHAT.
+    pub replicated: Seq,
+    /// When this leadership began.
+    pub since: Instant,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Follower,
+    Candidate(Election),
+    Leader(Leading),
+}
+
+/// One chorus node as a pure state machine.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) cfg: Config,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) now: Instant,
+    // Durable state (mirrored by Persist actions).
+    pub(crate) term: Term,
+    pub(crate) voted_for: Option<NodeId>,
+    pub(crate) log: Log,
+    pub(crate) commit_seq: Seq,
+    // Volatile state.
+    pub(crate) delivered_seq: Seq,
+    pub(crate) state: State,
+    pub(crate) leader: Option<NodeId>,
+    /// Last time the current leader was heard (heartbeat or append).
+    pub(crate) leader_contact: Option<Instant>,
+    /// Highest seq verified to match the current leader's log in this term.
+    pub(crate) leader_match: Seq,
+    pub(crate) ack_dirty: bool,
+    pub(crate) catchup_inflight: bool,
+    pub(crate) members: BTreeMap<NodeId, PeerInfo>,
+    pub(crate) down: BTreeSet<NodeId>,
+    timers: [Option<Instant>; 5],
+    /// Clients waiting for the commit of a msg_id.
+    pub(crate) waiting: BTreeMap<String, Vec<ClientId>>,
+    /// Chats accepted here and not yet seen in the log (forwarded, or waiting
+    /// for a leader). Bounded by `max_pending`.
+    pub(crate) pending: BTreeMap<String, Chat>,
+}
+
+impl Node {
+    /// A node with recovered durable state and its own rng stream (jitter only).
+    pub fn new(cfg: Config, recovered: Recovered, rng_seed: u64) -> Node {
+        let mut members = BTreeMap::new();
+        for p in &cfg.peers {
+            if p.node_id != cfg.me.node_id {
+                members.insert(p.node_id, p.clone());
+            }
+        }
+        Node {
+            rng: ChaCha8Rng::seed_from_u64(rng_seed),
+            now: Instant(0),
+            term: recovered.term,
+            voted_for: recovered.voted_for,
+            log: Log::from_entries(recovered.entries),
+            commit_seq: recovered.commit_seq,
+            delivered_seq: recovered.commit_seq,
+            state: State::Follower,
+            leader: None,
+            leader_contact: None,
+            leader_match: Seq(0),
+            ack_dirty: false,
+            catchup_inflight: false,
+            members,
+            down: BTreeSet::new(),
+            timers: [None; 5],
+            waiting: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            cfg,
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.me.node_id
+    }
+
+    /// Feeds one input; actions are appended to `out` in contract order.
+    pub fn step(&mut self, now: Instant, input: Input, out: &mut Vec<Action>) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Start => self.on_start(out),
+            Input::Tick => self.on_tick(out),
+            Input::Peer(msg) => self.on_peer(msg, out),
+            Input::Client { client, request } => self.on_client(client, request, out),
+            Input::PeerUp(id) => self.on_peer_up(id, out),
+            Input::PeerDown(id) => self.on_peer_down(id, out),
+            Input::Flush => self.on_flush(out),
+        }
+    }
+
+    /// The earliest armed timer, if any: when the driver must send `Tick`.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id(),
+            role: match self.state {
+                State::Follower => Role::Follower,
+                State::Candidate(_) => Role::Candidate,
+                State::Leader(_) => Role::Leader,
+            },
+            term: self.term,
+            leader: self.leader,
+            commit_seq: self.commit_seq,
+            last_seq: self.log.last_seq(),
+            delivered_seq: self.delivered_seq,
+        }
+    }
+
+    /// Every member known to this node, in id order.
+    pub fn members(&self) -> Vec<PeerInfo> {
+        self.members.values().cloned().collect()
+    }
+
+    /// The entry at `seq`, if this node has it (for history served by the driver).
+    pub fn entry(&self, seq: Seq) -> Option<&crate::entry::Entry> {
+        self.log.get(seq)
+    }
+
+    fn on_tick(&mut self, out: &mut Vec<Action>) {
+        for t in TIMERS {
+            match self.timers[t as usize] {
+                Some(at) if at <= self.now => {
+                    self.timers[t as usize] = None;
+                    self.on_timer(t, out);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_timer(&mut self, t: Timer, out: &mut Vec<Action>) {
+        match t {
+            Timer::Heartbeat => self.on_heartbeat_timer(out),
+            Timer::LeaderTimeout => self.on_leader_timeout(out),
+            Timer::Election => self.on_election_timer(out),
+            Timer::Catchup => self.on_catchup_timer(out),
+            Timer::Forward => self.on_forward_timer(out),
+        }
+    }
+
+    pub(crate) fn arm(&mut self, t: Timer, after_ms: u64) {
+        self.timers[t as usize] = Some(self.now.plus_ms(after_ms));
+    }
+
+    pub(crate) fn disarm(&mut self, t: Timer) {
+        self.timers[t as usize] = None;
+    }
+
+    pub(crate) fn is_armed(&self, t: Timer) -> bool {
+        self.timers[t as usize].is_some()
+    }
+
+    /// A fresh jitter in `0..=max_ms` from the node's own rng stream.
+    pub(crate) fn jitter(&mut self, max_ms: u64) -> u64 {
+        if max_ms == 0 {
+            0
+        } else {
+            self.rng.next_u64() % (max_ms + 1)
+        }
+    }
+
+    fn on_peer(&mut self, msg: PeerMsg, out: &mut Vec<Action>) {
+        let from = msg.sender();
+        if from == self.id() {
+            return;
+        }
+        match msg {
+            PeerMsg::Join { peer, relay, .. } => self.on_join(peer, relay, out),
+            PeerMsg::JoinAck {
+                term,
+                members,
+                leader,
+                ..
+            } => self.on_join_ack(term, members, leader, out),
+            PeerMsg::Election { .. } => self.on_election(from, out),
+            PeerMsg::ElectionOk { grant, .. } => self.on_election_ok(from, grant, out),
+            PeerMsg::Coordinator { term, leader, .. } => self.on_coordinator(term, leader, out),
+            PeerMsg::CatchupReq {
+                term,
+                from_seq,
+                prev_term,
+                commit_seq,
+                ..
+            } => self.on_catchup_req(from, term, from_seq, prev_term, commit_seq, out),
+            PeerMsg::Forward { term, chat, .. } => self.on_forward(from, term, chat, out),
+            PeerMsg::ForwardAck { msg_id, seq_no, .. } => self.on_forward_ack(msg_id, seq_no, out),
+            other => self.on_termed(other, out),
+        }
+    }
+
+    /// Messages whose term is authoritative: a higher term is adopted first, a
+    /// lower one is stale (a stale leader is told our term so it steps down).
+    fn on_termed(&mut self, msg: PeerMsg, out: &mut Vec<Action>) {
+        let from = msg.sender();
+        let term = msg.term();
+        if term < self.term {
+            if matches!(msg, PeerMsg::Heartbeat { .. } | PeerMsg::SeqChat { .. }) {
+                let reply = PeerMsg::AppendAck {
+                    sender_id: self.id(),
+                    term: self.term,
+                    match_seq: Seq(0),
+                };
+                out.push(Action::Send {
+                    to: from,
+                    msg: reply,
+                });
+            }
+            return;
+        }
+        if term > self.term {
+            self.adopt_term(term, None, out);
+        }
+        match msg {
+            PeerMsg::Heartbeat {
+                commit_seq,
+                last_seq,
+                last_term,
+                ..
+            } => self.on_heartbeat(from, commit_seq, last_seq, last_term, out),
+            PeerMsg::SeqChat {
+                prev_seq,
+                prev_term,
+                commit_seq,
+                entries,
+                ..
+            } => self.on_seq_chat(from, prev_seq, prev_term, commit_seq, entries, out),
+            PeerMsg::AppendAck { match_seq, .. } => self.on_append_ack(from, match_seq, out),
+            PeerMsg::SyncAck {
+                last_seq,
+                last_term,
+                ..
+            } => self.on_sync_ack(from, (last_term, last_seq), out),
+            PeerMsg::CoordinatorNack { .. } => self.on_coordinator_nack(from, out),
+            PeerMsg::CatchupResp {
+                prev_seq,
+                prev_term,
+                commit_seq,
+                last_seq,
+                entries,
+                ..
+            } => self.on_catchup_resp(
+                from, prev_seq, prev_term, commit_seq, last_seq, entries, out,
+            ),
+            _ => {}
+        }
+    }
+
+    /// Moves to `term` (higher, or the same term with a new promise): persisted
+    /// before anything else; a leadership or candidacy of an older term ends.
+    pub(crate) fn adopt_term(&mut self, term: Term, vote: Option<NodeId>, out: &mut Vec<Action>) {
+        assert!(term >= self.term, "terms never decrease");
+        let newer = term > self.term;
+        self.term = term;
+        self.voted_for = vote;
+        out.push(Action::Persist(Record::Term {
+            term,
+            voted_for: vote,
+        }));
+        if newer {
+            self.become_follower(None);
+        }
+    }
+
+    /// Follower of `leader` (or of nobody yet) in the current term.
+    pub(crate) fn become_follower(&mut self, leader: Option<NodeId>) {
+        if matches!(self.state, State::Leader(_)) {
+            self.disarm(Timer::Heartbeat);
+        }
+        self.state = State::Follower;
+        self.disarm(Timer::Election);
+        if self.leader != leader {
+            self.leader_match = Seq(0);
+            self.leader_contact = None;
+        }
+        self.leader = leader;
+        let wait = self.cfg.leader_timeout_ms;
+        let j = self.jitter(self.cfg.heartbeat_interval_ms / 4);
+        self.arm(Timer::LeaderTimeout, wait + j);
+    }
+
+    pub(crate) fn others(&self) -> Vec<NodeId> {
+        self.members.keys().copied().collect()
+    }
+
+    pub(crate) fn other_voters(&self) -> Vec<NodeId> {
+        let me = self.id();
+        self.cfg
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != me)
+            .collect()
+    }
+
+    pub(crate) fn is_leader(&self) -> bool {
+        matches!(self.state, State::Leader(_))
+    }
+
+    /// True while this node follows a leader it heard within the leader timeout.
+    pub(crate) fn has_live_leader(&self) -> bool {
+        if self.is_leader() {
+            return true;
+        }
+        match (self.leader, self.leader_contact) {
+            (Some(_), Some(at)) => self.now.ms_since(at) < self.cfg.leader_timeout_ms,
+            _ => false,
+        }
+    }
+
+    fn on_start(&mut self, out: &mut Vec<Action>) {
+        for p in self.members.values() {
+            out.push(Action::PeerKnown(p.clone()));
+        }
+        let join = self.join_msg(false);
+        let to = self.others();
+        if !to.is_empty() {
+            out.push(Action::Broadcast { to, msg: join });
+        }
+        self.become_follower(None);
+    }
+
+    fn on_peer_up(&mut self, id: NodeId, out: &mut Vec<Action>) {
+        self.down.remove(&id);
+        if self.members.contains_key(&id) {
+            out.push(Action::Send {
+                to: id,
+                msg: self.join_msg(false),
+            });
+        }
+    }
+
+    fn on_peer_down(&mut self, id: NodeId, out: &mut Vec<Action>) {
+        self.down.insert(id);
+        if let State::Candidate(Election::Probing { higher_pending, .. }) = &mut self.state {
+            higher_pending.remove(&id);
+            self.maybe_claim(out);
+        } else if self.leader == Some(id) && !self.is_leader() && self.cfg.is_voter() {
+            // The transport to the leader broke (e.g. its process died): suspect it
+            // now rather than after the timeout. The pre-vote keeps this harmless
+            // if others still hear the leader.
+            self.start_election(out);
+        }
+    }
+
+    fn on_flush(&mut self, out: &mut Vec<Action>) {
+        if self.is_leader() {
+            self.broadcast_new_entries(out);
+        } else if self.ack_dirty {
+            self.ack_dirty = false;
+            if let Some(l) = self.leader {
+                out.push(Action::Send {
+                    to: l,
+                    msg: PeerMsg::AppendAck {
+                        sender_id: self.id(),
+                        term: self.term,
+                        match_seq: self.leader_match,
+                    },
+                });
+            }
+        }
+    }
+}

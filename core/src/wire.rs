@@ -1,0 +1,240 @@
+//! Wire messages: what peers say to each other and what clients and nodes
+//! exchange. Newline-delimited JSON; field names as the seed (`type, sender_id,
+//! term, msg_id, seq_no, room_id, payload`).
+//!
+//! Every peer message carries its sender and term; a receiver ignores messages
+//! from lower terms and adopts higher ones (see `node.rs`). Framing, size limits
+//! and peer authentication live in the runtime; this module only defines shapes.
+
+use crate::entry::{Chat, Entry};
+use crate::types::{NodeId, PeerInfo, Seq, Term};
+use serde::{Deserialize, Serialize};
+
+/// A message between cluster members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PeerMsg {
+    /// "I exist, here is how to reach me." `relay` marks a copy forwarded by the
+    /// member that received the original, so it is not forwarded again.
+    Join {
+        sender_id: NodeId,
+        term: Term,
+        peer: PeerInfo,
+        #[serde(default)]
+        relay: bool,
+    },
+    /// Answer to a JOIN: every member known to the sender and the leader it follows.
+    JoinAck {
+        sender_id: NodeId,
+        term: Term,
+        members: Vec<PeerInfo>,
+        leader: Option<PeerInfo>,
+    },
+    /// Leader liveness plus its log position and commit point.
+    Heartbeat {
+        sender_id: NodeId,
+        term: Term,
+        commit_seq: Seq,
+        last_seq: Seq,
+        last_term: Term,
+    },
+    /// Bully: "I suspect the leader; is anyone higher alive?" (sent to higher ids).
+    Election { sender_id: NodeId, term: Term },
+    /// Answer to ELECTION. `grant: false` is Bully's "I am higher and alive (or
+    /// still hear a leader): stand down"; `grant: true` means the sender lost the
+    /// leader too and is lower, so it supports the candidate (a pre-vote: no term
+    /// is spent until a majority agrees the leader is gone). `leader` names the
+    /// leader the sender still follows, if any.
+    ElectionOk {
+        sender_id: NodeId,
+        term: Term,
+        grant: bool,
+        leader: Option<NodeId>,
+    },
+    /// A claim to lead `term`. Receivers that promise it answer SYNC_ACK with their
+    /// log position; a claim is granted at most once per term per node.
+    Coordinator {
+        sender_id: NodeId,
+        term: Term,
+        leader: PeerInfo,
+    },
+    /// Refusal of a claim: the sender's term is higher, or it already promised
+    /// this term to another node.
+    CoordinatorNack { sender_id: NodeId, term: Term },
+    /// Promise to follow the claimant of `term`, with the promiser's log position
+    /// (new-leader sync: the claimant adopts the most up-to-date of a majority).
+    SyncAck {
+        sender_id: NodeId,
+        term: Term,
+        last_seq: Seq,
+        last_term: Term,
+        commit_seq: Seq,
+    },
+    /// Leader → members: entries following (`prev_seq`, `prev_term`), batched.
+    SeqChat {
+        sender_id: NodeId,
+        term: Term,
+        prev_seq: Seq,
+        prev_term: Term,
+        commit_seq: Seq,
+        entries: Vec<Entry>,
+    },
+    /// Member → leader: my log matches yours up to `match_seq`, durably.
+    AppendAck {
+        sender_id: NodeId,
+        term: Term,
+        match_seq: Seq,
+    },
+    /// "Send me entries from `from_seq`; my entry at `from_seq - 1` has `prev_term`;
+    /// my committed prefix ends at `commit_seq`."
+    CatchupReq {
+        sender_id: NodeId,
+        term: Term,
+        from_seq: Seq,
+        prev_term: Term,
+        commit_seq: Seq,
+    },
+    /// A bounded batch of entries following (`prev_seq`, `prev_term`); `last_seq`
+    /// is the responder's log end, so the requester knows whether to ask again.
+    CatchupResp {
+        sender_id: NodeId,
+        term: Term,
+        prev_seq: Seq,
+        prev_term: Term,
+        commit_seq: Seq,
+        last_seq: Seq,
+        entries: Vec<Entry>,
+    },
+    /// Follower → leader: a client's chat to sequence.
+    Forward {
+        sender_id: NodeId,
+        term: Term,
+        chat: Chat,
+    },
+    /// Leader → follower: that msg_id is already committed at `seq_no`.
+    ForwardAck {
+        sender_id: NodeId,
+        term: Term,
+        msg_id: String,
+        seq_no: Seq,
+    },
+}
+
+impl PeerMsg {
+    pub fn sender(&self) -> NodeId {
+        match self {
+            PeerMsg::Join { sender_id, .. }
+            | PeerMsg::JoinAck { sender_id, .. }
+            | PeerMsg::Heartbeat { sender_id, .. }
+            | PeerMsg::Election { sender_id, .. }
+            | PeerMsg::ElectionOk { sender_id, .. }
+            | PeerMsg::Coordinator { sender_id, .. }
+            | PeerMsg::CoordinatorNack { sender_id, .. }
+            | PeerMsg::SyncAck { sender_id, .. }
+            | PeerMsg::SeqChat { sender_id, .. }
+            | PeerMsg::AppendAck { sender_id, .. }
+            | PeerMsg::CatchupReq { sender_id, .. }
+            | PeerMsg::CatchupResp { sender_id, .. }
+            | PeerMsg::Forward { sender_id, .. }
+            | PeerMsg::ForwardAck { sender_id, .. } => *sender_id,
+        }
+    }
+
+    pub fn term(&self) -> Term {
+        match self {
+            PeerMsg::Join { term, .. }
+            | PeerMsg::JoinAck { term, .. }
+            | PeerMsg::Heartbeat { term, .. }
+            | PeerMsg::Election { term, .. }
+            | PeerMsg::ElectionOk { term, .. }
+            | PeerMsg::Coordinator { term, .. }
+            | PeerMsg::CoordinatorNack { term, .. }
+            | PeerMsg::SyncAck { term, .. }
+            | PeerMsg::SeqChat { term, .. }
+            | PeerMsg::AppendAck { term, .. }
+            | PeerMsg::CatchupReq { term, .. }
+            | PeerMsg::CatchupResp { term, .. }
+            | PeerMsg::Forward { term, .. }
+            | PeerMsg::ForwardAck { term, .. } => *term,
+        }
+    }
+
+    /// The wire `type` name (for traces and errors).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerMsg::Join { .. } => "JOIN",
+            PeerMsg::JoinAck { .. } => "JOIN_ACK",
+            PeerMsg::Heartbeat { .. } => "HEARTBEAT",
+            PeerMsg::Election { .. } => "ELECTION",
+            PeerMsg::ElectionOk { .. } => "ELECTION_OK",
+            PeerMsg::Coordinator { .. } => "COORDINATOR",
+            PeerMsg::CoordinatorNack { .. } => "COORDINATOR_NACK",
+            PeerMsg::SyncAck { .. } => "SYNC_ACK",
+            PeerMsg::SeqChat { .. } => "SEQ_CHAT",
+            PeerMsg::AppendAck { .. } => "APPEND_ACK",
+            PeerMsg::CatchupReq { .. } => "CATCHUP_REQ",
+            PeerMsg::CatchupResp { .. } => "CATCHUP_RESP",
+            PeerMsg::Forward { .. } => "FORWARD",
+            PeerMsg::ForwardAck { .. } => "FORWARD_ACK",
+        }
+    }
+}
+
+/// Every `type` a peer may send; a client connection sending one of these is refused.
+pub const PEER_TYPES: &[&str] = &[
+    "HELLO",
+    "JOIN",
+    "JOIN_ACK",
+    "HEARTBEAT",
+    "ELECTION",
+    "ELECTION_OK",
+    "COORDINATOR",
+    "COORDINATOR_NACK",
+    "SYNC_ACK",
+    "SEQ_CHAT",
+    "APPEND_ACK",
+    "CATCHUP_REQ",
+    "CATCHUP_RESP",
+    "FORWARD",
+    "FORWARD_ACK",
+];
+
+/// A request from a client connection, already parsed and validated by the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientRequest {
+    /// Sequence this chat (idempotent by `msg_id`).
+    Chat(Chat),
+    /// Committed entries from `from_seq`, at most `limit`.
+    History { from_seq: Seq, limit: usize },
+}
+
+/// What the core tells one client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientReply {
+    /// The chat is committed at `seq_no` (also the answer to a retry).
+    ChatAck { msg_id: String, seq_no: Seq },
+    /// Committed entries answering a History request; `commit_seq` is the
+    /// node's commit point, so the client knows whether more exist.
+    History {
+        entries: Vec<Entry>,
+        commit_seq: Seq,
+    },
+    /// The request cannot be served now; `code` is machine-readable.
+    Error { code: ErrorCode, message: String },
+}
+
+/// Machine-readable error codes sent to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Too many requests pending on this node; retry later (same msg_id).
+    Busy,
+    /// The line could not be parsed or lacks a field.
+    BadRequest,
+    /// The line is longer than the node accepts.
+    TooLarge,
+    /// A client sent a peer-only message type.
+    Forbidden,
+    /// The node stopped (e.g. storage failure).
+    Unavailable,
+}

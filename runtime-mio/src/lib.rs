@@ -1,0 +1,1 @@
+//! The mio runtime of chorus (see the real-cluster issue).
