@@ -21,6 +21,7 @@
 
 mod catchup;
 mod client;
+pub mod client_wire;
 pub mod config;
 pub mod crc;
 mod election;

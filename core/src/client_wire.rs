@@ -1,0 +1,153 @@
+//! The client protocol on the wire (newline-delimited JSON), shared by the
+//! runtime (server side) and the `chorus client` / `chorus bench` (client side).
+//!
+//! Client → node: CHAT, HISTORY, SUBSCRIBE, STATUS. Node → client: CHAT_ACK,
+//! SEQ_CHAT (a committed chat message), HISTORY_END, STATUS, ERROR. The seed's
+//! exact CHAT line is accepted; unknown fields are ignored.
+
+use crate::entry::{Chat, Entry};
+use crate::wire::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+fn default_room() -> String {
+    "general".to_string()
+}
+
+/// A line a client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClientLine {
+    /// Sequence a message. `msg_id` is the idempotency key: resend the same id
+    /// after a timeout or on another node and it is delivered once.
+    Chat {
+        msg_id: String,
+        payload: String,
+        #[serde(default = "default_room")]
+        room_id: String,
+        #[serde(default)]
+        sender_id: u64,
+        /// Ignored (the seed sends 0); kept so the seed's line round-trips.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        term: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+    },
+    /// Committed messages from `from_seq` (default 1), at most `limit` (default
+    /// and cap 1000), optionally of one room; answered by SEQ_CHAT lines and a
+    /// HISTORY_END.
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_id: Option<String>,
+    },
+    /// Push every committed message from `from_seq` on (default: only new ones),
+    /// optionally of one room, in seq order, as SEQ_CHAT lines.
+    Subscribe {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_id: Option<String>,
+    },
+    /// Ask for the node's view of the cluster.
+    Status {},
+}
+
+/// A line a node sends to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServerLine {
+    /// The message `msg_id` is committed at `seq_no`.
+    ChatAck { msg_id: String, seq_no: u64 },
+    /// A committed chat message.
+    SeqChat(Delivered),
+    /// End of a HISTORY answer; `next_seq` is where to continue.
+    HistoryEnd { next_seq: u64, commit_seq: u64 },
+    /// The node's view of the cluster.
+    Status(NodeStatus),
+    /// Something went wrong with the last request (or the connection).
+    Error { code: ErrorCode, message: String },
+}
+
+/// A committed chat message as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivered {
+    pub seq_no: u64,
+    pub term: u64,
+    pub msg_id: String,
+    pub room_id: String,
+    pub sender_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub payload: String,
+    pub ts_ms: u64,
+}
+
+impl Delivered {
+    /// The client view of a committed entry (None for a leader's no-op).
+    pub fn from_entry(e: &Entry) -> Option<Delivered> {
+        let c: &Chat = e.chat()?;
+        Some(Delivered {
+            seq_no: e.seq_no.0,
+            term: e.term.0,
+            msg_id: c.msg_id.clone(),
+            room_id: c.room_id.clone(),
+            sender_id: c.sender_id,
+            user: c.user.clone(),
+            payload: c.payload.clone(),
+            ts_ms: c.ts_ms,
+        })
+    }
+}
+
+/// The STATUS answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: u64,
+    /// "follower", "candidate" or "leader".
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    /// host:port of the leader, if known.
+    pub leader_addr: Option<String>,
+    pub commit_seq: u64,
+    pub last_seq: u64,
+    /// host:port of every member (for client failover).
+    pub members: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_chat_line_parses() {
+        let line = r#"{"type":"CHAT","sender_id":9999,"term":0,"room_id":"general","msg_id":"5f0c","payload":"hi"}"#;
+        let parsed: ClientLine = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            parsed,
+            ClientLine::Chat {
+                msg_id: "5f0c".into(),
+                payload: "hi".into(),
+                room_id: "general".into(),
+                sender_id: 9999,
+                term: Some(0),
+                user: None,
+            }
+        );
+    }
+
+    #[test]
+    fn server_lines_are_tagged() {
+        let ack = ServerLine::ChatAck {
+            msg_id: "a".into(),
+            seq_no: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&ack).unwrap(),
+            r#"{"type":"CHAT_ACK","msg_id":"a","seq_no":7}"#
+        );
+    }
+}
