@@ -1,0 +1,596 @@
+//! Exact-action tests per handler: each test drives a node through its public
+//! API and asserts the ordered list of actions a step produced (the order is
+//! the durability contract, see `chorus_core::io`).
+
+use chorus_core::record::Record;
+use chorus_core::*;
+
+fn peer(id: u64) -> PeerInfo {
+    PeerInfo {
+        node_id: NodeId(id),
+        host: "127.0.0.1".into(),
+        port: 5000 + id as u16,
+    }
+}
+
+/// Node `id` of the cluster {1, 2, 3} with fixed timings (100 ms heartbeats).
+fn node(id: u64, rec: Recovered) -> Node {
+    let peers = (1..=3).filter(|&p| p != id).map(peer).collect();
+    let cfg = Config::new(peer(id), peers).with_timing(100, 1000);
+    Node::new(cfg, rec, id)
+}
+
+fn step(n: &mut Node, now: u64, input: Input) -> Vec<Action> {
+    let mut out = Vec::new();
+    n.step(Instant(now), input, &mut out);
+    out
+}
+
+fn chat(id: &str) -> Chat {
+    Chat {
+        msg_id: id.into(),
+        room_id: "general".into(),
+        sender_id: 7,
+        user: None,
+        payload: format!("payload of {id}"),
+        ts_ms: 0,
+    }
+}
+
+fn entry(seq: u64, term: u64, id: &str) -> Entry {
+    Entry {
+        seq_no: Seq(seq),
+        term: Term(term),
+        body: Body::Chat(chat(id)),
+    }
+}
+
+/// Makes n3 the leader of term 1 (n1 grants, n1 promises). Returns the node at t=2000.
+fn leader_n3() -> Node {
+    let mut n = node(3, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let t = n.next_deadline().unwrap().0;
+    step(&mut n, t, Input::Tick);
+    assert_eq!(n.status().role, Role::Candidate);
+    let out = step(
+        &mut n,
+        t + 1,
+        Input::Peer(PeerMsg::ElectionOk {
+            sender_id: NodeId(1),
+            term: Term(0),
+            grant: true,
+            leader: None,
+        }),
+    );
+    assert_eq!(
+        out[0],
+        Action::Persist(Record::Term {
+            term: Term(1),
+            voted_for: Some(NodeId(3))
+        }),
+        "the claimed term is persisted before the claim is sent"
+    );
+    assert!(matches!(
+        &out[1],
+        Action::Broadcast {
+            msg: PeerMsg::Coordinator { term: Term(1), .. },
+            ..
+        }
+    ));
+    step(
+        &mut n,
+        t + 2,
+        Input::Peer(PeerMsg::SyncAck {
+            sender_id: NodeId(1),
+            term: Term(1),
+            last_seq: Seq(0),
+            last_term: Term(0),
+            commit_seq: Seq(0),
+        }),
+    );
+    assert_eq!(n.status().role, Role::Leader);
+    step(&mut n, t + 3, Input::Flush);
+    n
+}
+
+#[test]
+fn follower_persists_before_it_acknowledges() {
+    let mut n = node(1, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let mut out = step(
+        &mut n,
+        10,
+        Input::Peer(PeerMsg::SeqChat {
+            sender_id: NodeId(3),
+            term: Term(1),
+            prev_seq: Seq(0),
+            prev_term: Term(0),
+            commit_seq: Seq(0),
+            entries: vec![entry(1, 1, "a"), entry(2, 1, "b")],
+        }),
+    );
+    out.extend(step(&mut n, 10, Input::Flush));
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::Term {
+                term: Term(1),
+                voted_for: None
+            }),
+            Action::Persist(Record::Entry(entry(1, 1, "a"))),
+            Action::Persist(Record::Entry(entry(2, 1, "b"))),
+            Action::Send {
+                to: NodeId(3),
+                msg: PeerMsg::AppendAck {
+                    sender_id: NodeId(1),
+                    term: Term(1),
+                    match_seq: Seq(2)
+                }
+            },
+        ]
+    );
+    assert_eq!(n.status().leader, Some(NodeId(3)));
+    assert_eq!(
+        n.status().commit_seq,
+        Seq(0),
+        "nothing is committed before the leader says so"
+    );
+}
+
+#[test]
+fn follower_delivers_only_what_the_leader_committed() {
+    let mut n = node(1, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let append = |commit| {
+        Input::Peer(PeerMsg::SeqChat {
+            sender_id: NodeId(3),
+            term: Term(1),
+            prev_seq: Seq(0),
+            prev_term: Term(0),
+            commit_seq: Seq(commit),
+            entries: vec![entry(1, 1, "a")],
+        })
+    };
+    step(&mut n, 10, append(0));
+    let out = step(
+        &mut n,
+        20,
+        Input::Peer(PeerMsg::Heartbeat {
+            sender_id: NodeId(3),
+            term: Term(1),
+            commit_seq: Seq(1),
+            last_seq: Seq(1),
+            last_term: Term(1),
+        }),
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Note(Record::Commit { seq: Seq(1) }),
+            Action::Deliver(entry(1, 1, "a")),
+        ]
+    );
+}
+
+#[test]
+fn coordinator_from_higher_id_cancels_a_running_election() {
+    let mut n = node(1, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let t = n.next_deadline().unwrap().0;
+    let out = step(&mut n, t, Input::Tick);
+    assert!(matches!(
+        &out[0],
+        Action::Broadcast {
+            msg: PeerMsg::Election { .. },
+            ..
+        }
+    ));
+    assert_eq!(n.status().role, Role::Candidate);
+    let out = step(
+        &mut n,
+        t + 5,
+        Input::Peer(PeerMsg::Coordinator {
+            sender_id: NodeId(3),
+            term: Term(1),
+            leader: peer(3),
+        }),
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::Term {
+                term: Term(1),
+                voted_for: Some(NodeId(3))
+            }),
+            Action::Send {
+                to: NodeId(3),
+                msg: PeerMsg::SyncAck {
+                    sender_id: NodeId(1),
+                    term: Term(1),
+                    last_seq: Seq(0),
+                    last_term: Term(0),
+                    commit_seq: Seq(0)
+                }
+            },
+        ]
+    );
+    let s = n.status();
+    assert_eq!((s.role, s.leader), (Role::Follower, Some(NodeId(3))));
+}
+
+#[test]
+fn one_promise_per_term() {
+    let mut n = node(1, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let claim = |id| {
+        Input::Peer(PeerMsg::Coordinator {
+            sender_id: NodeId(id),
+            term: Term(4),
+            leader: peer(id),
+        })
+    };
+    step(&mut n, 1, claim(2));
+    let out = step(&mut n, 2, claim(3));
+    assert_eq!(
+        out,
+        vec![Action::Send {
+            to: NodeId(3),
+            msg: PeerMsg::CoordinatorNack {
+                sender_id: NodeId(1),
+                term: Term(4)
+            }
+        }],
+        "a second claimant of the same term is refused, never 'last one wins'"
+    );
+    assert_eq!(n.status().leader, Some(NodeId(2)));
+}
+
+#[test]
+fn lower_term_message_changes_nothing() {
+    let rec = Recovered {
+        term: Term(5),
+        ..Recovered::default()
+    };
+    let mut n = node(1, rec);
+    step(&mut n, 0, Input::Start);
+    let before = n.status();
+    let out = step(
+        &mut n,
+        10,
+        Input::Peer(PeerMsg::SeqChat {
+            sender_id: NodeId(2),
+            term: Term(3),
+            prev_seq: Seq(0),
+            prev_term: Term(0),
+            commit_seq: Seq(1),
+            entries: vec![entry(1, 3, "stale")],
+        }),
+    );
+    assert_eq!(
+        out,
+        vec![Action::Send {
+            to: NodeId(2),
+            msg: PeerMsg::AppendAck {
+                sender_id: NodeId(1),
+                term: Term(5),
+                match_seq: Seq(0)
+            }
+        }],
+        "the stale leader only learns our term"
+    );
+    assert_eq!(n.status(), before);
+}
+
+#[test]
+fn leader_delivers_only_after_a_majority_persisted() {
+    let mut n = leader_n3();
+    let out = step(
+        &mut n,
+        3000,
+        Input::Client {
+            client: ClientId(1),
+            request: ClientRequest::Chat(chat("m1")),
+        },
+    );
+    assert_eq!(out, vec![Action::Persist(Record::Entry(entry(2, 1, "m1")))]);
+    let out = step(&mut n, 3000, Input::Flush);
+    assert!(matches!(
+        &out[..],
+        [Action::Broadcast {
+            msg: PeerMsg::SeqChat {
+                prev_seq: Seq(1),
+                ..
+            },
+            ..
+        }]
+    ));
+    // n1 persisted the no-op only: nothing of this term's chat is committed.
+    let ack = |m| {
+        Input::Peer(PeerMsg::AppendAck {
+            sender_id: NodeId(1),
+            term: Term(1),
+            match_seq: Seq(m),
+        })
+    };
+    let out = step(&mut n, 3001, ack(1));
+    assert_eq!(
+        out,
+        vec![
+            Action::Note(Record::Commit { seq: Seq(1) }),
+            Action::Deliver(Entry {
+                seq_no: Seq(1),
+                term: Term(1),
+                body: Body::Noop { leader: NodeId(3) }
+            })
+        ]
+    );
+    let out = step(&mut n, 3002, ack(2));
+    assert_eq!(
+        out,
+        vec![
+            Action::Note(Record::Commit { seq: Seq(2) }),
+            Action::Reply {
+                client: ClientId(1),
+                reply: ClientReply::ChatAck {
+                    msg_id: "m1".into(),
+                    seq_no: Seq(2)
+                }
+            },
+            Action::Deliver(entry(2, 1, "m1")),
+        ]
+    );
+}
+
+#[test]
+fn retry_of_a_committed_msg_id_returns_its_original_seq_no() {
+    let mut n = leader_n3();
+    let send = |c| Input::Client {
+        client: ClientId(c),
+        request: ClientRequest::Chat(chat("m1")),
+    };
+    step(&mut n, 3000, send(1));
+    step(&mut n, 3000, Input::Flush);
+    step(
+        &mut n,
+        3001,
+        Input::Peer(PeerMsg::AppendAck {
+            sender_id: NodeId(2),
+            term: Term(1),
+            match_seq: Seq(2),
+        }),
+    );
+    let out = step(&mut n, 3002, send(9));
+    assert_eq!(
+        out,
+        vec![Action::Reply {
+            client: ClientId(9),
+            reply: ClientReply::ChatAck {
+                msg_id: "m1".into(),
+                seq_no: Seq(2)
+            }
+        }],
+        "no new entry, the original seq_no"
+    );
+    assert_eq!(n.status().last_seq, Seq(2));
+}
+
+#[test]
+fn stale_claimant_fetches_the_best_log_before_leading() {
+    // n3 restarts with nothing; n2 has entries 1..=2 of term 1.
+    let mut n = node(3, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let t = n.next_deadline().unwrap().0;
+    step(&mut n, t, Input::Tick);
+    step(
+        &mut n,
+        t + 1,
+        Input::Peer(PeerMsg::ElectionOk {
+            sender_id: NodeId(2),
+            term: Term(1),
+            grant: true,
+            leader: None,
+        }),
+    );
+    let out = step(
+        &mut n,
+        t + 2,
+        Input::Peer(PeerMsg::SyncAck {
+            sender_id: NodeId(2),
+            term: Term(1),
+            last_seq: Seq(2),
+            last_term: Term(1),
+            commit_seq: Seq(2),
+        }),
+    );
+    assert_eq!(
+        out,
+        vec![Action::Send {
+            to: NodeId(2),
+            msg: PeerMsg::CatchupReq {
+                sender_id: NodeId(3),
+                term: Term(1),
+                from_seq: Seq(1),
+                prev_term: Term(0),
+                commit_seq: Seq(0)
+            }
+        }],
+        "no sequencing before the sync"
+    );
+    assert_eq!(n.status().role, Role::Candidate);
+    let out = step(
+        &mut n,
+        t + 3,
+        Input::Peer(PeerMsg::CatchupResp {
+            sender_id: NodeId(2),
+            term: Term(1),
+            prev_seq: Seq(0),
+            prev_term: Term(0),
+            commit_seq: Seq(2),
+            last_seq: Seq(2),
+            entries: vec![entry(1, 1, "a"), entry(2, 1, "b")],
+        }),
+    );
+    assert_eq!(out[0], Action::Persist(Record::Entry(entry(1, 1, "a"))));
+    assert_eq!(out[1], Action::Persist(Record::Entry(entry(2, 1, "b"))));
+    assert_eq!(
+        out[2],
+        Action::Persist(Record::Entry(Entry {
+            seq_no: Seq(3),
+            term: Term(1),
+            body: Body::Noop { leader: NodeId(3) }
+        })),
+        "the new leader continues after the adopted log: seq 1 and 2 are never reused"
+    );
+    assert_eq!(n.status().role, Role::Leader);
+}
+
+#[test]
+fn follower_overwrites_a_conflicting_uncommitted_suffix() {
+    let rec = Recovered {
+        term: Term(1),
+        voted_for: None,
+        entries: vec![entry(1, 1, "a"), entry(2, 1, "old")],
+        commit_seq: Seq(1),
+    };
+    let mut n = node(1, rec);
+    step(&mut n, 0, Input::Start);
+    let out = step(
+        &mut n,
+        10,
+        Input::Peer(PeerMsg::SeqChat {
+            sender_id: NodeId(2),
+            term: Term(2),
+            prev_seq: Seq(1),
+            prev_term: Term(1),
+            commit_seq: Seq(1),
+            entries: vec![entry(2, 2, "new")],
+        }),
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::Term {
+                term: Term(2),
+                voted_for: None
+            }),
+            Action::Persist(Record::Truncate { from: Seq(2) }),
+            Action::Persist(Record::Entry(entry(2, 2, "new"))),
+        ]
+    );
+}
+
+#[test]
+fn restarted_node_follows_the_live_leader_it_learns_from_join_ack() {
+    let mut n = node(3, Recovered::default());
+    let out = step(&mut n, 0, Input::Start);
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Broadcast {
+            msg: PeerMsg::Join { .. },
+            ..
+        }
+    )));
+    step(
+        &mut n,
+        5,
+        Input::Peer(PeerMsg::JoinAck {
+            sender_id: NodeId(1),
+            term: Term(4),
+            members: vec![peer(1), peer(2), peer(3)],
+            leader: Some(peer(2)),
+        }),
+    );
+    step(
+        &mut n,
+        50,
+        Input::Peer(PeerMsg::Heartbeat {
+            sender_id: NodeId(2),
+            term: Term(4),
+            commit_seq: Seq(0),
+            last_seq: Seq(0),
+            last_term: Term(0),
+        }),
+    );
+    let s = n.status();
+    assert_eq!(
+        (s.role, s.leader, s.term),
+        (Role::Follower, Some(NodeId(2)), Term(4))
+    );
+}
+
+#[test]
+fn follower_forwards_chats_to_the_leader_and_acks_on_commit() {
+    let mut n = node(1, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let hb = |commit: u64, last: u64| {
+        Input::Peer(PeerMsg::Heartbeat {
+            sender_id: NodeId(3),
+            term: Term(1),
+            commit_seq: Seq(commit),
+            last_seq: Seq(last),
+            last_term: Term(if last == 0 { 0 } else { 1 }),
+        })
+    };
+    step(&mut n, 1, hb(0, 0));
+    let out = step(
+        &mut n,
+        2,
+        Input::Client {
+            client: ClientId(4),
+            request: ClientRequest::Chat(chat("f1")),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Action::Send {
+            to: NodeId(3),
+            msg: PeerMsg::Forward {
+                sender_id: NodeId(1),
+                term: Term(1),
+                chat: chat("f1")
+            }
+        }]
+    );
+    step(
+        &mut n,
+        3,
+        Input::Peer(PeerMsg::SeqChat {
+            sender_id: NodeId(3),
+            term: Term(1),
+            prev_seq: Seq(0),
+            prev_term: Term(0),
+            commit_seq: Seq(0),
+            entries: vec![entry(1, 1, "f1")],
+        }),
+    );
+    let out = step(&mut n, 4, hb(1, 1));
+    assert_eq!(
+        out[1],
+        Action::Reply {
+            client: ClientId(4),
+            reply: ClientReply::ChatAck {
+                msg_id: "f1".into(),
+                seq_no: Seq(1)
+            }
+        }
+    );
+}
+
+#[test]
+fn leader_without_a_majority_steps_down() {
+    let mut n = leader_n3();
+    let mut now = 2000;
+    while n.status().role == Role::Leader && now < 10_000 {
+        now += 100;
+        step(&mut n, now, Input::Tick);
+    }
+    assert_ne!(
+        n.status().role,
+        Role::Leader,
+        "no acks for a leader timeout"
+    );
+    assert!(
+        now <= 2000 + 1000 + 200,
+        "steps down one leader timeout after it lost the majority"
+    );
+}
