@@ -26,8 +26,7 @@ pub struct Chat {
 }
 
 /// What an entry carries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     Chat(Chat),
     /// Appended by a new leader before anything else in its term.
@@ -36,13 +35,86 @@ pub enum Body {
     },
 }
 
-/// One sequenced log entry.
+/// One sequenced log entry. On the wire it is one flat JSON object (see
+/// `FlatEntry`): serde's `flatten` would buffer every entry while decoding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "FlatEntry", try_from = "FlatEntry")]
 pub struct Entry {
     pub seq_no: Seq,
     pub term: Term,
-    #[serde(flatten)]
     pub body: Body,
+}
+
+/// The wire shape of an entry: a chat's fields, or `"leader"` for a no-op.
+#[derive(Serialize, Deserialize)]
+struct FlatEntry {
+    seq_no: Seq,
+    term: Term,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leader: Option<NodeId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    msg_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sender_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ts_ms: Option<u64>,
+}
+
+impl From<Entry> for FlatEntry {
+    fn from(e: Entry) -> FlatEntry {
+        let mut f = FlatEntry {
+            seq_no: e.seq_no,
+            term: e.term,
+            leader: None,
+            msg_id: None,
+            room_id: None,
+            sender_id: None,
+            user: None,
+            payload: None,
+            ts_ms: None,
+        };
+        match e.body {
+            Body::Noop { leader } => f.leader = Some(leader),
+            Body::Chat(c) => {
+                f.msg_id = Some(c.msg_id);
+                f.room_id = Some(c.room_id);
+                f.sender_id = Some(c.sender_id);
+                f.user = c.user;
+                f.payload = Some(c.payload);
+                f.ts_ms = Some(c.ts_ms);
+            }
+        }
+        f
+    }
+}
+
+impl TryFrom<FlatEntry> for Entry {
+    type Error = String;
+    fn try_from(f: FlatEntry) -> Result<Entry, String> {
+        let body = match (f.leader, f.msg_id) {
+            (Some(leader), None) => Body::Noop { leader },
+            (None, Some(msg_id)) => Body::Chat(Chat {
+                msg_id,
+                room_id: f.room_id.ok_or("entry without room_id")?,
+                sender_id: f.sender_id.unwrap_or(0),
+                user: f.user,
+                payload: f.payload.ok_or("entry without payload")?,
+                ts_ms: f.ts_ms.unwrap_or(0),
+            }),
+            _ => return Err("an entry has either a leader (no-op) or a msg_id (chat)".into()),
+        };
+        Ok(Entry {
+            seq_no: f.seq_no,
+            term: f.term,
+            body,
+        })
+    }
 }
 
 impl Entry {
@@ -66,5 +138,24 @@ impl Entry {
             }
             Body::Noop { .. } => 48,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_flat_json() {
+        let e = Entry {
+            seq_no: Seq(3),
+            term: Term(2),
+            body: Body::Noop { leader: NodeId(3) },
+        };
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(s, r#"{"seq_no":3,"term":2,"leader":3}"#);
+        assert_eq!(serde_json::from_str::<Entry>(&s).unwrap(), e);
+        let bad = r#"{"seq_no":3,"term":2}"#;
+        assert!(serde_json::from_str::<Entry>(bad).is_err());
     }
 }
