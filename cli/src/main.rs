@@ -5,7 +5,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod client;
 mod sim_cmd;
+mod up;
 
 /// chorus: a replicated chat cluster with one total order.
 #[derive(Debug, Parser)]
@@ -19,12 +21,19 @@ struct Cli {
 enum Cmd {
     /// Deterministic simulator: scripted scenarios and random swarms.
     Sim(sim_cmd::Args),
+    /// Chat client (full-screen on a terminal, line mode in pipes); fails over
+    /// between nodes.
+    Client(client::Args),
+    /// A local cluster in one command: N nodes and a client on node 1.
+    Up(up::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Sim(a) => sim_cmd::run(a),
+        Cmd::Client(a) => client::run(a),
+        Cmd::Up(a) => up::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,149 @@
+//! `chorus client`: a chat client that survives node failures.
+//!
+//! Layers, each in its own file: `session` (the protocol logic: subscribe,
+//! dedupe, resend, failover decisions; no I/O), `outbox` and `addrs` (its
+//! bounded stores), `net` (runs a session over TCP on a thread), and two UIs on
+//! top of `net`'s events: `tui` (full screen) and `plain` (stdin/stdout lines).
+
+mod addrs;
+mod format;
+mod net;
+mod outbox;
+mod plain;
+pub mod probe;
+mod session;
+mod tui;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Full-screen mode: Enter sends, Esc or Ctrl-C quits, PageUp/PageDown scroll.
+Messages show as `#seq HH:MM:SS sender: text` (times in UTC); your own
+messages are marked `…` while waiting for the cluster and `✓` once
+acknowledged.
+
+Plain mode (--plain, or automatic when stdin or stdout is not a terminal):
+every stdin line is sent as one message. stdout gets only delivered
+messages, one per line:
+    [seq 12] alice: hello
+stderr gets one line per event, script-friendly:
+    sent <msg_id> <text>        a line was accepted for sending
+    ack <msg_id> seq=<n>        it is committed at sequence number n
+    info: ...                   connections and failovers
+    warn: ...                   errors from the node, refused lines
+On stdin EOF the client waits (at most --drain-secs) until every sent
+message is acknowledged and delivered, then exits 0; it exits 1 if some
+message was never acknowledged or was refused.
+
+Failover: when the node dies or stops acknowledging, the client connects
+to another one (--peers, plus the members the nodes report), resumes the
+room from the last sequence number it showed, and resends every
+unacknowledged message with the same msg_id (the cluster delivers it once).";
+
+/// Chat in one room through any node; fails over to the others.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Host of the node to connect to first.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port of the node to connect to first.
+    #[arg(long, default_value_t = 5001)]
+    pub port: u16,
+    /// Other nodes to fail over to, as host:port,host:port (members that the
+    /// nodes report are added automatically).
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Your name as shown to others [default: $USER, else your sender id].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The room to read and write.
+    #[arg(long, default_value = "general")]
+    pub room: String,
+    /// Line mode for scripts and pipes (see below).
+    #[arg(long)]
+    pub plain: bool,
+    /// Most messages waiting for acknowledgement; the TUI refuses input
+    /// beyond it, the plain mode stops reading stdin until acks arrive.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_unacked: u64,
+    /// Resend a message (same msg_id) after this many milliseconds without
+    /// acknowledgement.
+    #[arg(long, default_value_t = 3000)]
+    pub retry_ms: u64,
+    /// Plain mode: after stdin EOF, wait at most this many seconds for
+    /// acknowledgements.
+    #[arg(long, default_value_t = 10)]
+    pub drain_secs: u64,
+    /// Plain mode: once done, keep printing delivered messages this many
+    /// milliseconds longer (e.g. to collect other clients' messages).
+    #[arg(long, default_value_t = 0)]
+    pub linger_ms: u64,
+}
+
+impl Args {
+    /// Defaults for a client of `host:port` (used by `chorus up`).
+    pub fn for_node(host: &str, port: u16, peers: Vec<String>) -> Args {
+        Args {
+            host: host.to_string(),
+            port,
+            peers,
+            name: None,
+            room: "general".into(),
+            plain: false,
+            max_unacked: 1000,
+            retry_ms: 3000,
+            drain_secs: 10,
+            linger_ms: 0,
+        }
+    }
+}
+
+/// `chorus client`: stops on SIGINT, SIGTERM or SIGHUP.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    run_until(args, &stop)
+}
+
+/// Runs the client until the user quits, stdin ends (plain mode) or `stop`
+/// is set (by a signal handler of the caller).
+pub fn run_until(args: Args, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
+    let mut settings = session::Settings::new(
+        args.room.clone(),
+        args.name.clone().or_else(default_name),
+        sender_id(),
+    );
+    settings.max_unacked = args.max_unacked as usize;
+    settings.retry_after = Duration::from_millis(args.retry_ms.max(100));
+    let first = format!("{}:{}", args.host, args.port);
+    let book = addrs::AddrBook::new(first, args.peers.iter().cloned());
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let client = net::Client::start(session::Session::new(settings.clone(), book));
+    if args.plain || !interactive {
+        Ok(plain::run(client, &args, stop))
+    } else {
+        tui::run(client, &settings, stop)
+    }
+}
+
+/// $USER, so that people in a room see names without typing --name.
+fn default_name() -> Option<String> {
+    std::env::var("USER").ok().filter(|u| !u.is_empty())
+}
+
+/// A random id for this client process (shown when it has no name); six
+/// digits so people can tell senders apart at a glance.
+fn sender_id() -> u64 {
+    100_000 + (uuid::Uuid::new_v4().as_u128() % 900_000) as u64
+}
