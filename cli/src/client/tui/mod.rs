@@ -19,6 +19,8 @@ use std::time::Duration;
 /// Most client events applied between two frames (keeps keys responsive
 /// during a flood of messages).
 const EVENTS_PER_FRAME: usize = 2000;
+/// Most keys handled between two frames (a paste arrives as a burst).
+const KEYS_PER_FRAME: usize = 1024;
 /// How long to wait for a key before looking at client events again.
 const FRAME_WAIT: Duration = Duration::from_millis(50);
 
@@ -41,18 +43,8 @@ pub fn run(client: Client, s: &Settings, stop: &AtomicBool) -> anyhow::Result<Ex
     let _restore = Restore;
     while !stop.load(Ordering::Relaxed) {
         terminal.draw(|f| view::draw(f, &app))?;
-        if event::poll(FRAME_WAIT)? {
-            if let TermEvent::Key(k) = event::read()? {
-                match app.on_key(k) {
-                    Action::Quit => break,
-                    Action::Send(text) => {
-                        if client.try_submit(text.clone()).is_err() {
-                            app.send_failed(text);
-                        }
-                    }
-                    Action::None => {}
-                }
-            }
+        if event::poll(FRAME_WAIT)? && handle_keys(&mut app, &client)? {
+            break;
         }
         for ev in client.events.try_iter().take(EVENTS_PER_FRAME) {
             app.on_event(ev);
@@ -66,4 +58,25 @@ pub fn run(client: Client, s: &Settings, stop: &AtomicBool) -> anyhow::Result<Ex
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Handles the pending keys (at least one is ready); true when the user quits.
+fn handle_keys(app: &mut App, client: &Client) -> anyhow::Result<bool> {
+    for _ in 0..KEYS_PER_FRAME {
+        if let TermEvent::Key(k) = event::read()? {
+            match app.on_key(k) {
+                Action::Quit => return Ok(true),
+                Action::Send(text) => {
+                    if client.try_submit(text.clone()).is_err() {
+                        app.send_failed(text);
+                    }
+                }
+                Action::None => {}
+            }
+        }
+        if !event::poll(Duration::ZERO)? {
+            break;
+        }
+    }
+    Ok(false)
 }
