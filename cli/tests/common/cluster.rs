@@ -1,0 +1,216 @@
+//! A real local cluster for end-to-end tests: N `chorus node` processes (the
+//! binary under test) on ephemeral loopback ports, each with its own data
+//! directory under a per-test temporary directory (removed on success, kept
+//! and printed on failure). Nodes are crashed with SIGKILL through their own
+//! Child handles; Drop kills every node this helper started, and nothing else.
+#![allow(dead_code)]
+
+use chorus_core::client_wire::{ClientLine, NodeStatus, ServerLine};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Timings used by test clusters: faster than the defaults so failover tests
+/// stay short, slow enough for a loaded 2-core CI machine.
+pub const HEARTBEAT_MS: u64 = 200;
+pub const LEADER_TIMEOUT_MS: u64 = 1200;
+
+pub struct TestNode {
+    pub id: u64,
+    pub port: u16,
+    pub config: PathBuf,
+    pub stderr_path: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub nodes: Vec<TestNode>,
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("chorus-{tag}-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `n` distinct free ports (bound together, then released: a small race
+/// with other processes is accepted in tests).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+impl Cluster {
+    /// Starts `n` nodes and returns without waiting for a leader.
+    pub fn start(n: usize) -> Cluster {
+        let dir = temp_dir("cluster");
+        let ports = free_ports(n);
+        let mut nodes = Vec::new();
+        for (i, &port) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let config = dir.join(format!("node{id}.toml"));
+            let mut text = format!(
+                "node_id = {id}\nhost = \"127.0.0.1\"\nport = {port}\nlog_dir = \"{}\"\n\
+                 cluster_secret = \"test-secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
+                 leader_timeout_ms = {LEADER_TIMEOUT_MS}\n",
+                dir.join(format!("node{id}")).display()
+            );
+            for (j, p) in ports.iter().enumerate() {
+                if j != i {
+                    text.push_str(&format!(
+                        "\n[[seed_nodes]]\nnode_id = {}\nhost = \"127.0.0.1\"\nport = {p}\n",
+                        j + 1
+                    ));
+                }
+            }
+            fs::write(&config, text).unwrap();
+            nodes.push(TestNode {
+                id,
+                port,
+                config,
+                stderr_path: dir.join(format!("node{id}.log")),
+                child: None,
+            });
+        }
+        let mut c = Cluster { dir, nodes };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.stderr_path)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .arg("node")
+            .arg("--config")
+            .arg(&node.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start chorus node");
+        node.child = Some(child);
+    }
+
+    pub fn addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// Every address but node `i`'s, comma-separated (for --peers).
+    pub fn peers_except(&self, i: usize) -> String {
+        (0..self.nodes.len())
+            .filter(|&j| j != i)
+            .map(|j| self.addr(j))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// SIGKILL (a crash); waits until the process is gone.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+    }
+
+    pub fn status(&self, i: usize) -> Option<NodeStatus> {
+        status(&self.addr(i), Duration::from_millis(500))
+    }
+
+    /// Index of the node a majority of live nodes follow, once it says it
+    /// leads; panics (with the node logs) after `timeout`.
+    pub fn wait_for_leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let majority = self.nodes.len() / 2 + 1;
+        while Instant::now() < deadline {
+            let st: Vec<_> = (0..self.nodes.len())
+                .filter_map(|i| self.status(i))
+                .collect();
+            for s in &st {
+                let agree = st.iter().filter(|o| o.leader == Some(s.node_id)).count();
+                if s.role == "leader" && agree >= majority {
+                    return s.node_id as usize - 1;
+                }
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no leader within {timeout:?}\n{}", self.logs());
+    }
+
+    /// Every node's stderr, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let text = fs::read_to_string(&n.stderr_path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            out.push_str(&format!(
+                "--- node {} ({})\n",
+                n.id,
+                n.stderr_path.display()
+            ));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        if thread::panicking() {
+            eprintln!("cluster files kept in {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// One STATUS round trip to `addr`.
+pub fn status(addr: &str, timeout: Duration) -> Option<NodeStatus> {
+    let sock = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&sock, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let mut line = serde_json::to_vec(&ClientLine::Status {}).ok()?;
+    line.push(b'\n');
+    s.write_all(&line).ok()?;
+    let mut r = BufReader::new(s);
+    for _ in 0..50 {
+        let mut buf = String::new();
+        if r.read_line(&mut buf).ok()? == 0 {
+            return None;
+        }
+        if let Ok(ServerLine::Status(st)) = serde_json::from_str(&buf) {
+            return Some(st);
+        }
+    }
+    None
+}
