@@ -6,7 +6,7 @@
 use crate::config::InjectedBug;
 use crate::entry::{Body, Entry};
 use crate::io::Action;
-use crate::node::{Node, State};
+use crate::node::{Node, State, Timer};
 use crate::record::Record;
 use crate::types::{NodeId, Seq, Term};
 use crate::wire::{ClientReply, PeerMsg};
@@ -137,16 +137,24 @@ impl Node {
     pub(crate) fn truncate_from(&mut self, from: Seq, out: &mut Vec<Action>) {
         out.push(Action::Persist(Record::Truncate { from }));
         let mut s = from;
+        let mut repended = false;
         while let Some(e) = self.log.get(s) {
             if let Some(c) = e.chat() {
                 if self.waiting.contains_key(&c.msg_id) {
                     self.pending.insert(c.msg_id.clone(), c.clone());
+                    repended = true;
                 }
             }
             s = s.next();
         }
         self.log.truncate_from(from);
         self.leader_match = self.leader_match.min(Seq(from.0 - 1));
+        // Chats this node accepted while it led never armed the forward timer,
+        // and a client's retry only joins `waiting`: without the timer they
+        // would stay pending forever (found by `chorus sim explore`, seed 0x96).
+        if repended && !self.is_armed(Timer::Forward) {
+            self.arm(Timer::Forward, self.cfg.leader_timeout_ms / 2);
+        }
     }
 
     /// Follower: the commit point is the leader's, bounded by what we verified.
