@@ -1,10 +1,186 @@
-//! `chorus sim run FILE` and `chorus sim explore --seeds N` (being built).
+//! `chorus sim run FILE` and `chorus sim explore --seeds N`: the deterministic
+//! simulator's command line.
+//!
+//! Exit codes: 0 all invariants and expectations held (and, for explore, every
+//! required coverage counter is above zero); 1 something was violated; 2 the
+//! scenario file or the arguments are unusable.
 
+use chorus_core::InjectedBug;
+use chorus_sim::explore;
+use chorus_sim::scenario;
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    cmd: SimCmd,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the simulator commands are being built")
+#[derive(Debug, clap::Subcommand)]
+enum SimCmd {
+    /// Run a scripted scenario (TOML), print its trace and a verdict line.
+    Run {
+        /// The scenario file, e.g. scenarios/leader_failure.toml.
+        file: String,
+        /// Master seed instead of the file's `seed` (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_seed)]
+        seed: Option<u64>,
+        /// Print only the verdict (and failures), not the trace.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Random swarm: draw options and faults per seed, check safety after every
+    /// step and liveness after the faults stop.
+    Explore {
+        /// Number of seeds to run.
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        /// First seed (decimal or 0x-hex); seeds are start, start+1, ...
+        #[arg(long, default_value = "0", value_parser = parse_seed)]
+        start: u64,
+        /// Worker threads (results are reported in seed order either way).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Print each run's trace (use with --seeds 1 to study a failure).
+        #[arg(long)]
+        trace: bool,
+        /// Checker self-test: run a core with a deliberately broken rule.
+        #[arg(long, value_enum)]
+        inject_bug: Option<BugArg>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BugArg {
+    /// The leader commits without a majority.
+    CommitWithoutMajority,
+    /// A new leader skips the majority log sync.
+    SkipLeaderSync,
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s:?} is not a seed (decimal or 0x-hex u64): {e}"))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.cmd {
+        SimCmd::Run { file, seed, quiet } => run_file(&file, seed, quiet),
+        SimCmd::Explore {
+            seeds,
+            start,
+            jobs,
+            trace,
+            inject_bug,
+        } => {
+            let bug = inject_bug.map(|b| match b {
+                BugArg::CommitWithoutMajority => InjectedBug::CommitWithoutMajority,
+                BugArg::SkipLeaderSync => InjectedBug::SkipLeaderSync,
+            });
+            Ok(explore_cmd(seeds, start, jobs, trace, bug))
+        }
+    }
+}
+
+fn run_file(file: &str, seed: Option<u64>, quiet: bool) -> anyhow::Result<ExitCode> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {file}: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let scn = match scenario::parse(file, &text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let out = scenario::run(&scn, seed, !quiet);
+    let mut stdout = std::io::stdout().lock();
+    if !quiet {
+        let _ = stdout.write_all(out.trace.as_bytes());
+    }
+    for v in &out.violations {
+        let _ = writeln!(stdout, "VIOLATION {v}");
+    }
+    for f in &out.failed {
+        let _ = writeln!(stdout, "EXPECTATION {f}");
+    }
+    let _ = writeln!(stdout, "{}", out.verdict());
+    Ok(if out.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn explore_cmd(
+    seeds: u64,
+    start: u64,
+    jobs: usize,
+    trace: bool,
+    bug: Option<InjectedBug>,
+) -> ExitCode {
+    let wall = Instant::now();
+    let mut stdout = std::io::stdout().lock();
+    let summary = if trace {
+        // Traces are built per run; keep it sequential and print as we go.
+        let mut s = explore::Summary::default();
+        for k in 0..seeds {
+            let r = explore::run_seed(start.wrapping_add(k), bug, true);
+            let _ = stdout.write_all(r.trace.as_bytes());
+            report(&mut stdout, &r, bug);
+            s.add(&r);
+        }
+        s
+    } else {
+        explore::explore(start, seeds, jobs, bug, |r| report(&mut stdout, r, bug))
+    };
+    let secs = wall.elapsed().as_secs_f64().max(1e-9);
+    let _ = writeln!(stdout, "runs: {} ({} failed)", summary.runs, summary.failed);
+    let _ = writeln!(
+        stdout,
+        "simulated: {:.1} s, committed entries: {}, slowest convergence after faults: {} ms",
+        summary.sim_ms as f64 / 1000.0,
+        summary.committed,
+        summary.max_converged_ms
+    );
+    let _ = writeln!(
+        stdout,
+        "node steps: {} in {:.2} s wall on {} thread(s) = {:.0} steps/s",
+        summary.steps,
+        secs,
+        jobs.max(1),
+        summary.steps as f64 / secs
+    );
+    let _ = write!(stdout, "coverage:\n{}", summary.coverage);
+    let missing = summary.coverage.missing();
+    if !missing.is_empty() {
+        let _ = writeln!(stdout, "coverage FAILED: never exercised {}", missing.join(", "));
+    }
+    let ok = summary.failed == 0 && missing.is_empty();
+    let _ = writeln!(stdout, "verdict: {}", if ok { "PASS" } else { "FAIL" });
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn report(out: &mut impl Write, r: &explore::RunReport, bug: Option<InjectedBug>) {
+    if r.passed() {
+        return;
+    }
+    let _ = writeln!(out, "FAIL seed {:#x} ({})", r.seed, r.options);
+    for v in &r.violations {
+        let _ = writeln!(out, "  {v}");
+    }
+    let _ = writeln!(out, "  repro: {}", r.repro(bug));
 }

@@ -1,0 +1,325 @@
+//! The safety checker, consulted on every effect a node performs and after
+//! every step (TigerBeetle-style: one canonical committed history that every
+//! delivery is compared against; once a seq is in it, it never changes).
+//!
+//! Invariants checked:
+//! - prefix agreement: every node delivers the canonical entry at every seq;
+//! - contiguous delivery: a node's deliveries are last + 1, also across
+//!   restarts (resuming at the recovered commit point, which may not exceed
+//!   what the node had delivered before);
+//! - no duplicate msg_id in the canonical history;
+//! - validity: every chat in it was submitted by a simulated client, unchanged;
+//! - no loss of acknowledged messages: a ChatAck's (msg_id, seq) is the
+//!   canonical entry at seq, and one msg_id is never acked with two seqs;
+//! - terms never decrease within an incarnation, and a term is durable before
+//!   any message carries it (so a restart can never go back on a term in use);
+//! - at most one leader per term;
+//! - persist-before-effect: a delivered entry is durable on the delivering node
+//!   and on a majority; an acked chat is durable on a majority; an APPEND_ACK or
+//!   SYNC_ACK describes only durable entries; a durable committed entry is never
+//!   truncated. (Appending a different entry at a committed seq is not checked
+//!   here: a deposed leader that has not heard of its successor may do so, and
+//!   it can never commit it, which the delivery checks cover.)
+
+use crate::storage::{Disk, EntryId};
+use crate::workload::{Clients, MsgKey};
+use chorus_core::record::{Record, Recovered};
+use chorus_core::{Body, Entry, NodeId, PeerMsg, Role, Seq, Status, Term};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub at_ms: u64,
+    pub what: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at {} ms: {}", self.at_ms, self.what)
+    }
+}
+
+/// Most violations kept per run (the first one is what matters).
+const MAX_VIOLATIONS: usize = 16;
+
+#[derive(Debug)]
+pub struct Checker {
+    majority: usize,
+    /// The canonical committed history, seq `s` at index `s - 1`.
+    canon: Vec<Entry>,
+    seq_of_key: BTreeMap<MsgKey, Seq>,
+    acked_at: BTreeMap<Seq, MsgKey>,
+    /// Per node: last seq delivered in this incarnation, and ever.
+    delivered: Vec<Seq>,
+    delivered_max: Vec<Seq>,
+    /// Per node: highest term seen in this incarnation.
+    term: Vec<Term>,
+    leaders: BTreeMap<Term, NodeId>,
+    violations: Vec<Violation>,
+}
+
+fn fail(v: &mut Vec<Violation>, at_ms: u64, what: String) {
+    if v.len() < MAX_VIOLATIONS {
+        v.push(Violation { at_ms, what });
+    }
+}
+
+/// How many of `disks` hold `id` at `seq` durably.
+fn durable_copies(disks: &[Disk], seq: Seq, id: EntryId) -> usize {
+    disks.iter().filter(|d| d.entry(seq) == Some(id)).count()
+}
+
+impl Checker {
+    /// A checker for `n` voting nodes.
+    pub fn new(n: usize) -> Checker {
+        Checker {
+            majority: n / 2 + 1,
+            canon: Vec::new(),
+            seq_of_key: BTreeMap::new(),
+            acked_at: BTreeMap::new(),
+            delivered: vec![Seq(0); n],
+            delivered_max: vec![Seq(0); n],
+            term: vec![Term(0); n],
+            leaders: BTreeMap::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Records a violation found outside the checker (a panic, a replay error,
+    /// a liveness failure).
+    pub fn report(&mut self, at_ms: u64, what: String) {
+        fail(&mut self.violations, at_ms, what);
+    }
+
+    /// Length of the canonical committed history.
+    pub fn canon_len(&self) -> Seq {
+        Seq(self.canon.len() as u64)
+    }
+
+    pub fn canon(&self) -> &[Entry] {
+        &self.canon
+    }
+
+    /// Chats in the canonical history up to `seq`.
+    pub fn chats_upto(&self, seq: Seq) -> usize {
+        let end = (seq.0 as usize).min(self.canon.len());
+        self.canon[..end]
+            .iter()
+            .filter(|e| e.chat().is_some())
+            .count()
+    }
+
+    /// After every step: terms only grow; one leader per term.
+    pub fn on_status(&mut self, now: u64, i: usize, s: &Status) {
+        if s.term < self.term[i] {
+            let what = format!(
+                "n{} term went back from {} to {}",
+                i + 1,
+                self.term[i],
+                s.term
+            );
+            fail(&mut self.violations, now, what);
+        }
+        self.term[i] = s.term;
+        if s.role == Role::Leader {
+            let first = *self.leaders.entry(s.term).or_insert(s.id);
+            if first != s.id {
+                let what = format!("two leaders in {}: {first} and {}", s.term, s.id);
+                fail(&mut self.violations, now, what);
+            }
+        }
+    }
+
+    /// Before `Persist(rec)` is applied to node `i`'s disk.
+    pub fn on_persist(&mut self, now: u64, i: usize, rec: &Record, disk: &Disk) {
+        match rec {
+            Record::Truncate { from } if *from <= self.canon_len() => {
+                let committed = EntryId::of(&self.canon[from.0 as usize - 1]);
+                if disk.entry(*from) == Some(committed) {
+                    let what = format!("n{} truncated committed entry {from}", i + 1);
+                    fail(&mut self.violations, now, what);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Before node `i` sends `msg`: its term and what it acknowledges are durable.
+    pub fn on_send(&mut self, now: u64, i: usize, msg: &PeerMsg, disk: &Disk) {
+        if msg.term() > disk.term() {
+            let what = format!(
+                "n{} sent {} in {} before persisting that term (durable {})",
+                i + 1,
+                msg.kind(),
+                msg.term(),
+                disk.term()
+            );
+            fail(&mut self.violations, now, what);
+        }
+        let ok = match msg {
+            PeerMsg::AppendAck { match_seq, .. } => *match_seq <= disk.last_seq(),
+            PeerMsg::SyncAck {
+                last_seq,
+                last_term,
+                ..
+            } => {
+                *last_seq == disk.last_seq()
+                    && disk.entry(*last_seq).map_or(Term(0), |e| e.term) == *last_term
+            }
+            _ => true,
+        };
+        if !ok {
+            let what = format!(
+                "n{} sent {} for entries it has not persisted",
+                i + 1,
+                msg.kind()
+            );
+            fail(&mut self.violations, now, what);
+        }
+    }
+
+    /// Node `i` delivers `e`.
+    pub fn on_deliver(&mut self, now: u64, i: usize, e: &Entry, disks: &[Disk], clients: &Clients) {
+        let seq = e.seq_no;
+        let name = format!("n{}", i + 1);
+        if seq != self.delivered[i].next() {
+            let what = format!("{name} delivered {seq} after {}", self.delivered[i]);
+            fail(&mut self.violations, now, what);
+        }
+        self.delivered[i] = seq;
+        self.delivered_max[i] = self.delivered_max[i].max(seq);
+        let id = EntryId::of(e);
+        if disks[i].entry(seq) != Some(id) {
+            let what = format!("{name} delivered {seq} before persisting it");
+            fail(&mut self.violations, now, what);
+        }
+        let copies = durable_copies(disks, seq, id);
+        if copies < self.majority {
+            let what = format!(
+                "{name} delivered {seq} durable on {copies} nodes, fewer than a majority ({})",
+                self.majority
+            );
+            fail(&mut self.violations, now, what);
+        }
+        let len = self.canon.len() as u64;
+        if seq.0 <= len {
+            let c = &self.canon[seq.0 as usize - 1];
+            if c != e {
+                let what = format!(
+                    "{name} delivered {seq} {} {:?}, but {seq} is committed as {} {:?}",
+                    e.term,
+                    e.msg_id(),
+                    c.term,
+                    c.msg_id()
+                );
+                fail(&mut self.violations, now, what);
+            }
+        } else if seq.0 == len + 1 {
+            self.extend_canon(now, e, clients);
+        } else {
+            let what = format!("{name} delivered {seq} beyond the committed history ({len})");
+            fail(&mut self.violations, now, what);
+        }
+    }
+
+    /// A new seq enters the canonical history: validity, no duplicates, acks.
+    fn extend_canon(&mut self, now: u64, e: &Entry, clients: &Clients) {
+        let seq = e.seq_no;
+        self.canon.push(e.clone());
+        let Body::Chat(chat) = &e.body else { return };
+        let Some(key) = MsgKey::parse(&chat.msg_id) else {
+            let what = format!("{seq} holds msg_id {:?} no client submitted", chat.msg_id);
+            fail(&mut self.violations, now, what);
+            return;
+        };
+        match clients.sent(key) {
+            Some(s)
+                if s.chat.room_id == chat.room_id
+                    && s.chat.payload == chat.payload
+                    && s.chat.sender_id == chat.sender_id => {}
+            _ => {
+                let what = format!("{seq} holds {key}, which differs from what was submitted");
+                fail(&mut self.violations, now, what);
+            }
+        }
+        if let Some(prev) = self.seq_of_key.insert(key, seq) {
+            let what = format!("{key} committed twice: at {prev} and {seq}");
+            fail(&mut self.violations, now, what);
+        }
+        if let Some(acked) = self.acked_at.get(&seq) {
+            if *acked != key {
+                let what = format!("{acked} was acked at {seq}, but {key} was committed there");
+                fail(&mut self.violations, now, what);
+            }
+        }
+    }
+
+    /// Node `i` answers a client: `msg_id` is committed at `seq`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_ack(
+        &mut self,
+        now: u64,
+        i: usize,
+        msg_id: &str,
+        seq: Seq,
+        disks: &[Disk],
+        clients: &mut Clients,
+    ) {
+        let Some(key) = MsgKey::parse(msg_id) else {
+            let what = format!("n{} acked unknown msg_id {msg_id:?}", i + 1);
+            fail(&mut self.violations, now, what);
+            return;
+        };
+        if let Some(before) = clients.ack(key, seq) {
+            if before != seq {
+                let what = format!("{key} acked at {before} and later at {seq}");
+                fail(&mut self.violations, now, what);
+            }
+        }
+        if let Some(other) = self.acked_at.insert(seq, key) {
+            if other != key {
+                let what = format!("{other} and {key} both acked at {seq}");
+                fail(&mut self.violations, now, what);
+            }
+        }
+        if let Some(c) = self.canon.get((seq.0 as usize).wrapping_sub(1)) {
+            if c.msg_id() != Some(msg_id) {
+                let what = format!("{key} acked at {seq}, but {seq} is {:?}", c.msg_id());
+                fail(&mut self.violations, now, what);
+            }
+        }
+        let copies = disks
+            .iter()
+            .filter(|d| d.entry(seq).is_some_and(|e| e.key == Some(key)))
+            .count();
+        if copies < self.majority {
+            let what = format!(
+                "n{} acked {key} at {seq} while only {copies} nodes had it durably",
+                i + 1
+            );
+            fail(&mut self.violations, now, what);
+        }
+    }
+
+    /// Node `i` restarted from `rec`: delivery resumes after the recovered
+    /// commit point, which it must have delivered before.
+    pub fn on_restart(&mut self, now: u64, i: usize, rec: &Recovered) {
+        if rec.commit_seq > self.delivered_max[i] {
+            let what = format!(
+                "n{} recovered commit point {} beyond anything it delivered ({})",
+                i + 1,
+                rec.commit_seq,
+                self.delivered_max[i]
+            );
+            fail(&mut self.violations, now, what);
+        }
+        self.delivered[i] = rec.commit_seq;
+        self.term[i] = rec.term;
+    }
+}

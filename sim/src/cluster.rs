@@ -1,0 +1,408 @@
+//! The simulation engine: virtual time, the event queue, and the driver loop
+//! that feeds each node its inputs.
+//!
+//! Driver contract (as the real runtime): for one input, `step(input)` then
+//! `step(Flush)`, then execute the concatenated actions strictly in order;
+//! schedule a `Tick` at `next_deadline()`. A crash may cut that execution after
+//! any action (the rest is never performed). Invariants kept here:
+//! - time never goes backwards; events at one instant run in insertion order;
+//! - a node's pending tick is the earliest deadline it asked for (at most one
+//!   live tick per node, so the queue stays bounded);
+//! - a core panic is caught and recorded as a violation; the run then halts.
+
+use crate::checker::Checker;
+use crate::coverage::Coverage;
+use crate::net::Network;
+use crate::options::SimOptions;
+use crate::queue::Queue;
+use crate::seed::{self, Stream};
+use crate::storage::Disk;
+use crate::trace::{self, Digest, Trace};
+use crate::workload::Clients;
+use chorus_core::record::Recovered;
+use chorus_core::{Action, Config, Input, Instant, Node, NodeId, PeerInfo, PeerMsg, Role, Status};
+use rand_chacha::ChaCha8Rng;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Something that happens at a point of virtual time.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A peer message arrives (if both ends and the link survived).
+    Deliver {
+        from: usize,
+        to: usize,
+        epoch: u32,
+        from_inc: u32,
+        to_inc: u32,
+        msg: PeerMsg,
+    },
+    /// A transport hint (`PeerUp`/`PeerDown`) reaches a node.
+    Hint {
+        to: usize,
+        to_inc: u32,
+        input: Input,
+    },
+    /// A node's timer deadline.
+    Tick { node: usize, inc: u32 },
+    /// A client submits a new message.
+    Submit {
+        client: u32,
+        node: usize,
+        room: String,
+    },
+    /// A client's wait for an ack of message `n` ran out.
+    Retry { client: u32, n: u32 },
+    /// An armed mid-batch crash found no batch to cut in time: crash now.
+    CrashFallback { node: usize, inc: u32 },
+}
+
+/// One node position: the running node (if up) and its driver bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub node: Option<Node>,
+    /// Bumped at every crash: messages and timers of an old incarnation are void.
+    pub inc: u32,
+    pub tick_at: Option<u64>,
+    /// Crash inside the next non-empty action batch.
+    pub crash_armed: bool,
+    /// Last status, for role-change trace lines and role counting.
+    pub shown: Option<Status>,
+}
+
+/// A running simulation.
+#[derive(Debug)]
+pub struct Sim {
+    pub(crate) opts: SimOptions,
+    pub(crate) now: u64,
+    pub(crate) queue: Queue<Event>,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) disks: Vec<Disk>,
+    pub(crate) net: Network,
+    pub(crate) clients: Clients,
+    pub(crate) checker: Checker,
+    pub(crate) coverage: Coverage,
+    pub(crate) trace: Trace,
+    pub(crate) digest: Digest,
+    pub(crate) workload_rng: ChaCha8Rng,
+    pub(crate) fault_rng: ChaCha8Rng,
+    pub(crate) steps: u64,
+    pub(crate) halted: bool,
+    /// True while two or more nodes are candidates (one coverage count per episode).
+    pub(crate) competing: bool,
+    out: Vec<Action>,
+}
+
+/// The address book entry of node index `i` (no real address: the sim routes by id).
+pub(crate) fn peer_info(i: usize) -> PeerInfo {
+    PeerInfo {
+        node_id: NodeId(i as u64 + 1),
+        host: format!("n{}", i + 1),
+        port: 0,
+    }
+}
+
+impl Sim {
+    /// A cluster of `opts.nodes` fresh nodes, all started at time 0.
+    pub fn new(opts: SimOptions) -> Sim {
+        let n = opts.nodes;
+        assert!((1..=64).contains(&n), "1..=64 nodes");
+        let mut sim = Sim {
+            now: 0,
+            queue: Queue::default(),
+            slots: (0..n)
+                .map(|_| Slot {
+                    node: None,
+                    inc: 0,
+                    tick_at: None,
+                    crash_armed: false,
+                    shown: None,
+                })
+                .collect(),
+            disks: (0..n).map(|_| Disk::default()).collect(),
+            net: Network::new(n, opts.net.clone(), opts.seed),
+            clients: Clients::default(),
+            checker: Checker::new(n),
+            coverage: Coverage::default(),
+            trace: Trace::new(opts.trace),
+            digest: Digest::default(),
+            workload_rng: seed::rng(opts.seed, Stream::Workload),
+            fault_rng: seed::rng(opts.seed, Stream::Faults),
+            steps: 0,
+            halted: false,
+            competing: false,
+            out: Vec::new(),
+            opts,
+        };
+        for i in 0..n {
+            sim.boot(i, Recovered::default());
+        }
+        sim
+    }
+
+    /// Builds node `i` of the current incarnation from `rec` and starts it.
+    pub(crate) fn boot(&mut self, i: usize, rec: Recovered) {
+        let n = self.opts.nodes;
+        let peers = (0..n).filter(|&j| j != i).map(peer_info).collect();
+        let mut cfg = Config::new(peer_info(i), peers)
+            .with_timing(self.opts.heartbeat_interval_ms, self.opts.leader_timeout_ms);
+        cfg.max_batch_entries = self.opts.max_batch_entries.max(1);
+        cfg.bug = self.opts.bug;
+        let node_seed = seed::derive(
+            self.opts.seed,
+            Stream::Node {
+                index: i,
+                incarnation: self.slots[i].inc,
+            },
+        );
+        self.slots[i].node = Some(Node::new(cfg, rec, node_seed));
+        self.slots[i].shown = None;
+        self.activate(i, Input::Start);
+    }
+
+    pub fn options(&self) -> &SimOptions {
+        &self.opts
+    }
+
+    /// Current virtual time in ms.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Node steps so far (each input and each flush is one `Node::step`).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// True once a violation halted the run (a panic, a broken replay).
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+
+    pub fn alive(&self, i: usize) -> bool {
+        self.slots[i].node.is_some()
+    }
+
+    pub fn status(&self, i: usize) -> Option<Status> {
+        self.slots[i].node.as_ref().map(Node::status)
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.opts.nodes
+    }
+
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    pub fn coverage(&self) -> &Coverage {
+        &self.coverage
+    }
+
+    pub fn trace_text(&self) -> &str {
+        self.trace.text()
+    }
+
+    pub fn digest(&self) -> u64 {
+        self.digest.0
+    }
+
+    /// Adds a line to the trace (scenario steps, checks).
+    pub fn note(&mut self, who: &str, what: &str) {
+        self.trace.line(self.now, who, what);
+    }
+
+    /// Records a violation found by a driver (liveness, expectations are not violations).
+    pub fn report(&mut self, what: String) {
+        self.checker.report(self.now, what);
+    }
+
+    /// Processes every event due strictly before `limit_ms`, then sets the
+    /// clock to `limit_ms` (if later).
+    pub fn run_until(&mut self, limit_ms: u64) {
+        while self.step_event(limit_ms) {}
+        self.now = self.now.max(limit_ms);
+    }
+
+    /// Processes the next event if it is due before `limit_ms`.
+    pub fn step_event(&mut self, limit_ms: u64) -> bool {
+        if self.halted {
+            return false;
+        }
+        let Some((at, ev)) = self.queue.pop_before(limit_ms) else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        self.dispatch(at, ev);
+        true
+    }
+
+    /// Time of the next pending event.
+    pub fn next_event_ms(&self) -> Option<u64> {
+        self.queue.peek_ms()
+    }
+
+    fn dispatch(&mut self, at: u64, ev: Event) {
+        match ev {
+            Event::Deliver {
+                from,
+                to,
+                epoch,
+                from_inc,
+                to_inc,
+                msg,
+            } => {
+                let live = self.slots[to].node.is_some()
+                    && self.slots[to].inc == to_inc
+                    && self.slots[from].inc == from_inc
+                    && self.net.open(from, to, epoch);
+                if live {
+                    self.activate(to, Input::Peer(msg));
+                }
+            }
+            Event::Hint { to, to_inc, input } => {
+                if self.slots[to].node.is_some() && self.slots[to].inc == to_inc {
+                    self.activate(to, input);
+                }
+            }
+            Event::Tick { node, inc } => {
+                let s = &mut self.slots[node];
+                if s.inc == inc && s.tick_at == Some(at) {
+                    s.tick_at = None;
+                    self.activate(node, Input::Tick);
+                }
+            }
+            Event::Submit { client, node, room } => self.submit(client, node, &room),
+            Event::Retry { client, n } => self.retry(client, n),
+            Event::CrashFallback { node, inc } => {
+                if self.slots[node].inc == inc && self.slots[node].crash_armed {
+                    self.crash(node);
+                }
+            }
+        }
+    }
+
+    /// Feeds `input` then `Flush` to node `i` and executes the actions in order
+    /// (cut short by an armed crash).
+    pub(crate) fn activate(&mut self, i: usize, input: Input) {
+        if self.halted {
+            return;
+        }
+        let now = self.now;
+        let Some(node) = self.slots[i].node.as_mut() else {
+            return;
+        };
+        let label = if self.trace.enabled() {
+            trace::input_text(&input)
+        } else {
+            None
+        };
+        if let Input::Peer(PeerMsg::CatchupResp { entries, .. }) = &input {
+            if !entries.is_empty() {
+                self.coverage.catch_up += 1;
+            }
+        }
+        let is_tick = input == Input::Tick;
+        self.digest.add(now);
+        self.digest.add(i as u64);
+        self.digest.add(trace::input_tag(&input));
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let stepped = catch_unwind(AssertUnwindSafe(|| {
+            node.step(Instant(now), input, &mut out);
+            node.step(Instant(now), Input::Flush, &mut out);
+            node.status()
+        }));
+        self.steps += 2;
+        let status = match stepped {
+            Ok(s) => s,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "non-string panic".into());
+                self.report(format!("n{} panicked: {msg}", i + 1));
+                self.halted = true;
+                self.out = out;
+                return;
+            }
+        };
+        if let Some(l) = label.filter(|_| !(is_tick && out.is_empty())) {
+            self.trace.line(now, &trace::node_name(i), &l);
+        }
+        self.checker.on_status(now, i, &status);
+        let cut = if self.slots[i].crash_armed && !out.is_empty() {
+            Some(self.choose_cut(&out))
+        } else {
+            None
+        };
+        let total = out.len();
+        for (k, a) in out.drain(..).enumerate() {
+            if cut == Some(k) {
+                break;
+            }
+            self.execute(i, a);
+        }
+        self.out = out;
+        if let Some(k) = cut {
+            let who = trace::node_name(i);
+            self.trace
+                .line(now, &who, &format!("crash after {k} of {total} actions"));
+            self.coverage.mid_batch_crashes += 1;
+            self.slots[i].shown = Some(status);
+            self.crash(i);
+            return;
+        }
+        self.after_activation(i, status);
+    }
+
+    /// Role-change trace line, role counting, and the node's next tick.
+    fn after_activation(&mut self, i: usize, status: Status) {
+        let changed = self.slots[i].shown.as_ref().is_none_or(|s| {
+            (s.role, s.term, s.leader) != (status.role, status.term, status.leader)
+        });
+        if changed {
+            if status.role == Role::Leader {
+                self.coverage.leader_elected += 1;
+            }
+            if self.trace.enabled() {
+                let text = trace::role_text(&status);
+                self.trace.line(self.now, &trace::node_name(i), &text);
+            }
+            self.slots[i].shown = Some(status);
+            self.count_candidates();
+        }
+        let Some(deadline) = self.slots[i].node.as_ref().and_then(Node::next_deadline) else {
+            return;
+        };
+        let at = deadline.0.max(self.now);
+        let slot = &mut self.slots[i];
+        if slot.tick_at.is_none_or(|t| at < t) {
+            slot.tick_at = Some(at);
+            let inc = slot.inc;
+            self.queue.push(at, Event::Tick { node: i, inc });
+        }
+    }
+
+    /// Coverage: an episode of two or more simultaneous candidates.
+    pub(crate) fn count_candidates(&mut self) {
+        let candidates = self
+            .slots
+            .iter()
+            .filter(|s| s.node.is_some())
+            .filter(|s| {
+                s.shown
+                    .as_ref()
+                    .is_some_and(|st| st.role == Role::Candidate)
+            })
+            .count();
+        if candidates >= 2 && !self.competing {
+            self.coverage.competing_candidates += 1;
+        }
+        self.competing = candidates >= 2;
+    }
+}

@@ -1,0 +1,108 @@
+//! Coverage counters: proof that a run (or a swarm) actually reached the
+//! interesting states, so a green sweep is not a vacuous one.
+//!
+//! The first six are the fault classes a sweep must exercise (`explore` fails
+//! when one stays at zero); the rest are informative.
+
+use std::fmt;
+
+/// How often each interesting situation happened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// A node crashed while it was the leader.
+    pub leader_crash: u64,
+    /// A crash landed inside an action batch after a persist and before an
+    /// acknowledgement or delivery that depended on it.
+    pub crash_between_persist_and_ack: u64,
+    /// A partition (symmetric or one-way) was healed.
+    pub partition_heal: u64,
+    /// A node received a CATCHUP_RESP carrying entries.
+    pub catch_up: u64,
+    /// The highest-id node restarted with a log behind the committed history.
+    pub stale_higher_id_rejoin: u64,
+    /// Two or more nodes were candidates at the same time.
+    pub competing_candidates: u64,
+    /// Informative: crashes of any node.
+    pub crashes: u64,
+    /// Informative: crashes inside an action batch.
+    pub mid_batch_crashes: u64,
+    /// Informative: restarts.
+    pub restarts: u64,
+    /// Informative: times some node became leader.
+    pub leader_elected: u64,
+    /// Informative: a conflicting uncommitted suffix was truncated.
+    pub truncations: u64,
+}
+
+/// The counters a sweep must see above zero.
+pub const REQUIRED: &[&str] = &[
+    "leader_crash",
+    "crash_between_persist_and_ack",
+    "partition_heal",
+    "catch_up",
+    "stale_higher_id_rejoin",
+    "competing_candidates",
+];
+
+impl Coverage {
+    /// (name, value) of every counter, required ones first.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("leader_crash", self.leader_crash),
+            (
+                "crash_between_persist_and_ack",
+                self.crash_between_persist_and_ack,
+            ),
+            ("partition_heal", self.partition_heal),
+            ("catch_up", self.catch_up),
+            ("stale_higher_id_rejoin", self.stale_higher_id_rejoin),
+            ("competing_candidates", self.competing_candidates),
+            ("crashes", self.crashes),
+            ("mid_batch_crashes", self.mid_batch_crashes),
+            ("restarts", self.restarts),
+            ("leader_elected", self.leader_elected),
+            ("truncations", self.truncations),
+        ]
+    }
+
+    /// The value of counter `name`, if it exists.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.counters()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Required counters that are still zero.
+    pub fn missing(&self) -> Vec<&'static str> {
+        self.counters()
+            .into_iter()
+            .filter(|(n, v)| *v == 0 && REQUIRED.contains(n))
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Adds another run's counters.
+    pub fn merge(&mut self, o: &Coverage) {
+        self.leader_crash += o.leader_crash;
+        self.crash_between_persist_and_ack += o.crash_between_persist_and_ack;
+        self.partition_heal += o.partition_heal;
+        self.catch_up += o.catch_up;
+        self.stale_higher_id_rejoin += o.stale_higher_id_rejoin;
+        self.competing_candidates += o.competing_candidates;
+        self.crashes += o.crashes;
+        self.mid_batch_crashes += o.mid_batch_crashes;
+        self.restarts += o.restarts;
+        self.leader_elected += o.leader_elected;
+        self.truncations += o.truncations;
+    }
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, v) in self.counters() {
+            writeln!(f, "  {name:<32} {v}")?;
+        }
+        Ok(())
+    }
+}

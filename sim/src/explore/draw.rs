@@ -1,0 +1,106 @@
+//! Drawing a swarm run's options from its seed (the Options stream): cluster
+//! size 3–5, timings, network hostility, batch bounds, clients, and the pace
+//! of faults. Bounds keep every run short and make liveness achievable.
+
+use crate::net::NetOptions;
+use crate::options::SimOptions;
+use crate::seed::{below, between, rng, Stream};
+use chorus_core::InjectedBug;
+
+/// Options of one swarm run.
+#[derive(Clone, Debug)]
+pub struct SwarmOptions {
+    pub sim: SimOptions,
+    /// Length of the faulty phase.
+    pub safety_ms: u64,
+    /// Gap between fault decisions, drawn in this range.
+    pub fault_gap_ms: (u64, u64),
+    /// Chance (percent) that a crash is cut inside an action batch.
+    pub mid_batch_pct: u64,
+    pub clients: u32,
+    pub messages: u32,
+    /// Time allowed to converge once faults stop.
+    pub liveness_bound_ms: u64,
+}
+
+impl SwarmOptions {
+    /// A one-line description for failure reports.
+    pub fn describe(&self) -> String {
+        let s = &self.sim;
+        let n = &s.net;
+        let mut d = format!(
+            "nodes={} hb={}ms lt={}ms lat={}+{}ms batch={} clients={} msgs={} safety={}ms",
+            s.nodes,
+            s.heartbeat_interval_ms,
+            s.leader_timeout_ms,
+            n.latency_ms,
+            n.jitter_ms,
+            s.max_batch_entries,
+            self.clients,
+            self.messages,
+            self.safety_ms
+        );
+        if n.hostile() {
+            d += &format!(
+                " hostile(loss={}ppm dup={}ppm reorder={}ppm)",
+                n.loss_ppm, n.dup_ppm, n.reorder_ppm
+            );
+        }
+        if !n.peer_hints {
+            d += " no-hints";
+        }
+        d
+    }
+}
+
+/// The options of swarm seed `seed`.
+pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
+    let mut r = rng(seed, Stream::Options);
+    let nodes = between(&mut r, 3, 5) as usize;
+    let hb = between(&mut r, 20, 250);
+    let lt = hb * between(&mut r, 3, 8);
+    // One-way delay well under a heartbeat, so timeouts mean failures.
+    let latency_ms = between(&mut r, 1, (hb / 6).clamp(1, 10));
+    let jitter_ms = between(&mut r, 0, (hb / 6).min(10));
+    let hostile = below(&mut r, 10) < 3;
+    let ppm = |r: &mut _, max| {
+        if hostile {
+            between(r, 0, max) as u32
+        } else {
+            0
+        }
+    };
+    let net = NetOptions {
+        latency_ms,
+        jitter_ms,
+        loss_ppm: ppm(&mut r, 30_000),
+        dup_ppm: ppm(&mut r, 30_000),
+        reorder_ppm: ppm(&mut r, 100_000),
+        peer_hints: below(&mut r, 2) == 0,
+    };
+    let max_batch_entries = [2, 8, 64, 1024][below(&mut r, 4) as usize];
+    let client_timeout_ms = lt * between(&mut r, 2, 5);
+    let sim = SimOptions {
+        seed,
+        nodes,
+        heartbeat_interval_ms: hb,
+        leader_timeout_ms: lt,
+        max_batch_entries,
+        net,
+        client_timeout_ms,
+        client_switch_ppm: if below(&mut r, 5) == 0 { 200_000 } else { 0 },
+        bug,
+        trace: false,
+    };
+    let safety_ms = lt * between(&mut r, 15, 40);
+    SwarmOptions {
+        sim,
+        safety_ms,
+        fault_gap_ms: (lt / 2, lt * between(&mut r, 2, 5)),
+        mid_batch_pct: between(&mut r, 20, 80),
+        clients: between(&mut r, 1, 2 * nodes as u64) as u32,
+        messages: between(&mut r, 5, 80) as u32,
+        // Elections, then catch-up in small batches, then client retries.
+        liveness_bound_ms: 40 * lt + 4 * client_timeout_ms + 5_000,
+    }
+}

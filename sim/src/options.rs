@@ -1,0 +1,44 @@
+//! Options of one simulated run: cluster size, timings, network, clients.
+
+use crate::net::NetOptions;
+use chorus_core::InjectedBug;
+
+/// Everything that shapes a run besides its timeline of faults and chats.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The master seed; every random stream derives from it.
+    pub seed: u64,
+    /// Number of nodes (all voters), ids 1..=nodes.
+    pub nodes: usize,
+    pub heartbeat_interval_ms: u64,
+    pub leader_timeout_ms: u64,
+    /// Bound on entries per SEQ_CHAT / CATCHUP_RESP (small values exercise
+    /// multi-batch catch-up).
+    pub max_batch_entries: usize,
+    pub net: NetOptions,
+    /// How long a client waits for an ack before resending the same msg_id.
+    pub client_timeout_ms: u64,
+    /// Chance (ppm) a retry goes to another node although its node is up.
+    pub client_switch_ppm: u32,
+    /// A deliberately broken core rule (checker self-test).
+    pub bug: Option<InjectedBug>,
+    /// Build the text trace (costly; the digest is always kept).
+    pub trace: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            seed: 1,
+            nodes: 3,
+            heartbeat_interval_ms: 200,
+            leader_timeout_ms: 1000,
+            max_batch_entries: 1024,
+            net: NetOptions::default(),
+            client_timeout_ms: 3000,
+            client_switch_ppm: 0,
+            bug: None,
+            trace: false,
+        }
+    }
+}
