@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bench;
 mod client;
 mod sim_cmd;
 mod up;
@@ -26,6 +27,9 @@ enum Cmd {
     Client(client::Args),
     /// A local cluster in one command: N nodes and a client on node 1.
     Up(up::Args),
+    /// Load generator and failover timer: throughput, latency percentiles,
+    /// CPU and RSS per node, against a started or a running cluster.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         Cmd::Sim(a) => sim_cmd::run(a),
         Cmd::Client(a) => client::run(a),
         Cmd::Up(a) => up::run(a),
+        Cmd::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,289 @@
+//! The client protocol as the load generator speaks it.
+//!
+//! Hot path (per message): CHAT lines are written without serde, and the two
+//! replies that arrive per message (CHAT_ACK on the sending connection, SEQ_CHAT
+//! on every subscription) are scanned for the few fields we need instead of
+//! being parsed, so the generator stays cheap next to the nodes on a 2-core box.
+//! Cold path (a few per run): STATUS and HISTORY use serde_json and the shared
+//! `chorus_core::client_wire` types.
+//!
+//! Message ids are `<tag>-<g>` where `tag` is unique per run and `g` is the
+//! message's global index (0-based, zero-padded to 10 digits): any reply maps
+//! back to its send-time slot without a hash map.
+
+use anyhow::{anyhow, bail, Context, Result};
+use chorus_core::client_wire::{NodeStatus, ServerLine};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Width of the zero-padded message index in a msg_id.
+const G_DIGITS: usize = 10;
+
+/// Builds and parses this run's msg_ids.
+#[derive(Clone, Debug)]
+pub struct MsgIds {
+    tag: String,
+}
+
+impl MsgIds {
+    /// A tag unique to this run (pid and clock), so reruns against a long-lived
+    /// cluster never collide with earlier msg_ids (which would be deduplicated).
+    pub fn new_for_run() -> MsgIds {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        MsgIds {
+            tag: format!("b{:x}{:06x}", std::process::id(), nanos & 0xff_ffff),
+        }
+    }
+
+    /// The global index of one of our msg_ids; None for anyone else's.
+    pub fn parse(&self, msg_id: &[u8]) -> Option<u64> {
+        let tag = self.tag.as_bytes();
+        if msg_id.len() != tag.len() + 1 + G_DIGITS
+            || !msg_id.starts_with(tag)
+            || msg_id[tag.len()] != b'-'
+        {
+            return None;
+        }
+        parse_u64(&msg_id[tag.len() + 1..])
+    }
+}
+
+/// Appends one seed-format CHAT line (the exact shape the seed's client sends).
+pub fn write_chat(out: &mut Vec<u8>, ids: &MsgIds, g: u64, payload: &str) {
+    out.extend_from_slice(
+        br#"{"type":"CHAT","sender_id":9999,"term":0,"room_id":"general","msg_id":""#,
+    );
+    out.extend_from_slice(ids.tag.as_bytes());
+    // `write!` on a Vec cannot fail.
+    let _ = write!(out, "-{:0w$}", g, w = G_DIGITS);
+    out.extend_from_slice(br#"","payload":""#);
+    out.extend_from_slice(payload.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// The fields of a hot reply line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Hot<'a> {
+    /// CHAT_ACK: `msg_id` is committed at `seq_no`.
+    Ack { msg_id: &'a [u8], seq_no: u64 },
+    /// SEQ_CHAT: a committed message pushed to a subscriber.
+    Chat {
+        msg_id: &'a [u8],
+        seq_no: u64,
+        term: u64,
+    },
+    /// An ERROR line (busy, bad request, unavailable ...).
+    Error,
+    /// Anything else (HISTORY_END, STATUS, unknown).
+    Other,
+}
+
+/// Classifies a reply line by scanning for its fields. Server lines come from
+/// serde with fixed field names; a msg_id we generated never needs unescaping.
+pub fn scan(line: &[u8]) -> Hot<'_> {
+    match str_field(line, b"\"type\":\"") {
+        Some(b"CHAT_ACK") => match (
+            str_field(line, b"\"msg_id\":\""),
+            num_field(line, b"\"seq_no\":"),
+        ) {
+            (Some(msg_id), Some(seq_no)) => Hot::Ack { msg_id, seq_no },
+            _ => Hot::Other,
+        },
+        Some(b"SEQ_CHAT") => match (
+            str_field(line, b"\"msg_id\":\""),
+            num_field(line, b"\"seq_no\":"),
+            num_field(line, b"\"term\":"),
+        ) {
+            (Some(msg_id), Some(seq_no), Some(term)) => Hot::Chat {
+                msg_id,
+                seq_no,
+                term,
+            },
+            _ => Hot::Other,
+        },
+        Some(b"ERROR") => Hot::Error,
+        _ => Hot::Other,
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn str_field<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let start = find(line, key)? + key.len();
+    let len = line[start..].iter().position(|&b| b == b'"')?;
+    Some(&line[start..start + len])
+}
+
+fn num_field(line: &[u8], key: &[u8]) -> Option<u64> {
+    let start = find(line, key)? + key.len();
+    let len = line[start..]
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(line.len() - start);
+    parse_u64(&line[start..start + len])
+}
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// A short-lived blocking connection for cold-path requests.
+fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, BufReader<TcpStream>)> {
+    let s = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.set_nodelay(true)?;
+    let r = BufReader::new(s.try_clone()?);
+    Ok((s, r))
+}
+
+fn read_server_line(r: &mut BufReader<TcpStream>, line: &mut String) -> Result<ServerLine> {
+    line.clear();
+    let n = r.read_line(line)?;
+    if n == 0 {
+        bail!("connection closed");
+    }
+    serde_json::from_str(line.trim_end()).with_context(|| format!("bad reply line {line:?}"))
+}
+
+/// Asks one node for its STATUS.
+pub fn status(addr: SocketAddr, timeout: Duration) -> Result<NodeStatus> {
+    let (mut s, mut r) = connect(addr, timeout)?;
+    s.write_all(b"{\"type\":\"STATUS\"}\n")?;
+    let mut line = String::new();
+    for _ in 0..16 {
+        match read_server_line(&mut r, &mut line)? {
+            ServerLine::Status(st) => return Ok(st),
+            ServerLine::Error { code, message } => bail!("{addr}: {code:?}: {message}"),
+            _ => {}
+        }
+    }
+    Err(anyhow!("{addr}: no STATUS answer"))
+}
+
+/// One committed chat entry as read back from a node's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Logged {
+    pub seq_no: u64,
+    pub term: u64,
+    /// Our global message index.
+    pub g: u64,
+}
+
+/// Reads a node's whole committed history (HISTORY pages of 1000) and keeps
+/// this run's messages. Bounded by `max_pages`.
+pub fn history(addr: SocketAddr, ids: &MsgIds, max_pages: usize) -> Result<Vec<Logged>> {
+    let (mut s, mut r) = connect(addr, Duration::from_secs(10))?;
+    let mut out = Vec::new();
+    let mut from = 1u64;
+    let mut line = String::new();
+    for _ in 0..max_pages {
+        writeln!(
+            s,
+            "{{\"type\":\"HISTORY\",\"from_seq\":{from},\"limit\":1000}}"
+        )?;
+        loop {
+            match read_server_line(&mut r, &mut line)? {
+                ServerLine::SeqChat(d) => {
+                    if let Some(g) = ids.parse(d.msg_id.as_bytes()) {
+                        out.push(Logged {
+                            seq_no: d.seq_no,
+                            term: d.term,
+                            g,
+                        });
+                    }
+                }
+                ServerLine::HistoryEnd {
+                    next_seq,
+                    commit_seq,
+                } => {
+                    if next_seq > commit_seq || next_seq <= from {
+                        return Ok(out);
+                    }
+                    from = next_seq;
+                    break;
+                }
+                ServerLine::Error { code, message } => bail!("{addr}: {code:?}: {message}"),
+                _ => {}
+            }
+        }
+    }
+    Err(anyhow!("{addr}: history longer than {max_pages} pages"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_line_is_the_seed_shape_and_round_trips_its_index() {
+        let ids = MsgIds { tag: "bt".into() };
+        let mut out = Vec::new();
+        write_chat(&mut out, &ids, 42, "hi");
+        let line = std::str::from_utf8(&out).unwrap();
+        assert_eq!(
+            line,
+            "{\"type\":\"CHAT\",\"sender_id\":9999,\"term\":0,\"room_id\":\"general\",\"msg_id\":\"bt-0000000042\",\"payload\":\"hi\"}\n"
+        );
+        let parsed: chorus_core::client_wire::ClientLine =
+            serde_json::from_str(line.trim_end()).unwrap();
+        assert!(matches!(
+            parsed,
+            chorus_core::client_wire::ClientLine::Chat { .. }
+        ));
+        assert_eq!(ids.parse(b"bt-0000000042"), Some(42));
+        assert_eq!(ids.parse(b"xx-0000000042"), None);
+        assert_eq!(ids.parse(b"bt-42"), None);
+    }
+
+    #[test]
+    fn scanner_reads_what_the_server_serializes() {
+        let ack = ServerLine::ChatAck {
+            msg_id: "bt-0000000007".into(),
+            seq_no: 12,
+        };
+        let ack = serde_json::to_vec(&ack).unwrap();
+        assert_eq!(
+            scan(&ack),
+            Hot::Ack {
+                msg_id: b"bt-0000000007",
+                seq_no: 12
+            }
+        );
+        let d = chorus_core::client_wire::Delivered {
+            seq_no: 99,
+            term: 3,
+            msg_id: "bt-0000000001".into(),
+            room_id: "general".into(),
+            sender_id: 9999,
+            user: None,
+            payload: "\"msg_id\":\"evil".into(),
+            ts_ms: 5,
+        };
+        let line = serde_json::to_vec(&ServerLine::SeqChat(d)).unwrap();
+        assert_eq!(
+            scan(&line),
+            Hot::Chat {
+                msg_id: b"bt-0000000001",
+                seq_no: 99,
+                term: 3
+            }
+        );
+        assert_eq!(
+            scan(br#"{"type":"ERROR","code":"busy","message":"x"}"#),
+            Hot::Error
+        );
+        assert_eq!(scan(b"garbage"), Hot::Other);
+    }
+}
