@@ -11,15 +11,22 @@ use crate::wire::PeerMsg;
 impl Node {
     /// Asks `to` for entries after our log end (one request in flight).
     pub(crate) fn request_catchup(&mut self, to: NodeId, out: &mut Vec<Action>) {
+        self.request_catchup_after(to, self.log.last_seq(), out);
+    }
+
+    /// Asks `to` for entries after `after` (our log end, or the highest seq a
+    /// previous response verified to match `to`'s log), one request in flight.
+    pub(crate) fn request_catchup_after(&mut self, to: NodeId, after: Seq, out: &mut Vec<Action>) {
         if self.catchup_inflight {
             return;
         }
         self.catchup_inflight = true;
+        let after = after.min(self.log.last_seq());
         let msg = PeerMsg::CatchupReq {
             sender_id: self.id(),
             term: self.term,
-            from_seq: self.log.last_seq().next(),
-            prev_term: self.log.last_term(),
+            from_seq: after.next(),
+            prev_term: self.log.term_at(after).unwrap_or(Term(0)),
             commit_seq: self.commit_seq,
         };
         out.push(Action::Send { to, msg });
@@ -90,14 +97,19 @@ impl Node {
             State::Candidate(Election::Fetching { from: src, target }) if src == from => {
                 self.catchup_inflight = false;
                 self.disarm(Timer::Catchup);
-                self.apply_entries(prev_seq, prev_term, entries, out);
+                let matched = self.apply_entries(prev_seq, prev_term, entries, out);
                 if self.log.term_at(target.1) == Some(target.0) {
                     if self.log.last_seq() > target.1 {
                         self.truncate_from(target.1.next(), out);
                     }
                     self.become_leader(out);
                 } else {
-                    self.request_catchup(src, out);
+                    // Continue after what this batch verified, not after our log
+                    // end: past a diverged tail the source answers from our commit
+                    // point, and asking again from the log end would fetch that
+                    // same batch forever (seed 0x2580 of `chorus sim explore`).
+                    let after = matched.unwrap_or(self.log.last_seq());
+                    self.request_catchup_after(src, after, out);
                     self.arm(Timer::Election, self.cfg.leader_timeout_ms);
                 }
             }
@@ -105,13 +117,16 @@ impl Node {
                 self.catchup_inflight = false;
                 self.disarm(Timer::Catchup);
                 self.follow(from, out);
-                if let Some(m) = self.apply_entries(prev_seq, prev_term, entries, out) {
+                let matched = self.apply_entries(prev_seq, prev_term, entries, out);
+                if let Some(m) = matched {
                     self.leader_match = self.leader_match.max(m);
                     self.follower_commit(commit, out);
                     self.ack_dirty = true;
                 }
                 if self.leader_match < their_last {
-                    self.request_catchup(from, out);
+                    // As above: continue after the verified prefix.
+                    let after = matched.unwrap_or(self.log.last_seq());
+                    self.request_catchup_after(from, after, out);
                 }
             }
             _ => {}
