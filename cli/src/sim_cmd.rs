@@ -182,5 +182,5 @@ fn report(out: &mut impl Write, r: &explore::RunReport, bug: Option<InjectedBug>
     for v in &r.violations {
         let _ = writeln!(out, "  {v}");
     }
-    let _ = writeln!(out, "  repro: {}", r.repro(bug));
+    let _ = writeln!(out, "  repro: {}   (add --trace to print the run)", r.repro(bug));
 }

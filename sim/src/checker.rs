@@ -12,7 +12,8 @@
 //! - no loss of acknowledged messages: a ChatAck's (msg_id, seq) is the
 //!   canonical entry at seq, and one msg_id is never acked with two seqs;
 //! - terms never decrease within an incarnation, and a term is durable before
-//!   any message carries it (so a restart can never go back on a term in use);
+//!   any message carries it, so a restarted node never recovers a term lower
+//!   than one it used;
 //! - at most one leader per term;
 //! - persist-before-effect: a delivered entry is durable on the delivering node
 //!   and on a majority; an acked chat is durable on a majority; an APPEND_ACK or
@@ -56,6 +57,8 @@ pub struct Checker {
     delivered_max: Vec<Seq>,
     /// Per node: highest term seen in this incarnation.
     term: Vec<Term>,
+    /// Per node: highest term it ever put on the wire (must survive restarts).
+    term_sent: Vec<Term>,
     leaders: BTreeMap<Term, NodeId>,
     violations: Vec<Violation>,
 }
@@ -82,6 +85,7 @@ impl Checker {
             delivered: vec![Seq(0); n],
             delivered_max: vec![Seq(0); n],
             term: vec![Term(0); n],
+            term_sent: vec![Term(0); n],
             leaders: BTreeMap::new(),
             violations: Vec::new(),
         }
@@ -152,6 +156,7 @@ impl Checker {
 
     /// Before node `i` sends `msg`: its term and what it acknowledges are durable.
     pub fn on_send(&mut self, now: u64, i: usize, msg: &PeerMsg, disk: &Disk) {
+        self.term_sent[i] = self.term_sent[i].max(msg.term());
         if msg.term() > disk.term() {
             let what = format!(
                 "n{} sent {} in {} before persisting that term (durable {})",
@@ -316,6 +321,15 @@ impl Checker {
                 i + 1,
                 rec.commit_seq,
                 self.delivered_max[i]
+            );
+            fail(&mut self.violations, now, what);
+        }
+        if rec.term < self.term_sent[i] {
+            let what = format!(
+                "n{} restarted in {} after sending messages in {}",
+                i + 1,
+                rec.term,
+                self.term_sent[i]
             );
             fail(&mut self.violations, now, what);
         }

@@ -146,6 +146,7 @@ impl Sim {
         let mut cfg = Config::new(peer_info(i), peers)
             .with_timing(self.opts.heartbeat_interval_ms, self.opts.leader_timeout_ms);
         cfg.max_batch_entries = self.opts.max_batch_entries.max(1);
+        cfg.max_pending = self.opts.max_pending.max(1);
         cfg.bug = self.opts.bug;
         let node_seed = seed::derive(
             self.opts.seed,
@@ -215,7 +216,7 @@ impl Sim {
         self.trace.line(self.now, who, what);
     }
 
-    /// Records a violation found by a driver (liveness, expectations are not violations).
+    /// Records a violation found outside the per-step checks (liveness).
     pub fn report(&mut self, what: String) {
         self.checker.report(self.now, what);
     }
@@ -335,8 +336,20 @@ impl Sim {
             self.trace.line(now, &trace::node_name(i), &l);
         }
         self.checker.on_status(now, i, &status);
+        if self.execute_batch(i, &mut out) {
+            self.after_activation(i, status);
+        } else {
+            self.slots[i].shown = Some(status);
+            self.crash(i);
+        }
+        self.out = out;
+    }
+
+    /// Executes `out` in order; false if an armed crash cut it (the node must
+    /// then crash: what follows the cut never happened).
+    fn execute_batch(&mut self, i: usize, out: &mut Vec<Action>) -> bool {
         let cut = if self.slots[i].crash_armed && !out.is_empty() {
-            Some(self.choose_cut(&out))
+            Some(self.choose_cut(out))
         } else {
             None
         };
@@ -347,17 +360,11 @@ impl Sim {
             }
             self.execute(i, a);
         }
-        self.out = out;
-        if let Some(k) = cut {
-            let who = trace::node_name(i);
-            self.trace
-                .line(now, &who, &format!("crash after {k} of {total} actions"));
-            self.coverage.mid_batch_crashes += 1;
-            self.slots[i].shown = Some(status);
-            self.crash(i);
-            return;
-        }
-        self.after_activation(i, status);
+        let Some(k) = cut else { return true };
+        let what = format!("crash after {k} of {total} actions");
+        self.trace.line(self.now, &trace::node_name(i), &what);
+        self.coverage.mid_batch_crashes += 1;
+        false
     }
 
     /// Role-change trace line, role counting, and the node's next tick.

@@ -15,6 +15,8 @@ pub struct SimOptions {
     /// Bound on entries per SEQ_CHAT / CATCHUP_RESP (small values exercise
     /// multi-batch catch-up).
     pub max_batch_entries: usize,
+    /// Bound on client chats waiting at one node (overflow answers `Busy`).
+    pub max_pending: usize,
     pub net: NetOptions,
     /// How long a client waits for an ack before resending the same msg_id.
     pub client_timeout_ms: u64,
@@ -34,6 +36,7 @@ impl Default for SimOptions {
             heartbeat_interval_ms: 200,
             leader_timeout_ms: 1000,
             max_batch_entries: 1024,
+            max_pending: 100_000,
             net: NetOptions::default(),
             client_timeout_ms: 3000,
             client_switch_ppm: 0,

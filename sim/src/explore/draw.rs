@@ -21,6 +21,9 @@ pub struct SwarmOptions {
     pub messages: u32,
     /// Time allowed to converge once faults stop.
     pub liveness_bound_ms: u64,
+    /// A node left down during the liveness phase (only a connected majority
+    /// must converge then).
+    pub leave_down: Option<usize>,
 }
 
 impl SwarmOptions {
@@ -29,13 +32,14 @@ impl SwarmOptions {
         let s = &self.sim;
         let n = &s.net;
         let mut d = format!(
-            "nodes={} hb={}ms lt={}ms lat={}+{}ms batch={} clients={} msgs={} safety={}ms",
+            "nodes={} hb={}ms lt={}ms lat={}+{}ms batch={} pending={} clients={} msgs={} safety={}ms",
             s.nodes,
             s.heartbeat_interval_ms,
             s.leader_timeout_ms,
             n.latency_ms,
             n.jitter_ms,
             s.max_batch_entries,
+            s.max_pending,
             self.clients,
             self.messages,
             self.safety_ms
@@ -48,6 +52,9 @@ impl SwarmOptions {
         }
         if !n.peer_hints {
             d += " no-hints";
+        }
+        if let Some(i) = self.leave_down {
+            d += &format!(" n{}-down-in-liveness", i + 1);
         }
         d
     }
@@ -86,6 +93,8 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         heartbeat_interval_ms: hb,
         leader_timeout_ms: lt,
         max_batch_entries,
+        // Sometimes tiny, so clients meet `Busy` and must retry.
+        max_pending: if below(&mut r, 4) == 0 { 4 } else { 100_000 },
         net,
         client_timeout_ms,
         client_switch_ppm: if below(&mut r, 5) == 0 { 200_000 } else { 0 },
@@ -102,5 +111,6 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         messages: between(&mut r, 5, 80) as u32,
         // Elections, then catch-up in small batches, then client retries.
         liveness_bound_ms: 40 * lt + 4 * client_timeout_ms + 5_000,
+        leave_down: (below(&mut r, 4) == 0).then(|| below(&mut r, nodes as u64) as usize),
     }
 }

@@ -47,7 +47,7 @@ impl RunReport {
             None => "",
         };
         format!(
-            "chorus sim explore --start {:#x} --seeds 1{flag} --trace",
+            "chorus sim explore --start {:#x} --seeds 1{flag}",
             self.seed
         )
     }
@@ -62,8 +62,18 @@ pub fn run_seed(seed: u64, bug: Option<InjectedBug>, trace: bool) -> RunReport {
     schedule::workload(&mut sim, &o);
     schedule::safety_phase(&mut sim, &o);
     let end_ms = sim.now();
-    sim.note("sim", "faults stop: heal, restart all, calm network");
-    sim.stop_faults();
+    match o.leave_down {
+        Some(i) => {
+            let what = format!(
+                "faults stop: heal, restart all but n{}, calm network",
+                i + 1
+            );
+            sim.note("sim", &what);
+            sim.crash(i);
+        }
+        None => sim.note("sim", "faults stop: heal, restart all, calm network"),
+    }
+    sim.stop_faults(o.leave_down);
     let deadline = end_ms + o.liveness_bound_ms;
     let converged_ms = match sim.run_to_convergence(deadline, o.sim.heartbeat_interval_ms) {
         Ok(t) => Some(t - end_ms),

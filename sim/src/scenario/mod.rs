@@ -5,8 +5,10 @@
 //! line and key (toml's own errors carry spans; our semantic checks use the
 //! span of the offending timeline entry). `run` executes it (see `run.rs`).
 
+mod file;
 mod parse;
 mod run;
+mod steps;
 
 pub use parse::{parse, ScenarioError};
 pub use run::{run, Outcome};
