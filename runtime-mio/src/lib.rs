@@ -1,1 +1,42 @@
-//! The mio runtime of chorus (see the real-cluster issue).
+//! # chorus-runtime-mio
+//!
+//! Binds the sans-IO `chorus-core` to the real world: one single-threaded mio
+//! event loop per node, one TCP port serving peers and clients
+//! (newline-delimited JSON, bounded lines), the durable log with group commit,
+//! and the clock. The core decides; this crate only performs, in the order of
+//! the action contract (`effects.rs`).
+//!
+//! Module map: `runtime` (the loop), `net` (sockets, framing dispatch),
+//! `links` (peer dialing and the HMAC handshake of `auth`), `clients` (the
+//! client protocol), `streams` (history and subscriptions), `effects` (group
+//! commit), `storage` (the log file), `framing` (bounded line I/O), `peers`
+//! (backoff), `observe` (logs), `clock`, `options`, `error`.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod clients;
+pub mod clock;
+mod conn;
+mod effects;
+mod error;
+pub mod framing;
+mod links;
+mod net;
+mod observe;
+mod options;
+mod peers;
+mod runtime;
+pub mod storage;
+mod streams;
+
+pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
+pub use error::RuntimeError;
+pub use options::{
+    unsafe_ack_from_env, Limits, NodeOptions, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV,
+};
+pub use runtime::{Runtime, ShutdownHandle};
+
+/// Runs one node until a fatal error.
+pub fn run_node(opts: NodeOptions) -> Result<(), RuntimeError> {
+    Runtime::start(opts)?.run()
+}

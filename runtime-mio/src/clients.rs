@@ -1,0 +1,232 @@
+//! The client protocol, server side: CHAT, HISTORY, SUBSCRIBE and STATUS lines
+//! in; CHAT_ACK, SEQ_CHAT, HISTORY_END, STATUS and ERROR lines out.
+//!
+//! Rules kept here: a client may only send client types. A line whose `type`
+//! is a peer or handshake type (SEQ_CHAT, COORDINATOR, HEARTBEAT, HELLO, …)
+//! gets ERROR `forbidden`, changes nothing, and the connection stays open; a
+//! line that is not valid JSON or not a known client message gets ERROR
+//! `bad_request` and the connection is closed; a well-formed CHAT with an
+//! unacceptable field gets ERROR `bad_request` and the connection stays open.
+//! A chat's `ts_ms` is the wall clock of this node at receipt.
+
+use crate::auth::HANDSHAKE_TYPES;
+use crate::clock::wall_ms;
+use crate::conn::{HistoryJob, Role, Subscription};
+use crate::net::{encode, line_type};
+use crate::runtime::Runtime;
+use chorus_core::client_wire::{ClientLine, Delivered, NodeStatus, ServerLine};
+use chorus_core::wire::PEER_TYPES;
+use chorus_core::{
+    Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Input, Role as CoreRole, Seq,
+};
+use mio::Token;
+
+/// Longest msg_id, room_id or user name accepted (bytes).
+pub const MAX_ID_BYTES: usize = 256;
+/// Default and largest HISTORY `limit`.
+pub const HISTORY_LIMIT_MAX: usize = 1000;
+
+fn client_id(token: Token) -> ClientId {
+    ClientId(token.0 as u64)
+}
+
+fn check_id(what: &str, v: &str, may_be_empty: bool) -> Result<(), String> {
+    if v.is_empty() && !may_be_empty {
+        return Err(format!("{what} must not be empty"));
+    }
+    if v.len() > MAX_ID_BYTES {
+        return Err(format!("{what} is longer than {MAX_ID_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+impl Runtime {
+    /// Answers one client right away (not a reply that waits for the log).
+    fn answer(&mut self, token: Token, line: &ServerLine) {
+        let bytes = encode(line);
+        self.push_line(token, &bytes);
+    }
+
+    fn refuse(&mut self, token: Token, code: ErrorCode, message: String) {
+        self.answer(token, &ServerLine::Error { code, message });
+    }
+
+    pub(crate) fn on_client_line(&mut self, token: Token, line: &[u8]) {
+        let parsed = match serde_json::from_slice::<ClientLine>(line) {
+            Ok(p) => p,
+            Err(e) => {
+                let ty = line_type(line).unwrap_or_default();
+                if PEER_TYPES.contains(&ty.as_str()) || HANDSHAKE_TYPES.contains(&ty.as_str()) {
+                    let msg = format!(
+                        "{ty} is a peer message; clients may send CHAT, HISTORY, SUBSCRIBE, STATUS"
+                    );
+                    return self.refuse(token, ErrorCode::Forbidden, msg);
+                }
+                let msg = format!("cannot parse line: {e}; the connection is closed");
+                return self.fail_conn(token, ErrorCode::BadRequest, msg);
+            }
+        };
+        match parsed {
+            ClientLine::Chat {
+                msg_id,
+                payload,
+                room_id,
+                sender_id,
+                user,
+                ..
+            } => {
+                let chat = Chat {
+                    msg_id,
+                    room_id,
+                    sender_id,
+                    user,
+                    payload,
+                    ts_ms: wall_ms(),
+                };
+                self.on_chat(token, chat);
+            }
+            ClientLine::History {
+                from_seq,
+                limit,
+                room_id,
+            } => {
+                let job = HistoryJob {
+                    next: Seq(from_seq.unwrap_or(1).max(1)),
+                    room: room_id,
+                    remaining: limit.unwrap_or(HISTORY_LIMIT_MAX).min(HISTORY_LIMIT_MAX),
+                };
+                self.on_history(token, job);
+            }
+            ClientLine::Subscribe { from_seq, room_id } => {
+                let next = from_seq.map_or(self.delivered.next(), |s| Seq(s.max(1)));
+                if let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) {
+                    st.sub = Some(Subscription {
+                        next,
+                        room: room_id,
+                    });
+                    self.streaming.insert(token);
+                }
+            }
+            ClientLine::Status {} => {
+                let status = ServerLine::Status(self.node_status());
+                self.answer(token, &status);
+            }
+        }
+    }
+
+    fn on_chat(&mut self, token: Token, chat: Chat) {
+        let valid = check_id("msg_id", &chat.msg_id, false)
+            .and_then(|_| check_id("room_id", &chat.room_id, false))
+            .and_then(|_| check_id("user", chat.user.as_deref().unwrap_or(""), true));
+        if let Err(why) = valid {
+            let msg = format!("CHAT {:?}: {why}", chat.msg_id);
+            return self.refuse(token, ErrorCode::BadRequest, msg);
+        }
+        if let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) {
+            st.outstanding += 1;
+        }
+        let request = ClientRequest::Chat(chat);
+        self.feed(Input::Client {
+            client: client_id(token),
+            request,
+        });
+    }
+
+    fn on_history(&mut self, token: Token, job: HistoryJob) {
+        let max = self.limits.max_history_jobs;
+        let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) else {
+            return;
+        };
+        if st.history.len() >= max {
+            let msg = format!(
+                "{max} HISTORY requests are already being answered; wait for their HISTORY_END"
+            );
+            return self.refuse(token, ErrorCode::Busy, msg);
+        }
+        st.history.push_back(job);
+        self.streaming.insert(token);
+    }
+
+    /// The STATUS answer: the core's view plus addresses for failover.
+    pub(crate) fn node_status(&self) -> NodeStatus {
+        let s = self.node.status();
+        let members = self.node.members();
+        let me = self.advertised.clone();
+        let addr_of = |id| {
+            if id == self.me {
+                Some(me.clone())
+            } else {
+                members
+                    .iter()
+                    .find(|m| m.node_id == id)
+                    .map(|m| format!("{}:{}", m.host, m.port))
+            }
+        };
+        let mut all: Vec<String> = vec![me.clone()];
+        all.extend(members.iter().map(|m| format!("{}:{}", m.host, m.port)));
+        NodeStatus {
+            node_id: s.id.0,
+            role: match s.role {
+                CoreRole::Follower => "follower",
+                CoreRole::Candidate => "candidate",
+                CoreRole::Leader => "leader",
+            }
+            .to_string(),
+            term: s.term.0,
+            leader: s.leader.map(|l| l.0),
+            leader_addr: s.leader.and_then(addr_of),
+            commit_seq: self.delivered.0,
+            last_seq: s.last_seq.0,
+            members: all,
+        }
+    }
+
+    /// Performs a core `Reply` (after the records it depends on are durable).
+    pub(crate) fn reply_client(&mut self, client: ClientId, reply: &ClientReply) {
+        let token = Token(client.0 as usize);
+        let Some(c) = self.conns.get_mut(&token) else {
+            return; // the client left; its answer has nowhere to go
+        };
+        let Role::Client(st) = &mut c.role else {
+            return;
+        };
+        let mut lines = Vec::new();
+        match reply {
+            ClientReply::ChatAck { msg_id, seq_no } => {
+                st.outstanding = st.outstanding.saturating_sub(1);
+                lines.push(ServerLine::ChatAck {
+                    msg_id: msg_id.clone(),
+                    seq_no: seq_no.0,
+                });
+            }
+            ClientReply::Error { code, message } => {
+                st.outstanding = st.outstanding.saturating_sub(1);
+                lines.push(ServerLine::Error {
+                    code: *code,
+                    message: message.clone(),
+                });
+            }
+            ClientReply::History {
+                entries,
+                commit_seq,
+            } => {
+                lines.extend(
+                    entries
+                        .iter()
+                        .filter_map(Delivered::from_entry)
+                        .map(ServerLine::SeqChat),
+                );
+                let next = entries.last().map_or(Seq(1), |e| e.seq_no.next());
+                lines.push(ServerLine::HistoryEnd {
+                    next_seq: next.0,
+                    commit_seq: commit_seq.0,
+                });
+            }
+        }
+        for l in &lines {
+            if !self.push_line(token, &encode(l)) {
+                return;
+            }
+        }
+    }
+}

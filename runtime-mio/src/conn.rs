@@ -1,0 +1,138 @@
+//! One TCP connection and what it is to the node: a fresh connection (no line
+//! yet), a client, a peer proving itself, an authenticated incoming peer link,
+//! or our own outgoing link to a peer.
+//!
+//! Invariants: a connection is a client unless its *first* line was HELLO and
+//! the handshake then succeeded; only `PeerIn` links feed peer messages to the
+//! core, and only `Dial { stage: Up }` links carry the core's sends. Every
+//! buffer is bounded (`LineReader`, `OutBuf`, the history queue).
+
+use crate::framing::{LineReader, OutBuf};
+use chorus_core::{NodeId, Seq};
+use mio::net::TcpStream;
+use std::collections::VecDeque;
+
+/// A client's stream of committed chats (SUBSCRIBE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// The next seq to consider.
+    pub next: Seq,
+    pub room: Option<String>,
+}
+
+/// A HISTORY request being answered as the client reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryJob {
+    pub next: Seq,
+    pub room: Option<String>,
+    /// Chat lines still to send.
+    pub remaining: usize,
+}
+
+/// A client's streams: history answers first, in order, then the subscription.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientState {
+    pub history: VecDeque<HistoryJob>,
+    pub sub: Option<Subscription>,
+    /// CHATs sent to the core and not yet answered (ack or error).
+    pub outstanding: usize,
+    /// The client closed its sending side; the connection stays open only
+    /// until its outstanding answers are written (or the linger deadline).
+    pub read_closed: bool,
+}
+
+impl ClientState {
+    pub fn has_streams(&self) -> bool {
+        !self.history.is_empty() || self.sub.is_some()
+    }
+
+    /// A half-closed client that has nothing more coming.
+    pub fn finished(&self) -> bool {
+        self.read_closed && self.outstanding == 0 && self.history.is_empty()
+    }
+}
+
+/// Progress of our outgoing link to a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DialStage {
+    /// Nonblocking connect in progress (done on writable + `take_error()`).
+    Connecting,
+    /// HELLO sent with this nonce; waiting for CHALLENGE.
+    AwaitChallenge { nonce: String },
+    /// Authenticated both ways: the core's sends to this peer go here.
+    Up,
+}
+
+/// What a connection is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Accepted, no line yet.
+    Fresh,
+    Client(ClientState),
+    /// Accepted a HELLO and sent CHALLENGE; waiting for AUTH.
+    AwaitAuth {
+        dialer: NodeId,
+        dialer_nonce: String,
+        nonce: String,
+    },
+    /// An authenticated peer's link to us: its messages arrive here.
+    PeerIn(NodeId),
+    /// Our link to `peer`.
+    Dial {
+        peer: NodeId,
+        stage: DialStage,
+    },
+}
+
+/// A connection with its bounded buffers.
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: TcpStream,
+    pub reader: LineReader,
+    pub out: OutBuf,
+    pub role: Role,
+    /// Ends once its output is flushed (after an ERROR); reads are ignored.
+    pub closing: bool,
+    /// When the handshake, connect or closing flush must be done.
+    pub deadline: Option<std::time::Instant>,
+    /// Short description for logs ("client 127.0.0.1:5555", "n2").
+    pub label: String,
+}
+
+impl Conn {
+    pub fn new(
+        stream: TcpStream,
+        role: Role,
+        max_line: usize,
+        max_out: usize,
+        label: String,
+    ) -> Conn {
+        Conn {
+            stream,
+            reader: LineReader::new(max_line),
+            out: OutBuf::new(max_out),
+            role,
+            closing: false,
+            deadline: None,
+            label,
+        }
+    }
+
+    pub fn client_mut(&mut self) -> Option<&mut ClientState> {
+        match &mut self.role {
+            Role::Client(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The peer this link is up to, if it is an authenticated outgoing link.
+    pub fn up_peer(&self) -> Option<NodeId> {
+        match self.role {
+            Role::Dial {
+                peer,
+                stage: DialStage::Up,
+            } => Some(peer),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Why a node cannot start or must stop. Every message says what to do next.
+//! Storage failures are fatal by design: a node that cannot make a record
+//! durable must not acknowledge anything after it.
+
+use std::path::PathBuf;
+
+/// A fatal runtime error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    /// The log directory cannot be created, opened or written.
+    #[error("log_dir {dir} is not usable ({what}: {source}); set log_dir to a writable directory")]
+    LogDir {
+        dir: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// Another process holds the log directory's lock.
+    #[error("log_dir {dir} is in use by another chorus node{owner}; stop it or give this node its own log_dir")]
+    Locked { dir: PathBuf, owner: String },
+    /// The log has a damaged record with valid data after it.
+    #[error(
+        "{file} is corrupt at byte offset {offset}: {reason}. The node refuses to start on a \
+         silently damaged log. Inspect it with `chorus log inspect {dir}`; \
+         `chorus log repair {dir}` keeps a backup and cuts the log at that offset \
+         (the cluster re-replicates committed entries to this node)"
+    )]
+    Corrupt {
+        file: PathBuf,
+        dir: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// A write or fsync of the log failed.
+    #[error(
+        "fatal storage failure: {op} of {file} failed: {source}; the node stopped so that \
+         nothing that is not durable gets acknowledged (fix the disk, then restart it)"
+    )]
+    Storage {
+        file: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+    /// The event loop itself failed (poll, registration).
+    #[error("event loop failure: {0}")]
+    Poll(#[from] std::io::Error),
+}

@@ -1,0 +1,309 @@
+//! Sockets: accepting, reading lines within budgets, dispatching each line by
+//! what the connection is, flushing output, and closing.
+//!
+//! Invariants: reads are drained to WouldBlock unless the per-iteration read
+//! budget runs out (the connection is then read again next iteration, so one
+//! busy connection cannot starve the others); a connection marked `closing`
+//! sends what it has and ends; an over-long or malformed line never affects
+//! another connection.
+
+use crate::conn::{Conn, DialStage, Role};
+use crate::framing::{LineTooLong, ReadStatus};
+use crate::runtime::{Runtime, LISTENER, WAKER};
+use chorus_core::client_wire::ServerLine;
+use chorus_core::ErrorCode;
+use mio::{Interest, Token};
+use serde::Deserialize;
+use std::io::Write;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// How long a connection that was sent an ERROR may take to receive it.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// Just the `type` of a line (to classify one that is not a valid client line).
+#[derive(Deserialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+}
+
+pub(crate) fn line_type(line: &[u8]) -> Option<String> {
+    serde_json::from_slice::<TypeOnly>(line).ok()?.ty
+}
+
+pub(crate) fn encode(line: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(line).expect("wire types always serialize")
+}
+
+impl Runtime {
+    pub(crate) fn on_event(&mut self, token: Token, readable: bool, writable: bool) {
+        match token {
+            LISTENER => self.accept_all(),
+            WAKER => {}
+            _ => {
+                if writable {
+                    self.on_writable(token);
+                }
+                if readable {
+                    self.read_conn(token);
+                }
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, addr)) => {
+                    if self.conns.len() >= self.limits.max_connections {
+                        let busy = ServerLine::Error {
+                            code: ErrorCode::Busy,
+                            message: "too many connections; retry later or use another node".into(),
+                        };
+                        let mut line = encode(&busy);
+                        line.push(b'\n');
+                        let _ = stream.write(&line);
+                        warn!("refused {addr}: {} connections open", self.conns.len());
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let token = self.alloc_token();
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+                        warn!("cannot register {addr}: {e}");
+                        continue;
+                    }
+                    let l = &self.limits;
+                    let conn = Conn::new(
+                        stream,
+                        Role::Fresh,
+                        l.max_line_bytes,
+                        l.max_client_output_bytes,
+                        addr.to_string(),
+                    );
+                    self.conns.insert(token, conn);
+                    debug!("accepted {addr}");
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_writable(&mut self, token: Token) {
+        let connecting = self.conns.get(&token).is_some_and(|c| {
+            matches!(
+                c.role,
+                Role::Dial {
+                    stage: DialStage::Connecting,
+                    ..
+                }
+            )
+        });
+        if connecting {
+            self.on_connect_ready(token);
+        } else {
+            self.flush_conn(token);
+        }
+    }
+
+    /// Reads lines until WouldBlock, EOF, an error, or the read budget is spent.
+    pub(crate) fn read_conn(&mut self, token: Token) {
+        let mut budget = self.limits.read_budget_bytes;
+        loop {
+            let Some(c) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if c.closing || matches!(c.client_mut(), Some(s) if s.read_closed) {
+                return;
+            }
+            if matches!(
+                c.role,
+                Role::Dial {
+                    stage: DialStage::Connecting,
+                    ..
+                }
+            ) {
+                return; // not connected yet: the writable event comes first
+            }
+            let status = match c.reader.read_from(&mut c.stream) {
+                Ok(s) => s,
+                Err(e) => return self.close_conn(token, &format!("read error: {e}")),
+            };
+            let mut lines = Vec::new();
+            let mut too_long = None;
+            loop {
+                match c.reader.next_line() {
+                    Ok(Some(l)) => lines.push(l),
+                    Ok(None) => break,
+                    Err(e) => {
+                        too_long = Some(e);
+                        break;
+                    }
+                }
+            }
+            for line in lines {
+                if self.conns.get(&token).is_none_or(|c| c.closing) {
+                    return;
+                }
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    self.on_line(token, &line);
+                }
+            }
+            if let Some(e) = too_long {
+                return self.on_too_long(token, e);
+            }
+            match status {
+                ReadStatus::Data(n) => {
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.read_again.insert(token);
+                        return;
+                    }
+                }
+                ReadStatus::WouldBlock => return,
+                ReadStatus::Eof => return self.on_eof(token),
+            }
+        }
+    }
+
+    /// One complete line, dispatched by what the connection is.
+    fn on_line(&mut self, token: Token, line: &[u8]) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match &c.role {
+            Role::Fresh => {
+                if line_type(line).as_deref() == Some("HELLO") {
+                    self.on_hello(token, line);
+                } else {
+                    c.role = Role::Client(Default::default());
+                    self.on_client_line(token, line);
+                }
+            }
+            Role::Client(_) => self.on_client_line(token, line),
+            Role::AwaitAuth { .. } => self.on_auth(token, line),
+            Role::PeerIn(from) => {
+                let from = *from;
+                self.on_peer_line(token, from, line);
+            }
+            Role::Dial { .. } => self.on_dial_line(token, line),
+        }
+    }
+
+    fn on_too_long(&mut self, token: Token, e: LineTooLong) {
+        let Some(c) = self.conns.get(&token) else {
+            return;
+        };
+        match c.role {
+            Role::Fresh | Role::Client(_) | Role::AwaitAuth { .. } => {
+                debug!("{}: line longer than {} bytes", c.label, e.max);
+                let msg = format!("line longer than {} bytes; the connection is closed", e.max);
+                self.fail_conn(token, ErrorCode::TooLarge, msg);
+            }
+            _ => {
+                warn!(
+                    "{}: peer line longer than {} bytes; dropping the link",
+                    c.label, e.max
+                );
+                self.close_conn(token, "over-long line");
+            }
+        }
+    }
+
+    fn on_eof(&mut self, token: Token) {
+        let linger = self.linger();
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let pending = c.out.pending() > 0;
+        if let Some(st) = c.client_mut() {
+            // A half-closed client still gets the answers to what it sent.
+            st.read_closed = true;
+            if !st.finished() || pending {
+                c.deadline = Some(std::time::Instant::now() + linger);
+                return;
+            }
+        }
+        self.close_conn(token, "closed by the other side");
+    }
+
+    /// How long a half-closed client waits for its outstanding answers.
+    fn linger(&self) -> Duration {
+        Duration::from_millis(self.leader_timeout_ms * 4 + 2000)
+    }
+
+    /// Queues one line on `token`; a client or link over its bound is dropped.
+    pub(crate) fn push_line(&mut self, token: Token, line: &[u8]) -> bool {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        if c.out.push_line(line).is_err() {
+            let pending = c.out.pending();
+            warn!(
+                "{}: {} unsent bytes (it does not read fast enough); disconnecting",
+                c.label, pending
+            );
+            self.close_conn(token, "output bound exceeded");
+            return false;
+        }
+        self.dirty.insert(token);
+        true
+    }
+
+    /// Sends an ERROR and closes the connection once it is flushed.
+    pub(crate) fn fail_conn(&mut self, token: Token, code: ErrorCode, message: String) {
+        let line = encode(&ServerLine::Error { code, message });
+        if !self.push_line(token, &line) {
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&token) {
+            c.closing = true;
+            c.deadline = Some(std::time::Instant::now() + CLOSE_FLUSH);
+        }
+        self.streaming.remove(&token);
+    }
+
+    pub(crate) fn flush_dirty(&mut self) {
+        for t in std::mem::take(&mut self.dirty) {
+            self.flush_conn(t);
+        }
+    }
+
+    pub(crate) fn flush_conn(&mut self, token: Token) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match c.out.write_to(&mut c.stream) {
+            Ok(true) => {
+                let done = c.closing || c.client_mut().is_some_and(|s| s.finished());
+                if done {
+                    self.close_conn(token, "done");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => self.close_conn(token, &format!("write error: {e}")),
+        }
+    }
+
+    /// Removes the connection; a lost link to a peer is reported to the core.
+    pub(crate) fn close_conn(&mut self, token: Token, why: &str) {
+        let Some(mut c) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        self.dirty.remove(&token);
+        self.streaming.remove(&token);
+        self.read_again.remove(&token);
+        match c.role {
+            Role::Dial { peer, stage } => self.link_down(token, peer, stage, why),
+            Role::PeerIn(id) => debug!("incoming link from n{} closed: {why}", id.0),
+            _ => debug!("{} closed: {why}", c.label),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What the runtime needs to run one node: the core's protocol config plus the
+//! log directory, the cluster secret and every bound the runtime enforces.
+//!
+//! Invariant: every buffer and queue of the runtime has its limit here, with
+//! the overflow behaviour documented on the field.
+
+use chorus_core::Config;
+use std::path::PathBuf;
+
+/// The secret used when a config sets none. Anyone who reads this source knows
+/// it, so a node using it warns loudly at startup.
+pub const DEFAULT_CLUSTER_SECRET: &str = "chorus-insecure-default-secret";
+
+/// The environment switch of the chaos harness (see [`NodeOptions::unsafe_ack_before_fsync`]).
+pub const UNSAFE_ACK_ENV: &str = "CHORUS_UNSAFE_ACK_BEFORE_FSYNC";
+
+/// Bounds of the runtime. Defaults suit a laptop cluster and a benchmark.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Longest line a client may send (bytes, newline excluded). Longer: an
+    /// ERROR `too_large` and the connection is closed.
+    pub max_line_bytes: usize,
+    /// Longest line a peer may send: a SEQ_CHAT batch holds many chats, each up
+    /// to `max_line_bytes`. Longer: the link is closed (and re-dialed).
+    pub max_peer_line_bytes: usize,
+    /// Unsent bytes a client connection may hold. More: the client is not
+    /// reading, so it is disconnected.
+    pub max_client_output_bytes: usize,
+    /// Unsent bytes on a link to a peer. More: the link is dropped and re-dialed;
+    /// the protocol repairs what was lost (catch-up).
+    pub max_peer_output_bytes: usize,
+    /// History and subscription lines are only produced while a client has
+    /// fewer unsent bytes than this: streams follow the client's reading pace.
+    pub stream_low_water_bytes: usize,
+    /// Log entries one client stream may scan per loop iteration (room filters
+    /// can skip many); the rest continues in the next iteration.
+    pub stream_scan_per_iteration: usize,
+    /// Open connections (clients and peers). More: accepted, told `busy`, closed.
+    pub max_connections: usize,
+    /// Bytes read from one connection per loop iteration before others get a turn.
+    pub read_budget_bytes: usize,
+    /// HISTORY requests queued on one connection. More: ERROR `busy`.
+    pub max_history_jobs: usize,
+    /// A peer handshake (connect, HELLO, CHALLENGE, AUTH) must finish within this.
+    pub handshake_timeout_ms: u64,
+    /// First and largest delay between attempts to dial a peer (doubling).
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_line_bytes: 1 << 20,
+            max_peer_line_bytes: 16 << 20,
+            max_client_output_bytes: 8 << 20,
+            max_peer_output_bytes: 64 << 20,
+            stream_low_water_bytes: 256 << 10,
+            stream_scan_per_iteration: 4096,
+            max_connections: 1024,
+            read_budget_bytes: 1 << 20,
+            max_history_jobs: 16,
+            handshake_timeout_ms: 3000,
+            reconnect_min_ms: 50,
+            reconnect_max_ms: 1000,
+        }
+    }
+}
+
+/// Everything one node needs.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// The protocol config; `core.me` is also where the node listens (port 0
+    /// picks a free port, for tests).
+    pub core: Config,
+    /// Holds `chorus.log` and the `LOCK` file.
+    pub log_dir: PathBuf,
+    /// Shared by every member; peers prove knowledge of it (HMAC) on connect.
+    pub cluster_secret: String,
+    pub limits: Limits,
+    /// Chaos-harness only: perform sends, deliveries and client replies
+    /// *before* the log is fsynced, breaking the durability contract on
+    /// purpose so a test can prove the harness notices. Never in production.
+    pub unsafe_ack_before_fsync: bool,
+}
+
+impl NodeOptions {
+    pub fn new(core: Config, log_dir: PathBuf, cluster_secret: String) -> NodeOptions {
+        NodeOptions {
+            core,
+            log_dir,
+            cluster_secret,
+            limits: Limits::default(),
+            unsafe_ack_before_fsync: false,
+        }
+    }
+}
+
+/// True if the chaos-harness switch `CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1` is set.
+pub fn unsafe_ack_from_env() -> bool {
+    std::env::var(UNSAFE_ACK_ENV).is_ok_and(|v| v == "1")
+}

@@ -1,0 +1,293 @@
+//! The event loop of one node: a single thread, one `mio::Poll`, one listening
+//! port for peers and clients, and the core driven through `step`.
+//!
+//! One iteration: poll (timeout = the core's next deadline or a runtime timer),
+//! read every ready connection and feed its lines to the core, fire due timers,
+//! feed `Input::Flush`, then execute the collected actions with group commit
+//! (`effects.rs`), stream history to clients (`streams.rs`) and flush sockets.
+//! Invariants: the clock is read once per iteration and only here; nothing is
+//! acknowledged before the records preceding it are fsynced.
+
+use crate::clock::Clock;
+use crate::conn::Conn;
+use crate::error::RuntimeError;
+use crate::observe;
+use crate::options::{Limits, NodeOptions, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV};
+use crate::peers::PeerTable;
+use crate::storage::DurableLog;
+use chorus_core::{Action, Input, Node, NodeId, Seq, Status};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::{BTreeSet, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+pub(crate) const LISTENER: Token = Token(0);
+pub(crate) const WAKER: Token = Token(1);
+
+/// Stops a running node from another thread (tests, embedding).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// One node bound to its port and log, ready to `run`.
+#[derive(Debug)]
+pub struct Runtime {
+    pub(crate) poll: Poll,
+    pub(crate) listener: TcpListener,
+    local_addr: SocketAddr,
+    pub(crate) conns: HashMap<Token, Conn>,
+    next_token: usize,
+    pub(crate) node: Node,
+    pub(crate) log: DurableLog,
+    clock: Clock,
+    /// Core time of the current iteration.
+    pub(crate) now: chorus_core::Instant,
+    pub(crate) peers: PeerTable,
+    pub(crate) secret: Vec<u8>,
+    pub(crate) limits: Limits,
+    pub(crate) unsafe_ack: bool,
+    pub(crate) me: NodeId,
+    pub(crate) leader_timeout_ms: u64,
+    /// `host:port` other nodes and clients reach this node at.
+    pub(crate) advertised: String,
+    /// Actions of the current iteration, executed at its end.
+    pub(crate) actions: Vec<Action>,
+    /// An input was fed this iteration (so `Flush` is due).
+    fed: bool,
+    /// Highest seq whose `Deliver` was performed (so it is committed and durable).
+    pub(crate) delivered: Seq,
+    /// Connections with output to flush at the end of the iteration.
+    pub(crate) dirty: BTreeSet<Token>,
+    /// Clients with a history job or a subscription.
+    pub(crate) streaming: BTreeSet<Token>,
+    /// Connections whose read budget ran out with data possibly left.
+    pub(crate) read_again: BTreeSet<Token>,
+    /// A stream stopped on its scan budget, not on the client's pace.
+    pub(crate) pump_again: bool,
+    last_status: Status,
+    shutdown: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+fn bind(host: &str, port: u16) -> Result<TcpListener, RuntimeError> {
+    let addr_text = format!("{host}:{port}");
+    let listen_err = |source, hint| RuntimeError::Listen {
+        addr: addr_text.clone(),
+        source,
+        hint,
+    };
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| listen_err(e, "; check `host`"))?
+        .next()
+        .ok_or_else(|| listen_err(std::io::ErrorKind::NotFound.into(), "; check `host`"))?;
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "; the port is in use (another chorus node?): stop it or change `port`"
+            }
+            std::io::ErrorKind::AddrNotAvailable => "; `host` is not an address of this machine",
+            _ => "",
+        };
+        listen_err(e, hint)
+    })?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(RuntimeError::Poll)?;
+    Ok(TcpListener::from_std(std_listener))
+}
+
+fn os_seed() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random number generator is unavailable");
+    u64::from_le_bytes(b)
+}
+
+impl Runtime {
+    /// Binds the port, locks and recovers the log. Nothing runs until `run`.
+    pub fn start(opts: NodeOptions) -> Result<Runtime, RuntimeError> {
+        let mut core = opts.core;
+        if opts.cluster_secret == DEFAULT_CLUSTER_SECRET {
+            warn!("cluster_secret is the built-in default: anyone can join this cluster as a peer; set `cluster_secret` in every node's config");
+        }
+        if opts.unsafe_ack_before_fsync {
+            warn!("!!! {UNSAFE_ACK_ENV}=1: acknowledging BEFORE fsync; acknowledged messages can be LOST in a crash. For the chaos harness only, never in production !!!");
+        }
+        let mut listener = bind(&core.me.host, core.me.port)?;
+        let local_addr = listener.local_addr().map_err(RuntimeError::Poll)?;
+        if core.me.port == 0 {
+            core.me.port = local_addr.port();
+        }
+        let opened = DurableLog::open(&opts.log_dir)?;
+        if opened.torn_bytes > 0 {
+            warn!(
+                "{}: cut a torn tail of {} bytes at offset {} (a write interrupted by a crash; it was never acknowledged)",
+                opened.log.path().display(),
+                opened.torn_bytes,
+                opened.replayed.valid_len
+            );
+        }
+        let rec = &opened.replayed.recovered;
+        info!(
+            "n{} recovered {}: {} records, {} entries, committed up to seq {}, term {}",
+            core.me.node_id.0,
+            opened.log.path().display(),
+            opened.replayed.records,
+            rec.entries.len(),
+            rec.commit_seq.0,
+            rec.term.0
+        );
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let me = core.me.node_id;
+        let leader_timeout_ms = core.leader_timeout_ms;
+        let advertised = format!("{}:{}", core.me.host, core.me.port);
+        let delivered = rec.commit_seq;
+        let node = Node::new(core, opened.replayed.recovered, os_seed());
+        let last_status = node.status();
+        info!("n{} listening on {local_addr}", me.0);
+        Ok(Runtime {
+            poll,
+            listener,
+            local_addr,
+            conns: HashMap::new(),
+            next_token: 2,
+            node,
+            log: opened.log,
+            clock: Clock::new(),
+            now: chorus_core::Instant(0),
+            peers: PeerTable::new(opts.limits.reconnect_min_ms, opts.limits.reconnect_max_ms),
+            secret: opts.cluster_secret.into_bytes(),
+            limits: opts.limits,
+            unsafe_ack: opts.unsafe_ack_before_fsync,
+            me,
+            leader_timeout_ms,
+            advertised,
+            actions: Vec::new(),
+            fed: false,
+            delivered,
+            dirty: BTreeSet::new(),
+            streaming: BTreeSet::new(),
+            read_again: BTreeSet::new(),
+            pump_again: false,
+            last_status,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            waker,
+        })
+    }
+
+    /// The address the node listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            flag: self.shutdown.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Runs until shut down (Ok) or a fatal error (storage, poll).
+    pub fn run(mut self) -> Result<(), RuntimeError> {
+        let mut events = Events::with_capacity(512);
+        self.now = self.clock.now();
+        self.feed(Input::Start);
+        self.finish_iteration()?;
+        while !self.shutdown.load(Ordering::SeqCst) {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            self.now = self.clock.now();
+            for ev in events.iter() {
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                self.on_event(ev.token(), readable, ev.is_writable());
+            }
+            for t in std::mem::take(&mut self.read_again) {
+                self.read_conn(t);
+            }
+            self.on_timers();
+            self.finish_iteration()?;
+        }
+        info!("n{} stopped", self.me.0);
+        Ok(())
+    }
+
+    pub(crate) fn alloc_token(&mut self) -> Token {
+        let t = Token(self.next_token);
+        self.next_token += 1;
+        t
+    }
+
+    /// Feeds one input; its actions run at the end of the iteration.
+    pub(crate) fn feed(&mut self, input: Input) {
+        self.node.step(self.now, input, &mut self.actions);
+        self.fed = true;
+    }
+
+    fn finish_iteration(&mut self) -> Result<(), RuntimeError> {
+        if self.fed {
+            self.node.step(self.now, Input::Flush, &mut self.actions);
+            self.fed = false;
+        }
+        self.execute()?;
+        let status = self.node.status();
+        observe::status_change(&self.last_status, &status);
+        self.last_status = status;
+        self.pump_streams();
+        self.flush_dirty();
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.read_again.is_empty() || self.pump_again || !self.actions.is_empty() || self.fed {
+            return Some(Duration::ZERO);
+        }
+        let core = self.node.next_deadline().map(|d| self.clock.at(d));
+        let conns = self.conns.values().filter_map(|c| c.deadline).min();
+        [core, conns, self.peers.next_retry()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// Expired connection deadlines, due dials, and the core's timers.
+    fn on_timers(&mut self) {
+        let now = std::time::Instant::now();
+        let expired: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
+            .map(|(&t, _)| t)
+            .collect();
+        for t in expired {
+            self.close_conn(t, "timed out");
+        }
+        for id in self.peers.due(now) {
+            self.dial(id);
+        }
+        if self.node.next_deadline().is_some_and(|d| d <= self.now) {
+            self.feed(Input::Tick);
+        }
+    }
+}

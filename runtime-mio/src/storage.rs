@@ -1,0 +1,298 @@
+//! The durable log of one node: `log_dir/chorus.log`, an append-only file of
+//! the core's checksummed records (`chorus_core::record`), and `log_dir/LOCK`.
+//!
+//! Invariants: one process owns a log_dir (an exclusive lock on `LOCK`, freed
+//! by the OS when the process dies, even by SIGKILL); the file only grows,
+//! except that a torn tail left by a crash is cut at startup; `commit` writes
+//! every queued record in one write and fsyncs when asked, and any failure is
+//! returned as fatal (`RuntimeError::Storage`), never retried or ignored.
+//! `read_only` serves `chorus log inspect`: it never writes or truncates.
+
+use crate::error::RuntimeError;
+use chorus_core::record::{self, Record, Replayed};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The log file's name inside a log_dir.
+pub const LOG_FILE: &str = "chorus.log";
+/// The lock file's name inside a log_dir.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// An open, locked, recovered log.
+#[derive(Debug)]
+pub struct DurableLog {
+    file: File,
+    path: PathBuf,
+    /// Held for the life of the node: the lock lives as long as this handle.
+    _lock: File,
+    queued: Vec<u8>,
+    written_bytes: u64,
+}
+
+/// What `open` found.
+#[derive(Debug)]
+pub struct Opened {
+    pub log: DurableLog,
+    pub replayed: Replayed,
+    /// Bytes of torn tail that were cut (0 after a clean stop).
+    pub torn_bytes: u64,
+}
+
+fn log_dir_err(dir: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let dir = dir.to_path_buf();
+    move |source| RuntimeError::LogDir { dir, what, source }
+}
+
+/// Takes the lock of `dir` (creating it), or says who holds it.
+fn lock(dir: &Path) -> Result<File, RuntimeError> {
+    let path = dir.join(LOCK_FILE);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(log_dir_err(dir, "cannot open LOCK"))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut owner = String::new();
+            let _ = f.read_to_string(&mut owner);
+            let owner = match owner.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            return Err(RuntimeError::Locked {
+                dir: dir.to_path_buf(),
+                owner,
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(log_dir_err(dir, "cannot lock LOCK")(e)),
+    }
+    f.set_len(0)
+        .and_then(|_| f.write_all(std::process::id().to_string().as_bytes()))
+        .map_err(log_dir_err(dir, "cannot write LOCK"))?;
+    Ok(f)
+}
+
+fn corrupt(dir: &Path, path: &Path, e: record::ReplayError) -> RuntimeError {
+    let record::ReplayError::Corrupt { offset, reason } = e;
+    RuntimeError::Corrupt {
+        file: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        offset,
+        reason,
+    }
+}
+
+impl DurableLog {
+    /// Locks `dir`, replays its log and cuts a torn tail (made durable before
+    /// anything new is appended).
+    pub fn open(dir: &Path) -> Result<Opened, RuntimeError> {
+        fs::create_dir_all(dir).map_err(log_dir_err(dir, "cannot create it"))?;
+        let lock = lock(dir)?;
+        let path = dir.join(LOG_FILE);
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(log_dir_err(dir, "cannot open chorus.log"))?;
+        if !existed {
+            // The new file's directory entry must survive a crash too.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(log_dir_err(dir, "cannot sync the directory"))?;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(log_dir_err(dir, "cannot read chorus.log"))?;
+        let replayed = record::replay(&bytes).map_err(|e| corrupt(dir, &path, e))?;
+        let torn_bytes = bytes.len() as u64 - replayed.valid_len;
+        if torn_bytes > 0 {
+            let storage = |op| {
+                let file = path.clone();
+                move |source| RuntimeError::Storage { file, op, source }
+            };
+            file.set_len(replayed.valid_len)
+                .map_err(storage("truncating the torn tail"))?;
+            file.sync_all().map_err(storage("fsync after truncation"))?;
+        }
+        Ok(Opened {
+            log: DurableLog {
+                file,
+                path,
+                _lock: lock,
+                queued: Vec::new(),
+                written_bytes: replayed.valid_len,
+            },
+            replayed,
+            torn_bytes,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues one record for the next `commit`.
+    pub fn append(&mut self, rec: &Record) {
+        record::encode(rec, &mut self.queued);
+    }
+
+    /// Writes every queued record in one write; fsyncs (fdatasync) if `sync`.
+    pub fn commit(&mut self, sync: bool) -> Result<(), RuntimeError> {
+        if !self.queued.is_empty() {
+            let path = &self.path;
+            self.file
+                .write_all(&self.queued)
+                .map_err(|source| RuntimeError::Storage {
+                    file: path.clone(),
+                    op: "write",
+                    source,
+                })?;
+            self.written_bytes += self.queued.len() as u64;
+            self.queued.clear();
+            if self.queued.capacity() > 4 << 20 {
+                self.queued.shrink_to(64 * 1024);
+            }
+        }
+        if sync {
+            self.file
+                .sync_data()
+                .map_err(|source| RuntimeError::Storage {
+                    file: self.path.clone(),
+                    op: "fsync",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of records in the file.
+    pub fn len_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+}
+
+/// A log read without locking or changing it.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub path: PathBuf,
+    pub replayed: Replayed,
+    pub file_len: u64,
+}
+
+/// Reads the log of `dir` (or the log file `dir` itself) read-only.
+pub fn read_only(dir: &Path) -> Result<Snapshot, RuntimeError> {
+    let (dir, path) = if dir.is_file() {
+        let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+        (parent, dir.to_path_buf())
+    } else {
+        (dir.to_path_buf(), dir.join(LOG_FILE))
+    };
+    let bytes = fs::read(&path).map_err(log_dir_err(&dir, "cannot read chorus.log"))?;
+    let replayed = record::replay(&bytes).map_err(|e| corrupt(&dir, &path, e))?;
+    Ok(Snapshot {
+        path,
+        replayed,
+        file_len: bytes.len() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_core::{Body, Chat, Entry, NodeId, Seq, Term};
+
+    fn chat(seq: u64) -> Record {
+        Record::Entry(Entry {
+            seq_no: Seq(seq),
+            term: Term(1),
+            body: Body::Chat(Chat {
+                msg_id: format!("m{seq}"),
+                room_id: "general".into(),
+                sender_id: 7,
+                user: None,
+                payload: "hi".into(),
+                ts_ms: 1,
+            }),
+        })
+    }
+
+    #[test]
+    fn records_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = DurableLog::open(dir.path()).unwrap();
+        o.log.append(&Record::Term {
+            term: Term(1),
+            voted_for: Some(NodeId(1)),
+        });
+        o.log.append(&chat(1));
+        o.log.append(&Record::Commit { seq: Seq(1) });
+        o.log.commit(true).unwrap();
+        drop(o);
+        let o = DurableLog::open(dir.path()).unwrap();
+        assert_eq!(o.replayed.recovered.entries.len(), 1);
+        assert_eq!(o.replayed.recovered.commit_seq, Seq(1));
+        assert_eq!(o.torn_bytes, 0);
+    }
+
+    #[test]
+    fn a_second_owner_is_refused_while_the_first_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DurableLog::open(dir.path()).unwrap();
+        let err = DurableLog::open(dir.path()).unwrap_err();
+        assert!(matches!(err, RuntimeError::Locked { .. }), "{err}");
+        assert!(err
+            .to_string()
+            .contains(&format!("pid {}", std::process::id())));
+        drop(first);
+        DurableLog::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = DurableLog::open(dir.path()).unwrap();
+        o.log.append(&chat(1));
+        o.log.commit(true).unwrap();
+        let good = o.log.len_bytes();
+        drop(o);
+        let mut bytes = Vec::new();
+        record::encode(&chat(2), &mut bytes);
+        let path = dir.path().join(LOG_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&bytes[..bytes.len() - 3]).unwrap();
+        drop(f);
+        let o = DurableLog::open(dir.path()).unwrap();
+        assert_eq!(o.torn_bytes, bytes.len() as u64 - 3);
+        assert_eq!(fs::metadata(&path).unwrap().len(), good);
+        assert_eq!(o.replayed.recovered.entries.len(), 1);
+    }
+
+    #[test]
+    fn corruption_in_the_middle_names_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = DurableLog::open(dir.path()).unwrap();
+        for s in 1..=3 {
+            o.log.append(&chat(s));
+        }
+        o.log.commit(true).unwrap();
+        drop(o);
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let second = bytes.len() / 3;
+        bytes[second + 20] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let err = DurableLog::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("chorus.log is corrupt at byte offset"),
+            "{err}"
+        );
+        assert!(err.contains("chorus log repair"), "{err}");
+        assert!(read_only(dir.path()).is_err());
+    }
+}
