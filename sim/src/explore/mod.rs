@@ -15,6 +15,7 @@ use crate::checker::Violation;
 use crate::cluster::Sim;
 use crate::coverage::Coverage;
 use chorus_core::InjectedBug;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What one seed did.
 #[derive(Clone, Debug)]
@@ -144,14 +145,21 @@ pub fn explore(
     let mut first = 0;
     while first < count {
         let n = chunk.min(count - first);
+        // Workers pull the next seed from a shared counter: runs differ a lot
+        // in length, so fixed strides would leave a core idle.
+        let next = AtomicU64::new(0);
         let mut reports: Vec<RunReport> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..jobs)
-                .map(|j| {
-                    s.spawn(move || {
-                        (j..n)
-                            .step_by(jobs as usize)
-                            .map(|k| run_seed(start.wrapping_add(first + k), bug, false))
-                            .collect::<Vec<_>>()
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            if k >= n {
+                                return mine;
+                            }
+                            mine.push(run_seed(start.wrapping_add(first + k), bug, false));
+                        }
                     })
                 })
                 .collect();
