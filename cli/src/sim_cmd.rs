@@ -21,6 +21,9 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum SimCmd {
     /// Run a scripted scenario (TOML), print its trace and a verdict line.
+    #[command(
+        after_help = "Exit status: 0 every invariant and expectation held, 1 something failed, 2 the file is unusable.\nScenario format: scenarios/README.md."
+    )]
     Run {
         /// The scenario file, e.g. scenarios/leader_failure.toml.
         file: String,
@@ -33,6 +36,9 @@ enum SimCmd {
     },
     /// Random swarm: draw options and faults per seed, check safety after every
     /// step and liveness after the faults stop.
+    #[command(
+        after_help = "Exit status: 0 no violation and every fault class exercised, 1 otherwise.\nEach failure prints a one-line command that reproduces it."
+    )]
     Explore {
         /// Number of seeds to run.
         #[arg(long, default_value_t = 1000)]
