@@ -266,6 +266,7 @@ impl Node {
             heard: BTreeMap::new(),
             replicated: self.log.last_seq(),
             since: self.now,
+            commit_sent: self.commit_seq,
         });
         self.leader = Some(me);
         self.leader_contact = Some(self.now);

@@ -23,6 +23,10 @@ impl Node {
     }
 
     pub(crate) fn send_heartbeats(&mut self, out: &mut Vec<Action>) {
+        let commit = self.commit_seq;
+        if let State::Leader(l) = &mut self.state {
+            l.commit_sent = l.commit_sent.max(commit);
+        }
         let to = self.others();
         if !to.is_empty() {
             let msg = self.heartbeat_msg();

@@ -36,6 +36,7 @@ impl Node {
         };
         let mut next = l.replicated.next();
         let last = self.log.last_seq();
+        let sent_any = next <= last;
         let to = self.others();
         while next <= last {
             let entries =
@@ -61,6 +62,9 @@ impl Node {
         }
         if let State::Leader(l) = &mut self.state {
             l.replicated = last;
+            if sent_any {
+                l.commit_sent = l.commit_sent.max(self.commit_seq);
+            }
         }
         self.update_commit(out);
     }

@@ -594,3 +594,42 @@ fn leader_without_a_majority_steps_down() {
         "steps down one leader timeout after it lost the majority"
     );
 }
+
+#[test]
+fn leader_tells_followers_a_new_commit_point_at_its_next_flush() {
+    let mut n = leader_n3();
+    let request = ClientRequest::Chat(chat("m1"));
+    step(
+        &mut n,
+        3000,
+        Input::Client {
+            client: ClientId(1),
+            request,
+        },
+    );
+    step(&mut n, 3000, Input::Flush);
+    let ack = Input::Peer(PeerMsg::AppendAck {
+        sender_id: NodeId(1),
+        term: Term(1),
+        match_seq: Seq(2),
+    });
+    step(&mut n, 3001, ack);
+    assert_eq!(n.status().commit_seq, Seq(2));
+    // No new entry would carry commit=2, so a HEARTBEAT does, right away
+    // (followers deliver and answer their clients without waiting a tick).
+    let out = step(&mut n, 3001, Input::Flush);
+    assert_eq!(
+        out,
+        vec![Action::Broadcast {
+            to: vec![NodeId(1), NodeId(2)],
+            msg: PeerMsg::Heartbeat {
+                sender_id: NodeId(3),
+                term: Term(1),
+                commit_seq: Seq(2),
+                last_seq: Seq(2),
+                last_term: Term(1),
+            },
+        }]
+    );
+    assert_eq!(step(&mut n, 3002, Input::Flush), vec![], "told once");
+}
