@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 mod bench;
 mod client;
+mod config;
+mod log_cmd;
+mod node_cmd;
 mod sim_cmd;
 mod up;
 
@@ -20,6 +23,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Run one node: `chorus node --config configs/node1.toml`.
+    Node(node_cmd::Args),
+    /// Inspect (as JSON lines) or repair a node's durable log.
+    Log(log_cmd::Args),
     /// Deterministic simulator: scripted scenarios and random swarms.
     Sim(sim_cmd::Args),
     /// Chat client (full-screen on a terminal, line mode in pipes); fails over
@@ -35,6 +42,8 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Node(a) => node_cmd::run(a),
+        Cmd::Log(a) => log_cmd::run(a),
         Cmd::Sim(a) => sim_cmd::run(a),
         Cmd::Client(a) => client::run(a),
         Cmd::Up(a) => up::run(a),

@@ -8,18 +8,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The listening address cannot be bound.
-    #[error("cannot listen on {addr}: {source}{hint}")]
+    #[error("cannot listen on {addr}: {err}{hint}")]
     Listen {
         addr: String,
-        source: std::io::Error,
+        err: std::io::Error,
         hint: &'static str,
     },
     /// The log directory cannot be created, opened or written.
-    #[error("log_dir {dir} is not usable ({what}: {source}); set log_dir to a writable directory")]
+    #[error("log_dir {dir} is not usable ({what}: {err}); set log_dir to a writable directory")]
     LogDir {
         dir: PathBuf,
         what: &'static str,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// Another process holds the log directory's lock.
     #[error("log_dir {dir} is in use by another chorus node{owner}; stop it or give this node its own log_dir")]
@@ -39,15 +39,23 @@ pub enum RuntimeError {
     },
     /// A write or fsync of the log failed.
     #[error(
-        "fatal storage failure: {op} of {file} failed: {source}; the node stopped so that \
+        "fatal storage failure: {op} of {file} failed: {err}; the node stopped so that \
          nothing that is not durable gets acknowledged (fix the disk, then restart it)"
     )]
     Storage {
         file: PathBuf,
         op: &'static str,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// The event loop itself failed (poll, registration).
     #[error("event loop failure: {0}")]
-    Poll(#[from] std::io::Error),
+    Poll(std::io::Error),
+}
+
+// Not `#[from]`: the message already carries the cause, and a `source` would
+// print it twice in `{:#}` chains. Same reason for the `err` field names.
+impl From<std::io::Error> for RuntimeError {
+    fn from(e: std::io::Error) -> RuntimeError {
+        RuntimeError::Poll(e)
+    }
 }

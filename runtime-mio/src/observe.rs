@@ -15,7 +15,10 @@ pub(crate) fn status_change(before: &Status, after: &Status) {
             "n{me} is the leader of term {term} (log at seq {}, committed {})",
             after.last_seq.0, after.commit_seq.0
         ),
-        (Role::Candidate, _) => info!("n{me}: election (term {term}): the leader is suspected"),
+        (Role::Candidate, _) if before.role != Role::Candidate => {
+            info!("n{me}: election started (term {term}): no live leader")
+        }
+        (Role::Candidate, _) => info!("n{me} claims the leadership of term {term}"),
         (Role::Follower, Some(l)) => info!("n{me} follows leader n{} in term {term}", l.0),
         (Role::Follower, None) => info!("n{me}: no leader known (term {term})"),
     }

@@ -84,9 +84,9 @@ pub struct Runtime {
 
 fn bind(host: &str, port: u16) -> Result<TcpListener, RuntimeError> {
     let addr_text = format!("{host}:{port}");
-    let listen_err = |source, hint| RuntimeError::Listen {
+    let listen_err = |err, hint| RuntimeError::Listen {
         addr: addr_text.clone(),
-        source,
+        err,
         hint,
     };
     let addr = (host, port)

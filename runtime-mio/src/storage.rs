@@ -7,6 +7,7 @@
 //! every queued record in one write and fsyncs when asked, and any failure is
 //! returned as fatal (`RuntimeError::Storage`), never retried or ignored.
 //! `read_only` serves `chorus log inspect`: it never writes or truncates.
+//! `repair` serves `chorus log repair`: it backs the file up before cutting.
 
 use crate::error::RuntimeError;
 use chorus_core::record::{self, Record, Replayed};
@@ -41,7 +42,7 @@ pub struct Opened {
 
 fn log_dir_err(dir: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
     let dir = dir.to_path_buf();
-    move |source| RuntimeError::LogDir { dir, what, source }
+    move |err| RuntimeError::LogDir { dir, what, err }
 }
 
 /// Takes the lock of `dir` (creating it), or says who holds it.
@@ -114,7 +115,7 @@ impl DurableLog {
         if torn_bytes > 0 {
             let storage = |op| {
                 let file = path.clone();
-                move |source| RuntimeError::Storage { file, op, source }
+                move |err| RuntimeError::Storage { file, op, err }
             };
             file.set_len(replayed.valid_len)
                 .map_err(storage("truncating the torn tail"))?;
@@ -148,10 +149,10 @@ impl DurableLog {
             let path = &self.path;
             self.file
                 .write_all(&self.queued)
-                .map_err(|source| RuntimeError::Storage {
+                .map_err(|err| RuntimeError::Storage {
                     file: path.clone(),
                     op: "write",
-                    source,
+                    err,
                 })?;
             self.written_bytes += self.queued.len() as u64;
             self.queued.clear();
@@ -160,13 +161,11 @@ impl DurableLog {
             }
         }
         if sync {
-            self.file
-                .sync_data()
-                .map_err(|source| RuntimeError::Storage {
-                    file: self.path.clone(),
-                    op: "fsync",
-                    source,
-                })?;
+            self.file.sync_data().map_err(|err| RuntimeError::Storage {
+                file: self.path.clone(),
+                op: "fsync",
+                err,
+            })?;
         }
         Ok(())
     }
@@ -199,6 +198,65 @@ pub fn read_only(dir: &Path) -> Result<Snapshot, RuntimeError> {
         path,
         replayed,
         file_len: bytes.len() as u64,
+    })
+}
+
+/// What `repair` did.
+#[derive(Debug)]
+pub struct Repair {
+    pub path: PathBuf,
+    /// Where the whole original file was copied (None: nothing to repair).
+    pub backup: Option<PathBuf>,
+    /// The log now ends here.
+    pub cut_at: u64,
+    /// Bytes after `cut_at` (dropped if `backup` is set, else a torn tail
+    /// the node cuts at start).
+    pub dropped_bytes: u64,
+    /// Why the record at `cut_at` was refused.
+    pub reason: Option<String>,
+}
+
+/// Cuts a corrupt log at its first damaged record, after copying the whole
+/// file to `chorus.log.corrupt-at-OFFSET` (fsynced). Takes the lock, so it
+/// refuses while a node runs on `dir`. A healthy log is left unchanged.
+pub fn repair(dir: &Path) -> Result<Repair, RuntimeError> {
+    let _lock = lock(dir)?;
+    let path = dir.join(LOG_FILE);
+    let bytes = fs::read(&path).map_err(log_dir_err(dir, "cannot read chorus.log"))?;
+    let len = bytes.len() as u64;
+    let (offset, reason) = match record::replay(&bytes) {
+        Ok(r) => {
+            return Ok(Repair {
+                path,
+                backup: None,
+                cut_at: r.valid_len,
+                dropped_bytes: len - r.valid_len,
+                reason: None,
+            })
+        }
+        Err(record::ReplayError::Corrupt { offset, reason }) => (offset, reason),
+    };
+    let storage = |op| {
+        let file = path.clone();
+        move |err| RuntimeError::Storage { file, op, err }
+    };
+    let backup = dir.join(format!("{LOG_FILE}.corrupt-at-{offset}"));
+    fs::write(&backup, &bytes).map_err(storage("writing the backup"))?;
+    File::open(&backup)
+        .and_then(|f| f.sync_all())
+        .map_err(storage("fsync of the backup"))?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(storage("opening for repair"))?;
+    f.set_len(offset).map_err(storage("truncation"))?;
+    f.sync_all().map_err(storage("fsync after truncation"))?;
+    Ok(Repair {
+        path,
+        backup: Some(backup),
+        cut_at: offset,
+        dropped_bytes: len - offset,
+        reason: Some(reason),
     })
 }
 
@@ -294,5 +352,16 @@ mod tests {
         );
         assert!(err.contains("chorus log repair"), "{err}");
         assert!(read_only(dir.path()).is_err());
+        let r = repair(dir.path()).unwrap();
+        assert_eq!(r.cut_at, second as u64);
+        assert_eq!(fs::read(r.backup.unwrap()).unwrap(), bytes);
+        let o = DurableLog::open(dir.path()).unwrap();
+        assert_eq!(o.replayed.recovered.entries.len(), 1);
+        assert!(
+            repair(dir.path()).is_err(),
+            "refused while the node holds the lock"
+        );
+        drop(o);
+        assert!(repair(dir.path()).unwrap().backup.is_none(), "healthy now");
     }
 }

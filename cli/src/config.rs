@@ -1,0 +1,310 @@
+//! Node configuration files: TOML (`.toml`, the default) or the seed's YAML
+//! (`.yml` / `.yaml`), with the seed's keys plus `cluster_secret`, `voters`
+//! and `max_line_bytes`, mapped onto the runtime's `NodeOptions`.
+//!
+//! Invariants: unknown keys are refused; node ids are unique and so are
+//! addresses; every error is one line that names the file and what to fix.
+//! A relative `log_dir` is relative to the current directory (as the seed).
+
+use chorus_core::{Config, NodeId, PeerInfo};
+use chorus_runtime_mio::{NodeOptions, DEFAULT_CLUSTER_SECRET};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// A seed node: another member to contact at startup.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SeedNode {
+    pub node_id: u64,
+    pub host: String,
+    pub port: u16,
+}
+
+fn default_heartbeat() -> u64 {
+    800
+}
+fn default_leader_timeout() -> u64 {
+    2500
+}
+
+/// The file format of one node's config.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    pub node_id: u64,
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub seed_nodes: Vec<SeedNode>,
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_interval_ms: u64,
+    #[serde(default = "default_leader_timeout")]
+    pub leader_timeout_ms: u64,
+    /// Default: `data/node<ID>`.
+    #[serde(default)]
+    pub log_dir: Option<PathBuf>,
+    /// Default: the built-in insecure secret (the node warns).
+    #[serde(default)]
+    pub cluster_secret: Option<String>,
+    /// The voting members; default: this node and every seed node.
+    #[serde(default)]
+    pub voters: Option<Vec<u64>>,
+    /// Longest client line in bytes (default 1 MiB).
+    #[serde(default)]
+    pub max_line_bytes: Option<usize>,
+}
+
+/// Why a config cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    /// The file does not parse (syntax, unknown key, wrong type).
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// The values contradict each other or are out of range.
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Largest accepted `max_line_bytes`: one chat must fit in one log record.
+const MAX_LINE_BYTES_CAP: usize = 2 << 20;
+
+/// Line `l`, column `c` (1-based) of byte offset `at` in `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Parses `text` as the format named by `path`'s extension.
+pub fn parse(path: &Path, text: &str) -> Result<NodeFile, ConfigError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let parse_err = |message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    if matches!(ext, "yml" | "yaml") {
+        serde_saphyr::from_str::<NodeFile>(text).map_err(|e| {
+            let msg = e.to_string();
+            parse_err(one_line(msg.lines().next().unwrap_or(&msg)))
+        })
+    } else {
+        toml::from_str::<NodeFile>(text).map_err(|e| {
+            let at = e.span().map(|s| line_col(text, s.start));
+            let place = at.map_or(String::new(), |(l, c)| format!("line {l}, column {c}: "));
+            parse_err(format!("{place}{}", one_line(e.message())))
+        })
+    }
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<NodeFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    let file = parse(path, &text)?;
+    validate(&file).map_err(|message| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(file)
+}
+
+/// Checks what serde cannot: uniqueness, ranges, consistency.
+pub fn validate(f: &NodeFile) -> Result<(), String> {
+    if f.port == 0 {
+        return Err("port must be between 1 and 65535".into());
+    }
+    let mut ids = BTreeSet::from([f.node_id]);
+    let mut addrs = BTreeSet::from([(f.host.clone(), f.port)]);
+    for s in &f.seed_nodes {
+        let same_as_me = s.node_id == f.node_id && s.host == f.host && s.port == f.port;
+        if same_as_me {
+            continue; // a shared seed list may name this node itself
+        }
+        if !ids.insert(s.node_id) {
+            return Err(format!(
+                "node_id {} appears twice (node_id and seed_nodes must be unique ids)",
+                s.node_id
+            ));
+        }
+        if !addrs.insert((s.host.clone(), s.port)) {
+            return Err(format!(
+                "{}:{} is given to two nodes (seed node {}); every node needs its own host:port",
+                s.host, s.port, s.node_id
+            ));
+        }
+    }
+    if f.heartbeat_interval_ms == 0 {
+        return Err("heartbeat_interval_ms must be at least 1".into());
+    }
+    if f.leader_timeout_ms < 2 * f.heartbeat_interval_ms {
+        return Err(format!(
+            "leader_timeout_ms ({}) must be at least twice heartbeat_interval_ms ({})",
+            f.leader_timeout_ms, f.heartbeat_interval_ms
+        ));
+    }
+    if let Some(voters) = &f.voters {
+        if voters.is_empty() {
+            return Err("voters must not be empty".into());
+        }
+        if let Some(v) = voters.iter().find(|v| !ids.contains(v)) {
+            return Err(format!(
+                "voter {v} is neither this node nor a seed node; list it in seed_nodes"
+            ));
+        }
+    }
+    if let Some(n) = f.max_line_bytes {
+        if !(1024..=MAX_LINE_BYTES_CAP).contains(&n) {
+            return Err(format!(
+                "max_line_bytes must be between 1024 and {MAX_LINE_BYTES_CAP}"
+            ));
+        }
+    }
+    if f.cluster_secret.as_deref() == Some("") {
+        return Err(
+            "cluster_secret must not be empty (omit it to use the insecure default)".into(),
+        );
+    }
+    Ok(())
+}
+
+impl NodeFile {
+    /// The log directory (default `data/node<ID>`).
+    pub fn log_dir(&self) -> PathBuf {
+        self.log_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("data/node{}", self.node_id)))
+    }
+
+    /// The runtime options this file describes.
+    pub fn to_options(&self) -> NodeOptions {
+        let me = PeerInfo {
+            node_id: NodeId(self.node_id),
+            host: self.host.clone(),
+            port: self.port,
+        };
+        let peers: Vec<PeerInfo> = self
+            .seed_nodes
+            .iter()
+            .filter(|s| s.node_id != self.node_id)
+            .map(|s| PeerInfo {
+                node_id: NodeId(s.node_id),
+                host: s.host.clone(),
+                port: s.port,
+            })
+            .collect();
+        let mut core =
+            Config::new(me, peers).with_timing(self.heartbeat_interval_ms, self.leader_timeout_ms);
+        if let Some(v) = &self.voters {
+            core.voters = v.iter().map(|&id| NodeId(id)).collect();
+        }
+        let secret = self
+            .cluster_secret
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CLUSTER_SECRET.to_string());
+        let mut opts = NodeOptions::new(core, self.log_dir(), secret);
+        if let Some(n) = self.max_line_bytes {
+            opts.limits.max_line_bytes = n;
+            opts.limits.max_peer_line_bytes = opts.limits.max_peer_line_bytes.max(n * 16);
+        }
+        opts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str = r#"
+node_id = 1
+host = "127.0.0.1"
+port = 5001
+log_dir = "data/node1"
+cluster_secret = "s"
+seed_nodes = [
+  { node_id = 2, host = "127.0.0.1", port = 5002 },
+  { node_id = 3, host = "127.0.0.1", port = 5003 },
+]
+"#;
+
+    fn parse_toml(text: &str) -> Result<NodeFile, String> {
+        let f = parse(Path::new("n.toml"), text).map_err(|e| e.to_string())?;
+        validate(&f)?;
+        Ok(f)
+    }
+
+    #[test]
+    fn toml_with_defaults() {
+        let f = parse_toml(TOML).unwrap();
+        assert_eq!((f.heartbeat_interval_ms, f.leader_timeout_ms), (800, 2500));
+        let o = f.to_options();
+        assert_eq!(o.core.voters.len(), 3);
+        assert_eq!(o.core.peers.len(), 2);
+        assert_eq!(o.log_dir, PathBuf::from("data/node1"));
+    }
+
+    #[test]
+    fn the_seed_yaml_loads() {
+        let yaml = "node_id: 1\nhost: 127.0.0.1\nport: 5001\nseed_nodes:\n  - node_id: 2\n    host: 127.0.0.1\n    port: 5002\nheartbeat_interval_ms: 800\nleader_timeout_ms: 2500\nlog_dir: logs/node1\n";
+        let f = parse(Path::new("node1.yaml"), yaml).unwrap();
+        assert_eq!(f.seed_nodes.len(), 1);
+        assert_eq!(f.log_dir(), PathBuf::from("logs/node1"));
+        let bad = parse(
+            Path::new("n.yml"),
+            "node_id: 1\nhost: x\nport: 1\ncolour: red\n",
+        );
+        let msg = bad.unwrap_err().to_string();
+        assert!(msg.contains("colour"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn unknown_keys_are_one_line_errors_with_a_position() {
+        let e = parse_toml(&format!("{TOML}\nheartbeat_ms = 5\n")).unwrap_err();
+        assert!(e.contains("unknown field `heartbeat_ms`"), "{e}");
+        assert!(e.contains("line 12, column 1"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn duplicate_ids_and_addresses_are_refused() {
+        let dup = TOML.replace("node_id = 3", "node_id = 2");
+        assert!(parse_toml(&dup)
+            .unwrap_err()
+            .contains("node_id 2 appears twice"));
+        let same = TOML.replace("port = 5003", "port = 5002");
+        assert!(parse_toml(&same)
+            .unwrap_err()
+            .contains("127.0.0.1:5002 is given to two nodes"));
+        let me_listed = TOML.replace(
+            "node_id = 3, host = \"127.0.0.1\", port = 5003",
+            "node_id = 1, host = \"127.0.0.1\", port = 5001",
+        );
+        assert!(
+            parse_toml(&me_listed).is_ok(),
+            "a seed list may include this node"
+        );
+    }
+
+    #[test]
+    fn voters_and_timings_are_checked() {
+        let v = format!("voters = [1, 2, 9]\n{TOML}");
+        assert!(parse_toml(&v).unwrap_err().contains("voter 9"));
+        let t = format!("heartbeat_interval_ms = 2000\n{TOML}");
+        assert!(parse_toml(&t)
+            .unwrap_err()
+            .contains("twice heartbeat_interval_ms"));
+        let ok = format!("voters = [1, 2]\n{TOML}");
+        assert_eq!(parse_toml(&ok).unwrap().to_options().core.voters.len(), 2);
+    }
+}

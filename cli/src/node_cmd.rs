@@ -1,0 +1,54 @@
+//! `chorus node --config FILE`: runs one node in the foreground until killed
+//! or a fatal error. Logs go to stderr (`RUST_LOG` filters, default `info`).
+//! Exit status: 0 never (a node runs until stopped), 2 on a config or startup
+//! error, 1 on a fatal runtime error (storage failure): each printed as one
+//! line that says what to fix.
+
+use crate::config;
+use chorus_runtime_mio::{run_node, unsafe_ack_from_env};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run one chorus node.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Config keys (TOML, or the seed's YAML with .yml/.yaml):\n  \
+    node_id, host, port, seed_nodes = [{node_id, host, port}], heartbeat_interval_ms (800),\n  \
+    leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
+    max_line_bytes (1048576).\n\
+    Logs: stderr; RUST_LOG=debug shows heartbeats.\n\
+    CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 acknowledges before fsync: chaos-harness tests only."
+)]
+pub struct Args {
+    /// The node's config file (e.g. configs/node1.toml).
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+/// Logs to stderr, `RUST_LOG` or `info`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let file = config::load(&args.config)?;
+    let mut opts = file.to_options();
+    opts.unsafe_ack_before_fsync = unsafe_ack_from_env();
+    match run_node(opts) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e @ chorus_runtime_mio::RuntimeError::Storage { .. }) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
