@@ -322,7 +322,7 @@ pub fn header(args: &Args, n: usize, started: bool) -> String {
         format!("{n} nodes at {}", args.connect.join(","))
     };
     format!(
-        "chorus bench: {cluster}; {} clients → {:?}, {load}, {} B payload, {} messages",
+        "chorus bench: {cluster}; {} clients → {}, {load}, {} B payload, {} messages",
         args.clients,
         format!("{:?}", args.target).to_lowercase(),
         args.size,
