@@ -1,0 +1,35 @@
+//! Swarm seeds that found real core bugs, kept as regression tests. Each one
+//! fails (liveness) if its fix is reverted, with the swarm's draw as of this
+//! file; if `explore::draw` changes, re-find such seeds by reverting the fix
+//! and sweeping (`chorus sim explore --seeds 20000`).
+
+use chorus_sim::explore::run_seed;
+
+fn passes(seed: u64) {
+    let r = run_seed(seed, None, false);
+    assert!(
+        r.passed(),
+        "seed {seed:#x} ({}): {:?}\n  repro: {}",
+        r.options,
+        r.violations,
+        r.repro(None)
+    );
+}
+
+/// core ca7cd92: a deposed leader's client chat, truncated by the new leader,
+/// went back to `pending` without the forward timer, and was never sequenced.
+#[test]
+fn truncated_chat_is_forwarded_again() {
+    for seed in [0x109, 0x153, 0x4c1, 0x5cd] {
+        passes(seed);
+    }
+}
+
+/// core 3327f8a: catch-up past a diverged tail re-fetched the same batch
+/// (from the requester's commit point) forever.
+#[test]
+fn catch_up_past_a_diverged_tail_progresses() {
+    for seed in [0x3a97, 0x445b] {
+        passes(seed);
+    }
+}
