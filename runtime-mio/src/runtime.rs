@@ -218,9 +218,16 @@ impl Runtime {
                 return Err(e.into());
             }
             self.now = self.clock.now();
-            for ev in events.iter() {
-                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                self.on_event(ev.token(), readable, ev.is_writable());
+            // Our own links first: a link that died (PeerDown) is known before
+            // messages of the same instant are answered ("is the leader alive?").
+            for pass_links in [true, false] {
+                for ev in events.iter() {
+                    if self.is_link(ev.token()) != pass_links {
+                        continue;
+                    }
+                    let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                    self.on_event(ev.token(), readable, ev.is_writable());
+                }
             }
             for t in std::mem::take(&mut self.read_again) {
                 self.read_conn(t);
@@ -230,6 +237,12 @@ impl Runtime {
         }
         info!("n{} stopped", self.me.0);
         Ok(())
+    }
+
+    fn is_link(&self, token: Token) -> bool {
+        self.conns
+            .get(&token)
+            .is_some_and(|c| matches!(c.role, crate::conn::Role::Dial { .. }))
     }
 
     pub(crate) fn alloc_token(&mut self) -> Token {
