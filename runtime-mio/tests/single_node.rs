@@ -32,6 +32,10 @@ impl Drop for Node {
 
 /// A one-voter cluster: it elects itself within a few hundred ms.
 fn start(dir: &Path) -> Node {
+    start_with(dir, |_| {})
+}
+
+fn start_with(dir: &Path, tune: impl FnOnce(&mut NodeOptions)) -> Node {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -42,7 +46,8 @@ fn start(dir: &Path) -> Node {
         port: 0,
     };
     let core = Config::new(me, vec![]).with_timing(50, 200);
-    let opts = NodeOptions::new(core, dir.to_path_buf(), SECRET.into());
+    let mut opts = NodeOptions::new(core, dir.to_path_buf(), SECRET.into());
+    tune(&mut opts);
     let rt = Runtime::start(opts).expect("node starts");
     let addr = rt.local_addr();
     let stop = rt.shutdown_handle();
@@ -354,4 +359,62 @@ fn a_half_closed_client_still_gets_its_ack() {
     c.w.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(c.recv_type("CHAT_ACK")["msg_id"], "half");
     assert!(c.recv().is_none(), "then closed");
+}
+
+#[test]
+fn large_history_streams_intact_to_a_slow_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_with(dir.path(), |o| o.limits.stream_low_water_bytes = 16 * 1024);
+    let mut c = Line::connect(node.addr);
+    let payload = "p".repeat(10_000);
+    for i in 0..300 {
+        c.send(&chat(&format!("big-{i}"), &payload));
+    }
+    for _ in 0..300 {
+        c.recv_type("CHAT_ACK");
+    }
+    c.send(&json!({"type":"HISTORY","from_seq":1}));
+    std::thread::sleep(Duration::from_millis(300)); // let socket buffers fill
+    let mut seqs = Vec::new();
+    loop {
+        let v = c.recv().expect("open");
+        match v["type"].as_str() {
+            Some("SEQ_CHAT") => {
+                assert_eq!(v["payload"].as_str().map(str::len), Some(10_000));
+                seqs.push(v["seq_no"].as_u64().unwrap());
+            }
+            Some("HISTORY_END") => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seqs.len(), 300);
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, no gaps"
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_is_disconnected_and_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_with(dir.path(), |o| {
+        o.limits.max_client_output_bytes = 256 * 1024
+    });
+    let mut hog = Line::connect(node.addr);
+    let status = b"{\"type\":\"STATUS\"}\n".repeat(100_000);
+    let _ = hog.w.write_all(&status); // fails once the node hangs up: fine
+    let mut answers = 0usize;
+    let closed = loop {
+        let mut s = String::new();
+        match hog.r.read_line(&mut s) {
+            Ok(0) => break true,
+            Ok(_) => answers += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(e) => panic!("the node neither answered nor closed: {e}"),
+        }
+    };
+    assert!(closed && answers < 100_000, "{answers} answers");
+    let mut c = Line::connect(node.addr);
+    c.send(&chat("fine", "others go on"));
+    assert_eq!(c.recv_type("CHAT_ACK")["msg_id"], "fine");
 }
