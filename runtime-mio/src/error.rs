@@ -21,6 +21,9 @@ pub enum RuntimeError {
         what: &'static str,
         err: std::io::Error,
     },
+    /// A log to inspect or repair cannot be read.
+    #[error("cannot read {file}: {err} (give the log_dir of a node, or its chorus.log)")]
+    Read { file: PathBuf, err: std::io::Error },
     /// Another process holds the log directory's lock.
     #[error("log_dir {dir} is in use by another chorus node{owner}; stop it or give this node its own log_dir")]
     Locked { dir: PathBuf, owner: String },

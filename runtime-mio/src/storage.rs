@@ -192,7 +192,10 @@ pub fn read_only(dir: &Path) -> Result<Snapshot, RuntimeError> {
     } else {
         (dir.to_path_buf(), dir.join(LOG_FILE))
     };
-    let bytes = fs::read(&path).map_err(log_dir_err(&dir, "cannot read chorus.log"))?;
+    let bytes = fs::read(&path).map_err(|err| RuntimeError::Read {
+        file: path.clone(),
+        err,
+    })?;
     let replayed = record::replay(&bytes).map_err(|e| corrupt(&dir, &path, e))?;
     Ok(Snapshot {
         path,
@@ -222,7 +225,10 @@ pub struct Repair {
 pub fn repair(dir: &Path) -> Result<Repair, RuntimeError> {
     let _lock = lock(dir)?;
     let path = dir.join(LOG_FILE);
-    let bytes = fs::read(&path).map_err(log_dir_err(dir, "cannot read chorus.log"))?;
+    let bytes = fs::read(&path).map_err(|err| RuntimeError::Read {
+        file: path.clone(),
+        err,
+    })?;
     let len = bytes.len() as u64;
     let (offset, reason) = match record::replay(&bytes) {
         Ok(r) => {
