@@ -1,0 +1,225 @@
+//! `chorus up`: starts a local cluster whose nodes serve clients, stops every
+//! node it started on SIGTERM (and when its client exits), and refuses a busy
+//! port with a message naming the port and --base-port. Bounded in time; the
+//! only processes signalled are the `chorus up` children of this test.
+
+#[path = "common/client_proc.rs"]
+mod client_proc;
+#[path = "common/cluster.rs"]
+mod cluster;
+#[path = "common/tmux.rs"]
+mod tmux;
+
+use client_proc::{parse_delivered, PlainClient};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A base port whose `n` ports are free right now (a small race accepted).
+fn free_base_port(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = cluster::free_ports(1)[0];
+        if base > 60000 {
+            continue;
+        }
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no run of free ports found");
+}
+
+fn up(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .arg("up")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    (child, rx)
+}
+
+/// Collects stderr lines until one contains `what` (or the deadline).
+fn wait_line(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str, t: Duration) -> bool {
+    let deadline = Instant::now() + t;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let hit = l.contains(what);
+                seen.push(l);
+                if hit {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+fn wait_exit(child: &mut Child, t: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + t;
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn pid_alive(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
+    let dir = cluster::temp_dir("up");
+    let base = free_base_port(3);
+    let (mut child, rx) = up(&[
+        "--no-client",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--base-port",
+        &base.to_string(),
+    ]);
+    let mut seen = Vec::new();
+    let ready = wait_line(&rx, &mut seen, "stop: Ctrl-C", Duration::from_secs(40));
+    assert!(ready, "chorus up did not come up:\n{}", seen.join("\n"));
+    let pids: Vec<i32> = seen
+        .iter()
+        .filter_map(|l| {
+            l.split_once(" pid ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(pids.len(), 3, "{}", seen.join("\n"));
+    for n in 1..=3 {
+        assert!(dir.join(format!("node{n}.toml")).exists());
+    }
+
+    let port = (base + 1).to_string();
+    let mut c = PlainClient::start(&["--port", &port, "--name", "bob"]);
+    c.send("through chorus up");
+    c.close_stdin();
+    assert_eq!(
+        c.wait(Duration::from_secs(30)).map(|s| s.code()),
+        Some(Some(0)),
+        "{}",
+        c.dump()
+    );
+    let shown: Vec<_> = c
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| parse_delivered(l))
+        .collect();
+    assert_eq!(shown.len(), 1, "{}", c.dump());
+    assert_eq!(shown[0].2, "through chorus up");
+
+    let up_pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(up_pid, rustix::process::Signal::TERM).unwrap();
+    let st = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(st.is_some_and(|s| s.success()), "exit {st:?}");
+    for pid in pids {
+        assert!(!pid_alive(pid), "node pid {pid} still running");
+    }
+    // The ports are free again.
+    for p in base..base + 3 {
+        assert!(
+            TcpListener::bind(("127.0.0.1", p)).is_ok(),
+            "port {p} still bound"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn up_reports_a_busy_port_and_how_to_pick_another() {
+    let dir = cluster::temp_dir("up-busy");
+    let base = free_base_port(3);
+    let _busy = TcpListener::bind(("127.0.0.1", base + 1)).unwrap();
+    let (mut child, rx) = up(&[
+        "--no-client",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--base-port",
+        &base.to_string(),
+    ]);
+    let st = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(st.is_some_and(|s| !s.success()), "{st:?}");
+    let text: Vec<String> = rx.try_iter().collect();
+    let text = text.join("\n");
+    assert!(text.contains(&format!("port {}", base + 1)), "{text}");
+    assert!(text.contains("--base-port"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn up_with_its_client_in_a_terminal_then_quit_stops_the_nodes() {
+    if !tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed (apt-get install -y tmux)");
+        return;
+    }
+    let dir = cluster::temp_dir("up-tui");
+    let base = free_base_port(3);
+    let argv = [
+        env!("CARGO_BIN_EXE_chorus").to_string(),
+        "up".into(),
+        "--data-dir".into(),
+        dir.to_str().unwrap().to_string(),
+        "--base-port".into(),
+        base.to_string(),
+        "--name".into(),
+        "carol".into(),
+    ];
+    let t = tmux::Tmux::start(&argv, 110, 24);
+    t.wait_screen(Duration::from_secs(40), |s| {
+        s.contains("● node") && s.contains("leader n")
+    })
+    .unwrap_or_else(|s| panic!("client not up:\n{s}"));
+    t.type_text("one command");
+    t.press("Enter");
+    t.wait_screen(Duration::from_secs(15), |s| {
+        s.lines().any(|l| {
+            let seq = l.trim_start_matches('│').strip_prefix('#');
+            seq.is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+                && l.contains("carol: one command ✓")
+        })
+    })
+    .unwrap_or_else(|s| panic!("not delivered:\n{s}"));
+    t.press("Escape");
+    assert_eq!(
+        t.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        t.screen()
+    );
+    for p in base..base + 3 {
+        assert!(
+            TcpListener::bind(("127.0.0.1", p)).is_ok(),
+            "port {p} still bound"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
