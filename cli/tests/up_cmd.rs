@@ -168,8 +168,12 @@ fn up_reports_a_busy_port_and_how_to_pick_another() {
     ]);
     let st = wait_exit(&mut child, Duration::from_secs(10));
     assert!(st.is_some_and(|s| !s.success()), "{st:?}");
-    let text: Vec<String> = rx.try_iter().collect();
-    let text = text.join("\n");
+    // Read stderr to its end (the reader thread may lag the exit).
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
+        lines.push(l);
+    }
+    let text = lines.join("\n");
     assert!(text.contains(&format!("port {}", base + 1)), "{text}");
     assert!(text.contains("--base-port"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
