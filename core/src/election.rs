@@ -118,9 +118,20 @@ impl Node {
             // It lost us: remind it who leads.
             let hb = self.heartbeat_msg();
             out.push(Action::Send { to: from, msg: hb });
-        } else if !live && !grant && self.cfg.is_voter() && matches!(self.state, State::Follower) {
+        } else if !live && !grant && self.cfg.is_voter() && self.idle_for_election() {
+            // Bully: a lower node lost the leader, so we (higher) run. Also when
+            // we were told to stand down and wait: whoever told us may have been
+            // this very node, still hearing a leader that has died since.
             self.start_election(out);
         }
+    }
+
+    /// Not already probing, claiming or fetching.
+    fn idle_for_election(&self) -> bool {
+        matches!(
+            self.state,
+            State::Follower | State::Candidate(Election::AwaitCoordinator)
+        )
     }
 
     pub(crate) fn on_election_ok(&mut self, from: NodeId, grant: bool, out: &mut Vec<Action>) {

@@ -633,3 +633,45 @@ fn leader_tells_followers_a_new_commit_point_at_its_next_flush() {
     );
     assert_eq!(step(&mut n, 3002, Input::Flush), vec![], "told once");
 }
+
+#[test]
+fn a_candidate_told_to_wait_runs_again_when_a_lower_node_lost_the_leader() {
+    let mut n = node(2, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let t = n.next_deadline().unwrap().0;
+    step(&mut n, t, Input::Tick);
+    // n1 still heard the leader and told us to stand down ...
+    step(
+        &mut n,
+        t + 1,
+        Input::Peer(PeerMsg::ElectionOk {
+            sender_id: NodeId(1),
+            term: Term(0),
+            grant: false,
+            leader: Some(NodeId(3)),
+        }),
+    );
+    // ... then lost it too and asks us, the higher node: we probe again at once.
+    let out = step(
+        &mut n,
+        t + 2,
+        Input::Peer(PeerMsg::Election {
+            sender_id: NodeId(1),
+            term: Term(0),
+        }),
+    );
+    assert!(matches!(
+        &out[0],
+        Action::Send {
+            msg: PeerMsg::ElectionOk { grant: false, .. },
+            ..
+        }
+    ));
+    assert!(matches!(
+        &out[1],
+        Action::Broadcast {
+            msg: PeerMsg::Election { .. },
+            ..
+        }
+    ));
+}
