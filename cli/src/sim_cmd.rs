@@ -169,7 +169,11 @@ fn explore_cmd(
     let _ = write!(stdout, "coverage:\n{}", summary.coverage);
     let missing = summary.coverage.missing();
     if !missing.is_empty() {
-        let _ = writeln!(stdout, "coverage FAILED: never exercised {}", missing.join(", "));
+        let _ = writeln!(
+            stdout,
+            "coverage FAILED: never exercised {}",
+            missing.join(", ")
+        );
     }
     let ok = summary.failed == 0 && missing.is_empty();
     let _ = writeln!(stdout, "verdict: {}", if ok { "PASS" } else { "FAIL" });
@@ -188,5 +192,9 @@ fn report(out: &mut impl Write, r: &explore::RunReport, bug: Option<InjectedBug>
     for v in &r.violations {
         let _ = writeln!(out, "  {v}");
     }
-    let _ = writeln!(out, "  repro: {}   (add --trace to print the run)", r.repro(bug));
+    let _ = writeln!(
+        out,
+        "  repro: {}   (add --trace to print the run)",
+        r.repro(bug)
+    );
 }
