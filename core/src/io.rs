@@ -6,6 +6,13 @@
 //! fsyncs (group commit: write every `Persist` of several steps, fsync once,
 //! then perform the other actions in order) but may never perform an effect
 //! before the persists that precede it are durable.
+//!
+//! One exception is allowed, Raft's parallel leader write (§10.2.1): a
+//! leader's `Broadcast` of SEQ_CHAT may be sent before the batch's `Persist`
+//! of its entries is durable, as long as no `Persist` of a term or a
+//! truncation precedes it in the batch. The core never acknowledges on the
+//! strength of that send: a follower's APPEND_ACK for those entries is a later
+//! input, and the driver finishes the batch's fsync before feeding it.
 
 use crate::entry::Entry;
 use crate::record::Record;

@@ -6,12 +6,16 @@
 //! the other actions performed, in order (peer sends, deliveries, client
 //! replies, peer discovery). A failed write or fsync returns a fatal error:
 //! none of the effects that depended on it is performed.
+//! One exception, the leader's parallel write (`replicate_early`): a leader's
+//! SEQ_CHAT goes out before its own fsync, so leader and follower fsyncs
+//! overlap; no acknowledgement depends on that send (see the function).
 //! With `unsafe_ack_before_fsync` (chaos harness only) the order is reversed.
 
 use crate::error::RuntimeError;
 use crate::net::encode;
 use crate::runtime::Runtime;
-use chorus_core::Action;
+use chorus_core::record::Record;
+use chorus_core::{Action, PeerMsg};
 
 impl Runtime {
     pub(crate) fn execute(&mut self) -> Result<(), RuntimeError> {
@@ -20,13 +24,50 @@ impl Runtime {
         }
         let actions = std::mem::take(&mut self.actions);
         if self.unsafe_ack {
-            self.perform(&actions);
+            self.perform(&actions, vec![false; actions.len()]);
             self.persist(&actions)?;
         } else {
+            let early = self.replicate_early(&actions);
             self.persist(&actions)?;
-            self.perform(&actions);
+            self.perform(&actions, early);
         }
         Ok(())
+    }
+
+    /// A leader's SEQ_CHAT broadcasts leave before the leader's own fsync
+    /// (Raft's parallel leader write, §10.2.1), so the leader's and the
+    /// followers' fsyncs overlap instead of adding up. Safe because nothing
+    /// is acknowledged on the strength of this send: a follower's APPEND_ACK
+    /// for these entries is read in a later iteration, after this iteration's
+    /// fsync finished (or the node died on its failure, having acknowledged
+    /// nothing). Only broadcasts before any term or truncation record of the
+    /// batch go early: a message must never carry a term that is not durable.
+    /// Returns which actions were performed (they are skipped afterwards).
+    fn replicate_early(&mut self, actions: &[Action]) -> Vec<bool> {
+        let mut early = vec![false; actions.len()];
+        let mut any = false;
+        for (i, a) in actions.iter().enumerate() {
+            match a {
+                Action::Persist(Record::Term { .. } | Record::Truncate { .. }) => break,
+                Action::Broadcast {
+                    to,
+                    msg: msg @ PeerMsg::SeqChat { .. },
+                } => {
+                    let line = encode(msg);
+                    for &t in to {
+                        self.send_peer(t, &line);
+                    }
+                    early[i] = true;
+                    any = true;
+                }
+                _ => {}
+            }
+        }
+        if any {
+            // Output already buffered before this batch never depends on it.
+            self.flush_dirty();
+        }
+        early
     }
 
     fn persist(&mut self, actions: &[Action]) -> Result<(), RuntimeError> {
@@ -52,8 +93,11 @@ impl Runtime {
         Ok(())
     }
 
-    fn perform(&mut self, actions: &[Action]) {
-        for a in actions {
+    fn perform(&mut self, actions: &[Action], early: Vec<bool>) {
+        for (a, sent) in actions.iter().zip(early) {
+            if sent {
+                continue;
+            }
             match a {
                 Action::Persist(_) | Action::Note(_) => {}
                 Action::Send { to, msg } => {
