@@ -1,7 +1,8 @@
 //! Swarm seeds that found real core bugs, kept as regression tests. Each one
 //! fails (liveness) if its fix is reverted, with the swarm's draw as of this
-//! file (re-checked after core a5d5e89 and 9e3cda8); if `explore::draw` changes, re-find such seeds by reverting the fix
-//! and sweeping (`chorus sim explore --seeds 20000`).
+//! file (re-checked after core a5d5e89 and 9e3cda8). If `explore::draw` or
+//! the core's timing changes, re-find such seeds by reverting the fix and
+//! sweeping (`chorus sim explore --seeds 20000`).
 
 use chorus_sim::explore::run_seed;
 
