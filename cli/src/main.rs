@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench;
+mod chaos;
 mod client;
 mod config;
 mod log_cmd;
@@ -37,6 +38,9 @@ enum Cmd {
     /// Load generator and failover timer: throughput, latency percentiles,
     /// CPU and RSS per node, against a started or a running cluster.
     Bench(bench::Args),
+    /// Chaos harness (root): a real cluster in network namespaces through
+    /// seeded crashes, pauses, partitions and packet loss; checks the logs.
+    Chaos(chaos::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Cmd::Client(a) => client::run(a),
         Cmd::Up(a) => up::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Chaos(a) => chaos::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,446 @@
+//! `chorus chaos`: the real binary under real faults. N `chorus node`
+//! processes, each in its own network namespace behind one bridge, clients
+//! that chat continuously and retry with the same msg_id, and a seeded
+//! stream of faults — crashes, pauses, partitions, packet loss — for a
+//! bounded time; then everything heals and the verdict comes from the nodes'
+//! durable logs and the clients' acknowledgements (`verify.rs`).
+//!
+//! Module map: `netns` (namespaces, bridge, nft rules, cleanup), `procs`
+//! (node processes by PID), `schedule` (the seeded fault plan), `clients`,
+//! `monitor` (STATUS polling, online term checks), `verify`, `report`.
+//! Every phase is bounded in time; everything created is torn down by Drop
+//! guards (also on panic) and on SIGINT/SIGTERM.
+
+mod clients;
+mod monitor;
+mod netns;
+mod procs;
+mod report;
+mod schedule;
+mod verify;
+
+use anyhow::{bail, Result};
+use schedule::{Fault, Kind, Planner, View};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Run a real cluster through seeded faults and check it lost nothing.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Needs root (network namespaces, nftables) and the packages iproute2 \
+    and nftables. Exit status: 0 no violation, 1 a violation (the seed to reproduce is \
+    printed), 2 the harness could not run. See RELIABILITY.md."
+)]
+pub struct Args {
+    /// Cluster size (3 to 9).
+    #[arg(long, default_value_t = 5)]
+    pub nodes: u64,
+    /// Seconds of fault injection (healing and checking come after).
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// Seed of the fault plan (decimal or 0x hex); random if omitted.
+    #[arg(long, value_parser = parse_seed)]
+    pub seed: Option<u64>,
+    /// Concurrent chat clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Seconds allowed for the cluster to converge after the heal.
+    #[arg(long, default_value_t = 60)]
+    pub converge_timeout: u64,
+    /// Start the nodes with CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 (a deliberately
+    /// broken build, to show the harness catches it).
+    #[arg(long)]
+    pub unsafe_ack_before_fsync: bool,
+    /// Keep the data directory (logs, node stderr) even when all checks pass.
+    #[arg(long)]
+    pub keep: bool,
+    /// Print every fault as it is injected.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("not a seed: {e}"))
+}
+
+fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if !(3..=9).contains(&args.nodes) {
+        bail!("--nodes must be between 3 and 9");
+    }
+    netns::preflight()?;
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let _lock = netns::lock()?;
+    let stale = netns::remove_stale();
+    if stale > 0 {
+        eprintln!("removed {stale} leftovers of an earlier chorus chaos run");
+    }
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, interrupted.clone())?;
+    }
+    let dir = std::env::temp_dir().join(format!("chorus-chaos-{seed:x}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "chorus chaos: seed {seed:#x}, {} nodes, {} clients, {} s of faults; files in {}",
+        args.nodes,
+        args.clients,
+        args.duration,
+        dir.display()
+    );
+    let outcome = {
+        // Declared first, dropped last: nodes die before their namespaces go.
+        let net = netns::Net::create(args.nodes)?;
+        let nodes = procs::Nodes::start(&dir, args.nodes, args.unsafe_ack_before_fsync)?;
+        Run {
+            args: &args,
+            seed,
+            net,
+            nodes,
+            interrupted,
+        }
+        .go()
+    };
+    let r = outcome?;
+    report::print(&r, &args, seed);
+    if r.violations.is_empty() {
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("node logs and stderr kept in {}", dir.display());
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Everything the report needs.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub faults: BTreeMap<Kind, u64>,
+    pub sent: u64,
+    pub acked: u64,
+    pub unacked: u64,
+    pub attempts: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub checked: verify::Checked,
+    pub elections: u64,
+    pub max_term: u64,
+    pub longest_unavailable_ms: u64,
+    pub converge_ms: Option<u64>,
+    pub restarts: u64,
+    pub violations: Vec<String>,
+}
+
+struct Run<'a> {
+    args: &'a Args,
+    seed: u64,
+    net: netns::Net,
+    nodes: procs::Nodes,
+    interrupted: Arc<AtomicBool>,
+}
+
+/// Faults in force and when each heals.
+#[derive(Default)]
+struct Active {
+    killed: BTreeMap<usize, Instant>,
+    paused: BTreeMap<usize, Instant>,
+    partition: Option<(Fault, Instant)>,
+    loss: Option<(Fault, Instant)>,
+    rules: Option<schedule::Rules>,
+}
+
+impl Run<'_> {
+    fn go(mut self) -> Result<Outcome> {
+        let n = self.args.nodes;
+        let mut out = Outcome::default();
+        let mut monitor = monitor::Monitor::start(n);
+        let t0 = Instant::now();
+        while monitor.leader().is_none() {
+            if t0.elapsed() > Duration::from_secs(30) || self.interrupted.load(Ordering::SeqCst) {
+                bail!(
+                    "no leader within 30 s of starting; node 1 says:\n{}",
+                    self.nodes.stderr_tail(0, 20)
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let shared = clients::Shared::new();
+        let handles = clients::start(self.args.clients, n, self.seed, &shared);
+        let fault_start = shared.start.elapsed().as_millis() as u64;
+        self.inject(&monitor, &mut out)?;
+        let fault_end = shared.start.elapsed().as_millis() as u64;
+        shared.stop_new.store(true, Ordering::SeqCst);
+        out.converge_ms = self.converge(&shared);
+        if out.converge_ms.is_none() {
+            out.violations.push(format!(
+                "the cluster did not converge within {} s after the heal (one leader, every node \
+                 at the same commit point, every client's last message acknowledged)",
+                self.args.converge_timeout
+            ));
+        }
+        shared.stop.store(true, Ordering::SeqCst);
+        let logs: Vec<clients::ClientLog> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect();
+        monitor.stop();
+        {
+            let obs = monitor.observed.lock().unwrap();
+            out.elections = obs.leaders.len() as u64;
+            out.max_term = obs.terms.values().copied().max().unwrap_or(0);
+            out.violations.extend(obs.violations.iter().cloned());
+        }
+        for (id, st) in self.nodes.exited() {
+            out.violations.push(format!(
+                "n{id} exited by itself ({st}) during the check phase"
+            ));
+        }
+        for i in 0..n as usize {
+            self.nodes.kill(i);
+        }
+        out.longest_unavailable_ms =
+            longest_gap(&shared.ack_times_ms.lock().unwrap(), fault_start, fault_end);
+        for c in &logs {
+            out.sent += c.sent.len() as u64;
+            out.acked += c.acks.len() as u64;
+            out.unacked += c.unacked.len() as u64;
+            out.attempts += c.attempts;
+            for (k, v) in &c.errors {
+                *out.errors.entry(k.clone()).or_default() += v;
+            }
+        }
+        let mut node_logs = Vec::new();
+        for p in &self.nodes.nodes {
+            out.restarts += u64::from(p.starts.saturating_sub(1));
+            match chorus_runtime_mio::storage::read_only(&p.log_dir) {
+                Ok(s) => node_logs.push(verify::NodeLog {
+                    id: p.id,
+                    entries: s.replayed.recovered.entries,
+                    commit_seq: s.replayed.recovered.commit_seq.0,
+                }),
+                Err(e) => out.violations.push(format!("n{}: {e}", p.id)),
+            }
+        }
+        let (checked, v) = verify::check(&node_logs, &logs);
+        out.checked = checked;
+        out.violations.extend(v);
+        Ok(out)
+    }
+
+    /// The fault phase: inject from the plan, heal what is due, for `duration`.
+    fn inject(&mut self, monitor: &monitor::Monitor, out: &mut Outcome) -> Result<()> {
+        let mut planner = Planner::new(self.seed);
+        let mut act = Active::default();
+        let start = Instant::now();
+        let end = start + Duration::from_secs(self.args.duration);
+        let mut next = start + Duration::from_millis(planner.gap_ms());
+        while Instant::now() < end {
+            if self.interrupted.load(Ordering::SeqCst) {
+                self.heal_all(&mut act)?;
+                bail!("interrupted; everything was torn down");
+            }
+            for (id, st) in self.nodes.exited() {
+                out.violations.push(format!(
+                    "n{id} exited by itself ({st}):\n{}",
+                    self.nodes.stderr_tail(id as usize - 1, 10)
+                ));
+            }
+            self.heal_due(&mut act, false)?;
+            let now = Instant::now();
+            if now >= next {
+                let view = View {
+                    nodes: self.args.nodes,
+                    leader: monitor.leader(),
+                    down: act
+                        .killed
+                        .keys()
+                        .chain(act.paused.keys())
+                        .map(|&i| i as u64 + 1)
+                        .collect(),
+                    partition: act.partition.is_some(),
+                    loss: act.loss.is_some(),
+                };
+                if let Some(f) = planner.next(&view) {
+                    if self.args.verbose {
+                        println!("[{:6.1} s] {f}", start.elapsed().as_secs_f64());
+                    }
+                    *out.faults.entry(f.kind()).or_default() += 1;
+                    self.apply(f, &mut act)?;
+                }
+                next = now + Duration::from_millis(planner.gap_ms());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.heal_all(&mut act)
+    }
+
+    fn apply(&mut self, f: Fault, act: &mut Active) -> Result<()> {
+        let until = Instant::now() + Duration::from_millis(f.duration_ms());
+        match &f {
+            Fault::Kill { node, .. } => {
+                let i = *node as usize - 1;
+                self.nodes.kill(i);
+                act.killed.insert(i, until);
+            }
+            Fault::Pause { node, .. } => {
+                let i = *node as usize - 1;
+                self.nodes.pause(i);
+                act.paused.insert(i, until);
+            }
+            Fault::Loss { .. } => act.loss = Some((f, until)),
+            _ => act.partition = Some((f, until)),
+        }
+        self.sync_rules(act)
+    }
+
+    /// Brings the nft rules of every node in line with the active faults.
+    fn sync_rules(&mut self, act: &mut Active) -> Result<()> {
+        let want = schedule::rules(
+            self.args.nodes,
+            act.partition.as_ref().map(|p| &p.0),
+            act.loss.as_ref().map(|l| &l.0),
+        );
+        let empty = (Vec::new(), Vec::new(), 0);
+        for (i, r) in want.iter().enumerate() {
+            let had = act.rules.as_ref().map_or(&empty, |h| &h[i]);
+            if had != r {
+                self.net.set_rules(i as u64 + 1, &r.0, &r.1, r.2)?;
+            }
+        }
+        act.rules = Some(want);
+        Ok(())
+    }
+
+    /// Ends every fault whose time is up (all of them with `all`).
+    fn heal_due(&mut self, act: &mut Active, all: bool) -> Result<()> {
+        let now = Instant::now();
+        let due = |t: &Instant| all || *t <= now;
+        let restart: Vec<usize> = act
+            .killed
+            .iter()
+            .filter(|(_, t)| due(t))
+            .map(|(&i, _)| i)
+            .collect();
+        for i in restart {
+            act.killed.remove(&i);
+            self.nodes.restart(i)?;
+        }
+        let resume: Vec<usize> = act
+            .paused
+            .iter()
+            .filter(|(_, t)| due(t))
+            .map(|(&i, _)| i)
+            .collect();
+        for i in resume {
+            act.paused.remove(&i);
+            self.nodes.resume(i);
+        }
+        let mut changed = false;
+        if act.partition.as_ref().is_some_and(|(_, t)| due(t)) {
+            act.partition = None;
+            changed = true;
+        }
+        if act.loss.as_ref().is_some_and(|(_, t)| due(t)) {
+            act.loss = None;
+            changed = true;
+        }
+        if changed {
+            self.sync_rules(act)?;
+        }
+        Ok(())
+    }
+
+    /// Heals everything: restarts crashed nodes, continues paused ones, clears rules.
+    fn heal_all(&mut self, act: &mut Active) -> Result<()> {
+        self.heal_due(act, true)?;
+        for i in 0..self.args.nodes as usize {
+            if !self.nodes.is_up(i) {
+                self.nodes.restart(i)?;
+            }
+            if self.nodes.nodes[i].paused {
+                self.nodes.resume(i);
+            }
+            self.net.clear_rules(i as u64 + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until one leader is followed by every node, every node has
+    /// delivered everything the leader holds, and every client is done.
+    /// Returns the time it took, or None past the bound.
+    fn converge(&mut self, shared: &clients::Shared) -> Option<u64> {
+        let start = Instant::now();
+        let bound = Duration::from_secs(self.args.converge_timeout);
+        let mut stable = 0;
+        while start.elapsed() < bound && !self.interrupted.load(Ordering::SeqCst) {
+            let st: Vec<_> = (1..=self.args.nodes)
+                .map(|id| clients::status(id, Duration::from_millis(500)))
+                .collect();
+            let ok = st.iter().all(Option::is_some) && {
+                let st: Vec<_> = st.iter().flatten().collect();
+                let leader = st.iter().find(|s| s.role == "leader");
+                leader.is_some_and(|l| {
+                    st.iter().all(|s| {
+                        s.leader == Some(l.node_id)
+                            && s.term == l.term
+                            && s.commit_seq == l.last_seq
+                    })
+                })
+            };
+            let clients_done = shared.idle.load(Ordering::SeqCst) == self.args.clients;
+            stable = if ok && clients_done { stable + 1 } else { 0 };
+            if stable >= 3 {
+                return Some(start.elapsed().as_millis() as u64);
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        None
+    }
+}
+
+/// The longest time in [from, to] (ms) without any acknowledgement.
+fn longest_gap(acks: &[u64], from: u64, to: u64) -> u64 {
+    let mut t: Vec<u64> = acks
+        .iter()
+        .copied()
+        .filter(|&a| a >= from && a <= to)
+        .collect();
+    t.sort_unstable();
+    let mut prev = from;
+    let mut best = 0;
+    for a in t.into_iter().chain([to]) {
+        best = best.max(a - prev);
+        prev = a;
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn longest_gap_counts_the_edges() {
+        assert_eq!(super::longest_gap(&[], 0, 100), 100);
+        assert_eq!(super::longest_gap(&[10, 20, 90], 0, 100), 70);
+        assert_eq!(super::longest_gap(&[5, 500], 0, 100), 95);
+    }
+}

@@ -1,0 +1,130 @@
+//! A STATUS poller: asks every node for its role, term and leader a few
+//! times a second, tells the fault loop who leads, counts elections (terms in
+//! which some node led) and checks two safety rules online: a node's term
+//! never goes backwards (also across restarts: terms are persisted), and no
+//! term ever has two leaders.
+
+use super::clients::status;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+const POLL_MS: u64 = 200;
+const STATUS_TIMEOUT_MS: u64 = 250;
+
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// term → nodes seen leading it.
+    pub leaders: BTreeMap<u64, BTreeSet<u64>>,
+    /// node → highest term seen.
+    pub terms: BTreeMap<u64, u64>,
+    pub violations: Vec<String>,
+    pub polls: u64,
+}
+
+#[derive(Debug)]
+pub struct Monitor {
+    /// The node that leads the highest term seen (0: none known).
+    pub leader: Arc<AtomicU64>,
+    pub observed: Arc<Mutex<Observed>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Observed {
+    /// Takes one STATUS answer into account.
+    pub fn note(&mut self, node: u64, role: &str, term: u64, leader: Option<u64>) {
+        let prev = self.terms.entry(node).or_default();
+        if term < *prev {
+            self.violations.push(format!(
+                "n{node}'s term went backwards: {term} after {}",
+                *prev
+            ));
+        }
+        *prev = (*prev).max(term);
+        if role == "leader" {
+            let set = self.leaders.entry(term).or_default();
+            set.insert(node);
+            if set.len() > 1 {
+                self.violations
+                    .push(format!("two leaders in term {term}: {set:?}"));
+            }
+        }
+        let _ = leader;
+    }
+
+    /// The leader of the highest term seen so far.
+    pub fn current_leader(&self) -> Option<u64> {
+        self.leaders
+            .iter()
+            .next_back()
+            .and_then(|(_, s)| s.iter().next().copied())
+    }
+}
+
+impl Monitor {
+    pub fn start(nodes: u64) -> Monitor {
+        let leader = Arc::new(AtomicU64::new(0));
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, o, s) = (leader.clone(), observed.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                for id in 1..=nodes {
+                    let Some(st) = status(id, Duration::from_millis(STATUS_TIMEOUT_MS)) else {
+                        continue;
+                    };
+                    let mut obs = o.lock().unwrap();
+                    obs.note(id, &st.role, st.term, st.leader);
+                    obs.polls += 1;
+                    // Who leads now: the newest term with a leader.
+                    l.store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
+                }
+                thread::sleep(Duration::from_millis(POLL_MS));
+            }
+        });
+        Monitor {
+            leader,
+            observed,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn leader(&self) -> Option<u64> {
+        Some(self.leader.load(Ordering::SeqCst)).filter(|&l| l != 0)
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backwards_terms_and_double_leaders_are_violations() {
+        let mut o = Observed::default();
+        o.note(1, "leader", 3, Some(1));
+        o.note(2, "follower", 3, Some(1));
+        o.note(2, "leader", 4, Some(2));
+        assert!(o.violations.is_empty());
+        assert_eq!(o.current_leader(), Some(2));
+        o.note(1, "follower", 2, None);
+        o.note(3, "leader", 4, Some(3));
+        assert_eq!(o.violations.len(), 2, "{:?}", o.violations);
+    }
+}

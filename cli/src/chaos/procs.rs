@@ -1,0 +1,180 @@
+//! The harness's `chorus node` processes: one per namespace, started with
+//! `ip netns exec` (which execs, so the child's PID is the node's), crashed
+//! with SIGKILL, paused with SIGSTOP/SIGCONT, always through the PID of a
+//! `Child` this harness spawned. `Drop` kills every node still running.
+
+use super::netns::{node_ip, ns_name};
+use anyhow::{Context, Result};
+use rustix::process::{kill_process, Pid, Signal};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Every node listens on this port inside its own namespace.
+pub const NODE_PORT: u16 = 7000;
+
+/// Timings of the chaos cluster (fast failure detection, so that many faults
+/// fit in a short run; slow enough for 5 nodes on 2 loaded cores).
+pub const HEARTBEAT_MS: u64 = 150;
+pub const LEADER_TIMEOUT_MS: u64 = 1000;
+
+#[derive(Debug)]
+pub struct NodeProc {
+    pub id: u64,
+    pub log_dir: PathBuf,
+    config: PathBuf,
+    stderr_path: PathBuf,
+    child: Option<Child>,
+    /// Stopped with SIGSTOP (and not yet continued).
+    pub paused: bool,
+    /// How many times this node was started.
+    pub starts: u32,
+}
+
+#[derive(Debug)]
+pub struct Nodes {
+    pub nodes: Vec<NodeProc>,
+    exe: PathBuf,
+    unsafe_ack: bool,
+}
+
+fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
+    let mut t = format!(
+        "node_id = {id}\nhost = \"{}\"\nport = {NODE_PORT}\nlog_dir = \"{}\"\n\
+         cluster_secret = \"chaos-secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
+         leader_timeout_ms = {LEADER_TIMEOUT_MS}\n",
+        node_ip(id),
+        log_dir.display()
+    );
+    for j in (1..=n).filter(|&j| j != id) {
+        t.push_str(&format!(
+            "\n[[seed_nodes]]\nnode_id = {j}\nhost = \"{}\"\nport = {NODE_PORT}\n",
+            node_ip(j)
+        ));
+    }
+    t
+}
+
+impl Nodes {
+    /// Writes the configs under `dir` and starts every node.
+    pub fn start(dir: &Path, n: u64, unsafe_ack: bool) -> Result<Nodes> {
+        let exe = std::env::current_exe().context("cannot find the chorus binary")?;
+        let mut nodes = Vec::new();
+        for id in 1..=n {
+            let log_dir = dir.join(format!("node{id}"));
+            let config = dir.join(format!("node{id}.toml"));
+            fs::write(&config, config_text(id, n, &log_dir))?;
+            nodes.push(NodeProc {
+                id,
+                log_dir,
+                config,
+                stderr_path: dir.join(format!("node{id}.stderr")),
+                child: None,
+                paused: false,
+                starts: 0,
+            });
+        }
+        let mut all = Nodes {
+            nodes,
+            exe,
+            unsafe_ack,
+        };
+        for i in 0..all.nodes.len() {
+            all.spawn(i)?;
+        }
+        Ok(all)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let exe = self.exe.clone();
+        let unsafe_ack = self.unsafe_ack;
+        let node = &mut self.nodes[i];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.stderr_path)?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns_name(node.id)])
+            .arg(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(&node.config)
+            .env_remove(chorus_runtime_mio::UNSAFE_ACK_ENV)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if unsafe_ack {
+            cmd.env(chorus_runtime_mio::UNSAFE_ACK_ENV, "1");
+        }
+        node.child = Some(cmd.spawn().context("cannot start chorus node")?);
+        node.paused = false;
+        node.starts += 1;
+        Ok(())
+    }
+
+    fn signal(&self, i: usize, sig: Signal) {
+        if let Some(c) = &self.nodes[i].child {
+            let _ = kill_process(Pid::from_child(c), sig);
+        }
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    /// SIGKILL (a crash); waits until the process is gone.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.nodes[i].paused = false;
+    }
+
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        self.kill(i);
+        self.spawn(i)
+    }
+
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, Signal::STOP);
+        self.nodes[i].paused = true;
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, Signal::CONT);
+        self.nodes[i].paused = false;
+    }
+
+    /// A node that exited by itself (it should never): its id and status.
+    pub fn exited(&mut self) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        for n in &mut self.nodes {
+            if let Some(c) = &mut n.child {
+                if let Ok(Some(st)) = c.try_wait() {
+                    out.push((n.id, st.to_string()));
+                    n.child = None;
+                }
+            }
+        }
+        out
+    }
+
+    /// The last lines of node `i`'s stderr.
+    pub fn stderr_tail(&self, i: usize, lines: usize) -> String {
+        let text = fs::read_to_string(&self.nodes[i].stderr_path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                self.resume(i);
+            }
+            self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The printed report of one chaos run: faults per kind, messages, elections,
+//! availability, convergence, and every violation with the line that
+//! reproduces the run.
+
+use super::schedule::Kind;
+use super::{Args, Outcome};
+
+fn secs(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+pub fn print(r: &Outcome, args: &Args, seed: u64) {
+    let total: u64 = r.faults.values().sum();
+    println!("\n== chorus chaos report (seed {seed:#x}) ==");
+    println!("faults injected: {total} in {} s", args.duration);
+    for k in Kind::ALL {
+        println!(
+            "  {:<28} {}",
+            k.name(),
+            r.faults.get(&k).copied().unwrap_or(0)
+        );
+    }
+    println!("node restarts: {}", r.restarts);
+    println!(
+        "messages: {} sent, {} acknowledged, {} committed chats in the log, {} acks checked against every log ({} client attempts)",
+        r.sent, r.acked, r.checked.committed_chats, r.checked.acks_checked, r.attempts
+    );
+    if !r.errors.is_empty() {
+        let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("ERROR answers (clients retried): {}", e.join(", "));
+    }
+    println!(
+        "elections: {} terms with a leader seen, highest term {}",
+        r.elections, r.max_term
+    );
+    println!(
+        "longest unavailability (no client acknowledged anything): {}",
+        secs(r.longest_unavailable_ms)
+    );
+    match r.converge_ms {
+        Some(ms) => println!("converged {} after the heal", secs(ms)),
+        None => println!(
+            "did NOT converge within {} s after the heal",
+            args.converge_timeout
+        ),
+    }
+    if r.violations.is_empty() {
+        println!("violations: 0");
+    } else {
+        println!("VIOLATIONS: {}", r.violations.len());
+        for v in &r.violations {
+            println!("  - {v}");
+        }
+        let broken = if args.unsafe_ack_before_fsync {
+            " --unsafe-ack-before-fsync"
+        } else {
+            ""
+        };
+        println!(
+            "reproduce: chorus chaos --nodes {} --duration {} --clients {} --seed {seed:#x}{broken}",
+            args.nodes, args.duration, args.clients
+        );
+    }
+}
