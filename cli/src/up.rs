@@ -292,16 +292,15 @@ fn print_summary(cluster: &Cluster, dir: &Path, leader: u64, term: u64) {
             n.log_path.display()
         );
     }
-    let all: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| format!("{HOST}:{}", n.port))
-        .collect();
-    if let Some(last) = cluster.nodes.last() {
+    if let Some((last, others)) = cluster.nodes.split_last() {
+        let peers: Vec<String> = others
+            .iter()
+            .map(|n| format!("{HOST}:{}", n.port))
+            .collect();
         eprintln!(
             "  another client: chorus client --port {} --peers {}",
             last.port,
-            all.join(",")
+            peers.join(",")
         );
     }
     eprintln!("  stop: Ctrl-C, or kill -TERM {}", std::process::id());

@@ -66,9 +66,7 @@ fn plain_client_through_a_real_cluster() {
 
     // A second client on another node sees the same history.
     let port2 = c.nodes[2].port.to_string();
-    let mut reader = PlainClient::start(&["--port", &port2, "--linger-ms", "1500"]);
-    reader.close_stdin();
-    assert_eq!(reader.wait(EXIT_WAIT).map(|s| s.code()), Some(Some(0)));
+    let reader = read_history(&port2, 5);
     assert_eq!(
         reader.stdout_lines(),
         client.stdout_lines(),
@@ -146,9 +144,7 @@ fn client_fails_over_when_its_node_is_killed() {
     // The survivors' history holds every message exactly once.
     let other = (0..3).find(|&i| i != leader).unwrap();
     let port2 = c.nodes[other].port.to_string();
-    let mut reader = PlainClient::start(&["--port", &port2, "--linger-ms", "1500"]);
-    reader.close_stdin();
-    assert_eq!(reader.wait(EXIT_WAIT).map(|s| s.code()), Some(Some(0)));
+    let reader = read_history(&port2, total);
     let history: Vec<_> = reader
         .stdout_lines()
         .iter()
@@ -194,11 +190,27 @@ fn tui_in_a_real_terminal_against_real_nodes() {
     assert!(screen.contains("unacked 0"), "{screen}");
     t.press("Escape");
     assert_eq!(
-        t.wait_exit(Duration::from_secs(10)),
+        t.wait_exit(Duration::from_secs(20)),
         Some(0),
-        "{}",
-        t.screen()
+        "{}\n{}",
+        t.screen(),
+        t.diagnose()
     );
+}
+
+/// A plain client on `port` that sends nothing and exits once it printed
+/// `n` messages (bounded wait).
+fn read_history(port: &str, n: usize) -> PlainClient {
+    let mut reader = PlainClient::start(&["--port", port]);
+    reader.wait_stdout(EXIT_WAIT, |l| l.len() >= n);
+    reader.close_stdin();
+    assert_eq!(
+        reader.wait(EXIT_WAIT).map(|s| s.code()),
+        Some(Some(0)),
+        "{}",
+        reader.dump()
+    );
+    reader
 }
 
 /// The seq_no at the start of a TUI message line (`│#12    10:00:00 …`).

@@ -45,10 +45,11 @@ fn tui_sends_and_shows_seq_numbers() {
     assert_eq!(cluster.payloads(), ["welcome", "hello from tmux"]);
     t.press("Escape");
     assert_eq!(
-        t.wait_exit(Duration::from_secs(10)),
+        t.wait_exit(Duration::from_secs(20)),
         Some(0),
-        "{}",
-        t.screen()
+        "{}\n{}",
+        t.screen(),
+        t.diagnose()
     );
     // The alternate screen is gone: the chat is no longer on the terminal.
     assert!(!t.screen().contains("hello from tmux"), "{}", t.screen());

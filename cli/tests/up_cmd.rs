@@ -216,8 +216,9 @@ fn up_with_its_client_in_a_terminal_then_quit_stops_the_nodes() {
     assert_eq!(
         t.wait_exit(Duration::from_secs(20)),
         Some(0),
-        "{}",
-        t.screen()
+        "{}\n{}",
+        t.screen(),
+        t.diagnose()
     );
     for p in base..base + 3 {
         assert!(

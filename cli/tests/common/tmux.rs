@@ -16,6 +16,8 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 pub struct Tmux {
     socket: String,
     conf: std::path::PathBuf,
+    /// Where the wrapper shell writes the program's exit status.
+    status_file: std::path::PathBuf,
 }
 
 /// Whether tmux can run here; tests skip (saying so) only when it cannot.
@@ -41,8 +43,21 @@ impl Tmux {
             "set -g remain-on-exit on\nset -g history-limit 1000\n",
         )
         .unwrap();
-        let t = Tmux { socket, conf };
-        let cmd: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+        let status_file = std::env::temp_dir().join(format!("{socket}.status"));
+        let _ = std::fs::remove_file(&status_file);
+        // tmux's own #{pane_dead_status} stays empty when it has not reaped
+        // the process yet (seen under load), so a wrapper shell records it.
+        let script = format!(
+            "\"$@\"; echo $? > {}",
+            quote(&status_file.to_string_lossy())
+        );
+        let t = Tmux {
+            socket,
+            conf,
+            status_file,
+        };
+        let mut cmd = vec!["sh".to_string(), "-c".into(), quote(&script), "sh".into()];
+        cmd.extend(argv.iter().map(|a| quote(a)));
         let out = t.tmux(&[
             "new-session",
             "-d",
@@ -108,17 +123,9 @@ impl Tmux {
     pub fn wait_exit(&self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            let out = self.tmux(&[
-                "display-message",
-                "-p",
-                "-t",
-                "main",
-                "#{pane_dead} #{pane_dead_status}",
-            ]);
-            let text = String::from_utf8_lossy(&out.stdout);
-            let mut parts = text.split_whitespace();
-            if parts.next() == Some("1") {
-                return parts.next().and_then(|s| s.parse().ok());
+            let text = std::fs::read_to_string(&self.status_file).unwrap_or_default();
+            if text.ends_with('\n') {
+                return text.trim().parse().ok();
             }
             thread::sleep(Duration::from_millis(100));
         }
@@ -126,9 +133,53 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// The pane's process (the wrapper shell) and its children's threads
+    /// with their states, for failure messages (which thread is stuck where).
+    pub fn diagnose(&self) -> String {
+        let out = self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            "main",
+            "#{pane_pid} dead=#{pane_dead} status=#{pane_dead_status}",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let pid = text.split_whitespace().next().unwrap_or("0").to_string();
+        let mut report = format!("pane: {text}\n");
+        let read = |p: std::path::PathBuf| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let children = read(format!("/proc/{pid}/task/{pid}/children").into());
+        let pids =
+            std::iter::once(pid.clone()).chain(children.split_whitespace().map(String::from));
+        for pid in pids {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for t in tasks.flatten() {
+                let p = t.path();
+                let stat = read(p.join("stat"));
+                let state = stat.rsplit(") ").next().unwrap_or("").chars().next();
+                report.push_str(&format!(
+                    "  pid {pid} thread {} state {:?} wchan {}\n",
+                    read(p.join("comm")),
+                    state,
+                    read(p.join("wchan"))
+                ));
+            }
+        }
+        report
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         self.tmux(&["kill-server"]);
         let _ = std::fs::remove_file(&self.conf);
+        let _ = std::fs::remove_file(&self.status_file);
     }
 }
