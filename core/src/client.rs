@@ -6,7 +6,7 @@
 
 use crate::entry::{Body, Chat};
 use crate::io::Action;
-use crate::node::{Node, Timer};
+use crate::node::{Election, Node, State, Timer};
 use crate::types::{ClientId, NodeId, Seq, Term};
 use crate::wire::{ClientReply, ClientRequest, ErrorCode, PeerMsg};
 
@@ -41,12 +41,12 @@ impl Node {
                 };
                 out.push(Action::Reply { client, reply });
             } else {
-                self.waiting.entry(chat.msg_id).or_default().push(client);
+                self.add_waiter(chat.msg_id, client);
             }
             return;
         }
-        if let Some(w) = self.waiting.get_mut(&chat.msg_id) {
-            w.push(client);
+        if self.waiting.contains_key(&chat.msg_id) {
+            self.add_waiter(chat.msg_id, client);
             return;
         }
         if self.waiting.len() >= self.cfg.max_pending {
@@ -92,7 +92,17 @@ impl Node {
         out: &mut Vec<Action>,
     ) {
         if !self.is_leader() {
-            return; // the follower re-forwards once it learns the leader
+            // A claimant keeps what its future followers already hand it (they
+            // follow it on COORDINATOR, before it leads) and sequences it when it
+            // leads; anyone else drops it: the follower re-forwards to the leader.
+            let claiming = matches!(
+                self.state,
+                State::Candidate(Election::Claiming { .. } | Election::Fetching { .. })
+            );
+            if claiming && self.pending.len() < self.cfg.max_pending {
+                self.pending.entry(chat.msg_id.clone()).or_insert(chat);
+            }
+            return;
         }
         match self.log.seq_of(&chat.msg_id) {
             Some(seq) if seq <= self.commit_seq => {
@@ -108,6 +118,14 @@ impl Node {
             None => {
                 self.append_local(Body::Chat(chat), out);
             }
+        }
+    }
+
+    /// Registers `client` as waiting for `msg_id` once, however often it retries.
+    fn add_waiter(&mut self, msg_id: String, client: ClientId) {
+        let w = self.waiting.entry(msg_id).or_default();
+        if !w.contains(&client) {
+            w.push(client);
         }
     }
 
