@@ -49,9 +49,9 @@ pub fn run(args: &Args) -> Result<Report> {
     let lag_id = cluster.nodes[lag].id;
     let mut r = Report::new(
         "catchup",
-        phase::header(args, cluster.nodes.len(), true)
+        phase::header(args, args.rate, cluster.nodes.len(), true)
             + &format!(" — n{lag_id} down while they are committed, then restarted"),
-        phase::config_json(args, cluster.nodes.len(), true),
+        phase::config_json(args, args.rate, cluster.nodes.len(), true),
     );
     let nodes: Vec<_> = phase.deliveries.iter().map(|(_, d)| d).collect();
     phase::describe(&mut r, &phase, &nodes);

@@ -208,6 +208,17 @@ impl Cluster {
         Ok(())
     }
 
+    /// SIGSTOP: the process hangs with its connections open, so peers must
+    /// notice by timeout (a hung or cut-off machine, not a crashed process).
+    pub fn pause(&mut self, i: usize) -> Result<()> {
+        let node = &mut self.nodes[i];
+        node.stats();
+        let pid = node.pid().context("node is not running")?;
+        let pid = rustix::process::Pid::from_raw(pid as i32).context("bad pid")?;
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP).context("SIGSTOP")?;
+        Ok(())
+    }
+
     /// Starts a killed node again on its data directory.
     pub fn restart(&mut self, i: usize) -> Result<()> {
         if self.nodes[i].is_running() {

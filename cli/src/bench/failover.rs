@@ -30,6 +30,8 @@ struct Timeline {
     new_leader_us: u64,
     resumed_us: Option<u64>,
     gave_up: bool,
+    /// SIGSTOP rather than SIGKILL.
+    paused: bool,
 }
 
 pub fn run(args: &Args) -> Result<Report> {
@@ -59,13 +61,18 @@ pub fn run(args: &Args) -> Result<Report> {
     let mut t = Timeline::default();
     let mut hook = |c: Option<&mut Cluster>, live: &load::Live, clock: &Clock| -> Result<bool> {
         let c = c.expect("failover runs on a started cluster");
-        step(&mut t, c, live, clock, settle_us)
+        step(&mut t, c, live, clock, settle_us, args.pause)
     };
     let phase = phase::measure(args, &addrs, Some(&mut cluster), spec, &ids, &mut hook)?;
     let mut r = Report::new(
         "failover",
-        phase::header(args, addrs.len(), true) + " — SIGKILL of the leader under load",
-        phase::config_json(args, addrs.len(), true),
+        phase::header(args, Some(rate), addrs.len(), true)
+            + if args.pause {
+                " — SIGSTOP of the leader under load"
+            } else {
+                " — SIGKILL of the leader under load"
+            },
+        phase::config_json(args, Some(rate), addrs.len(), true),
     );
     let Some(killed) = t.killed else {
         r.fail("the leader was never killed (no leader found under load)");
@@ -78,7 +85,7 @@ pub fn run(args: &Args) -> Result<Report> {
         .map(|(_, d)| d)
         .collect();
     phase::describe(&mut r, &phase, &survivors);
-    window(&mut r, &t, &phase, &cluster);
+    window(&mut r, &t, &phase, &cluster, &survivors);
     if t.gave_up {
         r.fail("no acknowledgement after the kill within the bound");
     }
@@ -93,6 +100,7 @@ fn step(
     live: &load::Live,
     clock: &Clock,
     settle_us: u64,
+    pause: bool,
 ) -> Result<bool> {
     let now = clock.now_us();
     let acked = live.acked.load(std::sync::atomic::Ordering::Relaxed);
@@ -100,7 +108,12 @@ fn step(
         None if now >= settle_us => {
             let (i, st) = c.wait_for_leader(Duration::from_secs(10))?;
             t.old_term = st.term;
-            c.kill(i)?;
+            t.paused = pause;
+            if pause {
+                c.pause(i)?;
+            } else {
+                c.kill(i)?;
+            }
             t.kill_us = clock.now_us();
             t.acked_at_kill = acked;
             t.killed = Some(i);
@@ -132,45 +145,73 @@ fn step(
     Ok(false)
 }
 
-/// Unavailability: the longest ack gap that ends after the kill.
-fn window(r: &mut Report, t: &Timeline, phase: &Phase, cluster: &Cluster) {
-    let mut acks: Vec<u64> = phase
-        .outcome
-        .ack_us
-        .iter()
-        .filter(|&&a| a != 0)
-        .map(|&a| u64::from(a) - 1)
-        .collect();
+/// Unavailability, two ways:
+/// - `unavailable_ms`: last acknowledgement at or before the kill → first
+///   acknowledgement of an entry of a newer term (its term as delivered by a
+///   survivor), i.e. until the new leader commits again. Acks that arrive
+///   after the kill for entries committed before it do not end the window.
+/// - `longest_ack_gap_ms`: the longest gap between consecutive
+///   acknowledgements that ends after the kill (the peers' measure).
+fn window(
+    r: &mut Report,
+    t: &Timeline,
+    phase: &Phase,
+    cluster: &Cluster,
+    survivors: &[&Deliveries],
+) {
+    let o = &phase.outcome;
+    let at = |g: usize| u64::from(o.ack_us[g]).saturating_sub(1);
+    let acked = || (0..o.ack_us.len()).filter(|&g| o.ack_us[g] != 0);
+    let last_before = acked().map(at).filter(|&a| a <= t.kill_us).max();
+    let term_of = |g: usize| survivors.iter().map(|d| d.term[g]).max().unwrap_or(0);
+    let first_new = acked()
+        .filter(|&g| u64::from(term_of(g)) > t.old_term)
+        .map(at)
+        .min();
+    let mut acks: Vec<u64> = acked().map(at).collect();
     acks.sort_unstable();
-    let mut best = (0u64, 0u64);
+    let mut gap = (0u64, 0u64);
     for w in acks.windows(2) {
-        if w[1] > t.kill_us && w[1] - w[0] > best.1 - best.0 {
-            best = (w[0], w[1]);
+        if w[1] > t.kill_us && w[1] - w[0] > gap.1 - gap.0 {
+            gap = (w[0], w[1]);
         }
     }
     let ms = |us: u64| us as f64 / 1000.0;
-    let gap_ms = ms(best.1 - best.0);
-    let kill_to_ack_ms = ms(best.1.saturating_sub(t.kill_us));
+    let unavailable = match (last_before, first_new) {
+        (Some(b), Some(f)) => Some(ms(f.saturating_sub(b))),
+        _ => None,
+    };
+    let kill_to_ack = first_new.map(|f| ms(f.saturating_sub(t.kill_us)));
+    let gap_ms = ms(gap.1 - gap.0);
     let to_leader_ms = t.new_leader.map(|_| ms(t.new_leader_us - t.kill_us));
     let killed_id = t.killed.map(|k| cluster.nodes[k].id);
     let new_id = t.new_leader.map(|(i, _)| cluster.nodes[i as usize].id);
+    let show = |v: Option<f64>| v.map_or("never".to_string(), |m| format!("{m:.1} ms"));
     r.line(&format!(
-        "failover: killed leader n{} (term {}); unavailable {gap_ms:.1} ms (last ack before → first after); kill → first ack {kill_to_ack_ms:.1} ms; kill → new leader {} (n{}, term {})",
+        "failover: {} leader n{} (term {}); unavailable {} (last ack before → first ack of term > {}); kill → that ack {}; kill → new leader {} (n{}, term {}); longest ack gap {gap_ms:.1} ms",
+        if t.paused { "stopped" } else { "killed" },
         killed_id.unwrap_or(0),
         t.old_term,
-        to_leader_ms.map_or("never".into(), |m| format!("{m:.1} ms")),
+        show(unavailable),
+        t.old_term,
+        show(kill_to_ack),
+        show(to_leader_ms),
         new_id.unwrap_or(0),
         t.new_leader.map_or(0, |(_, term)| term),
     ));
     r.set(
         "failover",
         json!({
-            "killed": killed_id, "old_term": t.old_term,
+            "killed": killed_id, "signal": if t.paused { "SIGSTOP" } else { "SIGKILL" },
+            "old_term": t.old_term,
             "new_leader": new_id, "new_term": t.new_leader.map(|(_, term)| term),
-            "unavailable_ms": gap_ms, "kill_to_first_ack_ms": kill_to_ack_ms,
-            "kill_to_new_leader_ms": to_leader_ms,
+            "unavailable_ms": unavailable, "kill_to_first_new_term_ack_ms": kill_to_ack,
+            "kill_to_new_leader_ms": to_leader_ms, "longest_ack_gap_ms": gap_ms,
         }),
     );
+    if unavailable.is_none() {
+        r.fail("no acknowledgement of a new-term entry after the kill");
+    }
 }
 
 /// Restarts the killed node, waits for it to catch up, then checks every
@@ -183,6 +224,7 @@ fn verify_logs(
     ids: &MsgIds,
     addrs: &[SocketAddr],
 ) -> Result<()> {
+    cluster.kill(killed)?; // a paused node is killed now (no-op if already)
     cluster.restart(killed)?;
     let caught_up = wait_caught_up(cluster, killed, Duration::from_secs(60));
     let o = &phase.outcome;

@@ -9,10 +9,10 @@
 //!   shows up in the percentiles instead of silently slowing the sender
 //!   (no coordinated omission).
 //!
-//! Every unacknowledged message is resent with the same msg_id after
-//! `retry_ms` without progress on its connection and after a reconnect (a dead
-//! node's clients move to the next address), so the cluster's dedup keeps each
-//! message delivered once. The run is bounded by a message count and by
+//! A connection that breaks, or gives no acknowledgement for `retry_ms` while
+//! messages are in flight, is replaced by one to the next address, and every
+//! unacknowledged message is resent there with the same msg_id, so the
+//! cluster's dedup keeps each message delivered once. The run is bounded by a message count and by
 //! `max_duration`; `stop` ends issuing early and drains what is in flight.
 
 use super::proto::{self, Hot, MsgIds};
@@ -322,8 +322,11 @@ impl Gen<'_> {
             } else if cl.inflight > 0
                 && now.saturating_sub(cl.last_progress_us) > self.spec.retry_ms * 1000
             {
+                // No answer for retry_ms: the node may hang with the socket
+                // open. Move to the next node; the reconnect resends all that
+                // is unacknowledged, with the same msg_ids.
                 cl.last_progress_us = now;
-                self.resend_unacked(c);
+                self.disconnected(c, now);
             }
         }
     }

@@ -75,6 +75,12 @@ pub struct Args {
     /// time to a new leader, and acknowledged messages lost or duplicated.
     #[arg(long, conflicts_with = "catchup")]
     pub failover: bool,
+    /// With --failover: SIGSTOP the leader instead of SIGKILL. Its TCP
+    /// connections stay open, so the cluster has to notice by the leader
+    /// timeout (like a hung or partitioned machine) rather than by the
+    /// connection resets a killed process leaves behind.
+    #[arg(long, requires = "failover")]
+    pub pause: bool,
     /// Seconds of load before the kill, and after the first post-kill acknowledgement (--failover).
     #[arg(long, default_value_t = 2.0)]
     pub settle_seconds: f64,

@@ -279,8 +279,8 @@ pub fn steady(args: &Args, addrs: &[SocketAddr], cluster: Option<&mut Cluster>) 
         } else {
             "closed"
         },
-        header(args, addrs.len(), started),
-        config_json(args, addrs.len(), started),
+        header(args, args.rate, addrs.len(), started),
+        config_json(args, args.rate, addrs.len(), started),
     );
     describe(
         &mut r,
@@ -308,8 +308,8 @@ pub fn describe(r: &mut Report, phase: &Phase, nodes: &[&Deliveries]) {
     r.nodes(&phase.usage, phase.seconds());
 }
 
-pub fn header(args: &Args, n: usize, started: bool) -> String {
-    let load = match args.rate {
+pub fn header(args: &Args, rate: Option<f64>, n: usize, started: bool) -> String {
+    let load = match rate {
         Some(rate) => format!("open loop {rate:.0} msgs/s"),
         None => format!("closed loop, window {}", args.window),
     };
@@ -330,10 +330,10 @@ pub fn header(args: &Args, n: usize, started: bool) -> String {
     )
 }
 
-pub fn config_json(args: &Args, n: usize, started: bool) -> serde_json::Value {
+pub fn config_json(args: &Args, rate: Option<f64>, n: usize, started: bool) -> serde_json::Value {
     json!({
         "nodes": n, "started": started, "connect": args.connect,
-        "clients": args.clients, "window": args.window, "rate": args.rate,
+        "clients": args.clients, "window": args.window, "rate": rate,
         "size": args.size, "messages": args.messages,
         "target": format!("{:?}", args.target).to_lowercase(),
         "heartbeat_ms": args.heartbeat_ms, "leader_timeout_ms": args.leader_timeout_ms,
