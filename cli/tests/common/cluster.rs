@@ -22,6 +22,31 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 pub const HEARTBEAT_MS: u64 = 200;
 pub const LEADER_TIMEOUT_MS: u64 = 1200;
 
+/// A cluster's failure-detection timings (the config keys of the same names).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub heartbeat_interval_ms: u64,
+    pub leader_timeout_ms: u64,
+}
+
+impl Timing {
+    /// `HEARTBEAT_MS` / `LEADER_TIMEOUT_MS`.
+    pub const TEST: Timing = Timing {
+        heartbeat_interval_ms: HEARTBEAT_MS,
+        leader_timeout_ms: LEADER_TIMEOUT_MS,
+    };
+    /// 100 / 1000: end-to-end failover tests that stay short.
+    pub const FAST: Timing = Timing {
+        heartbeat_interval_ms: 100,
+        leader_timeout_ms: 1000,
+    };
+    /// The defaults of `chorus node` (800 / 2500), for measurements.
+    pub const DEFAULT: Timing = Timing {
+        heartbeat_interval_ms: 800,
+        leader_timeout_ms: 2500,
+    };
+}
+
 pub struct TestNode {
     pub id: u64,
     pub port: u16,
@@ -33,6 +58,7 @@ pub struct TestNode {
 pub struct Cluster {
     pub dir: PathBuf,
     pub nodes: Vec<TestNode>,
+    pub timing: Timing,
 }
 
 /// A fresh temporary directory for one test.
@@ -56,6 +82,11 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 impl Cluster {
     /// Starts `n` nodes and returns without waiting for a leader.
     pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, Timing::TEST)
+    }
+
+    /// Starts `n` nodes with `timing`, without waiting for a leader.
+    pub fn start_with(n: usize, timing: Timing) -> Cluster {
         let dir = temp_dir("cluster");
         let ports = free_ports(n);
         let mut nodes = Vec::new();
@@ -64,9 +95,11 @@ impl Cluster {
             let config = dir.join(format!("node{id}.toml"));
             let mut text = format!(
                 "node_id = {id}\nhost = \"127.0.0.1\"\nport = {port}\nlog_dir = \"{}\"\n\
-                 cluster_secret = \"test-secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
-                 leader_timeout_ms = {LEADER_TIMEOUT_MS}\n",
-                dir.join(format!("node{id}")).display()
+                 cluster_secret = \"test-secret\"\nheartbeat_interval_ms = {}\n\
+                 leader_timeout_ms = {}\n",
+                dir.join(format!("node{id}")).display(),
+                timing.heartbeat_interval_ms,
+                timing.leader_timeout_ms,
             );
             for (j, p) in ports.iter().enumerate() {
                 if j != i {
@@ -85,7 +118,7 @@ impl Cluster {
                 child: None,
             });
         }
-        let mut c = Cluster { dir, nodes };
+        let mut c = Cluster { dir, nodes, timing };
         for i in 0..n {
             c.spawn(i);
         }
@@ -103,6 +136,8 @@ impl Cluster {
             .arg("node")
             .arg("--config")
             .arg(&node.config)
+            // These tests check durability: never the chaos harness's unsafe mode.
+            .env_remove("CHORUS_UNSAFE_ACK_BEFORE_FSYNC")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -137,8 +172,53 @@ impl Cluster {
         self.spawn(i);
     }
 
+    /// Starts node `i` again after a `kill` (no-op if it runs).
+    pub fn start_node(&mut self, i: usize) {
+        if self.nodes[i].child.is_none() {
+            self.spawn(i);
+        }
+    }
+
+    /// Whether node `i` was started and has not exited.
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match self.nodes[i].child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Node `i`'s `log_dir`.
+    pub fn log_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{}", self.nodes[i].id))
+    }
+
     pub fn status(&self, i: usize) -> Option<NodeStatus> {
         status(&self.addr(i), Duration::from_millis(500))
+    }
+
+    /// Polls node `i`'s STATUS until `pred` holds; panics after `timeout`
+    /// with the last answer and the node logs.
+    pub fn wait_status(
+        &self,
+        i: usize,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&NodeStatus) -> bool,
+    ) -> NodeStatus {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        while Instant::now() < deadline {
+            last = self.status(i);
+            if let Some(st) = last.as_ref().filter(|st| pred(st)) {
+                return st.clone();
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "node {}: not {what} within {timeout:?}; last STATUS {last:?}\n{}",
+            i + 1,
+            self.logs()
+        );
     }
 
     /// Index of the node a majority of live nodes follow, once it says it
