@@ -40,6 +40,10 @@ the directory for a fresh start.
 Nodes listen on 127.0.0.1, ports BASE_PORT .. BASE_PORT+N-1. If a port is in
 use, pick others with --base-port (e.g. --base-port 6001).
 
+The client is the full-screen one on a terminal; without a terminal (stdin
+or stdout redirected) it runs in plain mode on stdin/stdout and `chorus up`
+stops when stdin ends. For a cluster in the background use --no-client.
+
 Stopping: Ctrl-C (or SIGTERM/SIGHUP to `chorus up`), or quitting the client,
 stops every node it started (SIGTERM, SIGKILL after 5 s). If `chorus up`
 itself is killed with SIGKILL, its nodes keep running: stop them by the PIDs
@@ -55,7 +59,8 @@ pub struct Args {
     /// Do not open the client; run until Ctrl-C / SIGTERM.
     #[arg(long)]
     pub no_client: bool,
-    /// Where configs, node logs and stderr files go.
+    /// Where configs, node logs and stderr files go (relative to the current
+    /// directory).
     #[arg(long, default_value = "data/up")]
     pub data_dir: PathBuf,
     /// Port of node 1; node N listens on BASE_PORT+N-1.
