@@ -172,6 +172,23 @@ impl Cluster {
         self.spawn(i);
     }
 
+    /// SIGSTOP: node `i` freezes with its sockets open (a hung process or
+    /// an unreachable host: peers see no connection loss, only silence).
+    pub fn pause(&self, i: usize) {
+        self.signal(i, rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self, i: usize) {
+        self.signal(i, rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, i: usize, sig: rustix::process::Signal) {
+        let child = self.nodes[i].child.as_ref().expect("node runs");
+        let pid = rustix::process::Pid::from_child(child);
+        rustix::process::kill_process(pid, sig).expect("signal our own child");
+    }
+
     /// Starts node `i` again after a `kill` (no-op if it runs).
     pub fn start_node(&mut self, i: usize) {
         if self.nodes[i].child.is_none() {

@@ -51,7 +51,8 @@ pub fn by_seq(log: &[Value]) -> BTreeMap<u64, String> {
     seq_ids(log).into_iter().collect()
 }
 
-/// seq_nos strictly increase and no msg_id appears twice.
+/// seq_nos strictly increase, terms never decrease, and no msg_id
+/// appears twice.
 pub fn check_exactly_once(log: &[Value]) -> Result<(), String> {
     let ids = seq_ids(log);
     if let Some(w) = ids.windows(2).find(|w| w[0].0 >= w[1].0) {
@@ -59,6 +60,12 @@ pub fn check_exactly_once(log: &[Value]) -> Result<(), String> {
             "seq_no does not increase: {:?} then {:?}",
             w[0], w[1]
         ));
+    }
+    if let Some(w) = log
+        .windows(2)
+        .find(|w| w[0]["term"].as_u64() > w[1]["term"].as_u64())
+    {
+        return Err(format!("term decreases: {} then {}", w[0], w[1]));
     }
     let mut seen = BTreeSet::new();
     for (seq, id) in &ids {
