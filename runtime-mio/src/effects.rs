@@ -9,7 +9,8 @@
 //! One exception, the leader's parallel write (`replicate_early`): a leader's
 //! SEQ_CHAT goes out before its own fsync, so leader and follower fsyncs
 //! overlap; no acknowledgement depends on that send (see the function).
-//! With `unsafe_ack_before_fsync` (chaos harness only) the order is reversed.
+//! With `unsafe_ack_before_fsync` (chaos harness only) the order is reversed:
+//! every effect is performed and flushed to the sockets before the write.
 
 use crate::error::RuntimeError;
 use crate::net::encode;
@@ -25,6 +26,10 @@ impl Runtime {
         let actions = std::mem::take(&mut self.actions);
         if self.unsafe_ack {
             self.perform(&actions, vec![false; actions.len()]);
+            // Put the acknowledgements on the wire now: `perform` only queues
+            // output, and the end-of-iteration flush comes after the fsync,
+            // which made this switch as safe as the normal path.
+            self.flush_dirty();
             self.persist(&actions)?;
         } else {
             let early = self.replicate_early(&actions);
