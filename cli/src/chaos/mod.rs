@@ -12,6 +12,7 @@
 //! guards (also on panic) and on SIGINT/SIGTERM.
 
 mod clients;
+mod durable;
 mod monitor;
 mod netns;
 mod procs;
@@ -55,6 +56,9 @@ pub struct Args {
     /// broken build, to show the harness catches it).
     #[arg(long)]
     pub unsafe_ack_before_fsync: bool,
+    /// No power-loss faults (they need strace: each node runs under it).
+    #[arg(long)]
+    pub no_power_loss: bool,
     /// Keep the data directory (logs, node stderr) even when all checks pass.
     #[arg(long)]
     pub keep: bool,
@@ -89,6 +93,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if stale > 0 {
         eprintln!("removed {stale} leftovers of an earlier chorus chaos run");
     }
+    let power = !args.no_power_loss && netns::has_strace();
+    if !args.no_power_loss && !power {
+        eprintln!("strace not found: no power-loss faults (apt-get install -y strace)");
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,
@@ -110,10 +118,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let outcome = {
         // Declared first, dropped last: nodes die before their namespaces go.
         let net = netns::Net::create(args.nodes)?;
-        let nodes = procs::Nodes::start(&dir, args.nodes, args.unsafe_ack_before_fsync)?;
+        let nodes = procs::Nodes::start(&dir, args.nodes, args.unsafe_ack_before_fsync, power)?;
         Run {
             args: &args,
             seed,
+            power,
             net,
             nodes,
             interrupted,
@@ -148,12 +157,15 @@ pub struct Outcome {
     pub longest_unavailable_ms: u64,
     pub converge_ms: Option<u64>,
     pub restarts: u64,
+    /// Unsynced log bytes dropped by power-loss faults.
+    pub power_lost_bytes: u64,
     pub violations: Vec<String>,
 }
 
 struct Run<'a> {
     args: &'a Args,
     seed: u64,
+    power: bool,
     net: netns::Net,
     nodes: procs::Nodes,
     interrupted: Arc<AtomicBool>,
@@ -249,7 +261,7 @@ impl Run<'_> {
 
     /// The fault phase: inject from the plan, heal what is due, for `duration`.
     fn inject(&mut self, monitor: &monitor::Monitor, out: &mut Outcome) -> Result<()> {
-        let mut planner = Planner::new(self.seed);
+        let mut planner = Planner::new(self.seed, self.power);
         let mut act = Active::default();
         let start = Instant::now();
         let end = start + Duration::from_secs(self.args.duration);
@@ -285,7 +297,7 @@ impl Run<'_> {
                         println!("[{:6.1} s] {f}", start.elapsed().as_secs_f64());
                     }
                     *out.faults.entry(f.kind()).or_default() += 1;
-                    self.apply(f, &mut act)?;
+                    self.apply(f, &mut act, out)?;
                 }
                 next = now + Duration::from_millis(planner.gap_ms());
             }
@@ -294,9 +306,29 @@ impl Run<'_> {
         self.heal_all(&mut act)
     }
 
-    fn apply(&mut self, f: Fault, act: &mut Active) -> Result<()> {
+    fn apply(&mut self, f: Fault, act: &mut Active, out: &mut Outcome) -> Result<()> {
         let until = Instant::now() + Duration::from_millis(f.duration_ms());
         match &f {
+            Fault::PowerLoss {
+                nodes,
+                keep_permille,
+                late,
+                late_ms,
+                ..
+            } => {
+                let idx: Vec<usize> = nodes.iter().map(|&n| n as usize - 1).collect();
+                let keep = f64::from(*keep_permille) / 1000.0;
+                out.power_lost_bytes += self.nodes.power_cut_many(&idx, keep)?;
+                for &node in nodes {
+                    let i = node as usize - 1;
+                    act.paused.remove(&i);
+                    let back = match late {
+                        Some(l) if *l == node => until + Duration::from_millis(*late_ms),
+                        _ => until,
+                    };
+                    act.killed.insert(i, back);
+                }
+            }
             Fault::Kill { node, .. } => {
                 let i = *node as usize - 1;
                 self.nodes.kill(i);

@@ -86,6 +86,16 @@ pub fn preflight() -> Result<()> {
     Ok(())
 }
 
+/// True if `strace` runs (power-loss faults need it).
+pub fn has_strace() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The host-wide lock (held while the harness runs).
 pub fn lock() -> Result<File> {
     let f = File::options()
@@ -116,6 +126,18 @@ fn our_namespaces() -> Vec<String> {
         .collect()
 }
 
+/// Our links in the root namespace (veth host ends; not the bridge).
+fn our_links() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("{PREFIX}-h")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Removes leftovers of an earlier harness run (call with the lock held):
 /// processes inside our namespaces (SIGKILL by PID), the namespaces, the bridge.
 /// Returns how many objects were removed.
@@ -131,6 +153,13 @@ pub fn remove_stale() -> usize {
             }
         }
         if run("ip", &["netns", "del", &ns]).is_ok() {
+            removed += 1;
+        }
+    }
+    // Host ends of veth pairs (deleting one deletes its peer at once; a
+    // namespace's own cleanup is asynchronous and may lag behind).
+    for link in our_links() {
+        if run("ip", &["link", "del", &link]).is_ok() {
             removed += 1;
         }
     }
@@ -267,6 +296,7 @@ fn nft(ns: &str, script: &str) -> Result<()> {
 impl Drop for Net {
     fn drop(&mut self) {
         for id in 1..=self.nodes {
+            let _ = run("ip", &["link", "del", &format!("{PREFIX}-h{id}")]);
             let _ = run("ip", &["netns", "del", &ns_name(id)]);
         }
         let _ = run("ip", &["link", "del", BRIDGE]);

@@ -2,11 +2,16 @@
 //! `ip netns exec` (which execs, so the child's PID is the node's), crashed
 //! with SIGKILL, paused with SIGSTOP/SIGCONT, always through the PID of a
 //! `Child` this harness spawned. `Drop` kills every node still running.
+//! With power-loss faults on, each node runs under strace (`durable.rs`):
+//! the Child is then strace and the node is its only child process, found
+//! in `/proc/<strace>/task/<strace>/children`.
 
+use super::durable;
 use super::netns::{node_ip, ns_name};
 use anyhow::{Context, Result};
 use rustix::process::{kill_process, Pid, Signal};
 use std::fs::{self, File};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -29,6 +34,10 @@ pub struct NodeProc {
     pub paused: bool,
     /// How many times this node was started.
     pub starts: u32,
+    /// The log's length when this incarnation started.
+    start_len: u64,
+    /// This incarnation's strace output (traced nodes only).
+    trace: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -36,6 +45,8 @@ pub struct Nodes {
     pub nodes: Vec<NodeProc>,
     exe: PathBuf,
     unsafe_ack: bool,
+    /// Run nodes under strace so power loss can be emulated.
+    traced: bool,
 }
 
 fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
@@ -57,7 +68,7 @@ fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
 
 impl Nodes {
     /// Writes the configs under `dir` and starts every node.
-    pub fn start(dir: &Path, n: u64, unsafe_ack: bool) -> Result<Nodes> {
+    pub fn start(dir: &Path, n: u64, unsafe_ack: bool, traced: bool) -> Result<Nodes> {
         let exe = std::env::current_exe().context("cannot find the chorus binary")?;
         let mut nodes = Vec::new();
         for id in 1..=n {
@@ -72,12 +83,15 @@ impl Nodes {
                 child: None,
                 paused: false,
                 starts: 0,
+                start_len: 0,
+                trace: None,
             });
         }
         let mut all = Nodes {
             nodes,
             exe,
             unsafe_ack,
+            traced,
         };
         for i in 0..all.nodes.len() {
             all.spawn(i)?;
@@ -93,13 +107,30 @@ impl Nodes {
             .create(true)
             .append(true)
             .open(&node.stderr_path)?;
+        let log_path = node.log_dir.join(chorus_runtime_mio::storage::LOG_FILE);
+        node.start_len = fs::metadata(&log_path).map_or(0, |m| m.len());
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns_name(node.id)])
-            .arg(&exe)
+        cmd.args(["netns", "exec", &ns_name(node.id)]);
+        node.trace = None;
+        if self.traced {
+            let trace = node
+                .log_dir
+                .with_extension(format!("strace.{}", node.starts + 1));
+            cmd.arg("strace").args(durable::strace_args(
+                &log_path.to_string_lossy(),
+                &trace.to_string_lossy(),
+            ));
+            node.trace = Some(trace);
+        }
+        cmd.arg(&exe)
             .arg("node")
             .arg("--config")
             .arg(&node.config)
             .env_remove(chorus_runtime_mio::UNSAFE_ACK_ENV)
+            // Own process group: a signal aimed at the harness's group
+            // (a terminal's Ctrl-C) must not reach the nodes; the harness
+            // tears them down itself.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -112,9 +143,26 @@ impl Nodes {
         Ok(())
     }
 
+    /// The node's own PID (under strace: strace's child, once it exists).
+    fn node_pid(&self, i: usize) -> Option<Pid> {
+        let c = self.nodes[i].child.as_ref()?;
+        if !self.traced {
+            return Some(Pid::from_child(c));
+        }
+        let p = c.id();
+        for _ in 0..100 {
+            let kids = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).ok()?;
+            if let Some(k) = kids.split_whitespace().next() {
+                return Pid::from_raw(k.parse().ok()?);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        None
+    }
+
     fn signal(&self, i: usize, sig: Signal) {
-        if let Some(c) = &self.nodes[i].child {
-            let _ = kill_process(Pid::from_child(c), sig);
+        if let Some(pid) = self.node_pid(i) {
+            let _ = kill_process(pid, sig);
         }
     }
 
@@ -124,11 +172,69 @@ impl Nodes {
 
     /// SIGKILL (a crash); waits until the process is gone.
     pub fn kill(&mut self, i: usize) {
+        if self.traced {
+            // Kill the node; strace exits with it (killing strace first
+            // would leave the node running, detached).
+            match self.node_pid(i) {
+                Some(pid) => {
+                    let _ = kill_process(pid, Signal::KILL);
+                    let _ = kill_process(pid, Signal::CONT);
+                }
+                None => {
+                    if let Some(c) = &mut self.nodes[i].child {
+                        let _ = c.kill();
+                    }
+                }
+            }
+        }
         if let Some(mut c) = self.nodes[i].child.take() {
-            let _ = c.kill();
+            if !self.traced {
+                let _ = c.kill();
+            }
             let _ = c.wait();
         }
         self.nodes[i].paused = false;
+    }
+
+    /// A power failure of node `i`: SIGKILL, then the log loses what was
+    /// not fsynced, except a `keep` fraction (0..=1) of it. Returns the
+    /// bytes lost. Without tracing it is a plain SIGKILL.
+    pub fn power_cut(&mut self, i: usize, keep: f64) -> Result<u64> {
+        self.kill(i);
+        self.drop_unsynced(i, keep)
+    }
+
+    /// A power failure of several nodes at the same instant: every node is
+    /// sent SIGKILL before any is waited for (one after the other, the
+    /// last ones would have time to finish their fsyncs).
+    pub fn power_cut_many(&mut self, idx: &[usize], keep: f64) -> Result<u64> {
+        for &i in idx {
+            self.signal(i, Signal::KILL);
+        }
+        let mut lost = 0;
+        for &i in idx {
+            lost += self.power_cut(i, keep)?;
+        }
+        Ok(lost)
+    }
+
+    fn drop_unsynced(&mut self, i: usize, keep: f64) -> Result<u64> {
+        let node = &self.nodes[i];
+        let Some(trace) = &node.trace else {
+            return Ok(0);
+        };
+        let text = fs::read_to_string(trace).unwrap_or_default();
+        let durable = durable::durable_len(&text, node.start_len);
+        let path = node.log_dir.join(chorus_runtime_mio::storage::LOG_FILE);
+        let len = fs::metadata(&path).map_or(0, |m| m.len());
+        if len <= durable {
+            return Ok(0);
+        }
+        let cut = durable + ((len - durable) as f64 * keep.clamp(0.0, 1.0)) as u64;
+        let f = File::options().write(true).open(&path)?;
+        f.set_len(cut)?;
+        f.sync_all()?;
+        Ok(len - cut)
     }
 
     pub fn restart(&mut self, i: usize) -> Result<()> {

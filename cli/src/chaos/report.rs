@@ -15,12 +15,15 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
     println!("faults injected: {total} in {} s", args.duration);
     for k in Kind::ALL {
         println!(
-            "  {:<28} {}",
+            "  {:<34} {}",
             k.name(),
             r.faults.get(&k).copied().unwrap_or(0)
         );
     }
-    println!("node restarts: {}", r.restarts);
+    println!(
+        "node restarts: {}; unsynced log bytes dropped by power losses: {}",
+        r.restarts, r.power_lost_bytes
+    );
     println!(
         "messages: {} sent, {} acknowledged, {} committed chats in the log, {} acks checked against every log ({} client attempts)",
         r.sent, r.acked, r.checked.committed_chats, r.checked.acks_checked, r.attempts

@@ -22,10 +22,11 @@ pub enum Kind {
     Split,
     OneWay,
     Loss,
+    PowerLoss,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Kill,
         Kind::KillLeader,
         Kind::PauseLeader,
@@ -33,6 +34,7 @@ impl Kind {
         Kind::Split,
         Kind::OneWay,
         Kind::Loss,
+        Kind::PowerLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Split => "partition: split 2|3",
             Kind::OneWay => "partition: one-way drop",
             Kind::Loss => "packet loss",
+            Kind::PowerLoss => "power loss (unsynced writes lost)",
         }
     }
 }
@@ -68,6 +71,18 @@ pub enum Fault {
         permille: u32,
         ms: u64,
     },
+    /// Power failure of `nodes` at once (a majority or all, leader
+    /// included): SIGKILL, each log loses its unsynced bytes but
+    /// `keep_permille` of them; restart after `ms`, except `late` (the
+    /// leader, when known), whose machine comes back `late_ms` later, so
+    /// the others must elect among themselves from what they made durable.
+    PowerLoss {
+        nodes: Vec<u64>,
+        keep_permille: u32,
+        ms: u64,
+        late: Option<u64>,
+        late_ms: u64,
+    },
 }
 
 impl Fault {
@@ -80,6 +95,7 @@ impl Fault {
             Fault::Split { .. } => Kind::Split,
             Fault::OneWay { .. } => Kind::OneWay,
             Fault::Loss { .. } => Kind::Loss,
+            Fault::PowerLoss { .. } => Kind::PowerLoss,
         }
     }
 
@@ -90,7 +106,8 @@ impl Fault {
             | Fault::Isolate { ms, .. }
             | Fault::Split { ms, .. }
             | Fault::OneWay { ms, .. }
-            | Fault::Loss { ms, .. } => *ms,
+            | Fault::Loss { ms, .. }
+            | Fault::PowerLoss { ms, .. } => *ms,
         }
     }
 }
@@ -126,6 +143,23 @@ impl fmt::Display for Fault {
                 permille % 10,
                 ids(nodes)
             ),
+            Fault::PowerLoss {
+                nodes,
+                keep_permille,
+                ms,
+                late,
+                late_ms,
+            } => {
+                write!(
+                    f,
+                    "power loss of {} (keeping {keep_permille}\u{2030} of unsynced bytes), restart after {ms} ms",
+                    ids(nodes)
+                )?;
+                match late {
+                    Some(l) => write!(f, ", n{l} {late_ms} ms later"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -148,12 +182,15 @@ pub const MAX_DOWN: usize = 2;
 #[derive(Debug)]
 pub struct Planner {
     rng: ChaCha8Rng,
+    power_loss: bool,
 }
 
 impl Planner {
-    pub fn new(seed: u64) -> Planner {
+    /// `power_loss`: also draw power failures (the nodes run under strace).
+    pub fn new(seed: u64, power_loss: bool) -> Planner {
         Planner {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            power_loss,
         }
     }
 
@@ -215,6 +252,9 @@ impl Planner {
         if !v.loss {
             menu.push((Kind::Loss, 2));
         }
+        if self.power_loss {
+            menu.push((Kind::PowerLoss, 1));
+        }
         let total: u64 = menu.iter().map(|(_, w)| w).sum();
         if total == 0 {
             return None;
@@ -271,6 +311,25 @@ impl Planner {
                     nodes: self.sample(&all, k),
                     permille: self.between(20, 300) as u32,
                     ms: self.between(2000, 6000),
+                }
+            }
+            Kind::PowerLoss => {
+                let majority = v.nodes as usize / 2 + 1;
+                let mut nodes = if self.below(2) == 0 {
+                    all.clone()
+                } else {
+                    self.sample(&all, majority)
+                };
+                if let Some(l) = leader.filter(|l| !nodes.contains(l)) {
+                    nodes[0] = l;
+                    nodes.sort_unstable();
+                }
+                Fault::PowerLoss {
+                    nodes,
+                    keep_permille: self.below(1000) as u32,
+                    ms: self.between(300, 2000),
+                    late: leader,
+                    late_ms: self.between(2000, 4000),
                 }
             }
         })
@@ -333,7 +392,7 @@ mod tests {
     use super::*;
 
     fn draw(seed: u64, steps: usize) -> Vec<Fault> {
-        let mut p = Planner::new(seed);
+        let mut p = Planner::new(seed, true);
         let view = View {
             nodes: 5,
             leader: Some(5),
@@ -354,7 +413,7 @@ mod tests {
 
     #[test]
     fn bounds_are_respected() {
-        let mut p = Planner::new(1);
+        let mut p = Planner::new(1, true);
         let view = View {
             nodes: 5,
             leader: Some(3),
@@ -364,10 +423,11 @@ mod tests {
         };
         for _ in 0..200 {
             let f = p.next(&view).unwrap();
-            assert_eq!(f.kind(), Kind::Loss, "{f}");
+            assert!(matches!(f.kind(), Kind::Loss | Kind::PowerLoss), "{f}");
         }
         let full = View { loss: true, ..view };
-        assert_eq!(p.next(&full), None);
+        let mut no_power = Planner::new(1, false);
+        assert_eq!(no_power.next(&full), None);
     }
 
     #[test]
