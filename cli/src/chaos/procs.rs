@@ -143,17 +143,24 @@ impl Nodes {
         Ok(())
     }
 
-    /// The node's own PID (under strace: strace's child, once it exists).
+    /// The node's own PID (under strace: strace's child running our
+    /// config, once it exists — strace also forks short-lived test
+    /// children of its own at startup, which must never be taken for it).
     fn node_pid(&self, i: usize) -> Option<Pid> {
-        let c = self.nodes[i].child.as_ref()?;
+        let node = &self.nodes[i];
+        let c = node.child.as_ref()?;
         if !self.traced {
             return Some(Pid::from_child(c));
         }
         let p = c.id();
-        for _ in 0..100 {
+        let config = node.config.to_string_lossy().into_owned();
+        for _ in 0..300 {
             let kids = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).ok()?;
-            if let Some(k) = kids.split_whitespace().next() {
-                return Pid::from_raw(k.parse().ok()?);
+            for k in kids.split_whitespace() {
+                let cmd = fs::read(format!("/proc/{k}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmd).contains(&config) {
+                    return Pid::from_raw(k.parse().ok()?);
+                }
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
@@ -174,26 +181,39 @@ impl Nodes {
     pub fn kill(&mut self, i: usize) {
         if self.traced {
             // Kill the node; strace exits with it (killing strace first
-            // would leave the node running, detached).
-            match self.node_pid(i) {
-                Some(pid) => {
-                    let _ = kill_process(pid, Signal::KILL);
-                    let _ = kill_process(pid, Signal::CONT);
-                }
-                None => {
-                    if let Some(c) = &mut self.nodes[i].child {
-                        let _ = c.kill();
+            // would leave the node running, detached). Bounded: if strace
+            // is still there after 5 s, the node is looked up and killed
+            // again, and strace last.
+            for attempt in 0..3 {
+                match self.node_pid(i) {
+                    Some(pid) => {
+                        let _ = kill_process(pid, Signal::KILL);
+                        let _ = kill_process(pid, Signal::CONT);
                     }
+                    None => break,
+                }
+                if self.wait_child(i, std::time::Duration::from_secs(5)) || attempt == 2 {
+                    break;
                 }
             }
         }
         if let Some(mut c) = self.nodes[i].child.take() {
-            if !self.traced {
-                let _ = c.kill();
-            }
+            let _ = c.kill();
             let _ = c.wait();
         }
         self.nodes[i].paused = false;
+    }
+
+    /// Waits up to `bound` for node `i`'s child to exit; true if it did.
+    fn wait_child(&mut self, i: usize, bound: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            match self.nodes[i].child.as_mut().map(|c| c.try_wait()) {
+                None | Some(Ok(Some(_))) | Some(Err(_)) => return true,
+                Some(Ok(None)) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        false
     }
 
     /// A power failure of node `i`: SIGKILL, then the log loses what was
