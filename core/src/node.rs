@@ -240,7 +240,7 @@ impl Node {
 
     fn on_peer(&mut self, msg: PeerMsg, out: &mut Vec<Action>) {
         let from = msg.sender();
-        if from == self.id() {
+        if from == self.id() || msg.term() >= Term::LIMIT {
             return;
         }
         match msg {

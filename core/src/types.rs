@@ -42,6 +42,13 @@ impl Instant {
     }
 }
 
+impl Term {
+    /// Peer messages with a term at or above this are ignored: no honest
+    /// cluster gets near it (a term is spent per election), and a term close
+    /// to `u64::MAX` would overflow the next election's `term + 1`.
+    pub const LIMIT: Term = Term(1 << 62);
+}
+
 impl Seq {
     pub fn next(self) -> Seq {
         Seq(self.0 + 1)
