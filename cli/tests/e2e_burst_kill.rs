@@ -4,9 +4,10 @@
 //! the end of its log (half a record appended, as a crash mid-write leaves
 //! it), recovers (cuts the torn tail) and converges: all nodes' logs
 //! identical, every acknowledged msg_id present exactly once at its seq_no.
-//! Two victims: the leader (its unreplicated suffix must give way to the new
-//! leader's) and the client's own node (the client fails over and resends
-//! with the same msg_ids). Every wait is bounded.
+//! Victims: the leader (its unreplicated suffix must give way to the new
+//! leader's), the client's own node (the client fails over and resends with
+//! the same msg_ids), the leader serving the client, and every node at once.
+//! Every wait is bounded.
 
 #[path = "common/chat.rs"]
 mod chat;
@@ -48,7 +49,7 @@ fn tear_tail(c: &Cluster, i: usize) {
     f.write_all(&bytes[..bytes.len() / 2]).unwrap();
 }
 
-fn burst_kill(victim: usize, client_addrs: Vec<usize>) {
+fn burst_kill(victims: &[usize], client_addrs: Vec<usize>) {
     let mut c = Cluster::start_with(3, Timing::FAST);
     assert_eq!(
         c.wait_for_leader(LEADER_WAIT),
@@ -69,19 +70,23 @@ fn burst_kill(victim: usize, client_addrs: Vec<usize>) {
         "burst not acknowledged\n{}",
         c.logs()
     );
-    c.kill(victim);
+    for &v in victims {
+        c.kill(v);
+    }
     let (sent, acked) = (pacer.sent(), pacer.acked());
     assert!(
         sent < BURST && acked < sent,
         "the kill landed mid-burst (sent {sent}, acked {acked})"
     );
-    let unreplicated = logs::inspect(&c.log_dir(victim), true)
-        .unwrap()
-        .iter()
-        .filter(|e| e["committed"] == false)
-        .count();
-    tear_tail(&c, victim);
-    c.start_node(victim);
+    let mut unreplicated = Vec::new();
+    for &v in victims {
+        let log = logs::inspect(&c.log_dir(v), true).unwrap();
+        unreplicated.push(log.iter().filter(|e| e["committed"] == false).count());
+        tear_tail(&c, v);
+    }
+    for &v in victims {
+        c.start_node(v);
+    }
     assert!(pacer.wait_sent(BURST, WAIT), "the client could not send");
     let report = pacer.finish(WAIT);
     assert!(
@@ -92,27 +97,43 @@ fn burst_kill(victim: usize, client_addrs: Vec<usize>) {
     );
     let log = logs::wait_converged(&c, &[0, 1, 2], &report.acked_seqs(), WAIT);
     assert_eq!(log.len(), BURST, "each message once");
-    let stderr = std::fs::read_to_string(&c.nodes[victim].stderr_path).unwrap();
-    assert!(
-        stderr.contains("cut a torn tail"),
-        "node {} did not report the torn tail:\n{}",
-        victim + 1,
-        c.logs()
-    );
+    for &v in victims {
+        let stderr = std::fs::read_to_string(&c.nodes[v].stderr_path).unwrap();
+        assert!(
+            stderr.contains("cut a torn tail"),
+            "node {} did not report the torn tail:\n{}",
+            v + 1,
+            c.logs()
+        );
+    }
     eprintln!(
-        "victim node {}: killed at sent {sent} / acked {acked} ({unreplicated} entries \
-         not known committed in its log); {}",
-        victim + 1,
+        "victims {:?}: killed at sent {sent} / acked {acked} ({unreplicated:?} entries \
+         not known committed in their logs); {}",
+        victims.iter().map(|v| v + 1).collect::<Vec<_>>(),
         report.summary()
     );
 }
 
 #[test]
 fn leader_killed_mid_burst_recovers_and_converges() {
-    burst_kill(2, vec![0, 1]);
+    burst_kill(&[2], vec![0, 1]);
 }
 
 #[test]
 fn clients_node_killed_mid_burst_recovers_and_converges() {
-    burst_kill(0, vec![0, 1]);
+    burst_kill(&[0], vec![0, 1]);
+}
+
+/// The client talks to the leader itself: what the leader appended but
+/// never replicated is resent (same msg_ids) to node 1 and sequenced once.
+#[test]
+fn leader_serving_the_client_killed_mid_burst_recovers_and_converges() {
+    burst_kill(&[2], vec![2, 0]);
+}
+
+/// Every node at once: an acknowledged message was fsynced by a majority,
+/// so it survives; the client resends the rest when the cluster is back.
+#[test]
+fn whole_cluster_killed_mid_burst_keeps_every_acknowledged_message() {
+    burst_kill(&[0, 1, 2], vec![0, 1, 2]);
 }
