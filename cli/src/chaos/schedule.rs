@@ -204,7 +204,7 @@ impl Planner {
 
     /// Milliseconds until the next injection.
     pub fn gap_ms(&mut self) -> u64 {
-        self.between(400, 1400)
+        self.between(300, 1000)
     }
 
     fn pick(&mut self, from: &[u64]) -> Option<u64> {
