@@ -110,6 +110,9 @@ fn b_leader_killed_node_2_leads_node_3_rejoins_as_follower() {
         c.logs()
     );
 
+    // Every message acknowledged so far is in both survivors' logs, in one order.
+    logs::wait_consistent(&c, &[0, 1], &pacer.acked_seqs(), CONVERGE_WAIT);
+
     c.start_node(2);
     // It joins the live leader (stickiness), it does not take over.
     c.wait_status(2, LEADER_WAIT, "a follower of node 2", |s| {

@@ -48,6 +48,7 @@ enum Fault {
 
 struct Figures {
     window: Duration,
+    longest_gap: Duration,
     to_leader: Duration,
     to_new_term_ack: Duration,
     acked: usize,
@@ -104,16 +105,20 @@ fn measure_once(run: usize, fault: Fault) -> Figures {
     let acked = report.acked_seqs();
     let log = logs::wait_converged(&c, &[0, 1], &acked, Duration::from_secs(20));
 
-    // The window: the gap around the kill between consecutive acks.
+    // The window: last ack before the fault → first ack after it; and the
+    // longest silence between two acks that ends after the fault (acks of
+    // entries committed just before the fault can land just after it).
     let times = report.ack_times();
     let last_before = times.iter().rev().find(|&&t| t <= kill_at).copied();
-    let last_before = last_before.expect("an ack before the kill");
-    let (window, _) = times
+    let last_before = last_before.expect("an ack before the fault");
+    let first_after = times.iter().find(|&&t| t > kill_at).copied();
+    let window = first_after.expect("an ack after the fault") - last_before;
+    let longest_gap = times
         .windows(2)
         .filter(|w| w[1] > kill_at)
-        .map(|w| (w[1] - w[0], w[1]))
+        .map(|w| w[1] - w[0])
         .max()
-        .expect("acks after the kill");
+        .expect("acks after the fault");
     // Kill → first ack of an entry the new leader sequenced (a later term).
     let term_of: BTreeMap<&str, u64> = log
         .iter()
@@ -131,7 +136,7 @@ fn measure_once(run: usize, fault: Fault) -> Figures {
         "failover run {run}: heartbeat {} ms, leader timeout {} ms; node 3 {}; \
          node {new_id} leads the next term after {:.0} ms (STATUS); first ack of a new-term entry \
          {:.0} ms after the fault; window last ack before → first ack after: {:.0} ms \
-         (last ack {:.0} ms before the fault); {} sent, {} acked, 0 lost, {} resent, {} reconnects",
+         (last ack {:.0} ms before the fault); longest ack gap after the fault {:.0} ms; {} sent, {} acked, 0 lost, {} resent, {} reconnects",
         timing.heartbeat_interval_ms,
         timing.leader_timeout_ms,
         match fault {
@@ -142,6 +147,7 @@ fn measure_once(run: usize, fault: Fault) -> Figures {
         ms(to_new_term_ack),
         ms(window),
         ms(kill_at - last_before),
+        ms(longest_gap),
         report.sent.len(),
         report.acks.len(),
         report.resends,
@@ -155,6 +161,7 @@ fn measure_once(run: usize, fault: Fault) -> Figures {
     );
     Figures {
         window,
+        longest_gap,
         to_leader,
         to_new_term_ack,
         acked: report.acks.len(),
@@ -169,10 +176,11 @@ fn measure(fault: Fault) {
     let figures: Vec<Figures> = (1..=runs).map(|r| measure_once(r, fault)).collect();
     for (i, f) in figures.iter().enumerate() {
         eprintln!(
-            "{fault:?} run {}: window {:.0} ms, fault→leader {:.0} ms, fault→new-term ack {:.0} ms, \
-             {} acked",
+            "{fault:?} run {}: window {:.0} ms (longest ack gap {:.0} ms), fault→leader {:.0} ms, \
+             fault→new-term ack {:.0} ms, {} acked, 0 lost",
             i + 1,
             ms(f.window),
+            ms(f.longest_gap),
             ms(f.to_leader),
             ms(f.to_new_term_ack),
             f.acked

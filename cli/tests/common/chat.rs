@@ -240,6 +240,11 @@ impl Pacer {
         self.shared.lock().unwrap().report.acks.len()
     }
 
+    /// msg_id → seq_no of every acknowledgement so far.
+    pub fn acked_seqs(&self) -> BTreeMap<String, u64> {
+        self.shared.lock().unwrap().report.acked_seqs()
+    }
+
     /// Waits until at least `n` messages were issued; false after `timeout`.
     pub fn wait_sent(&self, n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -132,6 +132,54 @@ pub fn wait_converged(
     }
 }
 
+/// For logs that are still growing: polls until every log of `nodes` holds
+/// every `acked` msg_id at its seq_no exactly once and the logs agree on
+/// their common prefix (one order); panics after `timeout`.
+pub fn wait_consistent(
+    c: &Cluster,
+    nodes: &[usize],
+    acked: &BTreeMap<String, u64>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let problem = match consistent(c, nodes, acked) {
+            Ok(()) => return,
+            Err(p) => p,
+        };
+        if Instant::now() >= deadline {
+            panic!(
+                "logs of nodes {:?} not consistent within {timeout:?}: {problem}\n{}",
+                nodes.iter().map(|i| i + 1).collect::<Vec<_>>(),
+                c.logs()
+            );
+        }
+        thread::sleep(Duration::from_millis(150));
+    }
+}
+
+fn consistent(c: &Cluster, nodes: &[usize], acked: &BTreeMap<String, u64>) -> Result<(), String> {
+    let mut logs: Vec<(usize, Vec<Value>)> = Vec::new();
+    for &i in nodes {
+        let log = inspect(&c.log_dir(i), false)?;
+        check_exactly_once(&log).map_err(|e| format!("node {}: {e}", i + 1))?;
+        check_acked(&log, acked).map_err(|e| format!("node {}: {e}", i + 1))?;
+        for (j, other) in &logs {
+            let n = log.len().min(other.len());
+            if log[..n] != other[..n] {
+                return Err(format!(
+                    "nodes {} and {} disagree at {}",
+                    j + 1,
+                    i + 1,
+                    first_difference(&other[..n], &log[..n])
+                ));
+            }
+        }
+        logs.push((i, log));
+    }
+    Ok(())
+}
+
 fn converged(
     c: &Cluster,
     nodes: &[usize],
