@@ -185,6 +185,8 @@ pub struct PacerOpts {
     pub max: Option<usize>,
     /// Resend an unacknowledged message (same msg_id) after this long.
     pub retry_after: Duration,
+    /// Pad each payload with `.` to at least this many bytes.
+    pub payload_bytes: usize,
 }
 
 impl PacerOpts {
@@ -196,6 +198,7 @@ impl PacerOpts {
             batch: 1,
             max: None,
             retry_after: Duration::from_secs(3),
+            payload_bytes: 0,
         }
     }
 }
@@ -421,7 +424,9 @@ impl Writer {
 
     fn issue(&mut self, n: usize) {
         let id = format!("{}-{n:05}", self.opts.tag);
-        let payload = format!("{} {n}", self.opts.tag);
+        let mut payload = format!("{} {n} ", self.opts.tag);
+        let pad = self.opts.payload_bytes.saturating_sub(payload.len());
+        payload.extend(std::iter::repeat_n('.', pad));
         self.shared.lock().unwrap().report.sent.push(id.clone());
         self.write(&id, &payload);
         self.pending.insert(id, (payload, Instant::now()));
