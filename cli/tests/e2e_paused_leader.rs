@@ -16,8 +16,9 @@ mod cluster;
 mod logs;
 
 use chat::{Pacer, PacerOpts, PacerReport};
+use chorus_core::Record;
 use cluster::{Cluster, Timing};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::Duration;
 
@@ -75,8 +76,24 @@ fn frozen_leader_resumes_as_a_follower_and_commits_nothing_stale() {
     }
     let log = logs::wait_converged(&c, &[0, 1, 2], &acked, WAIT);
     assert_eq!(log.len(), acked.len(), "only acknowledged messages");
+    // What node 3 wrote in its stale term after the resume and had to undo.
+    let records = logs::raw_records(&c.log_dir(2));
+    let truncations = records
+        .iter()
+        .filter(|r| matches!(r, Record::Truncate { .. }))
+        .count();
+    let kept: BTreeSet<(u64, String)> = logs::seq_ids(&log).into_iter().collect();
+    let undone = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Entry(e) => e.chat().map(|ch| (e.seq_no.0, ch.msg_id.clone())),
+            _ => None,
+        })
+        .filter(|k| !kept.contains(k))
+        .count();
     eprintln!(
-        "paused leader: {} entries; via node 1: {}; via node 3: {}",
+        "paused leader: {} entries; node 3 wrote {truncations} truncation(s) and {undone} \
+         chat entr(y/ies) that are not in the final log; via node 1: {}; via node 3: {}",
         log.len(),
         reports[0].summary(),
         reports[1].summary()

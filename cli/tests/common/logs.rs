@@ -36,6 +36,27 @@ pub fn inspect(dir: &Path, all: bool) -> Result<Vec<Value>, String> {
         .collect()
 }
 
+/// Every complete record of `dir/chorus.log`, in file order (a partial last
+/// frame of a running node is left out). Shows what replay hides, such as
+/// entries later truncated.
+pub fn raw_records(dir: &Path) -> Vec<chorus_core::Record> {
+    let bytes = std::fs::read(dir.join("chorus.log")).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let Some(payload) = bytes.get(at + 12..at + 12 + len) else {
+            break;
+        };
+        match chorus_core::record::decode_payload(payload) {
+            Ok(r) => out.push(r),
+            Err(_) => break,
+        }
+        at += 12 + len;
+    }
+    out
+}
+
 /// (seq_no, msg_id) of every entry, for compact messages.
 pub fn seq_ids(log: &[Value]) -> Vec<(u64, String)> {
     log.iter()
