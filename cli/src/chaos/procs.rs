@@ -155,6 +155,11 @@ impl Nodes {
         let p = c.id();
         let config = node.config.to_string_lossy().into_owned();
         for _ in 0..300 {
+            // strace exits once its node is dead: a zombie has no node.
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            if stat.rsplit(") ").next().is_some_and(|r| r.starts_with('Z')) {
+                return None;
+            }
             let kids = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).ok()?;
             for k in kids.split_whitespace() {
                 let cmd = fs::read(format!("/proc/{k}/cmdline")).unwrap_or_default();
