@@ -108,6 +108,8 @@ struct Gen<'a> {
     next_k: u64,
     /// When the run started (open-loop schedule origin), µs on `clock`.
     t0: u64,
+    /// Socket reads land here first.
+    scratch: Vec<u8>,
 }
 
 /// Runs the load to completion (or `stop` + drain, or `max_duration`).
@@ -140,6 +142,7 @@ pub fn run(spec: &Spec, ids: &MsgIds, clock: &Clock, live: &Live, stop: &AtomicB
         },
         next_k: 0,
         t0: clock.now_us(),
+        scratch: vec![0; 64 * 1024],
     };
     g.run(stop);
     live.done.store(true, Ordering::Relaxed);
@@ -383,27 +386,25 @@ impl Gen<'_> {
             return;
         };
         let mut rbuf = std::mem::take(&mut conn.rbuf);
+        // Read into a scratch buffer that stays zeroed-once, then copy only
+        // what arrived (zero-filling 64 KiB per read was 23% of the
+        // generator's CPU in perf).
+        let scratch = &mut self.scratch;
         loop {
-            let len = rbuf.len();
-            rbuf.resize(len + 64 * 1024, 0);
-            match conn.stream.read(&mut rbuf[len..]) {
+            match conn.stream.read(&mut scratch[..]) {
                 Ok(0) => {
-                    rbuf.truncate(len);
                     closed = true;
                     break;
                 }
-                Ok(n) => rbuf.truncate(len + n),
-                Err(e) => {
-                    rbuf.truncate(len);
-                    match e.kind() {
-                        ErrorKind::WouldBlock => break,
-                        ErrorKind::Interrupted => continue,
-                        _ => {
-                            closed = true;
-                            break;
-                        }
+                Ok(n) => rbuf.extend_from_slice(&scratch[..n]),
+                Err(e) => match e.kind() {
+                    ErrorKind::WouldBlock => break,
+                    ErrorKind::Interrupted => continue,
+                    _ => {
+                        closed = true;
+                        break;
                     }
-                }
+                },
             }
         }
         let mut start = 0;
