@@ -47,15 +47,21 @@ impl Node {
         if !self.cfg.is_voter() || self.is_leader() {
             return;
         }
-        self.leader = None;
+        if let Some(l) = self.leader.take() {
+            self.lost_leader = Some(l);
+        }
         self.leader_contact = None;
         self.disarm(Timer::LeaderTimeout);
         let me = self.id();
         let others = self.other_voters();
+        // Bully waits for higher nodes to answer, but not for the leader we just
+        // found silent: waiting for it would only add the answer timeout to
+        // every timeout-based failover. If it is alive after all, it answers
+        // and our claim, at worst, costs a term.
         let higher_pending: BTreeSet<NodeId> = others
             .iter()
             .copied()
-            .filter(|&v| v > me && !self.down.contains(&v))
+            .filter(|&v| v > me && !self.down.contains(&v) && Some(v) != self.lost_leader)
             .collect();
         self.state = State::Candidate(Election::Probing {
             grants: BTreeSet::from([me]),

@@ -65,6 +65,7 @@ impl Node {
             self.reforward_pending(out);
         }
         self.leader_contact = Some(self.now);
+        self.lost_leader = None;
         let j = self.jitter(self.cfg.heartbeat_interval_ms / 4);
         self.arm(Timer::LeaderTimeout, self.cfg.leader_timeout_ms + j);
     }

@@ -100,6 +100,9 @@ pub struct Node {
     pub(crate) leader: Option<NodeId>,
     /// Last time the current leader was heard (heartbeat or append).
     pub(crate) leader_contact: Option<Instant>,
+    /// The leader this node last followed and then suspected (not awaited
+    /// again by its Bully probes); cleared once it follows a leader.
+    pub(crate) lost_leader: Option<NodeId>,
     /// Highest seq verified to match the current leader's log in this term.
     pub(crate) leader_match: Seq,
     pub(crate) ack_dirty: bool,
@@ -134,6 +137,7 @@ impl Node {
             state: State::Follower,
             leader: None,
             leader_contact: None,
+            lost_leader: None,
             leader_match: Seq(0),
             ack_dirty: false,
             catchup_inflight: false,
