@@ -17,13 +17,12 @@ pub fn run(args: &Args) -> Result<Report> {
     if args.nodes < 3 {
         bail!("--catchup needs --nodes 3 or more (a majority must stay up)");
     }
-    let mut cluster = Cluster::start(
+    let (mut cluster, leader, _) = Cluster::start_elected(
         args.nodes,
         args.heartbeat_ms,
         args.leader_timeout_ms,
         args.keep,
     )?;
-    let (leader, _) = cluster.wait_for_leader(Duration::from_secs(30))?;
     // The lowest-id follower: Bully keeps the current (higher) leader.
     let lag = (0..cluster.nodes.len())
         .find(|&i| i != leader)

@@ -174,6 +174,29 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Starts `n` nodes and waits for an agreed leader. A node can lose the
+    /// race for its free port to another process between our probe and its
+    /// bind, so a failed start is retried (twice) on fresh ports.
+    pub fn start_elected(
+        n: usize,
+        hb_ms: u64,
+        lt_ms: u64,
+        keep: bool,
+    ) -> Result<(Cluster, usize, NodeStatus)> {
+        let mut attempt = 1;
+        loop {
+            let mut c = Cluster::start(n, hb_ms, lt_ms, keep)?;
+            match c.wait_for_leader(Duration::from_secs(30)) {
+                Ok((i, st)) => return Ok((c, i, st)),
+                Err(e) if attempt < 3 => {
+                    eprintln!("bench: cluster start failed ({e:#}); retrying on fresh ports");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn spawn(&mut self, i: usize) -> Result<()> {
         let node = &mut self.nodes[i];
         let log = fs::OpenOptions::new()

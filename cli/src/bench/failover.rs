@@ -35,16 +35,15 @@ struct Timeline {
 }
 
 pub fn run(args: &Args) -> Result<Report> {
-    let mut cluster = Cluster::start(
+    if args.nodes < 3 {
+        bail!("--failover needs --nodes 3 or more (a majority must survive)");
+    }
+    let (mut cluster, _, _) = Cluster::start_elected(
         args.nodes,
         args.heartbeat_ms,
         args.leader_timeout_ms,
         args.keep,
     )?;
-    if args.nodes < 3 {
-        bail!("--failover needs --nodes 3 or more (a majority must survive)");
-    }
-    cluster.wait_for_leader(Duration::from_secs(30))?;
     let addrs = cluster.addrs();
     let rate = args.rate.unwrap_or(1000.0);
     let settle_us = (args.settle_seconds.clamp(0.2, 60.0) * 1e6) as u64;

@@ -175,13 +175,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         catchup::run(&args)?
     } else {
         let mut cluster = if args.connect.is_empty() {
-            let mut c = cluster::Cluster::start(
+            let (c, _, _) = cluster::Cluster::start_elected(
                 args.nodes,
                 args.heartbeat_ms,
                 args.leader_timeout_ms,
                 args.keep,
             )?;
-            c.wait_for_leader(Duration::from_secs(30))?;
             Some(c)
         } else {
             None
