@@ -189,7 +189,8 @@ impl Node {
         let claimant = leader.node_id;
         self.learn_member(leader, out);
         let promised_other = term == self.term && self.voted_for.is_some_and(|v| v != claimant);
-        if term < self.term || promised_other {
+        let non_voter = !self.cfg.voters.contains(&claimant);
+        if term < self.term || promised_other || non_voter {
             let nack = PeerMsg::CoordinatorNack {
                 sender_id: me,
                 term: self.term,

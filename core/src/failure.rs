@@ -72,8 +72,9 @@ impl Node {
 
     /// Accepts `from` as the leader of the current term; false if we lead it
     /// ourselves (two leaders in one term cannot happen: one promise per term).
+    /// A non-voter never leads (DESIGN §4.3), so its leader messages are ignored.
     pub(crate) fn accept_leader(&mut self, from: NodeId, out: &mut Vec<Action>) -> bool {
-        if self.is_leader() {
+        if self.is_leader() || !self.cfg.voters.contains(&from) {
             return false;
         }
         self.follow(from, out);

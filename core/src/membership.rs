@@ -92,7 +92,8 @@ impl Node {
         }
         let Some(l) = leader else { return };
         let unled = matches!(self.state, State::Follower) && self.leader.is_none();
-        if l.node_id == self.id() || term < self.term || !unled {
+        let voter = self.cfg.voters.contains(&l.node_id);
+        if l.node_id == self.id() || term < self.term || !unled || !voter {
             return;
         }
         if term > self.term {

@@ -675,3 +675,41 @@ fn a_candidate_told_to_wait_runs_again_when_a_lower_node_lost_the_leader() {
         }
     ));
 }
+
+#[test]
+fn a_non_voter_is_never_followed_as_leader() {
+    let mut n = node(1, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let out = step(
+        &mut n,
+        1,
+        Input::Peer(PeerMsg::Coordinator {
+            sender_id: NodeId(9),
+            term: Term(3),
+            leader: peer(9),
+        }),
+    );
+    assert_eq!(
+        out.last(),
+        Some(&Action::Send {
+            to: NodeId(9),
+            msg: PeerMsg::CoordinatorNack {
+                sender_id: NodeId(1),
+                term: Term(0)
+            }
+        })
+    );
+    step(
+        &mut n,
+        2,
+        Input::Peer(PeerMsg::Heartbeat {
+            sender_id: NodeId(9),
+            term: Term(0),
+            commit_seq: Seq(0),
+            last_seq: Seq(0),
+            last_term: Term(0),
+        }),
+    );
+    assert_eq!(n.status().leader, None);
+    assert_eq!(n.status().term, Term(0));
+}
