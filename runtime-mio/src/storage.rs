@@ -119,8 +119,16 @@ impl DurableLog {
             };
             file.set_len(replayed.valid_len)
                 .map_err(storage("truncating the torn tail"))?;
-            file.sync_all().map_err(storage("fsync after truncation"))?;
         }
+        // What we just replayed may still sit unsynced in the page cache (the
+        // previous run was killed between its write and its fsync). The core is
+        // about to act on it (acknowledge it to a leader, claim with it), so it
+        // must be durable first, whether or not a tail was cut.
+        file.sync_all().map_err(|err| RuntimeError::Storage {
+            file: path.clone(),
+            op: "fsync of the recovered log",
+            err,
+        })?;
         Ok(Opened {
             log: DurableLog {
                 file,
