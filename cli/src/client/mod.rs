@@ -17,7 +17,6 @@ mod tui;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 const AFTER_HELP: &str = "\
@@ -105,14 +104,7 @@ impl Args {
 
 /// `chorus client`: stops on SIGINT, SIGTERM or SIGHUP.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
+    let stop = crate::signals::stop_flag()?;
     run_until(args, &stop)
 }
 
