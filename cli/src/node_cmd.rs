@@ -5,7 +5,7 @@
 //! line that says what to fix.
 
 use crate::config;
-use chorus_runtime_mio::{run_node, unsafe_ack_from_env};
+use chorus_runtime_mio::{run_node, unsafe_ack_from_env, unsafe_skip_fsync_from_env};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,7 +17,8 @@ use std::process::ExitCode;
     leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
     max_line_bytes (1048576).\n\
     Logs: stderr; RUST_LOG=debug shows heartbeats.\n\
-    CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 acknowledges before fsync: chaos-harness tests only."
+    CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 acknowledges before fsync, CHORUS_UNSAFE_SKIP_FSYNC=1 never\n\
+    fsyncs the log: deliberately broken builds, chaos-harness tests only."
 )]
 pub struct Args {
     /// The node's config file (e.g. configs/node1.toml).
@@ -42,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let file = config::load(&args.config)?;
     let mut opts = file.to_options();
     opts.unsafe_ack_before_fsync = unsafe_ack_from_env();
+    opts.unsafe_skip_fsync = unsafe_skip_fsync_from_env();
     match run_node(opts) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e @ chorus_runtime_mio::RuntimeError::Storage { .. }) => {

@@ -11,6 +11,8 @@
 //! overlap; no acknowledgement depends on that send (see the function).
 //! With `unsafe_ack_before_fsync` (chaos harness only) the order is reversed:
 //! every effect is performed and flushed to the sockets before the write.
+//! With `unsafe_skip_fsync` (chaos harness only) the records are written but
+//! never fdatasynced, and everything else goes on as if they were durable.
 
 use crate::error::RuntimeError;
 use crate::net::encode;
@@ -93,7 +95,8 @@ impl Runtime {
             }
         }
         if any {
-            self.log.commit(sync)?;
+            // The deliberately broken build: written, never made durable.
+            self.log.commit(sync && !self.unsafe_skip_fsync)?;
         }
         Ok(())
     }

@@ -32,7 +32,8 @@ mod streams;
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;
 pub use options::{
-    unsafe_ack_from_env, Limits, NodeOptions, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV,
+    unsafe_ack_from_env, unsafe_skip_fsync_from_env, Limits, NodeOptions, DEFAULT_CLUSTER_SECRET,
+    UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
 pub use runtime::{Runtime, ShutdownHandle};
 

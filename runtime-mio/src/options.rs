@@ -14,6 +14,9 @@ pub const DEFAULT_CLUSTER_SECRET: &str = "chorus-insecure-default-secret";
 /// The environment switch of the chaos harness (see [`NodeOptions::unsafe_ack_before_fsync`]).
 pub const UNSAFE_ACK_ENV: &str = "CHORUS_UNSAFE_ACK_BEFORE_FSYNC";
 
+/// The second chaos-harness switch (see [`NodeOptions::unsafe_skip_fsync`]).
+pub const UNSAFE_SKIP_FSYNC_ENV: &str = "CHORUS_UNSAFE_SKIP_FSYNC";
+
 /// Bounds of the runtime. Defaults suit a laptop cluster and a benchmark.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -82,6 +85,12 @@ pub struct NodeOptions {
     /// *before* the log is fsynced, breaking the durability contract on
     /// purpose so a test can prove the harness notices. Never in production.
     pub unsafe_ack_before_fsync: bool,
+    /// Chaos-harness only: never fdatasync the log records the node appends
+    /// while running (they stay in the page cache), yet acknowledge as if
+    /// they were durable: a power loss can lose acknowledged messages on
+    /// every node. A deliberately broken build, so a test can prove the
+    /// harness catches it. Never in production.
+    pub unsafe_skip_fsync: bool,
 }
 
 impl NodeOptions {
@@ -92,6 +101,7 @@ impl NodeOptions {
             cluster_secret,
             limits: Limits::default(),
             unsafe_ack_before_fsync: false,
+            unsafe_skip_fsync: false,
         }
     }
 }
@@ -99,4 +109,9 @@ impl NodeOptions {
 /// True if the chaos-harness switch `CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1` is set.
 pub fn unsafe_ack_from_env() -> bool {
     std::env::var(UNSAFE_ACK_ENV).is_ok_and(|v| v == "1")
+}
+
+/// True if the chaos-harness switch `CHORUS_UNSAFE_SKIP_FSYNC=1` is set.
+pub fn unsafe_skip_fsync_from_env() -> bool {
+    std::env::var(UNSAFE_SKIP_FSYNC_ENV).is_ok_and(|v| v == "1")
 }

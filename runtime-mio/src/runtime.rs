@@ -12,7 +12,9 @@ use crate::clock::Clock;
 use crate::conn::Conn;
 use crate::error::RuntimeError;
 use crate::observe;
-use crate::options::{Limits, NodeOptions, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV};
+use crate::options::{
+    Limits, NodeOptions, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
+};
 use crate::peers::PeerTable;
 use crate::storage::DurableLog;
 use chorus_core::{Action, Input, Node, NodeId, Seq, Status};
@@ -59,6 +61,7 @@ pub struct Runtime {
     pub(crate) secret: Vec<u8>,
     pub(crate) limits: Limits,
     pub(crate) unsafe_ack: bool,
+    pub(crate) unsafe_skip_fsync: bool,
     pub(crate) me: NodeId,
     pub(crate) leader_timeout_ms: u64,
     /// `host:port` other nodes and clients reach this node at.
@@ -126,6 +129,9 @@ impl Runtime {
         if opts.unsafe_ack_before_fsync {
             warn!("!!! {UNSAFE_ACK_ENV}=1: acknowledging BEFORE fsync; acknowledged messages can be LOST in a crash. For the chaos harness only, never in production !!!");
         }
+        if opts.unsafe_skip_fsync {
+            warn!("!!! {UNSAFE_SKIP_FSYNC_ENV}=1: the log is NEVER fsynced, yet messages are acknowledged; acknowledged messages can be LOST in a power loss. For the chaos harness only, never in production !!!");
+        }
         let mut listener = bind(&core.me.host, core.me.port)?;
         let local_addr = listener.local_addr().map_err(RuntimeError::Poll)?;
         if core.me.port == 0 {
@@ -175,6 +181,7 @@ impl Runtime {
             secret: opts.cluster_secret.into_bytes(),
             limits: opts.limits,
             unsafe_ack: opts.unsafe_ack_before_fsync,
+            unsafe_skip_fsync: opts.unsafe_skip_fsync,
             me,
             leader_timeout_ms,
             advertised,

@@ -56,6 +56,17 @@ pub struct Args {
     /// broken build, to show the harness catches it).
     #[arg(long)]
     pub unsafe_ack_before_fsync: bool,
+    /// Start the nodes with CHORUS_UNSAFE_SKIP_FSYNC=1 (a deliberately broken
+    /// build that never fsyncs its log yet acknowledges, to show the
+    /// harness catches it; needs the power-loss faults).
+    #[arg(long)]
+    pub unsafe_skip_fsync: bool,
+    /// Draw only these kinds of fault (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub faults: Vec<Kind>,
+    /// Milliseconds between two injections, drawn from LO-HI.
+    #[arg(long, default_value = "300-1000", value_parser = parse_gap)]
+    pub fault_gap_ms: (u64, u64),
     /// No power-loss faults (they need strace: each node runs under it).
     #[arg(long)]
     pub no_power_loss: bool,
@@ -73,6 +84,22 @@ fn parse_seed(s: &str) -> Result<u64, String> {
         None => s.parse(),
     };
     r.map_err(|e| format!("not a seed: {e}"))
+}
+
+fn parse_gap(s: &str) -> Result<(u64, u64), String> {
+    let (lo, hi) = s.split_once('-').ok_or("expected LO-HI, e.g. 300-1000")?;
+    let lo: u64 = lo
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a number: {e}"))?;
+    let hi: u64 = hi
+        .trim()
+        .parse()
+        .map_err(|e| format!("not a number: {e}"))?;
+    if lo == 0 || lo > hi {
+        return Err("need 0 < LO <= HI".into());
+    }
+    Ok((lo, hi))
 }
 
 fn random_seed() -> u64 {
@@ -97,6 +124,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.no_power_loss && !power {
         eprintln!("strace not found: no power-loss faults (apt-get install -y strace)");
     }
+    if !power && !args.faults.is_empty() && args.faults.iter().all(|k| *k == Kind::PowerLoss) {
+        bail!("--faults power-loss needs the power-loss faults (strace, no --no-power-loss)");
+    }
+    if args.unsafe_skip_fsync
+        && !(power && (args.faults.is_empty() || args.faults.contains(&Kind::PowerLoss)))
+    {
+        eprintln!("warning: --unsafe-skip-fsync without power-loss faults: a crash loses nothing that reached the page cache, so this run cannot catch it");
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,
@@ -118,7 +153,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let outcome = {
         // Declared first, dropped last: nodes die before their namespaces go.
         let net = netns::Net::create(args.nodes)?;
-        let nodes = procs::Nodes::start(&dir, args.nodes, args.unsafe_ack_before_fsync, power)?;
+        let nodes = procs::Nodes::start(
+            &dir,
+            args.nodes,
+            args.unsafe_ack_before_fsync,
+            args.unsafe_skip_fsync,
+            power,
+        )?;
         Run {
             args: &args,
             seed,
@@ -261,7 +302,9 @@ impl Run<'_> {
 
     /// The fault phase: inject from the plan, heal what is due, for `duration`.
     fn inject(&mut self, monitor: &monitor::Monitor, out: &mut Outcome) -> Result<()> {
-        let mut planner = Planner::new(self.seed, self.power);
+        let mut planner = Planner::new(self.seed, self.power)
+            .only(&self.args.faults)
+            .gap(self.args.fault_gap_ms);
         let mut act = Active::default();
         let start = Instant::now();
         let end = start + Duration::from_secs(self.args.duration);

@@ -45,6 +45,7 @@ pub struct Nodes {
     pub nodes: Vec<NodeProc>,
     exe: PathBuf,
     unsafe_ack: bool,
+    unsafe_skip_fsync: bool,
     /// Run nodes under strace so power loss can be emulated.
     traced: bool,
 }
@@ -68,7 +69,15 @@ fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
 
 impl Nodes {
     /// Writes the configs under `dir` and starts every node.
-    pub fn start(dir: &Path, n: u64, unsafe_ack: bool, traced: bool) -> Result<Nodes> {
+    /// `unsafe_ack` / `unsafe_skip_fsync`: start them as a deliberately
+    /// broken build (the runtime's test-only switches).
+    pub fn start(
+        dir: &Path,
+        n: u64,
+        unsafe_ack: bool,
+        unsafe_skip_fsync: bool,
+        traced: bool,
+    ) -> Result<Nodes> {
         let exe = std::env::current_exe().context("cannot find the chorus binary")?;
         let mut nodes = Vec::new();
         for id in 1..=n {
@@ -91,6 +100,7 @@ impl Nodes {
             nodes,
             exe,
             unsafe_ack,
+            unsafe_skip_fsync,
             traced,
         };
         for i in 0..all.nodes.len() {
@@ -102,6 +112,7 @@ impl Nodes {
     fn spawn(&mut self, i: usize) -> Result<()> {
         let exe = self.exe.clone();
         let unsafe_ack = self.unsafe_ack;
+        let unsafe_skip_fsync = self.unsafe_skip_fsync;
         let node = &mut self.nodes[i];
         let log = File::options()
             .create(true)
@@ -127,6 +138,7 @@ impl Nodes {
             .arg("--config")
             .arg(&node.config)
             .env_remove(chorus_runtime_mio::UNSAFE_ACK_ENV)
+            .env_remove(chorus_runtime_mio::UNSAFE_SKIP_FSYNC_ENV)
             // Own process group: a signal aimed at the harness's group
             // (a terminal's Ctrl-C) must not reach the nodes; the harness
             // tears them down itself.
@@ -136,6 +148,9 @@ impl Nodes {
             .stderr(log);
         if unsafe_ack {
             cmd.env(chorus_runtime_mio::UNSAFE_ACK_ENV, "1");
+        }
+        if unsafe_skip_fsync {
+            cmd.env(chorus_runtime_mio::UNSAFE_SKIP_FSYNC_ENV, "1");
         }
         node.child = Some(cmd.spawn().context("cannot start chorus node")?);
         node.paused = false;

@@ -54,11 +54,26 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
         for v in &r.violations {
             println!("  - {v}");
         }
-        let broken = if args.unsafe_ack_before_fsync {
-            " --unsafe-ack-before-fsync"
-        } else {
-            ""
-        };
+        let mut broken = String::new();
+        if args.unsafe_ack_before_fsync {
+            broken.push_str(" --unsafe-ack-before-fsync");
+        }
+        if args.unsafe_skip_fsync {
+            broken.push_str(" --unsafe-skip-fsync");
+        }
+        if !args.faults.is_empty() {
+            let names: Vec<String> = args
+                .faults
+                .iter()
+                .filter_map(clap::ValueEnum::to_possible_value)
+                .map(|v| v.get_name().to_string())
+                .collect();
+            broken.push_str(&format!(" --faults {}", names.join(",")));
+        }
+        if args.fault_gap_ms != super::schedule::DEFAULT_GAP_MS {
+            let (lo, hi) = args.fault_gap_ms;
+            broken.push_str(&format!(" --fault-gap-ms {lo}-{hi}"));
+        }
         println!(
             "reproduce: chorus chaos --nodes {} --duration {} --clients {} --seed {seed:#x}{broken}",
             args.nodes, args.duration, args.clients

@@ -12,8 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// The kinds of fault, in report order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// The kinds of fault, in report order (`--faults` names them in kebab case:
+/// kill, kill-leader, pause-leader, isolate-leader, split, one-way, loss,
+/// power-loss).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Kind {
     Kill,
     KillLeader,
@@ -175,6 +177,9 @@ pub struct View {
     pub loss: bool,
 }
 
+/// Default bounds of the gap between two injections (ms).
+pub const DEFAULT_GAP_MS: (u64, u64) = (300, 1000);
+
 /// Most nodes crashed or paused at once.
 pub const MAX_DOWN: usize = 2;
 
@@ -183,6 +188,10 @@ pub const MAX_DOWN: usize = 2;
 pub struct Planner {
     rng: ChaCha8Rng,
     power_loss: bool,
+    /// Only these kinds are drawn (all if empty).
+    only: Vec<Kind>,
+    /// Bounds of the gap between injections (ms).
+    gap: (u64, u64),
 }
 
 impl Planner {
@@ -191,7 +200,21 @@ impl Planner {
         Planner {
             rng: ChaCha8Rng::seed_from_u64(seed),
             power_loss,
+            only: Vec::new(),
+            gap: DEFAULT_GAP_MS,
         }
+    }
+
+    /// Draws only the kinds in `only` (every kind if it is empty).
+    pub fn only(mut self, only: &[Kind]) -> Planner {
+        self.only = only.to_vec();
+        self
+    }
+
+    /// Injections `lo..=hi` ms apart instead of [`DEFAULT_GAP_MS`].
+    pub fn gap(mut self, (lo, hi): (u64, u64)) -> Planner {
+        self.gap = (lo.min(hi), hi.max(lo));
+        self
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -204,7 +227,8 @@ impl Planner {
 
     /// Milliseconds until the next injection.
     pub fn gap_ms(&mut self) -> u64 {
-        self.between(300, 1000)
+        let (lo, hi) = self.gap;
+        self.between(lo, hi)
     }
 
     fn pick(&mut self, from: &[u64]) -> Option<u64> {
@@ -254,6 +278,9 @@ impl Planner {
         }
         if self.power_loss {
             menu.push((Kind::PowerLoss, 1));
+        }
+        if !self.only.is_empty() {
+            menu.retain(|(k, _)| self.only.contains(k));
         }
         let total: u64 = menu.iter().map(|(_, w)| w).sum();
         if total == 0 {
@@ -428,6 +455,24 @@ mod tests {
         let full = View { loss: true, ..view };
         let mut no_power = Planner::new(1, false);
         assert_eq!(no_power.next(&full), None);
+    }
+
+    #[test]
+    fn only_and_gap_restrict_the_plan() {
+        let mut p = Planner::new(3, true)
+            .only(&[Kind::PowerLoss])
+            .gap((4000, 6000));
+        let view = View {
+            nodes: 5,
+            leader: Some(2),
+            ..View::default()
+        };
+        for _ in 0..100 {
+            assert_eq!(p.next(&view).unwrap().kind(), Kind::PowerLoss);
+            assert!((4000..=6000).contains(&p.gap_ms()));
+        }
+        let mut none = Planner::new(3, false).only(&[Kind::PowerLoss]);
+        assert_eq!(none.next(&view), None);
     }
 
     #[test]
