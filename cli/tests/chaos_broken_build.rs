@@ -9,31 +9,14 @@
 //! under 60 s, the harness is stopped (SIGTERM, then SIGKILL, by PID) if it
 //! overstays.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
+#[path = "common/chaos.rs"]
+mod chaos;
+
+use chaos::{run_chaos, skip_reason};
 use std::time::{Duration, Instant};
 
 const DURATION_S: u64 = 25;
 const SEED: &str = "0x51";
-
-fn skip_reason() -> Option<String> {
-    if !rustix::process::geteuid().is_root() {
-        return Some("not root (network namespaces need it)".into());
-    }
-    for (tool, arg) in [("ip", "-V"), ("nft", "-v"), ("strace", "-V")] {
-        let ok = Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    None
-}
 
 #[test]
 fn the_harness_catches_a_build_that_never_fsyncs() {
@@ -42,47 +25,21 @@ fn the_harness_catches_a_build_that_never_fsyncs() {
         return;
     }
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args([
-            "chaos",
-            "--nodes",
-            "5",
-            "--seed",
-            SEED,
-            "--unsafe-skip-fsync",
-        ])
-        .args(["--duration", &DURATION_S.to_string()])
-        .args(["--converge-timeout", "10"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chorus chaos");
-    let mut out = child.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let deadline = started + Duration::from_secs(55);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let pid = rustix::process::Pid::from_child(&child);
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            thread::sleep(Duration::from_secs(3));
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(200));
-    };
-    let report = reader.join().unwrap();
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    println!("{report}\n{err}");
+    let duration = DURATION_S.to_string();
+    let args = [
+        "--nodes",
+        "5",
+        "--seed",
+        SEED,
+        "--unsafe-skip-fsync",
+        "--duration",
+        &duration,
+        "--converge-timeout",
+        "10",
+    ];
+    let run = run_chaos(&args, Duration::from_secs(55), Duration::from_secs(3));
+    let (report, err) = (run.report, run.stderr);
+    let status = run.status;
     let status = status.expect("chorus chaos overstayed its bound");
     assert_eq!(
         status.code(),
