@@ -12,7 +12,9 @@
 //! of its entries is durable, as long as no `Persist` of a term or a
 //! truncation precedes it in the batch. The core never acknowledges on the
 //! strength of that send: a follower's APPEND_ACK for those entries is a later
-//! input, and the driver finishes the batch's fsync before feeding it.
+//! input, and the driver finishes the batch's fsync before feeding it. The
+//! same holds for a `Send` of CATCHUP_REQ (it only asks for entries), which
+//! lets catch-up batches pipeline with the requester's fsync.
 
 use crate::entry::Entry;
 use crate::record::Record;

@@ -49,6 +49,7 @@ impl Runtime {
     /// fsync finished (or the node died on its failure, having acknowledged
     /// nothing). Only broadcasts before any term or truncation record of the
     /// batch go early: a message must never carry a term that is not durable.
+    /// CATCHUP_REQ goes early too (it acknowledges nothing).
     /// Returns which actions were performed (they are skipped afterwards).
     fn replicate_early(&mut self, actions: &[Action]) -> Vec<bool> {
         let mut early = vec![false; actions.len()];
@@ -64,6 +65,17 @@ impl Runtime {
                     for &t in to {
                         self.send_peer(t, &line);
                     }
+                    early[i] = true;
+                    any = true;
+                }
+                // A catch-up request asks for entries; it acknowledges nothing,
+                // so the next batch can be on its way while this one is fsynced
+                // (pipelined catch-up instead of fsync + round trip per batch).
+                Action::Send {
+                    to,
+                    msg: msg @ PeerMsg::CatchupReq { .. },
+                } => {
+                    self.send_peer(*to, &encode(msg));
                     early[i] = true;
                     any = true;
                 }
