@@ -24,6 +24,21 @@ pub struct Args {
     /// The node's config file (e.g. configs/node1.toml).
     #[arg(long, short)]
     pub config: PathBuf,
+    /// Stop (SIGTERM) when the process with this PID, our parent, exits, even
+    /// by SIGKILL. `chorus up` passes its own PID so no node outlives it.
+    #[arg(long, value_name = "PID")]
+    pub exit_with_parent: Option<i32>,
+}
+
+/// Asks the kernel to send us SIGTERM when our parent dies, then checks the
+/// parent is still the one that started us (it may have died before the ask).
+fn exit_with_parent(parent: i32) -> anyhow::Result<()> {
+    use rustix::process::{getppid, set_parent_process_death_signal, Signal};
+    set_parent_process_death_signal(Some(Signal::TERM))?;
+    if getppid().map(|p| p.as_raw_nonzero().get()) != Some(parent) {
+        anyhow::bail!("the process that started this node (PID {parent}) is gone; not starting");
+    }
+    Ok(())
 }
 
 /// Logs to stderr, `RUST_LOG` or `info`.
@@ -40,6 +55,9 @@ pub fn init_tracing() {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing();
+    if let Some(parent) = args.exit_with_parent {
+        exit_with_parent(parent)?;
+    }
     let file = config::load(&args.config)?;
     let mut opts = file.to_options();
     opts.unsafe_ack_before_fsync = unsafe_ack_from_env();

@@ -45,8 +45,8 @@ stops when stdin ends. For a cluster in the background use --no-client.
 
 Stopping: Ctrl-C (or SIGTERM/SIGHUP to `chorus up`), or quitting the client,
 stops every node it started (SIGTERM, SIGKILL after 5 s). If `chorus up`
-itself is killed with SIGKILL, its nodes keep running: stop them by the PIDs
-it printed.";
+itself is killed with SIGKILL, the kernel sends its nodes SIGTERM (they run
+with `--exit-with-parent`), so none outlives it.";
 
 /// Run a local cluster: N nodes on 127.0.0.1 and a chat client on node 1.
 #[derive(Debug, clap::Args)]
@@ -202,6 +202,8 @@ fn spawn_node(dir: &Path, id: u16, port: u16, config: &Path) -> anyhow::Result<N
         .arg("node")
         .arg("--config")
         .arg(config)
+        .arg("--exit-with-parent")
+        .arg(std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

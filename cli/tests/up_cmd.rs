@@ -103,17 +103,7 @@ fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
     let mut seen = Vec::new();
     let ready = wait_line(&rx, &mut seen, "stop: Ctrl-C", Duration::from_secs(40));
     assert!(ready, "chorus up did not come up:\n{}", seen.join("\n"));
-    let pids: Vec<i32> = seen
-        .iter()
-        .filter_map(|l| {
-            l.split_once(" pid ")?
-                .1
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let pids = node_pids(&seen);
     assert_eq!(pids.len(), 3, "{}", seen.join("\n"));
     for n in 1..=3 {
         assert!(dir.join(format!("node{n}.toml")).exists());
@@ -151,6 +141,53 @@ fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
             "port {p} still bound"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The node PIDs `chorus up` printed.
+fn node_pids(seen: &[String]) -> Vec<i32> {
+    seen.iter()
+        .filter_map(|l| {
+            l.split_once(" pid ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn nodes_do_not_outlive_a_sigkilled_up() {
+    let dir = cluster::temp_dir("up-kill");
+    let base = free_base_port(3);
+    let (mut child, rx) = up(&[
+        "--no-client",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--base-port",
+        &base.to_string(),
+    ]);
+    let mut seen = Vec::new();
+    let ready = wait_line(&rx, &mut seen, "stop: Ctrl-C", Duration::from_secs(40));
+    assert!(ready, "chorus up did not come up:\n{}", seen.join("\n"));
+    let pids = node_pids(&seen);
+    assert_eq!(pids.len(), 3, "{}", seen.join("\n"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| pid_alive(p)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| pid_alive(p)).collect();
+    for &p in &left {
+        // Our own grandchildren: never leave them running, even on failure.
+        if let Some(pid) = rustix::process::Pid::from_raw(p) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+    assert!(left.is_empty(), "nodes {left:?} outlived their chorus up");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
