@@ -89,11 +89,12 @@ fn pid_alive(pid: i32) -> bool {
             .contains(") Z ")
 }
 
-#[test]
-fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
-    let dir = cluster::temp_dir("up");
+/// `chorus up --no-client` on free ports in a fresh temp dir, once it is ready:
+/// the process, its data dir, its base port and the node PIDs it printed.
+fn up_no_client(name: &str) -> (Child, std::path::PathBuf, u16, Vec<i32>) {
+    let dir = cluster::temp_dir(name);
     let base = free_base_port(3);
-    let (mut child, rx) = up(&[
+    let (child, rx) = up(&[
         "--no-client",
         "--data-dir",
         dir.to_str().unwrap(),
@@ -105,6 +106,12 @@ fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
     assert!(ready, "chorus up did not come up:\n{}", seen.join("\n"));
     let pids = node_pids(&seen);
     assert_eq!(pids.len(), 3, "{}", seen.join("\n"));
+    (child, dir, base, pids)
+}
+
+#[test]
+fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
+    let (mut child, dir, base, pids) = up_no_client("up");
     for n in 1..=3 {
         assert!(dir.join(format!("node{n}.toml")).exists());
     }
@@ -160,20 +167,7 @@ fn node_pids(seen: &[String]) -> Vec<i32> {
 
 #[test]
 fn nodes_do_not_outlive_a_sigkilled_up() {
-    let dir = cluster::temp_dir("up-kill");
-    let base = free_base_port(3);
-    let (mut child, rx) = up(&[
-        "--no-client",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--base-port",
-        &base.to_string(),
-    ]);
-    let mut seen = Vec::new();
-    let ready = wait_line(&rx, &mut seen, "stop: Ctrl-C", Duration::from_secs(40));
-    assert!(ready, "chorus up did not come up:\n{}", seen.join("\n"));
-    let pids = node_pids(&seen);
-    assert_eq!(pids.len(), 3, "{}", seen.join("\n"));
+    let (mut child, dir, _base, pids) = up_no_client("up-kill");
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
