@@ -15,6 +15,14 @@
 //! input, and the driver finishes the batch's fsync before feeding it. The
 //! same holds for a `Send` of CATCHUP_REQ (it only asks for entries), which
 //! lets catch-up batches pipeline with the requester's fsync.
+//!
+//! A driver that fsyncs asynchronously (runtime-mio) may also perform a
+//! `Deliver` of seq `s`, or a `Reply` with a `ChatAck` of seq `s`, as soon as
+//! its log up to `s` is durable in its current version, even if `Persist`s
+//! of later entries emitted before it are not yet: that is all a delivery or
+//! an acknowledgement depends on (committed entries never change, and the
+//! term of a leader's entries is durable before them in the log). Such
+//! actions keep their order among themselves and with other client replies.
 
 use crate::entry::Entry;
 use crate::record::Record;

@@ -9,7 +9,7 @@
 //! Module map: `runtime` (the loop), `net` (sockets, framing dispatch),
 //! `links` (peer dialing and the HMAC handshake of `auth`), `clients` (the
 //! client protocol), `streams` (history and subscriptions), `effects` (group
-//! commit), `storage` (the log file), `framing` (bounded line I/O), `peers`
+//! commit), `syncer` (the fsync thread), `storage` (the log file), `framing` (bounded line I/O), `peers`
 //! (backoff), `observe` (logs), `clock`, `options`, `error`.
 #![forbid(unsafe_code)]
 
@@ -28,6 +28,7 @@ mod peers;
 mod runtime;
 pub mod storage;
 mod streams;
+mod syncer;
 
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;

@@ -4,7 +4,9 @@
 //! One iteration: poll (timeout = the core's next deadline or a runtime timer),
 //! read every ready connection and feed its lines to the core, fire due timers,
 //! feed `Input::Flush`, then execute the collected actions with group commit
-//! (`effects.rs`), stream history to clients (`streams.rs`) and flush sockets.
+//! (`effects.rs`: records written here, fsynced by the thread of `syncer.rs`,
+//! which wakes the loop when effects can go), stream history to clients
+//! (`streams.rs`) and flush sockets.
 //! Invariants: the clock is read once per iteration and only here; nothing is
 //! acknowledged before the records preceding it are fsynced.
 
@@ -17,10 +19,11 @@ use crate::options::{
 };
 use crate::peers::PeerTable;
 use crate::storage::DurableLog;
-use chorus_core::{Action, Input, Node, NodeId, Seq, Status};
+use crate::syncer::Syncer;
+use chorus_core::{Action, Input, Node, NodeId, PeerMsg, Seq, Status};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -54,6 +57,24 @@ pub struct Runtime {
     next_token: usize,
     pub(crate) node: Node,
     pub(crate) log: DurableLog,
+    /// The fsync thread (None in the unsafe modes, which never wait for it).
+    pub(crate) syncer: Option<Syncer>,
+    /// The log is durable up to this file offset.
+    pub(crate) durable_bytes: u64,
+    /// File offset where the last `Persist` record written ends.
+    pub(crate) persist_end: u64,
+    /// File offset where the last term or truncation record written ends.
+    pub(crate) barrier_end: u64,
+    /// Actions waiting for the records before them to be durable, each with
+    /// the offset it needs, in emission order (`effects.rs`).
+    pub(crate) gated: VecDeque<(u64, Action)>,
+    /// Deliveries and client replies, each with the seq that must be durable
+    /// first, in emission order (`effects.rs`).
+    pub(crate) gated_clients: VecDeque<(Seq, Action)>,
+    /// How many gated actions send to each peer (links stay FIFO).
+    pub(crate) gated_to: BTreeMap<NodeId, usize>,
+    /// Peer messages held until an offset is durable, per peer, in order.
+    pub(crate) held: BTreeMap<NodeId, VecDeque<(u64, PeerMsg)>>,
     clock: Clock,
     /// Core time of the current iteration.
     pub(crate) now: chorus_core::Instant,
@@ -165,6 +186,21 @@ impl Runtime {
         let advertised = format!("{}:{}", core.me.host, core.me.port);
         let delivered = rec.commit_seq;
         let node = Node::new(core, opened.replayed.recovered, os_seed());
+        let recovered_bytes = opened.log.len_bytes();
+        let syncer = if opts.unsafe_ack_before_fsync || opts.unsafe_skip_fsync {
+            None
+        } else {
+            let file = opened.log.sync_handle()?;
+            Some(
+                Syncer::start(file, recovered_bytes, waker.clone()).map_err(|err| {
+                    RuntimeError::Storage {
+                        file: opened.log.path().to_path_buf(),
+                        op: "starting the fsync thread",
+                        err,
+                    }
+                })?,
+            )
+        };
         let last_status = node.status();
         info!("n{} listening on {local_addr}", me.0);
         Ok(Runtime {
@@ -175,6 +211,14 @@ impl Runtime {
             next_token: 2,
             node,
             log: opened.log,
+            syncer,
+            durable_bytes: recovered_bytes,
+            persist_end: recovered_bytes,
+            barrier_end: recovered_bytes,
+            gated: VecDeque::new(),
+            gated_clients: VecDeque::new(),
+            gated_to: BTreeMap::new(),
+            held: BTreeMap::new(),
             clock: Clock::new(),
             now: chorus_core::Instant(0),
             peers: PeerTable::new(opts.limits.reconnect_min_ms, opts.limits.reconnect_max_ms),
@@ -265,6 +309,8 @@ impl Runtime {
     }
 
     fn finish_iteration(&mut self) -> Result<(), RuntimeError> {
+        self.observe_durable()?;
+        self.release_held();
         if self.fed {
             self.node.step(self.now, Input::Flush, &mut self.actions);
             self.fed = false;

@@ -3,14 +3,17 @@
 //!
 //! Invariants: one process owns a log_dir (an exclusive lock on `LOCK`, freed
 //! by the OS when the process dies, even by SIGKILL); the file only grows,
-//! except that a torn tail left by a crash is cut at startup; `commit` writes
-//! every queued record in one write and fsyncs when asked, and any failure is
-//! returned as fatal (`RuntimeError::Storage`), never retried or ignored.
+//! except that a torn tail left by a crash is cut at startup; `write_queued`
+//! writes every queued record in one write (the fsync thread of `syncer.rs`
+//! or `sync_now` makes it durable), and any failure is returned as fatal
+//! (`RuntimeError::Storage`), never retried or ignored.
 //! `read_only` serves `chorus log inspect`: it never writes or truncates.
 //! `repair` serves `chorus log repair`: it backs the file up before cutting.
 
 use crate::error::RuntimeError;
 use chorus_core::record::{self, Record, Replayed};
+use chorus_core::Seq;
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +32,14 @@ pub struct DurableLog {
     _lock: File,
     queued: Vec<u8>,
     written_bytes: u64,
+    /// The last seq of the log as of the records appended so far (a
+    /// truncation lowers it).
+    last_seq: Seq,
+    /// (file offset, last seq of the log once the file ends there), one per
+    /// write not yet known durable: what `durable_seq` reads.
+    marks: VecDeque<(u64, Seq)>,
+    /// The last seq of the durable prefix of the file.
+    durable_seq: Seq,
 }
 
 /// What `open` found.
@@ -129,6 +140,11 @@ impl DurableLog {
             op: "fsync of the recovered log",
             err,
         })?;
+        let recovered_last = replayed
+            .recovered
+            .entries
+            .last()
+            .map_or(Seq(0), |e| e.seq_no);
         Ok(Opened {
             log: DurableLog {
                 file,
@@ -136,6 +152,9 @@ impl DurableLog {
                 _lock: lock,
                 queued: Vec::new(),
                 written_bytes: replayed.valid_len,
+                last_seq: recovered_last,
+                marks: VecDeque::new(),
+                durable_seq: recovered_last,
             },
             replayed,
             torn_bytes,
@@ -146,39 +165,90 @@ impl DurableLog {
         &self.path
     }
 
-    /// Queues one record for the next `commit`.
-    pub fn append(&mut self, rec: &Record) {
+    /// Queues one record for the next `write_queued`; returns the file offset
+    /// at which it will end.
+    pub fn append(&mut self, rec: &Record) -> u64 {
         record::encode(rec, &mut self.queued);
+        match rec {
+            Record::Entry(e) => self.last_seq = e.seq_no,
+            Record::Truncate { from } => self.last_seq = self.last_seq.min(Seq(from.0 - 1)),
+            Record::Term { .. } | Record::Commit { .. } => {}
+        }
+        self.written_bytes + self.queued.len() as u64
     }
 
-    /// Writes every queued record in one write; fsyncs (fdatasync) if `sync`.
-    pub fn commit(&mut self, sync: bool) -> Result<(), RuntimeError> {
-        if !self.queued.is_empty() {
-            let path = &self.path;
-            self.file
-                .write_all(&self.queued)
-                .map_err(|err| RuntimeError::Storage {
-                    file: path.clone(),
-                    op: "write",
-                    err,
-                })?;
-            self.written_bytes += self.queued.len() as u64;
-            self.queued.clear();
-            if self.queued.capacity() > 4 << 20 {
-                self.queued.shrink_to(64 * 1024);
-            }
+    /// Writes every queued record in one write (into the page cache: not yet
+    /// durable); returns the file's new end.
+    pub fn write_queued(&mut self) -> Result<u64, RuntimeError> {
+        if self.queued.is_empty() {
+            return Ok(self.written_bytes);
         }
-        if sync {
-            self.file.sync_data().map_err(|err| RuntimeError::Storage {
-                file: self.path.clone(),
-                op: "fsync",
+        let path = &self.path;
+        self.file
+            .write_all(&self.queued)
+            .map_err(|err| RuntimeError::Storage {
+                file: path.clone(),
+                op: "write",
                 err,
             })?;
+        self.written_bytes += self.queued.len() as u64;
+        self.queued.clear();
+        if self.queued.capacity() > 4 << 20 {
+            self.queued.shrink_to(64 * 1024);
         }
+        self.marks.push_back((self.written_bytes, self.last_seq));
+        Ok(self.written_bytes)
+    }
+
+    /// fdatasync on this thread (the unsafe-ack path and tests; the node's
+    /// loop uses the fsync thread instead).
+    pub fn sync_now(&mut self) -> Result<(), RuntimeError> {
+        self.file.sync_data().map_err(|err| RuntimeError::Storage {
+            file: self.path.clone(),
+            op: "fsync",
+            err,
+        })?;
+        self.durable_up_to(self.written_bytes);
         Ok(())
     }
 
-    /// Bytes of records in the file.
+    /// Writes the queued records and fsyncs them here and now.
+    pub fn commit(&mut self) -> Result<(), RuntimeError> {
+        self.write_queued()?;
+        self.sync_now()
+    }
+
+    /// A second handle to the file, for the fsync thread.
+    pub fn sync_handle(&self) -> Result<File, RuntimeError> {
+        self.file.try_clone().map_err(|err| RuntimeError::Storage {
+            file: self.path.clone(),
+            op: "dup for the fsync thread",
+            err,
+        })
+    }
+
+    /// Everything up to `offset` is durable: advances `durable_seq`.
+    pub fn durable_up_to(&mut self, offset: u64) {
+        while let Some(&(end, seq)) = self.marks.front() {
+            if end > offset {
+                break;
+            }
+            self.durable_seq = seq;
+            self.marks.pop_front();
+        }
+    }
+
+    /// The highest seq up to which the log is durable in its current
+    /// version: the durable prefix of the file, lowered by any truncation
+    /// written but not yet durable (entries past it may be replaced ones).
+    pub fn stable_seq(&self) -> Seq {
+        self.marks
+            .iter()
+            .map(|&(_, s)| s)
+            .fold(self.durable_seq, Seq::min)
+    }
+
+    /// Bytes of records written to the file (durable or not).
     pub fn len_bytes(&self) -> u64 {
         self.written_bytes
     }
@@ -304,7 +374,7 @@ mod tests {
         });
         o.log.append(&chat(1));
         o.log.append(&Record::Commit { seq: Seq(1) });
-        o.log.commit(true).unwrap();
+        o.log.commit().unwrap();
         drop(o);
         let o = DurableLog::open(dir.path()).unwrap();
         assert_eq!(o.replayed.recovered.entries.len(), 1);
@@ -330,7 +400,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut o = DurableLog::open(dir.path()).unwrap();
         o.log.append(&chat(1));
-        o.log.commit(true).unwrap();
+        o.log.commit().unwrap();
         let good = o.log.len_bytes();
         drop(o);
         let mut bytes = Vec::new();
@@ -352,7 +422,7 @@ mod tests {
         for s in 1..=3 {
             o.log.append(&chat(s));
         }
-        o.log.commit(true).unwrap();
+        o.log.commit().unwrap();
         drop(o);
         let path = dir.path().join(LOG_FILE);
         let mut bytes = fs::read(&path).unwrap();

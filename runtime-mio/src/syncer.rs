@@ -1,0 +1,152 @@
+//! The fsync thread: makes the log durable while the event loop goes on.
+//!
+//! The event loop writes records (`write`, into the page cache) and asks for
+//! durability up to a byte offset; this thread runs `fdatasync` and publishes
+//! the offset it covered, then wakes the loop. An fdatasync covers every
+//! write that returned before it was called, so the published offset is
+//! always one the loop had fully written before asking. Requests that arrive
+//! during an fdatasync are served together by the next one (group commit
+//! without stalling the loop: it keeps reading, sequencing and replicating
+//! while the disk works).
+//!
+//! Invariants: `durable` only grows and never exceeds a requested offset; the
+//! first failure is kept, published, and ends the thread (the node then stops
+//! without performing anything that waited for durability).
+
+use mio::Waker;
+use std::fs::File;
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+#[derive(Debug, Default)]
+struct State {
+    /// Highest offset the loop asked to make durable.
+    requested: u64,
+    /// Highest offset known durable.
+    durable: u64,
+    /// The first fdatasync failure; the thread stops after it.
+    failed: Option<io::Error>,
+    stop: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// The thread waits on it for requests.
+    wake: Condvar,
+    /// `wait_durable` waits on it for progress.
+    progress: Condvar,
+}
+
+/// Handle owned by the event loop; stops and joins the thread when dropped.
+#[derive(Debug)]
+pub(crate) struct Syncer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // A panic while holding this lock would be a bug in this file; the state
+    // is plain numbers, so going on with it is sound.
+    shared.state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Syncer {
+    /// Starts the thread on `file` (a handle to the log), durable up to
+    /// `durable` already (the recovered log was fsynced at open).
+    pub(crate) fn start(file: File, durable: u64, waker: Arc<Waker>) -> io::Result<Syncer> {
+        let shared = Arc::new(Shared::default());
+        {
+            let mut s = lock(&shared);
+            s.requested = durable;
+            s.durable = durable;
+        }
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("chorus-fsync".into())
+            .spawn(move || run(&theirs, &file, &waker))?;
+        Ok(Syncer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for everything written up to `offset` to become durable.
+    pub(crate) fn request(&self, offset: u64) {
+        let mut s = lock(&self.shared);
+        if offset > s.requested {
+            s.requested = offset;
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Blocks until everything up to `offset` (already requested) is durable
+    /// or the thread failed: the loop's backpressure when the disk falls far
+    /// behind (`effects.rs`).
+    pub(crate) fn wait_durable(&self, offset: u64) {
+        let mut s = lock(&self.shared);
+        while s.durable < offset && s.failed.is_none() && !s.stop {
+            s = self
+                .shared
+                .progress
+                .wait(s)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The durable offset, or the failure that stopped the thread.
+    pub(crate) fn durable(&self) -> Result<u64, io::Error> {
+        let mut s = lock(&self.shared);
+        match s.failed.take() {
+            // Keep reporting it: the caller turns it into a fatal error, but a
+            // second look must not see the thread as healthy.
+            Some(e) => {
+                let again = io::Error::new(e.kind(), e.to_string());
+                s.failed = Some(e);
+                Err(again)
+            }
+            None => Ok(s.durable),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        lock(&self.shared).stop = true;
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, file: &File, waker: &Waker) {
+    loop {
+        let target = {
+            let mut s = lock(shared);
+            while s.requested <= s.durable && !s.stop {
+                s = shared.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            }
+            if s.stop {
+                return;
+            }
+            s.requested
+        };
+        let result = file.sync_data();
+        let failed = result.is_err();
+        {
+            let mut s = lock(shared);
+            match result {
+                Ok(()) => s.durable = s.durable.max(target),
+                Err(e) => s.failed = Some(e),
+            }
+        }
+        shared.progress.notify_all();
+        // The loop may be asleep in poll with effects waiting for this.
+        let _ = waker.wake();
+        if failed {
+            return;
+        }
+    }
+}
