@@ -69,7 +69,10 @@ fn delays_and_stalls_through_the_proxy_lose_nothing() {
     );
     assert!(report.contains("violations: 0"), "{report}");
     assert!(count(&report, "delay: slow links (proxy)") > 0, "{report}");
-    assert!(count(&report, "stall: frozen links (proxy)") > 0, "{report}");
+    assert!(
+        count(&report, "stall: frozen links (proxy)") > 0,
+        "{report}"
+    );
     assert!(proxy_count(&report, "peer connections") >= 20, "{report}");
     assert!(proxy_count(&report, "chunks delayed") > 0, "{report}");
     assert!(proxy_count(&report, "held by a stall") > 0, "{report}");
