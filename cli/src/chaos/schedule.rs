@@ -220,7 +220,7 @@ pub struct View {
 }
 
 /// Default bounds of the gap between two injections (ms).
-pub const DEFAULT_GAP_MS: (u64, u64) = (150, 450);
+pub const DEFAULT_GAP_MS: (u64, u64) = (100, 350);
 
 /// Most nodes crashed or paused at once (power losses aside).
 pub const MAX_DOWN: usize = 2;
@@ -292,6 +292,12 @@ impl Planner {
         self.between(lo, hi)
     }
 
+    /// A duration from `short` or from `long`, one time in two each.
+    fn short_or_long(&mut self, short: (u64, u64), long: (u64, u64)) -> u64 {
+        let (lo, hi) = if self.below(2) == 0 { short } else { long };
+        self.between(lo, hi)
+    }
+
     fn pick(&mut self, from: &[u64]) -> Option<u64> {
         (!from.is_empty()).then(|| from[self.below(from.len() as u64) as usize])
     }
@@ -348,29 +354,28 @@ impl Planner {
             .collect();
         let leader = v.leader.filter(|l| up.contains(l));
         let can_down = v.down.len() < MAX_DOWN;
-        // Weights: leader-targeted faults need a known leader, which is
-        // missing during elections, so they are drawn more often when it is
-        // there; follower kills are possible nearly always, so drawn least.
+        // Weights: even, but loss and delay (which are also drawn during
+        // elections, when little else is) half as often.
         let mut menu: Vec<(Kind, u64)> = Vec::new();
         if can_down {
-            menu.push((Kind::Kill, 1));
+            menu.push((Kind::Kill, 2));
             if leader.is_some() {
-                menu.push((Kind::KillLeader, 4));
-                menu.push((Kind::PauseLeader, 4));
+                menu.push((Kind::KillLeader, 2));
+                menu.push((Kind::PauseLeader, 2));
             }
         }
         if v.partitions < MAX_PARTITIONS {
             if leader.is_some() {
-                menu.push((Kind::IsolateLeader, 4));
+                menu.push((Kind::IsolateLeader, 2));
             }
             menu.push((Kind::Split, 2));
             menu.push((Kind::OneWay, 2));
         }
         if v.losses < MAX_LOSS {
-            menu.push((Kind::Loss, 2));
+            menu.push((Kind::Loss, 1));
         }
         if self.proxy && v.delays < MAX_DELAY {
-            menu.push((Kind::Delay, 2));
+            menu.push((Kind::Delay, 1));
         }
         if self.proxy && v.stalls < MAX_STALL {
             menu.push((Kind::Stall, 2));
@@ -379,6 +384,17 @@ impl Planner {
         // majority down and the cluster leaderless most of the time.
         if self.power_loss && v.down.is_empty() {
             menu.push((Kind::PowerLoss, 2));
+        }
+        // Without a leader the cluster is electing: faults that slow it
+        // down, and one that cuts or crashes only while nothing else does
+        // (back to back, they kept it leaderless for whole runs).
+        if leader.is_none() {
+            let calm = v.down.is_empty() && v.partitions == 0 && v.stalls == 0;
+            menu.retain(|(k, _)| match k {
+                Kind::Delay | Kind::Loss => true,
+                Kind::Kill | Kind::Split | Kind::OneWay | Kind::Stall | Kind::PowerLoss => calm,
+                _ => false,
+            });
         }
         if !self.only.is_empty() {
             menu.retain(|(k, _)| self.only.contains(k));
@@ -422,13 +438,16 @@ impl Planner {
                 leader: true,
                 ms: self.between(100, 1500),
             },
+            // Half of the pauses and isolations end before the leader
+            // timeout (a hiccup: the same leader goes on), half after it
+            // (the others elect; the old leader comes back in an old term).
             Kind::PauseLeader => Fault::Pause {
                 node: leader?,
-                ms: self.between(1200, 2500),
+                ms: self.short_or_long((300, 900), (1200, 2500)),
             },
             Kind::IsolateLeader => Fault::Isolate {
                 node: leader?,
-                ms: self.between(800, 3000),
+                ms: self.short_or_long((300, 900), (1200, 3000)),
             },
             Kind::Split => Fault::Split {
                 side: self.sample(&all, (v.nodes as usize) / 2),
@@ -623,6 +642,37 @@ mod tests {
                 ..View::default()
             };
             assert!(!no_proxy.next(&v).unwrap().kind().needs_proxy());
+        }
+    }
+
+    #[test]
+    fn without_a_leader_only_one_cut_or_crash_at_a_time() {
+        let mut p = Planner::new(5, true).proxy(true);
+        let calm = View {
+            nodes: 5,
+            ..View::default()
+        };
+        let busy = View {
+            partitions: 1,
+            ..calm.clone()
+        };
+        for _ in 0..300 {
+            let k = p.next(&calm).unwrap().kind();
+            assert!(
+                matches!(
+                    k,
+                    Kind::Kill
+                        | Kind::Split
+                        | Kind::OneWay
+                        | Kind::Stall
+                        | Kind::Delay
+                        | Kind::Loss
+                        | Kind::PowerLoss
+                ),
+                "{k:?}"
+            );
+            let k = p.next(&busy).unwrap().kind();
+            assert!(matches!(k, Kind::Delay | Kind::Loss), "{k:?}");
         }
     }
 
