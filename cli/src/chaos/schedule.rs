@@ -355,7 +355,8 @@ impl Planner {
         let leader = v.leader.filter(|l| up.contains(l));
         let can_down = v.down.len() < MAX_DOWN;
         // Weights: even, but loss and delay (which are also drawn during
-        // elections, when little else is) half as often.
+        // elections, when little else is) half as often, and power losses
+        // (possible only on a whole cluster) twice as often.
         let mut menu: Vec<(Kind, u64)> = Vec::new();
         if can_down {
             menu.push((Kind::Kill, 2));
@@ -383,7 +384,7 @@ impl Planner {
         // Only on a whole cluster: back to back, power losses would keep a
         // majority down and the cluster leaderless most of the time.
         if self.power_loss && v.down.is_empty() {
-            menu.push((Kind::PowerLoss, 2));
+            menu.push((Kind::PowerLoss, 4));
         }
         // Without a leader the cluster is electing: faults that slow it
         // down, and one that cuts or crashes only while nothing else does
