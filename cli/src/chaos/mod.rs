@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Needs root (network namespaces, nftables) and the packages iproute2 \
-    and nftables. Exit status: 0 no violation, 1 a violation (the seed to reproduce is \
+    and nftables (with NAT: peer links run through the harness's TCP proxy, for the delay \
+    and stall faults; --no-proxy goes without). Exit status: 0 no violation, 1 a violation (the seed to reproduce is \
     printed), 2 the harness could not run. See RELIABILITY.md."
 )]
 pub struct Args {
