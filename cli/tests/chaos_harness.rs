@@ -1,6 +1,7 @@
 //! `chorus chaos` in CI: five real nodes in network namespaces through 75 s
 //! of seeded faults (crashes, power losses, pauses, partitions, packet
-//! loss), then the heal and the log/ack verdict. Needs root, iproute2,
+//! loss, delays and stalls through the proxy), then the heal and the
+//! log/ack verdict. Needs root, iproute2,
 //! nftables and strace (`.ci/run` installs them); elsewhere it is skipped
 //! with a message saying why. The seed is fixed so a failure reproduces
 //! (`CHORUS_CHAOS_SEED` picks another). Bounded: the harness is stopped

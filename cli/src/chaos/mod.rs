@@ -1,12 +1,14 @@
 //! `chorus chaos`: the real binary under real faults. N `chorus node`
 //! processes, each in its own network namespace behind one bridge, clients
 //! that chat continuously and retry with the same msg_id, and a seeded
-//! stream of faults — crashes, pauses, partitions, packet loss — for a
-//! bounded time; then everything heals and the verdict comes from the nodes'
+//! stream of faults — crashes, pauses, power losses, partitions, packet
+//! loss, and delays and stalls of peer links through a user-space proxy —
+//! for a bounded time; then everything heals and the verdict comes from the nodes'
 //! durable logs and the clients' acknowledgements (`verify.rs`).
 //!
 //! Module map: `netns` (namespaces, bridge, nft rules, cleanup), `procs`
-//! (node processes by PID), `schedule` (the seeded fault plan), `clients`,
+//! (node processes by PID), `proxy` (the TCP proxy every peer link runs
+//! through: delays, stalls), `schedule` (the seeded fault plan), `clients`,
 //! `monitor` (STATUS polling, online term checks), `verify`, `report`.
 //! Every phase is bounded in time; everything created is torn down by Drop
 //! guards (also on panic) and on SIGINT/SIGTERM.
@@ -16,11 +18,12 @@ mod durable;
 mod monitor;
 mod netns;
 mod procs;
+mod proxy;
 mod report;
 mod schedule;
 mod verify;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use schedule::{Fault, Kind, Planner, View};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -33,7 +36,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Needs root (network namespaces, nftables) and the packages iproute2 \
-    and nftables. Exit status: 0 no violation, 1 a violation (the seed to reproduce is \
+    and nftables (with NAT: peer links run through the harness's TCP proxy, for the delay \
+    and stall faults; --no-proxy goes without). Exit status: 0 no violation, 1 a violation (the seed to reproduce is \
     printed), 2 the harness could not run. See RELIABILITY.md."
 )]
 pub struct Args {
@@ -65,11 +69,15 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub faults: Vec<Kind>,
     /// Milliseconds between two injections, drawn from LO-HI.
-    #[arg(long, default_value = "300-1000", value_parser = parse_gap)]
+    #[arg(long, default_value = "100-350", value_parser = parse_gap)]
     pub fault_gap_ms: (u64, u64),
     /// No power-loss faults (they need strace: each node runs under it).
     #[arg(long)]
     pub no_power_loss: bool,
+    /// Peer links go straight from node to node, not through the harness's
+    /// TCP proxy (then no delay and stall faults).
+    #[arg(long)]
+    pub no_proxy: bool,
     /// Keep the data directory (logs, node stderr) even when all checks pass.
     #[arg(long)]
     pub keep: bool,
@@ -127,6 +135,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !power && !args.faults.is_empty() && args.faults.iter().all(|k| *k == Kind::PowerLoss) {
         bail!("--faults power-loss needs the power-loss faults (strace, no --no-power-loss)");
     }
+    let only_proxy = !args.faults.is_empty() && args.faults.iter().all(|k| k.needs_proxy());
+    if args.no_proxy && only_proxy {
+        bail!("--faults delay,stall need the proxy (drop --no-proxy)");
+    }
     if args.unsafe_skip_fsync
         && !(power && (args.faults.is_empty() || args.faults.contains(&Kind::PowerLoss)))
     {
@@ -153,6 +165,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let outcome = {
         // Declared first, dropped last: nodes die before their namespaces go.
         let net = netns::Net::create(args.nodes)?;
+        let proxy = if args.no_proxy {
+            None
+        } else {
+            net.route_peers_through_proxy(procs::NODE_PORT)
+                .context("cannot route peer links through the proxy (does this kernel have nftables NAT? --no-proxy runs without delay and stall faults)")?;
+            Some(proxy::Proxy::start(args.nodes)?)
+        };
         let nodes = procs::Nodes::start(
             &dir,
             args.nodes,
@@ -166,6 +185,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             power,
             net,
             nodes,
+            proxy,
             interrupted,
         }
         .go()
@@ -200,7 +220,19 @@ pub struct Outcome {
     pub restarts: u64,
     /// Unsynced log bytes dropped by power-loss faults.
     pub power_lost_bytes: u64,
+    /// What the proxy did (None without it).
+    pub proxy: Option<ProxyStats>,
     pub violations: Vec<String>,
+}
+
+/// The proxy's counters at the end of a run.
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    pub connections: u64,
+    pub bytes: u64,
+    pub delayed_chunks: u64,
+    pub held_chunks: u64,
+    pub refused: u64,
 }
 
 struct Run<'a> {
@@ -209,6 +241,7 @@ struct Run<'a> {
     power: bool,
     net: netns::Net,
     nodes: procs::Nodes,
+    proxy: Option<proxy::Proxy>,
     interrupted: Arc<AtomicBool>,
 }
 
@@ -217,9 +250,18 @@ struct Run<'a> {
 struct Active {
     killed: BTreeMap<usize, Instant>,
     paused: BTreeMap<usize, Instant>,
-    partition: Option<(Fault, Instant)>,
-    loss: Option<(Fault, Instant)>,
+    /// Network faults (partitions, loss, delays, stalls), each with its end.
+    net: Vec<(Fault, Instant)>,
     rules: Option<schedule::Rules>,
+}
+
+impl Active {
+    fn count(&self, kinds: &[Kind]) -> usize {
+        self.net
+            .iter()
+            .filter(|(f, _)| kinds.contains(&f.kind()))
+            .count()
+    }
 }
 
 impl Run<'_> {
@@ -294,6 +336,17 @@ impl Run<'_> {
                 Err(e) => out.violations.push(format!("n{}: {e}", p.id)),
             }
         }
+        out.proxy = self.proxy.as_ref().map(|p| {
+            let s = &p.stats;
+            let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            ProxyStats {
+                connections: get(&s.connections),
+                bytes: get(&s.bytes),
+                delayed_chunks: get(&s.delayed_chunks),
+                held_chunks: get(&s.held_chunks),
+                refused: get(&s.refused),
+            }
+        });
         let (checked, v) = verify::check(&node_logs, &logs);
         out.checked = checked;
         out.violations.extend(v);
@@ -303,6 +356,7 @@ impl Run<'_> {
     /// The fault phase: inject from the plan, heal what is due, for `duration`.
     fn inject(&mut self, monitor: &monitor::Monitor, out: &mut Outcome) -> Result<()> {
         let mut planner = Planner::new(self.seed, self.power)
+            .proxy(self.proxy.is_some())
             .only(&self.args.faults)
             .gap(self.args.fault_gap_ms);
         let mut act = Active::default();
@@ -332,8 +386,10 @@ impl Run<'_> {
                         .chain(act.paused.keys())
                         .map(|&i| i as u64 + 1)
                         .collect(),
-                    partition: act.partition.is_some(),
-                    loss: act.loss.is_some(),
+                    partitions: act.count(&[Kind::IsolateLeader, Kind::Split, Kind::OneWay]),
+                    losses: act.count(&[Kind::Loss]),
+                    delays: act.count(&[Kind::Delay]),
+                    stalls: act.count(&[Kind::Stall]),
                 };
                 if let Some(f) = planner.next(&view) {
                     if self.args.verbose {
@@ -382,19 +438,21 @@ impl Run<'_> {
                 self.nodes.pause(i);
                 act.paused.insert(i, until);
             }
-            Fault::Loss { .. } => act.loss = Some((f, until)),
-            _ => act.partition = Some((f, until)),
+            _ => act.net.push((f, until)),
         }
         self.sync_rules(act)
     }
 
-    /// Brings the nft rules of every node in line with the active faults.
+    /// Brings the nft rules of every node and the proxy's links in line
+    /// with the active faults.
     fn sync_rules(&mut self, act: &mut Active) -> Result<()> {
-        let want = schedule::rules(
-            self.args.nodes,
-            act.partition.as_ref().map(|p| &p.0),
-            act.loss.as_ref().map(|l| &l.0),
-        );
+        if let Some(p) = &self.proxy {
+            p.apply(&schedule::links(
+                self.args.nodes,
+                act.net.iter().map(|(f, _)| f),
+            ));
+        }
+        let want = schedule::rules(self.args.nodes, act.net.iter().map(|(f, _)| f));
         let empty = (Vec::new(), Vec::new(), 0);
         for (i, r) in want.iter().enumerate() {
             let had = act.rules.as_ref().map_or(&empty, |h| &h[i]);
@@ -430,16 +488,9 @@ impl Run<'_> {
             act.paused.remove(&i);
             self.nodes.resume(i);
         }
-        let mut changed = false;
-        if act.partition.as_ref().is_some_and(|(_, t)| due(t)) {
-            act.partition = None;
-            changed = true;
-        }
-        if act.loss.as_ref().is_some_and(|(_, t)| due(t)) {
-            act.loss = None;
-            changed = true;
-        }
-        if changed {
+        let before = act.net.len();
+        act.net.retain(|(_, t)| !due(t));
+        if act.net.len() != before {
             self.sync_rules(act)?;
         }
         Ok(())
@@ -456,6 +507,9 @@ impl Run<'_> {
                 self.nodes.resume(i);
             }
             self.net.clear_rules(i as u64 + 1)?;
+        }
+        if let Some(p) = &self.proxy {
+            p.apply(&schedule::links(self.args.nodes, []));
         }
         Ok(())
     }

@@ -22,6 +22,8 @@ pub struct Observed {
     pub terms: BTreeMap<u64, u64>,
     pub violations: Vec<String>,
     pub polls: u64,
+    /// node → (term, leads it) from its last answer.
+    pub last: BTreeMap<u64, (u64, bool)>,
 }
 
 #[derive(Debug)]
@@ -53,14 +55,16 @@ impl Observed {
             }
         }
         let _ = leader;
+        self.last.insert(node, (term, role == "leader"));
     }
 
-    /// The leader of the highest term seen so far.
+    /// The leader of the highest term seen so far, if its last answer
+    /// still says it leads that term (a restarted old leader does not, so
+    /// it is not taken for the leader until a new one is seen).
     pub fn current_leader(&self) -> Option<u64> {
-        self.leaders
-            .iter()
-            .next_back()
-            .and_then(|(_, s)| s.iter().next().copied())
+        let (term, set) = self.leaders.iter().next_back()?;
+        let l = set.iter().next().copied()?;
+        (self.last.get(&l) == Some(&(*term, true))).then_some(l)
     }
 }
 
@@ -126,5 +130,9 @@ mod tests {
         o.note(1, "follower", 2, None);
         o.note(3, "leader", 4, Some(3));
         assert_eq!(o.violations.len(), 2, "{:?}", o.violations);
+        // n3 leads term 4 until it answers as a follower (restarted).
+        assert_eq!(o.current_leader(), Some(2));
+        o.note(2, "follower", 4, None);
+        assert_eq!(o.current_leader(), None);
     }
 }

@@ -3,6 +3,10 @@
 //! bridge (`chorusx-br`, 10.77.0.254/24 in the root namespace, where the
 //! harness's clients live); node i is 10.77.0.i. Faults are nftables rules in
 //! a table of our own (`inet chorusx`) inside the node namespaces.
+//! With the proxy (`proxy.rs`), the bridge also carries node i's alias
+//! 10.77.0.(100+i), and a NAT table (`ip chorusx_nat`) in every node's
+//! namespace sends its connections to another node's address to that node's
+//! alias, where the proxy listens; the fault rules name both addresses.
 //!
 //! Invariants: every object we create carries the `chorusx` prefix, and only
 //! such objects are ever removed; a host-wide lock file allows one harness at
@@ -35,6 +39,15 @@ pub fn ns_name(id: u64) -> String {
 pub fn node_ip(id: u64) -> String {
     format!("10.77.0.{id}")
 }
+
+/// Node `id`'s alias on the bridge: the proxy listens there for peers
+/// dialing `id`, and dials `id` from there when `id` is the dialer.
+pub fn alias_ip(id: u64) -> String {
+    format!("10.77.0.{}", 100 + id)
+}
+
+/// The NAT table that routes peer connections through the proxy.
+const NAT_TABLE: &str = "chorusx_nat";
 
 /// Runs a command, failing with its stderr.
 fn run(cmd: &str, args: &[&str]) -> Result<()> {
@@ -233,9 +246,11 @@ impl Net {
         mute_to: &[u64],
         loss_permille: u32,
     ) -> Result<()> {
+        // Both addresses: direct packets come from node_ip, proxied ones
+        // from (and go to) alias_ip.
         let set = |ids: &[u64]| {
             ids.iter()
-                .map(|&i| node_ip(i))
+                .flat_map(|&i| [node_ip(i), alias_ip(i)])
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -258,6 +273,41 @@ impl Net {
              \x20 chain output {{\n    type filter hook output priority 0; policy accept;\n{output_rules}  }}\n}}\n"
         );
         nft(&ns_name(id), &script)
+    }
+
+    /// Puts the proxy between the nodes: node aliases on the bridge, and in
+    /// every node's namespace a DNAT of connections to another node's
+    /// port to that node's alias (where `proxy::Proxy` listens). Peer
+    /// addresses learned at run time (JOIN) are the real ones, so they are
+    /// caught by the same rule. Fails if the kernel has no NAT.
+    pub fn route_peers_through_proxy(&self, port: u16) -> Result<()> {
+        for id in 1..=self.nodes {
+            run(
+                "ip",
+                &[
+                    "addr",
+                    "add",
+                    &format!("{}/24", alias_ip(id)),
+                    "dev",
+                    BRIDGE,
+                ],
+            )?;
+        }
+        for id in 1..=self.nodes {
+            let mut rules = String::new();
+            for j in (1..=self.nodes).filter(|&j| j != id) {
+                rules.push_str(&format!(
+                    "    ip daddr {} tcp dport {port} dnat to {}:{port}\n",
+                    node_ip(j),
+                    alias_ip(j)
+                ));
+            }
+            let script = format!(
+                "table ip {NAT_TABLE} {{\n  chain out {{\n    type nat hook output priority -100; policy accept;\n{rules}  }}\n}}\n"
+            );
+            nft(&ns_name(id), &script)?;
+        }
+        Ok(())
     }
 
     /// Removes every fault rule of node `id`.

@@ -24,6 +24,12 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
         "node restarts: {}; unsynced log bytes dropped by power losses: {}",
         r.restarts, r.power_lost_bytes
     );
+    if let Some(p) = &r.proxy {
+        println!(
+            "proxy: {} peer connections, {} bytes forwarded, {} chunks delayed, {} held by a stall, {} connections refused (target down or cut off)",
+            p.connections, p.bytes, p.delayed_chunks, p.held_chunks, p.refused
+        );
+    }
     println!(
         "messages: {} sent, {} acknowledged, {} committed chats in the log, {} acks checked against every log ({} client attempts)",
         r.sent, r.acked, r.checked.committed_chats, r.checked.acks_checked, r.attempts
@@ -73,6 +79,12 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
         if args.fault_gap_ms != super::schedule::DEFAULT_GAP_MS {
             let (lo, hi) = args.fault_gap_ms;
             broken.push_str(&format!(" --fault-gap-ms {lo}-{hi}"));
+        }
+        if args.no_power_loss {
+            broken.push_str(" --no-power-loss");
+        }
+        if args.no_proxy {
+            broken.push_str(" --no-proxy");
         }
         println!(
             "reproduce: chorus chaos --nodes {} --duration {} --clients {} --seed {seed:#x}{broken}",

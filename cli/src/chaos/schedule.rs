@@ -3,9 +3,16 @@
 //! always draws the same sequence of choices for the same sequence of views;
 //! real processes still make each run's timing differ.
 //!
-//! Bounds kept here: at most two nodes crashed or paused at once; one
-//! partition and one packet-loss episode at a time; every fault heals after a
-//! bounded duration (`Fault::duration_ms`).
+//! Bounds kept here: at most two nodes crashed or paused at once by ordinary
+//! faults ([`MAX_DOWN`]); network faults run concurrently with process
+//! faults and with each other, at most [`MAX_PARTITIONS`] partitions,
+//! [`MAX_LOSS`] packet-loss episodes, [`MAX_DELAY`] delays and [`MAX_STALL`]
+//! stalls at a time; every fault heals after a bounded duration
+//! (`Fault::duration_ms`), most of them within a few seconds, so that many
+//! faults fit in a run and the cluster still makes progress between them.
+//! While no leader is known (an election is on), only faults that slow the
+//! cluster are drawn, plus one that cuts or crashes when nothing else does:
+//! drawn regardless, faults kept the cluster leaderless for whole runs.
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,7 +21,7 @@ use std::fmt;
 
 /// The kinds of fault, in report order (`--faults` names them in kebab case:
 /// kill, kill-leader, pause-leader, isolate-leader, split, one-way, loss,
-/// power-loss).
+/// delay, stall, power-loss).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Kind {
     Kill,
@@ -24,11 +31,13 @@ pub enum Kind {
     Split,
     OneWay,
     Loss,
+    Delay,
+    Stall,
     PowerLoss,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Kill,
         Kind::KillLeader,
         Kind::PauseLeader,
@@ -36,8 +45,15 @@ impl Kind {
         Kind::Split,
         Kind::OneWay,
         Kind::Loss,
+        Kind::Delay,
+        Kind::Stall,
         Kind::PowerLoss,
     ];
+
+    /// Made by the proxy (`proxy.rs`), not by nft or signals.
+    pub fn needs_proxy(self) -> bool {
+        matches!(self, Kind::Delay | Kind::Stall)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +64,8 @@ impl Kind {
             Kind::Split => "partition: split 2|3",
             Kind::OneWay => "partition: one-way drop",
             Kind::Loss => "packet loss",
+            Kind::Delay => "delay: slow links (proxy)",
+            Kind::Stall => "stall: frozen links (proxy)",
             Kind::PowerLoss => "power loss (unsynced writes lost)",
         }
     }
@@ -73,6 +91,15 @@ pub enum Fault {
         permille: u32,
         ms: u64,
     },
+    /// Every chunk of bytes on each directed link `(from, to)` is forwarded
+    /// `delay_ms` late by the proxy.
+    Delay {
+        links: Vec<(u64, u64, u64)>,
+        ms: u64,
+    },
+    /// The proxy holds every byte on each directed link `(from, to)` (the
+    /// connections stay up), then releases them in order.
+    Stall { links: Vec<(u64, u64)>, ms: u64 },
     /// Power failure of `nodes` at once (a majority or all, leader
     /// included): SIGKILL, each log loses its unsynced bytes but
     /// `keep_permille` of them; restart after `ms`, except `late` (the
@@ -97,6 +124,8 @@ impl Fault {
             Fault::Split { .. } => Kind::Split,
             Fault::OneWay { .. } => Kind::OneWay,
             Fault::Loss { .. } => Kind::Loss,
+            Fault::Delay { .. } => Kind::Delay,
+            Fault::Stall { .. } => Kind::Stall,
             Fault::PowerLoss { .. } => Kind::PowerLoss,
         }
     }
@@ -109,6 +138,8 @@ impl Fault {
             | Fault::Split { ms, .. }
             | Fault::OneWay { ms, .. }
             | Fault::Loss { ms, .. }
+            | Fault::Delay { ms, .. }
+            | Fault::Stall { ms, .. }
             | Fault::PowerLoss { ms, .. } => *ms,
         }
     }
@@ -145,6 +176,17 @@ impl fmt::Display for Fault {
                 permille % 10,
                 ids(nodes)
             ),
+            Fault::Delay { links, ms } => {
+                let l: Vec<String> = links
+                    .iter()
+                    .map(|(a, b, d)| format!("n{a}->n{b} +{d} ms"))
+                    .collect();
+                write!(f, "delay {} for {ms} ms", l.join(", "))
+            }
+            Fault::Stall { links, ms } => {
+                let l: Vec<String> = links.iter().map(|(a, b)| format!("n{a}->n{b}")).collect();
+                write!(f, "stall {} for {ms} ms", l.join(", "))
+            }
             Fault::PowerLoss {
                 nodes,
                 keep_permille,
@@ -173,21 +215,36 @@ pub struct View {
     pub leader: Option<u64>,
     /// Crashed or paused nodes.
     pub down: BTreeSet<u64>,
-    pub partition: bool,
-    pub loss: bool,
+    /// Network faults in force, by kind.
+    pub partitions: usize,
+    pub losses: usize,
+    pub delays: usize,
+    pub stalls: usize,
 }
 
 /// Default bounds of the gap between two injections (ms).
-pub const DEFAULT_GAP_MS: (u64, u64) = (300, 1000);
+pub const DEFAULT_GAP_MS: (u64, u64) = (100, 350);
 
-/// Most nodes crashed or paused at once.
+/// Most nodes crashed or paused at once (power losses aside).
 pub const MAX_DOWN: usize = 2;
+/// Most partitions (isolate, split, one-way) in force at once; their cuts add up.
+pub const MAX_PARTITIONS: usize = 2;
+/// Most packet-loss episodes at once.
+pub const MAX_LOSS: usize = 2;
+/// Most delay faults at once (a link under two takes the larger delay).
+pub const MAX_DELAY: usize = 2;
+/// Most stall faults at once.
+pub const MAX_STALL: usize = 2;
+/// Bounds of a delay added to a link (ms).
+pub const DELAY_MS: (u64, u64) = (5, 200);
 
 /// Draws faults from one seed.
 #[derive(Debug)]
 pub struct Planner {
     rng: ChaCha8Rng,
     power_loss: bool,
+    /// Also draw delays and stalls (the proxy runs).
+    proxy: bool,
     /// Only these kinds are drawn (all if empty).
     only: Vec<Kind>,
     /// Bounds of the gap between injections (ms).
@@ -200,9 +257,16 @@ impl Planner {
         Planner {
             rng: ChaCha8Rng::seed_from_u64(seed),
             power_loss,
+            proxy: false,
             only: Vec::new(),
             gap: DEFAULT_GAP_MS,
         }
+    }
+
+    /// Also draws delays and stalls (the peer links run through the proxy).
+    pub fn proxy(mut self, on: bool) -> Planner {
+        self.proxy = on;
+        self
     }
 
     /// Draws only the kinds in `only` (every kind if it is empty).
@@ -231,6 +295,12 @@ impl Planner {
         self.between(lo, hi)
     }
 
+    /// A duration from `short` or from `long`, one time in two each.
+    fn short_or_long(&mut self, short: (u64, u64), long: (u64, u64)) -> u64 {
+        let (lo, hi) = if self.below(2) == 0 { short } else { long };
+        self.between(lo, hi)
+    }
+
     fn pick(&mut self, from: &[u64]) -> Option<u64> {
         (!from.is_empty()).then(|| from[self.below(from.len() as u64) as usize])
     }
@@ -247,6 +317,36 @@ impl Planner {
         out
     }
 
+    /// Directed links for a delay or a stall: half the time every link out
+    /// of one node (the leader when there is one, half of those times),
+    /// else one to three random directed links.
+    fn links(&mut self, all: &[u64], leader: Option<u64>) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        if self.below(2) == 0 {
+            let node = match leader {
+                Some(l) if self.below(2) == 0 => l,
+                _ => self.pick(all).unwrap_or(1),
+            };
+            out.extend(all.iter().filter(|&&o| o != node).map(|&o| (node, o)));
+        } else {
+            let pairs: Vec<(u64, u64)> = all
+                .iter()
+                .flat_map(|&a| all.iter().filter(move |&&b| b != a).map(move |&b| (a, b)))
+                .collect();
+            let k = 1 + self.below(3);
+            for _ in 0..k {
+                let i = self.below(pairs.len() as u64) as usize;
+                if let Some(&p) = pairs.get(i) {
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+            out.sort_unstable();
+        }
+        out
+    }
+
     /// The next fault, or None if nothing fits what is already broken.
     pub fn next(&mut self, v: &View) -> Option<Fault> {
         let all: Vec<u64> = (1..=v.nodes).collect();
@@ -257,27 +357,48 @@ impl Planner {
             .collect();
         let leader = v.leader.filter(|l| up.contains(l));
         let can_down = v.down.len() < MAX_DOWN;
-        // Weights: leader-targeted faults are drawn more often than others.
+        // Weights: even, but loss and delay (which are also drawn during
+        // elections, when little else is) half as often, and power losses
+        // (possible only on a whole cluster) twice as often.
         let mut menu: Vec<(Kind, u64)> = Vec::new();
         if can_down {
             menu.push((Kind::Kill, 2));
             if leader.is_some() {
-                menu.push((Kind::KillLeader, 3));
+                menu.push((Kind::KillLeader, 2));
                 menu.push((Kind::PauseLeader, 2));
             }
         }
-        if !v.partition {
+        if v.partitions < MAX_PARTITIONS {
             if leader.is_some() {
                 menu.push((Kind::IsolateLeader, 2));
             }
             menu.push((Kind::Split, 2));
             menu.push((Kind::OneWay, 2));
         }
-        if !v.loss {
-            menu.push((Kind::Loss, 2));
+        if v.losses < MAX_LOSS {
+            menu.push((Kind::Loss, 1));
         }
-        if self.power_loss {
-            menu.push((Kind::PowerLoss, 1));
+        if self.proxy && v.delays < MAX_DELAY {
+            menu.push((Kind::Delay, 1));
+        }
+        if self.proxy && v.stalls < MAX_STALL {
+            menu.push((Kind::Stall, 2));
+        }
+        // Only on a whole cluster: back to back, power losses would keep a
+        // majority down and the cluster leaderless most of the time.
+        if self.power_loss && v.down.is_empty() {
+            menu.push((Kind::PowerLoss, 4));
+        }
+        // Without a leader the cluster is electing: faults that slow it
+        // down, and one that cuts or crashes only while nothing else does
+        // (back to back, they kept it leaderless for whole runs).
+        if leader.is_none() {
+            let calm = v.down.is_empty() && v.partitions == 0 && v.stalls == 0;
+            menu.retain(|(k, _)| match k {
+                Kind::Delay | Kind::Loss => true,
+                Kind::Kill | Kind::Split | Kind::OneWay | Kind::Stall | Kind::PowerLoss => calm,
+                _ => false,
+            });
         }
         if !self.only.is_empty() {
             menu.retain(|(k, _)| self.only.contains(k));
@@ -297,27 +418,44 @@ impl Planner {
             .map(|(k, _)| *k)?;
         let followers: Vec<u64> = up.iter().copied().filter(|&i| Some(i) != leader).collect();
         Some(match kind {
+            Kind::Delay => {
+                let links = self.links(&all, leader);
+                Fault::Delay {
+                    links: links
+                        .into_iter()
+                        .map(|(a, b)| (a, b, self.between(DELAY_MS.0, DELAY_MS.1)))
+                        .collect(),
+                    ms: self.between(1000, 4000),
+                }
+            }
+            Kind::Stall => Fault::Stall {
+                links: self.links(&all, leader),
+                ms: self.between(300, 2000),
+            },
             Kind::Kill => Fault::Kill {
                 node: self.pick(&followers)?,
                 leader: false,
-                ms: self.between(100, 3000),
+                ms: self.between(100, 1500),
             },
             Kind::KillLeader => Fault::Kill {
                 node: leader?,
                 leader: true,
-                ms: self.between(100, 3000),
+                ms: self.between(100, 1500),
             },
+            // Half of the pauses and isolations end before the leader
+            // timeout (a hiccup: the same leader goes on), half after it
+            // (the others elect; the old leader comes back in an old term).
             Kind::PauseLeader => Fault::Pause {
                 node: leader?,
-                ms: self.between(1500, 4000),
+                ms: self.short_or_long((300, 900), (1200, 2500)),
             },
             Kind::IsolateLeader => Fault::Isolate {
                 node: leader?,
-                ms: self.between(1000, 5000),
+                ms: self.short_or_long((300, 900), (1200, 3000)),
             },
             Kind::Split => Fault::Split {
                 side: self.sample(&all, (v.nodes as usize) / 2),
-                ms: self.between(1000, 5000),
+                ms: self.between(500, 2500),
             },
             Kind::OneWay => {
                 let from = match leader {
@@ -329,7 +467,7 @@ impl Planner {
                 Fault::OneWay {
                     from,
                     deaf: self.sample(&others, k),
-                    ms: self.between(1000, 5000),
+                    ms: self.between(500, 2500),
                 }
             }
             Kind::Loss => {
@@ -337,7 +475,7 @@ impl Planner {
                 Fault::Loss {
                     nodes: self.sample(&all, k),
                     permille: self.between(20, 300) as u32,
-                    ms: self.between(2000, 6000),
+                    ms: self.between(1000, 3000),
                 }
             }
             Kind::PowerLoss => {
@@ -354,9 +492,9 @@ impl Planner {
                 Fault::PowerLoss {
                     nodes,
                     keep_permille: self.below(1000) as u32,
-                    ms: self.between(300, 2000),
+                    ms: self.between(300, 1500),
                     late: leader,
-                    late_ms: self.between(2000, 4000),
+                    late_ms: self.between(1500, 3000),
                 }
             }
         })
@@ -366,8 +504,9 @@ impl Planner {
 /// Per-node nft rules: (deaf to, mute to, loss permille), index = id - 1.
 pub type Rules = Vec<(Vec<u64>, Vec<u64>, u32)>;
 
-/// The rules that realize `partition` and `loss` on `n` nodes.
-pub fn rules(n: u64, partition: Option<&Fault>, loss: Option<&Fault>) -> Rules {
+/// The rules that realize the partitions and loss episodes in `active`
+/// (other faults are ignored) on `n` nodes; concurrent ones add up.
+pub fn rules<'a>(n: u64, active: impl IntoIterator<Item = &'a Fault>) -> Rules {
     let mut r: Rules = vec![(Vec::new(), Vec::new(), 0); n as usize];
     let mut cut = |a: u64, b: u64| {
         // a and b stop hearing each other, both ways.
@@ -377,33 +516,37 @@ pub fn rules(n: u64, partition: Option<&Fault>, loss: Option<&Fault>) -> Rules {
             e.1.push(y);
         }
     };
-    match partition {
-        Some(Fault::Isolate { node, .. }) => {
-            for o in (1..=n).filter(|o| o != node) {
-                cut(*node, o);
-            }
-        }
-        Some(Fault::Split { side, .. }) => {
-            for &a in side {
-                for b in (1..=n).filter(|b| !side.contains(b)) {
-                    cut(a, b);
+    let mut deaf = Vec::new();
+    let mut loss = Vec::new();
+    for f in active {
+        match f {
+            Fault::Isolate { node, .. } => {
+                for o in (1..=n).filter(|o| o != node) {
+                    cut(*node, o);
                 }
             }
-        }
-        Some(Fault::OneWay { from, deaf, .. }) => {
-            for &d in deaf {
-                r[d as usize - 1].0.push(*from);
+            Fault::Split { side, .. } => {
+                for &a in side {
+                    for b in (1..=n).filter(|b| !side.contains(b)) {
+                        cut(a, b);
+                    }
+                }
             }
+            Fault::OneWay { from, deaf: d, .. } => {
+                deaf.extend(d.iter().map(|&d| (d, *from)));
+            }
+            Fault::Loss {
+                nodes, permille, ..
+            } => loss.extend(nodes.iter().map(|&i| (i, *permille))),
+            _ => {}
         }
-        _ => {}
     }
-    if let Some(Fault::Loss {
-        nodes, permille, ..
-    }) = loss
-    {
-        for &i in nodes {
-            r[i as usize - 1].2 = *permille;
-        }
+    for (d, from) in deaf {
+        r[d as usize - 1].0.push(from);
+    }
+    for (i, permille) in loss {
+        let e = &mut r[i as usize - 1].2;
+        *e = (*e).max(permille);
     }
     for e in &mut r {
         e.0.sort_unstable();
@@ -414,12 +557,40 @@ pub fn rules(n: u64, partition: Option<&Fault>, loss: Option<&Fault>) -> Rules {
     r
 }
 
+/// Per directed link (index `(from-1)*n + (to-1)`): the added delay (ms)
+/// and whether it is stalled.
+pub type LinkPlan = Vec<(u64, bool)>;
+
+/// The proxy state that realizes the delays and stalls in `active` (other
+/// faults are ignored); a link under two delays takes the larger.
+pub fn links<'a>(n: u64, active: impl IntoIterator<Item = &'a Fault>) -> LinkPlan {
+    let mut p: LinkPlan = vec![(0, false); (n * n) as usize];
+    let at = |a: u64, b: u64| ((a - 1) * n + (b - 1)) as usize;
+    for f in active {
+        match f {
+            Fault::Delay { links, .. } => {
+                for &(a, b, d) in links {
+                    let e = &mut p[at(a, b)].0;
+                    *e = (*e).max(d);
+                }
+            }
+            Fault::Stall { links, .. } => {
+                for &(a, b) in links {
+                    p[at(a, b)].1 = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn draw(seed: u64, steps: usize) -> Vec<Fault> {
-        let mut p = Planner::new(seed, true);
+        let mut p = Planner::new(seed, true).proxy(true);
         let view = View {
             nodes: 5,
             leader: Some(5),
@@ -440,21 +611,73 @@ mod tests {
 
     #[test]
     fn bounds_are_respected() {
-        let mut p = Planner::new(1, true);
+        let mut p = Planner::new(1, true).proxy(true);
         let view = View {
             nodes: 5,
             leader: Some(3),
             down: [1, 3].into_iter().collect(),
-            partition: true,
-            loss: false,
+            partitions: MAX_PARTITIONS,
+            losses: 0,
+            delays: MAX_DELAY,
+            stalls: 0,
         };
         for _ in 0..200 {
             let f = p.next(&view).unwrap();
-            assert!(matches!(f.kind(), Kind::Loss | Kind::PowerLoss), "{f}");
+            assert!(
+                matches!(f.kind(), Kind::Loss | Kind::Stall | Kind::PowerLoss),
+                "{f}"
+            );
+            if let Fault::Stall { links, ms } = &f {
+                assert!(!links.is_empty() && (300..=2000).contains(ms), "{f}");
+                assert!(links.iter().all(|(a, b)| a != b && *a <= 5 && *b <= 5));
+            }
         }
-        let full = View { loss: true, ..view };
-        let mut no_power = Planner::new(1, false);
+        let full = View {
+            losses: MAX_LOSS,
+            stalls: MAX_STALL,
+            ..view
+        };
+        let mut no_power = Planner::new(1, false).proxy(true);
         assert_eq!(no_power.next(&full), None);
+        let mut no_proxy = Planner::new(1, true);
+        for _ in 0..200 {
+            let v = View {
+                nodes: 5,
+                ..View::default()
+            };
+            assert!(!no_proxy.next(&v).unwrap().kind().needs_proxy());
+        }
+    }
+
+    #[test]
+    fn without_a_leader_only_one_cut_or_crash_at_a_time() {
+        let mut p = Planner::new(5, true).proxy(true);
+        let calm = View {
+            nodes: 5,
+            ..View::default()
+        };
+        let busy = View {
+            partitions: 1,
+            ..calm.clone()
+        };
+        for _ in 0..300 {
+            let k = p.next(&calm).unwrap().kind();
+            assert!(
+                matches!(
+                    k,
+                    Kind::Kill
+                        | Kind::Split
+                        | Kind::OneWay
+                        | Kind::Stall
+                        | Kind::Delay
+                        | Kind::Loss
+                        | Kind::PowerLoss
+                ),
+                "{k:?}"
+            );
+            let k = p.next(&busy).unwrap().kind();
+            assert!(matches!(k, Kind::Delay | Kind::Loss), "{k:?}");
+        }
     }
 
     #[test]
@@ -481,7 +704,7 @@ mod tests {
             side: vec![1, 2],
             ms: 1,
         };
-        let r = rules(5, Some(&split), None);
+        let r = rules(5, [&split]);
         assert_eq!(r[0], (vec![3, 4, 5], vec![3, 4, 5], 0));
         assert_eq!(r[4], (vec![1, 2], vec![1, 2], 0));
         let one = Fault::OneWay {
@@ -494,9 +717,35 @@ mod tests {
             permille: 100,
             ms: 1,
         };
-        let r = rules(5, Some(&one), Some(&loss));
+        let r = rules(5, [&one, &loss]);
         assert_eq!(r[0], (vec![5], vec![], 0));
         assert_eq!(r[1], (vec![5], vec![], 100));
         assert_eq!(r[4], (vec![], vec![], 0));
+        // Concurrent partitions add up.
+        let r = rules(5, [&one, &split]);
+        assert_eq!(r[0], (vec![3, 4, 5], vec![3, 4, 5], 0));
+        assert_eq!(r[2], (vec![1, 2], vec![1, 2], 0));
+    }
+
+    #[test]
+    fn links_take_the_larger_delay_and_every_stall() {
+        let a = Fault::Delay {
+            links: vec![(1, 2, 30), (2, 1, 5)],
+            ms: 1,
+        };
+        let b = Fault::Delay {
+            links: vec![(1, 2, 80)],
+            ms: 1,
+        };
+        let st = Fault::Stall {
+            links: vec![(3, 1)],
+            ms: 1,
+        };
+        let p = links(3, [&a, &b, &st]);
+        assert_eq!(p[1], (80, false)); // 1 -> 2
+        assert_eq!(p[3], (5, false)); // 2 -> 1
+        assert_eq!(p[6], (0, true)); // 3 -> 1
+        assert_eq!(p.iter().filter(|e| **e != (0, false)).count(), 3);
+        assert_eq!(a.to_string(), "delay n1->n2 +30 ms, n2->n1 +5 ms for 1 ms");
     }
 }
