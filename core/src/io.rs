@@ -15,6 +15,14 @@
 //! input, and the driver finishes the batch's fsync before feeding it. The
 //! same holds for a `Send` of CATCHUP_REQ (it only asks for entries), which
 //! lets catch-up batches pipeline with the requester's fsync.
+//!
+//! **A batch ends with `Flush`.** Before the first step after a `Flush`, the
+//! driver has written (handed to the OS, not necessarily fsynced) every
+//! `Persist` and `Note` record of the steps up to that `Flush`, in order. A
+//! node with a `ColdLog` (`Node::with_cold_log`) relies on it: it then drops
+//! the entries of that batch from memory when its cache is full, and reads
+//! them back through the `ColdLog` later. A driver that never sends `Flush`
+//! keeps every entry in memory.
 
 use crate::entry::Entry;
 use crate::record::Record;

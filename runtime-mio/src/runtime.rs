@@ -9,6 +9,7 @@
 //! acknowledged before the records preceding it are fsynced.
 
 use crate::clock::Clock;
+use crate::cold::{self, Recovering};
 use crate::conn::Conn;
 use crate::error::RuntimeError;
 use crate::observe;
@@ -137,7 +138,8 @@ impl Runtime {
         if core.me.port == 0 {
             core.me.port = local_addr.port();
         }
-        let opened = DurableLog::open(&opts.log_dir)?;
+        let recovering = Recovering::new(core.log_cache_entries);
+        let opened = DurableLog::open_into(&opts.log_dir, recovering)?;
         if opened.torn_bytes > 0 {
             warn!(
                 "{}: cut a torn tail of {} bytes at offset {} (a write interrupted by a crash; it was never acknowledged)",
@@ -152,7 +154,7 @@ impl Runtime {
             core.me.node_id.0,
             opened.log.path().display(),
             opened.replayed.records,
-            rec.entries.len(),
+            rec.entries.last_seq().0,
             rec.commit_seq.0,
             rec.term.0
         );
@@ -164,7 +166,7 @@ impl Runtime {
         let leader_timeout_ms = core.leader_timeout_ms;
         let advertised = format!("{}:{}", core.me.host, core.me.port);
         let delivered = rec.commit_seq;
-        let node = Node::new(core, opened.replayed.recovered, os_seed());
+        let node = cold::node(core, opened.replayed, opened.log.path(), os_seed())?;
         let last_status = node.status();
         info!("n{} listening on {local_addr}", me.0);
         Ok(Runtime {
