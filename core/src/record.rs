@@ -390,6 +390,17 @@ pub enum FramePeek<'a> {
 
 /// Looks at the frame that starts at `bytes[0]`.
 pub fn peek_frame(bytes: &[u8]) -> FramePeek<'_> {
+    peek(bytes, true)
+}
+
+/// `peek_frame` trusting the payload (only the header's checksum is checked):
+/// for scanning the record boundaries of a log this process wrote, where a
+/// payload is checked by `peek_frame` when it is actually read.
+pub fn peek_frame_unverified(bytes: &[u8]) -> FramePeek<'_> {
+    peek(bytes, false)
+}
+
+fn peek(bytes: &[u8], verify_payload: bool) -> FramePeek<'_> {
     if bytes.len() < HEADER {
         return FramePeek::Need(HEADER);
     }
@@ -407,7 +418,7 @@ pub fn peek_frame(bytes: &[u8]) -> FramePeek<'_> {
     }
     let crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     let payload = &bytes[HEADER..HEADER + len];
-    if crc32c(payload) != crc {
+    if verify_payload && crc32c(payload) != crc {
         return FramePeek::Bad("payload checksum mismatch".into());
     }
     FramePeek::Whole {

@@ -220,4 +220,6 @@ fn frame_peeks_and_seq_effects_follow_the_encoding() {
     let mut bad = bytes.clone();
     bad[ends[0] + 13] ^= 1;
     assert!(matches!(peek_frame(&bad[ends[0]..]), FramePeek::Bad(_)));
+    let unverified = chorus_core::record::peek_frame_unverified(&bad[ends[0]..]);
+    assert!(matches!(unverified, FramePeek::Whole { len, .. } if len == ends[1] - ends[0]));
 }

@@ -22,7 +22,9 @@
 //! like a failed write: the node panics with the file and offset.
 
 use crate::error::RuntimeError;
-use chorus_core::record::{decode_payload, peek_frame, seq_effect, FramePeek, Record, SeqEffect};
+use chorus_core::record::{
+    decode_payload, peek_frame, peek_frame_unverified, seq_effect, FramePeek, Record, SeqEffect,
+};
 use chorus_core::{ColdLog, Config, Entry, EntrySink, Log, Node, Recovered, Replayed, Seq};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -161,7 +163,8 @@ impl ColdReader {
             let mut rel = 0;
             let mut need = 0;
             while rel < got {
-                match peek_frame(&self.scan_buf[rel..got]) {
+                // Boundaries only: a payload is checked when its entry is read.
+                match peek_frame_unverified(&self.scan_buf[rel..got]) {
                     FramePeek::Whole { payload, len } => {
                         let effect = seq_effect(payload).map_err(|r| {
                             format!("record at byte offset {}: {r}", at + rel as u64)
