@@ -12,10 +12,16 @@
 //!
 //! Layout, a two-level LSM: `big`, a Vec sorted by fingerprint, and `small`, a
 //! BTreeMap of recent inserts that is merged into `big` (in place, from the
-//! back) once it holds more than 1/16 of `big`, so an insert costs O(log n)
-//! plus an amortized 16 element moves. Invariants: a fingerprint appears at
-//! most once in `big` and at most once in `small`; where it is in both, the
-//! `small` value is the newer one and wins.
+//! back, no search) once it holds more than 1/16 of `big`, so an insert costs
+//! a lookup plus an amortized 16 element moves. `dir` indexes `big` by the top
+//! bits of the fingerprint (about 8 slots per bucket, 0.5 byte per entry):
+//! fingerprints are uniform, so a lookup reads one directory entry and a few
+//! adjacent slots instead of the 20 scattered ones of a binary search over a
+//! 24 MB table. Ids crafted to share a bucket only cost a binary search of it.
+//! Invariants: a fingerprint appears at most once in `big` and at most once
+//! in `small`; where it is in both, the `small` value is the newer one and
+//! wins (in lookups, and in the merge, which drops the older copy); `dir`
+//! describes `big` (rebuilt whenever `big` changes shape).
 
 use crate::types::Seq;
 use sha2::{Digest, Sha256};
@@ -48,6 +54,10 @@ struct Slot {
 pub(crate) struct DedupIndex {
     big: Vec<Slot>,
     small: BTreeMap<Fingerprint, Seq>,
+    /// `dir[b]..dir[b + 1]`: the slots of `big` whose fingerprint's top
+    /// `dir_bits` bits are `b` (empty and 0: search all of `big`).
+    dir: Vec<u32>,
+    dir_bits: u32,
 }
 
 impl DedupIndex {
@@ -55,10 +65,39 @@ impl DedupIndex {
         if let Some(&s) = self.small.get(&fp) {
             return Some(s);
         }
-        self.big
-            .binary_search_by(|s| s.fp.cmp(&fp))
-            .ok()
-            .map(|i| self.big[i].seq)
+        self.find(fp).map(|i| self.big[i].seq)
+    }
+
+    /// The slot of `fp` in `big`.
+    fn find(&self, fp: Fingerprint) -> Option<usize> {
+        let (lo, hi) = if self.dir_bits == 0 {
+            (0, self.big.len())
+        } else {
+            let b = (fp.0 >> (64 - self.dir_bits)) as usize;
+            (self.dir[b] as usize, self.dir[b + 1] as usize)
+        };
+        let i = self.big[lo..hi].binary_search_by(|s| s.fp.cmp(&fp)).ok()?;
+        Some(lo + i)
+    }
+
+    /// Rebuilds `dir` for the current `big`: 2^k buckets of about 8 slots.
+    fn index_big(&mut self) {
+        let n = self.big.len();
+        self.dir.clear();
+        self.dir_bits = 0;
+        if n < 64 || u32::try_from(n).is_err() {
+            return;
+        }
+        let bits = (n / 8).ilog2();
+        let mut i = 0;
+        for b in 0..(1u64 << bits) {
+            while i < n && (self.big[i].fp.0 >> (64 - bits)) < b {
+                i += 1;
+            }
+            self.dir.push(i as u32);
+        }
+        self.dir.push(n as u32);
+        self.dir_bits = bits;
     }
 
     /// Maps `fp` to `seq` (a later insert of the same fingerprint wins).
@@ -74,6 +113,7 @@ impl DedupIndex {
     pub fn remove_from(&mut self, from: Seq) {
         self.small.retain(|_, s| *s < from);
         self.big.retain(|s| s.seq < from);
+        self.index_big();
     }
 
     /// Number of mappings (for tests and benches).
@@ -82,29 +122,32 @@ impl DedupIndex {
         self.big.len() + self.small.len()
     }
 
-    /// Moves `small` into `big`, keeping `big` sorted, without a second copy
-    /// of `big`: overwrite fingerprints already present, then merge the rest
-    /// from the back into the grown vector.
+    /// Moves `small` into `big`, keeping it sorted, without a second copy of
+    /// `big`: grow it, then merge from the back; where a fingerprint is in
+    /// both, the older copy (in `big`) is dropped and the gap closed.
     fn merge(&mut self) {
         let small = std::mem::take(&mut self.small);
-        let mut fresh: Vec<Slot> = Vec::with_capacity(small.len());
-        for (fp, seq) in small {
-            match self.big.binary_search_by(|s| s.fp.cmp(&fp)) {
-                Ok(i) => self.big[i].seq = seq,
-                Err(_) => fresh.push(Slot { fp, seq }),
-            }
-        }
+        let fresh: Vec<Slot> = small
+            .into_iter()
+            .map(|(fp, seq)| Slot { fp, seq })
+            .collect();
         let old = self.big.len();
         let filler = Slot {
             fp: (0, 0),
             seq: Seq(0),
         };
         self.big.resize(old + fresh.len(), filler);
-        // Merge from the back: the slot written (i + j - 1 before the step)
-        // is at or after i while fresh elements remain, so the unread part
-        // of `big` (0..i) is never overwritten.
+        // Merge from the back: the slot written (i + j + dropped - 1) is at or
+        // after i while fresh elements remain, so the unread part of `big`
+        // (0..i) is never overwritten.
         let (mut i, mut j, mut w) = (old, fresh.len(), self.big.len());
+        let mut dropped = 0;
         while j > 0 {
+            if i > 0 && self.big[i - 1].fp == fresh[j - 1].fp {
+                i -= 1;
+                dropped += 1;
+                continue;
+            }
             w -= 1;
             if i > 0 && self.big[i - 1].fp > fresh[j - 1].fp {
                 self.big[w] = self.big[i - 1];
@@ -114,6 +157,12 @@ impl DedupIndex {
                 j -= 1;
             }
         }
+        if dropped > 0 {
+            // 0..i is in place, then `dropped` stale slots, then the rest.
+            self.big.copy_within(i + dropped.., i);
+            self.big.truncate(self.big.len() - dropped);
+        }
+        self.index_big();
     }
 }
 
@@ -166,6 +215,28 @@ mod tests {
         }
         assert_eq!(ix.get(fp(1)), Some(Seq(5000)));
         assert_eq!(ix.len(), 6000);
+    }
+
+    #[test]
+    fn the_directory_finds_every_key_even_in_crowded_buckets() {
+        let mut ix = DedupIndex::default();
+        // Uniform keys, then keys sharing their top bits (a crafted bucket).
+        let mut keys: Vec<Fingerprint> = (1..=20_000).map(fp).collect();
+        keys.extend((0..3000u64).map(|k| (0x8000_0000_0000_0000 | k, k)));
+        keys.extend((0..100u64).map(|k| (u64::MAX - k, 0)));
+        keys.extend((0..100u64).map(|k| (0, k)));
+        for (s, &k) in keys.iter().enumerate() {
+            ix.insert(k, Seq(s as u64 + 1));
+        }
+        ix.merge();
+        assert!(ix.dir_bits > 8 && ix.small.is_empty());
+        assert_eq!(ix.dir.len(), (1 << ix.dir_bits) + 1);
+        for (s, &k) in keys.iter().enumerate() {
+            assert_eq!(ix.get(k), Some(Seq(s as u64 + 1)), "{k:?}");
+        }
+        assert_eq!(ix.get((0x8000_0000_0000_0000, 5000)), None);
+        assert_eq!(ix.get((1, 0)), None);
+        assert_eq!(ix.get(fp(20_001)), None);
     }
 
     #[test]
