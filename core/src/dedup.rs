@@ -10,10 +10,18 @@
 //! the ids in a log (2^64) out of reach. No hashing with OS-seeded keys: the
 //! table must behave the same on every run (the simulator's determinism).
 //!
-//! Layout, a two-level LSM: `big`, a Vec sorted by fingerprint, and `small`, a
-//! BTreeMap of recent inserts that is merged into `big` (in place, from the
-//! back, no search) once it holds more than 1/16 of `big`, so an insert costs
-//! a lookup plus an amortized 16 element moves. `dir` indexes `big` by the top
+//! Layout, a two-level LSM: `big`, a Vec sorted by fingerprint, and `small`,
+//! the recent inserts, merged into `big` (sorted, then in place from the back)
+//! once it holds more than 1/16 of `big`, so an insert costs one slot write
+//! plus an amortized 16 element moves. `small` (`Recent`) is an
+//! open-addressing table: one cache line per lookup where a BTreeMap of
+//! 60,000 keys costs five. Its slot is chosen by multiply-shift hashing with
+//! a secret odd multiplier (`key`, from the node's rng seed: random in the
+//! runtime, seed-derived in the simulator), which is universal: a client
+//! cannot choose ids that pile into one slot run, as it could if the slot
+//! came from fingerprint bits alone (those it can brute-force). Its slot
+//! order never reaches anything observable (a merge sorts), so runs stay
+//! deterministic for a given seed. `dir` indexes `big` by the top
 //! bits of the fingerprint (about 8 slots per bucket, 0.5 byte per entry):
 //! fingerprints are uniform, so a lookup reads one directory entry and a few
 //! adjacent slots instead of the 20 scattered ones of a binary search over a
@@ -25,7 +33,6 @@
 
 use crate::types::Seq;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 /// The 128-bit fingerprint of a msg_id, as two words (not `u128`: its 16-byte
 /// alignment would pad every slot of `big` from 24 to 32 bytes).
@@ -53,7 +60,7 @@ struct Slot {
 #[derive(Debug, Default)]
 pub(crate) struct DedupIndex {
     big: Vec<Slot>,
-    small: BTreeMap<Fingerprint, Seq>,
+    small: Recent,
     /// `dir[b]..dir[b + 1]`: the slots of `big` whose fingerprint's top
     /// `dir_bits` bits are `b` (empty and 0: search all of `big`).
     dir: Vec<u32>,
@@ -62,7 +69,7 @@ pub(crate) struct DedupIndex {
 
 impl DedupIndex {
     pub fn get(&self, fp: Fingerprint) -> Option<Seq> {
-        if let Some(&s) = self.small.get(&fp) {
+        if let Some(s) = self.small.get(fp) {
             return Some(s);
         }
         self.find(fp).map(|i| self.big[i].seq)
@@ -100,6 +107,15 @@ impl DedupIndex {
         self.dir_bits = bits;
     }
 
+    /// Sets the secret multiplier of `small`'s hashing (re-placing its pairs).
+    pub fn set_key(&mut self, seed: u64) {
+        let pairs = self.small.take_sorted();
+        self.small.key = splitmix64(seed) | 1;
+        for s in pairs {
+            self.small.insert(s.fp, s.seq);
+        }
+    }
+
     /// Maps `fp` to `seq` (a later insert of the same fingerprint wins).
     pub fn insert(&mut self, fp: Fingerprint, seq: Seq) {
         self.small.insert(fp, seq);
@@ -111,7 +127,7 @@ impl DedupIndex {
     /// Forgets every mapping to a seq at or after `from` (a truncated suffix;
     /// rare, so a linear pass is fine).
     pub fn remove_from(&mut self, from: Seq) {
-        self.small.retain(|_, s| *s < from);
+        self.small.retain_below(from);
         self.big.retain(|s| s.seq < from);
         self.index_big();
     }
@@ -126,11 +142,7 @@ impl DedupIndex {
     /// `big`: grow it, then merge from the back; where a fingerprint is in
     /// both, the older copy (in `big`) is dropped and the gap closed.
     fn merge(&mut self) {
-        let small = std::mem::take(&mut self.small);
-        let fresh: Vec<Slot> = small
-            .into_iter()
-            .map(|(fp, seq)| Slot { fp, seq })
-            .collect();
+        let fresh = self.small.take_sorted();
         let old = self.big.len();
         let filler = Slot {
             fp: (0, 0),
@@ -163,6 +175,105 @@ impl DedupIndex {
             self.big.truncate(self.big.len() - dropped);
         }
         self.index_big();
+    }
+}
+
+/// SplitMix64's finalizer: spreads a seed over all 64 bits.
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A linear-probing table of recent (fingerprint, seq) pairs; `Seq(0)` (never
+/// an entry's seq) marks a free slot. At most half full, so probes are short.
+#[derive(Debug)]
+struct Recent {
+    slots: Vec<Slot>,
+    len: usize,
+    /// Odd multiplier of the slot hash (see the module docs).
+    key: u64,
+}
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent {
+            slots: Vec::new(),
+            len: 0,
+            key: splitmix64(0) | 1,
+        }
+    }
+}
+
+const FREE: Slot = Slot {
+    fp: (0, 0),
+    seq: Seq(0),
+};
+
+impl Recent {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The slot holding `fp`, or the free slot where it would go.
+    fn probe(&self, fp: Fingerprint) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        let mask = self.slots.len() - 1;
+        let mut i = ((fp.0 ^ fp.1).wrapping_mul(self.key) >> (64 - bits)) as usize;
+        while self.slots[i].seq != Seq(0) && self.slots[i].fp != fp {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    fn get(&self, fp: Fingerprint) -> Option<Seq> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let s = self.slots[self.probe(fp)];
+        (s.seq != Seq(0)).then_some(s.seq)
+    }
+
+    fn insert(&mut self, fp: Fingerprint, seq: Seq) {
+        assert!(seq.0 > 0, "entries start at seq 1");
+        if (self.len + 1) * 2 > self.slots.len() {
+            let old = std::mem::take(&mut self.slots);
+            self.slots = vec![FREE; (old.len() * 2).max(64)];
+            self.len = 0;
+            for s in old.into_iter().filter(|s| s.seq != Seq(0)) {
+                self.insert(s.fp, s.seq);
+            }
+        }
+        let i = self.probe(fp);
+        if self.slots[i].seq == Seq(0) {
+            self.len += 1;
+        }
+        self.slots[i] = Slot { fp, seq };
+    }
+
+    /// Every pair, sorted by fingerprint; the table is left empty (its
+    /// memory is kept for the next round).
+    fn take_sorted(&mut self) -> Vec<Slot> {
+        let mut out: Vec<Slot> = self
+            .slots
+            .iter()
+            .copied()
+            .filter(|s| s.seq != Seq(0))
+            .collect();
+        out.sort_unstable_by(|a, b| a.fp.cmp(&b.fp));
+        self.slots.fill(FREE);
+        self.len = 0;
+        out
+    }
+
+    /// Forgets the pairs whose seq is `from` or later.
+    fn retain_below(&mut self, from: Seq) {
+        for s in self.take_sorted() {
+            if s.seq < from {
+                self.insert(s.fp, s.seq);
+            }
+        }
     }
 }
 
@@ -229,7 +340,7 @@ mod tests {
             ix.insert(k, Seq(s as u64 + 1));
         }
         ix.merge();
-        assert!(ix.dir_bits > 8 && ix.small.is_empty());
+        assert!(ix.dir_bits > 8 && ix.small.len() == 0);
         assert_eq!(ix.dir.len(), (1 << ix.dir_bits) + 1);
         for (s, &k) in keys.iter().enumerate() {
             assert_eq!(ix.get(k), Some(Seq(s as u64 + 1)), "{k:?}");
@@ -237,6 +348,31 @@ mod tests {
         assert_eq!(ix.get((0x8000_0000_0000_0000, 5000)), None);
         assert_eq!(ix.get((1, 0)), None);
         assert_eq!(ix.get(fp(20_001)), None);
+    }
+
+    #[test]
+    fn crafted_slot_collisions_need_the_secret_key() {
+        // Ids whose fingerprints share many bits (what a client can brute
+        // force) still spread over the table under a keyed multiplier.
+        let mut ix = DedupIndex::default();
+        ix.set_key(42);
+        for k in 0..1000u64 {
+            ix.insert((k << 40, 0), Seq(k + 1));
+        }
+        let r = &ix.small;
+        let longest = (0..r.slots.len())
+            .map(|i| {
+                (i..)
+                    .take_while(|j| r.slots[j % r.slots.len()].seq != Seq(0))
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert!(longest < 64, "probe run of {longest}");
+        ix.set_key(7); // re-keying keeps every pair
+        for k in 0..1000u64 {
+            assert_eq!(ix.get((k << 40, 0)), Some(Seq(k + 1)));
+        }
     }
 
     #[test]

@@ -88,6 +88,11 @@ impl Log {
         log
     }
 
+    /// Keys the dedup index's hashing with `seed` (secret per node, see `dedup.rs`).
+    pub fn set_index_key(&mut self, seed: u64) {
+        self.index.set_key(seed);
+    }
+
     /// Attaches the driver's reader of evicted entries and the cache bound.
     pub fn attach_cold(&mut self, cold: Box<dyn ColdLog>, cache_max: usize) {
         self.cold = Some(cold);

@@ -148,7 +148,12 @@ impl Node {
             now: Instant(0),
             term: recovered.term,
             voted_for: recovered.voted_for,
-            log: recovered.entries,
+            log: {
+                let mut log = recovered.entries;
+                // A second, distinct value from the same seed (not the jitter stream).
+                log.set_index_key(rng_seed ^ 0x6465_6475_705f_6b65);
+                log
+            },
             commit_seq: recovered.commit_seq,
             delivered_seq: recovered.commit_seq,
             state: State::Follower,
