@@ -261,7 +261,7 @@ impl Recent {
             .copied()
             .filter(|s| s.seq != Seq(0))
             .collect();
-        out.sort_unstable_by(|a, b| a.fp.cmp(&b.fp));
+        out.sort_unstable_by_key(|s| s.fp);
         self.slots.fill(FREE);
         self.len = 0;
         out
