@@ -129,6 +129,11 @@ impl Log {
         Seq(self.last.0 + 1 - self.cache.len() as u64)
     }
 
+    /// True if the entry at `seq` is in memory (no cold read needed).
+    pub fn is_cached(&self, seq: Seq) -> bool {
+        seq >= self.cache_start() && seq <= self.last && seq.0 > 0
+    }
+
     /// Entries in memory (for tests and status).
     pub fn cached(&self) -> usize {
         self.cache.len()
