@@ -7,7 +7,10 @@
 //!   every follower receives for every batch;
 //! - `step`: `Node::step` for a follower append (SEQ_CHAT in → persist + ack on
 //!   flush), a leader sequencing client chats (CHAT in → persist; flush →
-//!   SEQ_CHAT broadcast), and a leader commit (APPEND_ACK in → deliver + reply).
+//!   SEQ_CHAT broadcast), and a leader commit (APPEND_ACK in → deliver + reply);
+//! - `dedup`: the msg_id index of a log of N entries (SHA-256 fingerprint,
+//!   lookup, and append with its amortized merge), and replay straight into
+//!   the compact log.
 //!
 //! Every bench is bounded (`max_time`) so the whole run takes well under a
 //! minute on 2 cores. Throughput counters are per entry, so divan prints
@@ -191,6 +194,70 @@ mod record_log {
         }
         b.counter(BytesCount::new(bytes.len()))
             .bench_local(|| chorus_core::replay(black_box(&bytes)).expect("valid log"));
+    }
+}
+
+mod dedup {
+    use super::*;
+
+    /// A compact log of `n` chat entries keeping 4096 in memory.
+    fn log_of(n: u64) -> Log {
+        let mut log = Log::new(4096);
+        for s in 1..=n {
+            log.push(entry(s, 1), 0);
+        }
+        log
+    }
+
+    /// `seq_of` of 1,024 msg_ids spread over the log, half present and half
+    /// absent (what a leader does for every chat it receives); different keys
+    /// each time, so the index's cache misses are measured too.
+    #[divan::bench(args = [10_000, 1_000_000], max_time = 2)]
+    fn lookup_1024(b: Bencher, n: u64) {
+        let log = log_of(n);
+        let ids: Vec<String> = (0..1024u64)
+            .map(|k| {
+                let s = 1 + k * 7_919 % n;
+                let id = chat(s).msg_id;
+                if k % 2 == 0 {
+                    id
+                } else {
+                    format!("{id}-absent")
+                }
+            })
+            .collect();
+        b.counter(ItemsCount::new(ids.len())).bench_local(|| {
+            ids.iter()
+                .filter(|id| log.seq_of(black_box(id)).is_some())
+                .count()
+        });
+    }
+
+    /// Appending 10,000 chats to a log of `n` (merges included).
+    #[divan::bench(args = [10_000, 1_000_000], max_time = 2, sample_count = 10)]
+    fn append_10k(b: Bencher, n: u64) {
+        b.counter(ItemsCount::new(10_000usize))
+            .with_inputs(|| (log_of(n), entries(n + 1, 10_000, 1)))
+            .bench_local_values(|(mut log, es)| {
+                for e in es {
+                    log.append(e);
+                }
+                log
+            });
+    }
+
+    /// Recovery into the compact log (what `chorus node` does at start).
+    #[divan::bench(args = [100_000], max_time = 2, sample_count = 10)]
+    fn replay_into_log(b: Bencher, n: u64) {
+        let mut bytes = Vec::new();
+        for s in 1..=n {
+            record::encode(&Record::Entry(entry(s, 1)), &mut bytes);
+        }
+        b.counter(BytesCount::new(bytes.len())).bench_local(|| {
+            record::replay_read(black_box(&bytes[..]), Log::new(4096))
+                .expect("memory")
+                .expect("valid log")
+        });
     }
 }
 

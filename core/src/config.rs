@@ -26,6 +26,10 @@ pub struct Config {
     pub max_batch_bytes: usize,
     /// Most client chats waiting for commit on this node; more get `Busy`.
     pub max_pending: usize,
+    /// Most written log entries kept in memory once the driver attached a
+    /// `ColdLog` (`Node::with_cold_log`); older ones are read back from it.
+    /// Without a `ColdLog` every entry stays in memory.
+    pub log_cache_entries: usize,
     /// Test-only: a deliberately broken rule, so tests can prove the checker
     /// catches it. Never set from a config file.
     pub bug: Option<InjectedBug>,
@@ -56,6 +60,7 @@ impl Config {
             max_batch_entries: 1024,
             max_batch_bytes: 512 * 1024,
             max_pending: 100_000,
+            log_cache_entries: 4096,
             bug: None,
         }
     }

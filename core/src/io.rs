@@ -23,6 +23,14 @@
 //! an acknowledgement depends on (committed entries never change, and the
 //! term of a leader's entries is durable before them in the log). Such
 //! actions keep their order among themselves and with other client replies.
+//!
+//! **A batch ends with `Flush`.** Before the first step after a `Flush`, the
+//! driver has written (handed to the OS, not necessarily fsynced) every
+//! `Persist` and `Note` record of the steps up to that `Flush`, in order. A
+//! node with a `ColdLog` (`Node::with_cold_log`) relies on it: it then drops
+//! the entries of that batch from memory when its cache is full, and reads
+//! them back through the `ColdLog` later. A driver that never sends `Flush`
+//! keeps every entry in memory.
 
 use crate::entry::Entry;
 use crate::record::Record;

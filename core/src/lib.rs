@@ -15,8 +15,10 @@
 //!
 //! Module map: `node` (state, dispatcher, timers), `election` (Bully + sync),
 //! `failure` (heartbeats, step-down), `replication` (sequencing, quorum commit,
-//! delivery), `catchup`, `membership`, `client`; `record` (durable log format and
-//! `replay`), `wire` (messages), `io` (inputs, actions and their contract).
+//! delivery), `catchup`, `membership`, `client`; `log` (metadata, the bounded
+//! entry cache and the driver's `ColdLog`), `dedup` (msg_id fingerprints);
+//! `record` (durable log format and `replay`), `wire` (messages), `io`
+//! (inputs, actions and their contract).
 #![forbid(unsafe_code)]
 
 mod catchup;
@@ -24,11 +26,12 @@ mod client;
 pub mod client_wire;
 pub mod config;
 pub mod crc;
+mod dedup;
 mod election;
 pub mod entry;
 mod failure;
 pub mod io;
-mod log;
+pub mod log;
 mod membership;
 pub mod node;
 pub mod record;
@@ -39,7 +42,8 @@ pub mod wire;
 pub use config::{Config, InjectedBug};
 pub use entry::{Body, Chat, Entry};
 pub use io::{Action, Input, Role, Status};
+pub use log::{ColdLog, Log};
 pub use node::Node;
-pub use record::{replay, Record, Recovered, ReplayError, Replayed};
+pub use record::{replay, EntrySink, Record, Recovered, ReplayError, Replayed};
 pub use types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
 pub use wire::{ClientReply, ClientRequest, ErrorCode, PeerMsg};

@@ -7,14 +7,15 @@
 //! table and a stale fire is a no-op.
 
 use crate::config::Config;
-use crate::entry::Chat;
+use crate::entry::{Chat, Entry};
 use crate::io::{Action, Input, Role, Status};
-use crate::log::Log;
+use crate::log::{ColdLog, Log};
 use crate::record::{Record, Recovered};
 use crate::types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
 use crate::wire::PeerMsg;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The timers of a node, one slot each.
@@ -107,6 +108,9 @@ pub struct Node {
     pub(crate) leader_match: Seq,
     pub(crate) ack_dirty: bool,
     pub(crate) catchup_inflight: bool,
+    /// The last step was a `Flush`: the driver executes its batch before the
+    /// next step (the `chorus_core::io` contract), so the log may evict it.
+    batch_ended: bool,
     pub(crate) members: BTreeMap<NodeId, PeerInfo>,
     pub(crate) down: BTreeSet<NodeId>,
     timers: [Option<Instant>; 5],
@@ -119,7 +123,20 @@ pub struct Node {
 
 impl Node {
     /// A node with recovered durable state and its own rng stream (jitter only).
+    /// Every entry stays in memory unless a `ColdLog` is attached.
     pub fn new(cfg: Config, recovered: Recovered, rng_seed: u64) -> Node {
+        let recovered = Recovered {
+            term: recovered.term,
+            voted_for: recovered.voted_for,
+            entries: Log::from_entries(recovered.entries),
+            commit_seq: recovered.commit_seq,
+        };
+        Node::from_log(cfg, recovered, rng_seed)
+    }
+
+    /// `new` from a log replayed straight into its compact form
+    /// (`record::replay_read` into a `Log`).
+    pub fn from_log(cfg: Config, recovered: Recovered<Log>, rng_seed: u64) -> Node {
         let mut members = BTreeMap::new();
         for p in &cfg.peers {
             if p.node_id != cfg.me.node_id {
@@ -131,7 +148,12 @@ impl Node {
             now: Instant(0),
             term: recovered.term,
             voted_for: recovered.voted_for,
-            log: Log::from_entries(recovered.entries),
+            log: {
+                let mut log = recovered.entries;
+                // A second, distinct value from the same seed (not the jitter stream).
+                log.set_index_key(rng_seed ^ 0x6465_6475_705f_6b65);
+                log
+            },
             commit_seq: recovered.commit_seq,
             delivered_seq: recovered.commit_seq,
             state: State::Follower,
@@ -141,6 +163,7 @@ impl Node {
             leader_match: Seq(0),
             ack_dirty: false,
             catchup_inflight: false,
+            batch_ended: false,
             members,
             down: BTreeSet::new(),
             timers: [None; 5],
@@ -150,6 +173,14 @@ impl Node {
         }
     }
 
+    /// Keeps at most `cfg.log_cache_entries` written entries in memory and
+    /// reads older ones through `cold`, which must serve every entry the
+    /// driver wrote (see `ColdLog`).
+    pub fn with_cold_log(mut self, cold: Box<dyn ColdLog>) -> Node {
+        self.log.attach_cold(cold, self.cfg.log_cache_entries);
+        self
+    }
+
     pub fn id(&self) -> NodeId {
         self.cfg.me.node_id
     }
@@ -157,6 +188,10 @@ impl Node {
     /// Feeds one input; actions are appended to `out` in contract order.
     pub fn step(&mut self, now: Instant, input: Input, out: &mut Vec<Action>) {
         self.now = self.now.max(now);
+        if self.batch_ended {
+            self.log.batch_written();
+        }
+        self.batch_ended = matches!(input, Input::Flush);
         match input {
             Input::Start => self.on_start(out),
             Input::Tick => self.on_tick(out),
@@ -194,9 +229,15 @@ impl Node {
         self.members.values().cloned().collect()
     }
 
-    /// The entry at `seq`, if this node has it (for history served by the driver).
-    pub fn entry(&self, seq: Seq) -> Option<&crate::entry::Entry> {
+    /// The entry at `seq`, if this node has it (for history served by the
+    /// driver): borrowed from the cache, or read back through the `ColdLog`.
+    pub fn entry(&mut self, seq: Seq) -> Option<Cow<'_, Entry>> {
         self.log.get(seq)
+    }
+
+    /// Up to `max_n` entries from `from` on (history served by the driver).
+    pub fn entries(&mut self, from: Seq, max_n: usize) -> Vec<Entry> {
+        self.log.slice(from, max_n, usize::MAX)
     }
 
     fn on_tick(&mut self, out: &mut Vec<Action>) {

@@ -5,10 +5,16 @@
 //! payload) | payload[len]`. A torn tail (an incomplete or unchecksummable last
 //! frame, or trailing zeros) is reported so the caller truncates it; a bad frame
 //! followed by more data is corruption and an error naming the byte offset.
+//!
+//! Replay streams: entries go to an `EntrySink` (a `Vec` for tools and tests,
+//! the node's compact `Log`), and `replay_read` pulls the bytes from a reader
+//! through a bounded window, so recovery never holds the whole file or every
+//! entry at once. Both paths share `read_frame` and give the same verdicts.
 
 use crate::crc::crc32c;
 use crate::entry::{Body, Chat, Entry};
 use crate::types::{NodeId, Seq, Term};
+use std::io::{self, Read};
 
 /// Largest payload a record may have; larger lengths are corruption.
 pub const MAX_RECORD_BYTES: usize = 4 << 20;
@@ -30,19 +36,43 @@ pub enum Record {
     Commit { seq: Seq },
 }
 
-/// State rebuilt from a log.
+/// Where replay puts the log's entries, in order; a truncation removes a
+/// suffix. Replay checks contiguity against `last_seq` before each push.
+pub trait EntrySink {
+    /// The seq of the last entry held (0 when empty).
+    fn last_seq(&self) -> Seq;
+    /// Appends `e` (at `last_seq() + 1`), whose record starts at byte `offset`.
+    fn push(&mut self, e: Entry, offset: u64);
+    /// Removes every entry from `from` on.
+    fn truncate(&mut self, from: Seq);
+}
+
+impl EntrySink for Vec<Entry> {
+    fn last_seq(&self) -> Seq {
+        Seq(self.len() as u64)
+    }
+    fn push(&mut self, e: Entry, _offset: u64) {
+        Vec::push(self, e);
+    }
+    fn truncate(&mut self, from: Seq) {
+        Vec::truncate(self, from.0.saturating_sub(1) as usize);
+    }
+}
+
+/// State rebuilt from a log; `entries` is where replay put them (all of them
+/// in a `Vec` by default).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Recovered {
+pub struct Recovered<E = Vec<Entry>> {
     pub term: Term,
     pub voted_for: Option<NodeId>,
-    pub entries: Vec<Entry>,
+    pub entries: E,
     pub commit_seq: Seq,
 }
 
 /// The outcome of a successful replay.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Replayed {
-    pub recovered: Recovered,
+pub struct Replayed<E = Vec<Entry>> {
+    pub recovered: Recovered<E>,
     /// Bytes of valid records; anything after is a torn tail to truncate.
     pub valid_len: u64,
     /// Number of records applied.
@@ -57,9 +87,9 @@ pub enum ReplayError {
     Corrupt { offset: u64, reason: String },
 }
 
-fn corrupt(offset: usize, reason: impl Into<String>) -> ReplayError {
+fn corrupt(offset: u64, reason: impl Into<String>) -> ReplayError {
     ReplayError::Corrupt {
-        offset: offset as u64,
+        offset,
         reason: reason.into(),
     }
 }
@@ -221,59 +251,280 @@ enum Frame<'a> {
     Bad(String),
 }
 
-fn read_frame(bytes: &[u8], at: usize) -> Frame<'_> {
-    let rest = &bytes[at..];
+/// The bytes of a log, read forward.
+trait Source {
+    /// The bytes from offset `at` on: at least `n` of them, fewer only if the
+    /// log ends sooner. `at` never goes back before an earlier call's `at`.
+    fn window(&mut self, at: u64, n: usize) -> io::Result<&[u8]>;
+    /// True if every byte from `at` to the end of the log is zero.
+    fn zeros_from(&mut self, at: u64) -> io::Result<bool>;
+}
+
+/// A log in memory.
+struct SliceSource<'a>(&'a [u8]);
+
+impl Source for SliceSource<'_> {
+    fn window(&mut self, at: u64, _n: usize) -> io::Result<&[u8]> {
+        Ok(&self.0[at as usize..])
+    }
+    fn zeros_from(&mut self, at: u64) -> io::Result<bool> {
+        Ok(self.0[at as usize..].iter().all(|&b| b == 0))
+    }
+}
+
+/// Reads of this size fill a `ReadSource` window.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A log pulled from a reader through a window of about one frame plus
+/// `READ_CHUNK` bytes.
+struct ReadSource<R> {
+    r: R,
+    buf: Vec<u8>,
+    /// Offset of `buf[0]` in the log.
+    buf_at: u64,
+    eof: bool,
+}
+
+impl<R: Read> ReadSource<R> {
+    /// Reads until `n` bytes from `at` are buffered or the reader ends (the
+    /// bytes before `at` are dropped first, only when more must be read);
+    /// returns how many bytes from `at` are buffered.
+    fn fill(&mut self, at: u64, n: usize) -> io::Result<usize> {
+        let off = (at - self.buf_at) as usize;
+        debug_assert!(
+            off <= self.buf.len(),
+            "the window only moves over read bytes"
+        );
+        if self.buf.len() - off >= n || self.eof {
+            return Ok(self.buf.len() - off);
+        }
+        self.buf.drain(..off);
+        self.buf_at = at;
+        while self.buf.len() < n && !self.eof {
+            let old = self.buf.len();
+            self.buf.resize(old + READ_CHUNK.max(n - old), 0);
+            match self.r.read(&mut self.buf[old..]) {
+                Ok(0) => {
+                    self.buf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(k) => self.buf.truncate(old + k),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.buf.len())
+    }
+}
+
+impl<R: Read> Source for ReadSource<R> {
+    fn window(&mut self, at: u64, n: usize) -> io::Result<&[u8]> {
+        self.fill(at, n)?;
+        Ok(&self.buf[(at - self.buf_at) as usize..])
+    }
+    fn zeros_from(&mut self, mut at: u64) -> io::Result<bool> {
+        loop {
+            let have = self.fill(at, 1)?;
+            if have == 0 {
+                return Ok(true);
+            }
+            let off = (at - self.buf_at) as usize;
+            if self.buf[off..].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += have as u64;
+        }
+    }
+}
+
+fn read_frame<S: Source>(src: &mut S, at: u64) -> io::Result<Frame<'_>> {
+    let rest = src.window(at, HEADER)?;
     if rest.len() < HEADER {
-        return Frame::Torn;
+        return Ok(Frame::Torn);
     }
     let len_bytes: [u8; 4] = rest[0..4].try_into().expect("4 bytes");
     let hcrc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
     if crc32c(&len_bytes) != hcrc {
         // Preallocated or partially written space reads as zeros.
-        if rest.iter().all(|&b| b == 0) {
-            return Frame::Torn;
+        if src.zeros_from(at)? {
+            return Ok(Frame::Torn);
         }
-        return Frame::Bad("header checksum mismatch".into());
+        return Ok(Frame::Bad("header checksum mismatch".into()));
     }
     let len = u32::from_le_bytes(len_bytes) as usize;
     if len > MAX_RECORD_BYTES {
-        return Frame::Bad(format!("record length {len} exceeds {MAX_RECORD_BYTES}"));
+        return Ok(Frame::Bad(format!(
+            "record length {len} exceeds {MAX_RECORD_BYTES}"
+        )));
     }
+    // One byte more than the frame: is this the last frame of the log?
+    let rest = src.window(at, HEADER + len + 1)?;
     if rest.len() < HEADER + len {
-        return Frame::Torn;
+        return Ok(Frame::Torn);
     }
     let crc = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes"));
     let payload = &rest[HEADER..HEADER + len];
     if crc32c(payload) != crc {
         if rest.len() == HEADER + len {
-            return Frame::Torn;
+            return Ok(Frame::Torn);
         }
-        return Frame::Bad("payload checksum mismatch".into());
+        return Ok(Frame::Bad("payload checksum mismatch".into()));
     }
-    Frame::Ok(payload, HEADER + len)
+    Ok(Frame::Ok(payload, HEADER + len))
+}
+
+/// A frame at the start of some bytes, as seen by a reader of a log that this
+/// process wrote whole (no torn-tail judgement: that is `replay`'s).
+#[derive(Debug, PartialEq, Eq)]
+pub enum FramePeek<'a> {
+    /// A whole frame with valid checksums: its payload and its total length.
+    Whole { payload: &'a [u8], len: usize },
+    /// Incomplete: this many bytes from the frame's start are needed.
+    Need(usize),
+    /// Checksum or length mismatch.
+    Bad(String),
+}
+
+/// Looks at the frame that starts at `bytes[0]`.
+pub fn peek_frame(bytes: &[u8]) -> FramePeek<'_> {
+    peek(bytes, true)
+}
+
+/// `peek_frame` trusting the payload (only the header's checksum is checked):
+/// for scanning the record boundaries of a log this process wrote, where a
+/// payload is checked by `peek_frame` when it is actually read.
+pub fn peek_frame_unverified(bytes: &[u8]) -> FramePeek<'_> {
+    peek(bytes, false)
+}
+
+fn peek(bytes: &[u8], verify_payload: bool) -> FramePeek<'_> {
+    if bytes.len() < HEADER {
+        return FramePeek::Need(HEADER);
+    }
+    let len_bytes: [u8; 4] = bytes[0..4].try_into().expect("4 bytes");
+    let hcrc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if crc32c(&len_bytes) != hcrc {
+        return FramePeek::Bad("header checksum mismatch".into());
+    }
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    if len > MAX_RECORD_BYTES {
+        return FramePeek::Bad(format!("record length {len} exceeds {MAX_RECORD_BYTES}"));
+    }
+    if bytes.len() < HEADER + len {
+        return FramePeek::Need(HEADER + len);
+    }
+    let crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let payload = &bytes[HEADER..HEADER + len];
+    if verify_payload && crc32c(payload) != crc {
+        return FramePeek::Bad("payload checksum mismatch".into());
+    }
+    FramePeek::Whole {
+        payload,
+        len: HEADER + len,
+    }
+}
+
+/// What a record does to the sequence of entries, read from its payload
+/// without decoding the entry (for indexes over a log file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqEffect {
+    /// An `Entry` record at this seq.
+    Append(Seq),
+    /// A `Truncate` record from this seq.
+    Truncate(Seq),
+    /// A `Term` or `Commit` record.
+    Other,
+}
+
+/// The `SeqEffect` of a record payload (the layout of `encode_payload`).
+pub fn seq_effect(payload: &[u8]) -> Result<SeqEffect, String> {
+    let seq = || -> Result<Seq, String> {
+        let b = payload.get(1..9).ok_or("record payload too short")?;
+        Ok(Seq(u64::from_le_bytes(b.try_into().expect("8 bytes"))))
+    };
+    match payload.first() {
+        Some(2) => Ok(SeqEffect::Append(seq()?)),
+        Some(3) => Ok(SeqEffect::Truncate(seq()?)),
+        Some(1 | 4) => Ok(SeqEffect::Other),
+        Some(t) => Err(format!("unknown record tag {t}")),
+        None => Err("empty record payload".into()),
+    }
 }
 
 /// Rebuilds a node's durable state from the bytes of its log.
 pub fn replay(bytes: &[u8]) -> Result<Replayed, ReplayError> {
-    let mut out = Replayed::default();
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let (payload, n) = match read_frame(bytes, at) {
-            Frame::Ok(p, n) => (p, n),
+    replay_into(bytes, Vec::new())
+}
+
+/// `replay`, with the entries handed to `entries`.
+pub fn replay_into<E: EntrySink>(bytes: &[u8], entries: E) -> Result<Replayed<E>, ReplayError> {
+    match replay_source(&mut SliceSource(bytes), entries) {
+        Ok(r) => r,
+        Err(e) => unreachable!("reading memory cannot fail: {e}"),
+    }
+}
+
+/// `replay_into` over a reader, holding about one frame plus 256 KiB of it
+/// at a time. The outer error is the reader's; the inner one the log's.
+pub fn replay_read<R: Read, E: EntrySink>(
+    r: R,
+    entries: E,
+) -> io::Result<Result<Replayed<E>, ReplayError>> {
+    let mut src = ReadSource {
+        r,
+        buf: Vec::new(),
+        buf_at: 0,
+        eof: false,
+    };
+    replay_source(&mut src, entries)
+}
+
+fn replay_source<S: Source, E: EntrySink>(
+    src: &mut S,
+    entries: E,
+) -> io::Result<Result<Replayed<E>, ReplayError>> {
+    let mut out = Replayed {
+        recovered: Recovered {
+            term: Term(0),
+            voted_for: None,
+            entries,
+            commit_seq: Seq(0),
+        },
+        valid_len: 0,
+        records: 0,
+    };
+    let mut at = 0u64;
+    loop {
+        let (rec, n) = match read_frame(src, at)? {
+            Frame::Ok(p, n) => (decode_payload(p), n),
             Frame::Torn => break,
-            Frame::Bad(reason) => return Err(corrupt(at, reason)),
+            Frame::Bad(reason) => return Ok(Err(corrupt(at, reason))),
         };
-        let rec = decode_payload(payload).map_err(|r| corrupt(at, r))?;
-        apply(&mut out.recovered, rec).map_err(|r| corrupt(at, r))?;
-        at += n;
+        let applied = rec.and_then(|rec| apply_at(&mut out.recovered, rec, at));
+        if let Err(reason) = applied {
+            return Ok(Err(corrupt(at, reason)));
+        }
+        at += n as u64;
         out.records += 1;
     }
-    out.valid_len = at as u64;
-    Ok(out)
+    out.valid_len = at;
+    Ok(Ok(out))
 }
 
 /// Applies one record to recovered state, checking the log's own invariants.
-pub fn apply(state: &mut Recovered, rec: Record) -> Result<(), String> {
+pub fn apply<E: EntrySink>(state: &mut Recovered<E>, rec: Record) -> Result<(), String> {
+    apply_at(state, rec, 0)
+}
+
+/// `apply` of the record that starts at byte `offset` of the log.
+fn apply_at<E: EntrySink>(
+    state: &mut Recovered<E>,
+    rec: Record,
+    offset: u64,
+) -> Result<(), String> {
     match rec {
         Record::Term { term, voted_for } => {
             if term < state.term {
@@ -286,23 +537,25 @@ pub fn apply(state: &mut Recovered, rec: Record) -> Result<(), String> {
             state.voted_for = voted_for;
         }
         Record::Entry(e) => {
-            let expected = state.entries.len() as u64 + 1;
+            let expected = state.entries.last_seq().0 + 1;
             if e.seq_no.0 != expected {
                 return Err(format!(
                     "entry seq {} where {expected} was expected",
                     e.seq_no.0
                 ));
             }
-            state.entries.push(e);
+            state.entries.push(e, offset);
         }
         Record::Truncate { from } => {
             if from.0 == 0 || from <= state.commit_seq {
                 return Err(format!("truncation at {} below commit point", from.0));
             }
-            state.entries.truncate(from.0 as usize - 1);
+            if from <= state.entries.last_seq() {
+                state.entries.truncate(from);
+            }
         }
         Record::Commit { seq } => {
-            if seq.0 as usize > state.entries.len() {
+            if seq > state.entries.last_seq() {
                 return Err(format!("commit point {} beyond the log end", seq.0));
             }
             state.commit_seq = state.commit_seq.max(seq);

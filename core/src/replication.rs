@@ -140,17 +140,17 @@ impl Node {
     /// wait for go back to pending so they are forwarded again.
     pub(crate) fn truncate_from(&mut self, from: Seq, out: &mut Vec<Action>) {
         out.push(Action::Persist(Record::Truncate { from }));
-        let mut s = from;
         let mut repended = false;
-        while let Some(e) = self.log.get(s) {
-            if let Some(c) = e.chat() {
-                if self.waiting.contains_key(&c.msg_id) {
-                    self.pending.insert(c.msg_id.clone(), c.clone());
-                    repended = true;
+        let (waiting, pending) = (&self.waiting, &mut self.pending);
+        self.log
+            .for_each_from(from, self.cfg.max_batch_entries, |e| {
+                if let Some(c) = e.chat() {
+                    if waiting.contains_key(&c.msg_id) {
+                        pending.insert(c.msg_id.clone(), c.clone());
+                        repended = true;
+                    }
                 }
-            }
-            s = s.next();
-        }
+            });
         self.log.truncate_from(from);
         self.leader_match = self.leader_match.min(Seq(from.0 - 1));
         // Chats this node accepted while it led never armed the forward timer,
@@ -175,21 +175,40 @@ impl Node {
         self.commit_seq = to;
         out.push(Action::Note(Record::Commit { seq: to }));
         while self.delivered_seq < to {
-            let seq = self.delivered_seq.next();
-            let entry = self.log.get(seq).expect("committed entry present").clone();
-            if let Some(id) = entry.msg_id() {
-                self.pending.remove(id);
-                for client in self.waiting.remove(id).unwrap_or_default() {
-                    let reply = ClientReply::ChatAck {
-                        msg_id: id.to_string(),
-                        seq_no: seq,
-                    };
-                    out.push(Action::Reply { client, reply });
-                }
+            let next = self.delivered_seq.next();
+            if self.log.is_cached(next) {
+                // One at a time, as cached: no batch vector on the hot path.
+                let entry = self.log.get(next).expect("cached").into_owned();
+                self.deliver(entry, out);
+                continue;
             }
-            out.push(Action::Deliver(entry));
-            self.delivered_seq = seq;
+            // After a restart or a long commit lag the entries may have left
+            // the cache: read them back a bounded batch at a time.
+            let n = (to.0 - self.delivered_seq.0).min(self.cfg.max_batch_entries.max(1) as u64);
+            let batch = self.log.slice(next, n as usize, usize::MAX);
+            assert!(!batch.is_empty(), "committed entries present");
+            for entry in batch {
+                self.deliver(entry, out);
+            }
         }
+    }
+
+    /// Delivers the next committed entry and answers the clients waiting for it.
+    fn deliver(&mut self, entry: Entry, out: &mut Vec<Action>) {
+        let seq = entry.seq_no;
+        assert_eq!(seq, self.delivered_seq.next(), "deliveries are contiguous");
+        if let Some(id) = entry.msg_id() {
+            self.pending.remove(id);
+            for client in self.waiting.remove(id).unwrap_or_default() {
+                let reply = ClientReply::ChatAck {
+                    msg_id: id.to_string(),
+                    seq_no: seq,
+                };
+                out.push(Action::Reply { client, reply });
+            }
+        }
+        out.push(Action::Deliver(entry));
+        self.delivered_seq = seq;
     }
 
     pub(crate) fn on_append_ack(&mut self, from: NodeId, match_seq: Seq, out: &mut Vec<Action>) {

@@ -114,3 +114,112 @@ fn garbage_never_panics() {
         let _ = replay(&buf);
     }
 }
+
+/// A reader that hands out at most a few bytes per call (the worst case for
+/// `replay_read`'s window).
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.step = self.step % 7 + 1;
+        let n = self.step.min(buf.len()).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+fn replay_trickled(bytes: &[u8]) -> Result<Replayed, ReplayError> {
+    let r = Trickle { bytes, step: 0 };
+    chorus_core::record::replay_read(r, Vec::new()).expect("memory reads do not fail")
+}
+
+#[test]
+fn streaming_replay_agrees_on_every_cut_flip_and_zero_tail() {
+    let (bytes, _) = bytes_of(&sample());
+    for cut in 0..=bytes.len() {
+        assert_eq!(
+            replay_trickled(&bytes[..cut]),
+            replay(&bytes[..cut]),
+            "cut {cut}"
+        );
+    }
+    for at in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x04;
+        assert_eq!(replay_trickled(&bad), replay(&bad), "flip at {at}");
+    }
+    let mut zeros = bytes.clone();
+    zeros.extend_from_slice(&[0u8; 600_000]);
+    assert_eq!(replay_trickled(&zeros), replay(&zeros));
+    zeros.push(1);
+    assert_eq!(replay_trickled(&zeros), replay(&zeros));
+    assert!(replay(&zeros).is_err(), "data after zeros is corruption");
+}
+
+#[test]
+fn streaming_replay_into_a_compact_log_hands_over_offsets() {
+    #[derive(Default)]
+    struct Offsets(Vec<(u64, u64)>);
+    impl EntrySink for Offsets {
+        fn last_seq(&self) -> Seq {
+            Seq(self.0.len() as u64)
+        }
+        fn push(&mut self, e: Entry, offset: u64) {
+            self.0.push((e.seq_no.0, offset));
+        }
+        fn truncate(&mut self, from: Seq) {
+            self.0.truncate(from.0 as usize - 1);
+        }
+    }
+    let (bytes, ends) = bytes_of(&sample());
+    let r = chorus_core::record::replay_read(&bytes[..], Offsets::default())
+        .unwrap()
+        .unwrap();
+    // seq 1 is the second record, seq 2 the third, seq 3 the re-written seventh.
+    let want = vec![
+        (1, ends[0] as u64),
+        (2, ends[1] as u64),
+        (3, ends[5] as u64),
+    ];
+    assert_eq!(r.recovered.entries.0, want);
+    let log = chorus_core::record::replay_read(&bytes[..], Log::new(1))
+        .unwrap()
+        .unwrap()
+        .recovered
+        .entries;
+    assert_eq!((log.last_seq(), log.cached()), (Seq(3), 1));
+    assert_eq!(log.seq_of("c"), Some(Seq(3)));
+    assert_eq!(log.seq_of("b"), None);
+    assert_eq!(log.term_at(Seq(1)), Some(Term(2)));
+}
+
+#[test]
+fn frame_peeks_and_seq_effects_follow_the_encoding() {
+    use chorus_core::record::{peek_frame, seq_effect, FramePeek, SeqEffect};
+    let (bytes, ends) = bytes_of(&sample());
+    let mut at = 0;
+    let mut effects = Vec::new();
+    for &end in &ends {
+        assert_eq!(peek_frame(&bytes[at..end - 1]), FramePeek::Need(end - at));
+        let FramePeek::Whole { payload, len } = peek_frame(&bytes[at..]) else {
+            panic!("whole frame at {at}");
+        };
+        assert_eq!(at + len, end);
+        effects.push(seq_effect(payload).unwrap());
+        at = end;
+    }
+    use SeqEffect::{Append, Other, Truncate};
+    let want = [Other, Append(Seq(1)), Append(Seq(2)), Append(Seq(3)), Other];
+    assert_eq!(&effects[..5], &want);
+    assert_eq!(&effects[5..], &[Truncate(Seq(3)), Append(Seq(3))]);
+    assert_eq!(peek_frame(&bytes[..5]), FramePeek::Need(12));
+    let mut bad = bytes.clone();
+    bad[ends[0] + 13] ^= 1;
+    assert!(matches!(peek_frame(&bad[ends[0]..]), FramePeek::Bad(_)));
+    let unverified = chorus_core::record::peek_frame_unverified(&bad[ends[0]..]);
+    assert!(matches!(unverified, FramePeek::Whole { len, .. } if len == ends[1] - ends[0]));
+}

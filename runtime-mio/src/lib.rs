@@ -9,13 +9,15 @@
 //! Module map: `runtime` (the loop), `net` (sockets, framing dispatch),
 //! `links` (peer dialing and the HMAC handshake of `auth`), `clients` (the
 //! client protocol), `streams` (history and subscriptions), `effects` (group
-//! commit), `syncer` (the fsync thread), `storage` (the log file), `framing` (bounded line I/O), `peers`
+//! commit), `syncer` (the fsync thread), `storage` (the log file), `cold`
+//! (reading evicted entries back from it), `framing` (bounded line I/O), `peers`
 //! (backoff), `observe` (logs), `clock`, `options`, `error`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 mod clients;
 pub mod clock;
+mod cold;
 mod conn;
 mod effects;
 mod error;

@@ -11,6 +11,7 @@
 //! acknowledged before the records preceding it are fsynced.
 
 use crate::clock::Clock;
+use crate::cold::{self, Recovering};
 use crate::conn::Conn;
 use crate::error::RuntimeError;
 use crate::observe;
@@ -158,7 +159,8 @@ impl Runtime {
         if core.me.port == 0 {
             core.me.port = local_addr.port();
         }
-        let opened = DurableLog::open(&opts.log_dir)?;
+        let recovering = Recovering::new(core.log_cache_entries);
+        let opened = DurableLog::open_into(&opts.log_dir, recovering)?;
         if opened.torn_bytes > 0 {
             warn!(
                 "{}: cut a torn tail of {} bytes at offset {} (a write interrupted by a crash; it was never acknowledged)",
@@ -173,7 +175,7 @@ impl Runtime {
             core.me.node_id.0,
             opened.log.path().display(),
             opened.replayed.records,
-            rec.entries.len(),
+            rec.entries.last_seq().0,
             rec.commit_seq.0,
             rec.term.0
         );
@@ -185,7 +187,6 @@ impl Runtime {
         let leader_timeout_ms = core.leader_timeout_ms;
         let advertised = format!("{}:{}", core.me.host, core.me.port);
         let delivered = rec.commit_seq;
-        let node = Node::new(core, opened.replayed.recovered, os_seed());
         let recovered_bytes = opened.log.len_bytes();
         let syncer = if opts.unsafe_ack_before_fsync || opts.unsafe_skip_fsync {
             None
@@ -201,6 +202,7 @@ impl Runtime {
                 })?,
             )
         };
+        let node = cold::node(core, opened.replayed, opened.log.path(), os_seed())?;
         let last_status = node.status();
         info!("n{} listening on {local_addr}", me.0);
         Ok(Runtime {

@@ -11,8 +11,8 @@
 //! `repair` serves `chorus log repair`: it backs the file up before cutting.
 
 use crate::error::RuntimeError;
-use chorus_core::record::{self, Record, Replayed};
-use chorus_core::Seq;
+use chorus_core::record::{self, EntrySink, Record, Replayed};
+use chorus_core::{Entry, Seq};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
@@ -42,11 +42,11 @@ pub struct DurableLog {
     durable_seq: Seq,
 }
 
-/// What `open` found.
+/// What `open` found (entries in a `Vec`, or where `open_into` put them).
 #[derive(Debug)]
-pub struct Opened {
+pub struct Opened<E = Vec<Entry>> {
     pub log: DurableLog,
-    pub replayed: Replayed,
+    pub replayed: Replayed<E>,
     /// Bytes of torn tail that were cut (0 after a clean stop).
     pub torn_bytes: u64,
 }
@@ -102,6 +102,12 @@ impl DurableLog {
     /// Locks `dir`, replays its log and cuts a torn tail (made durable before
     /// anything new is appended).
     pub fn open(dir: &Path) -> Result<Opened, RuntimeError> {
+        DurableLog::open_into(dir, Vec::new())
+    }
+
+    /// `open`, replaying the entries into `entries` while streaming the file
+    /// (never all of it, nor all entries, in memory unless `entries` keeps them).
+    pub fn open_into<E: EntrySink>(dir: &Path, entries: E) -> Result<Opened<E>, RuntimeError> {
         fs::create_dir_all(dir).map_err(log_dir_err(dir, "cannot create it"))?;
         let lock = lock(dir)?;
         let path = dir.join(LOG_FILE);
@@ -118,11 +124,14 @@ impl DurableLog {
                 .and_then(|d| d.sync_all())
                 .map_err(log_dir_err(dir, "cannot sync the directory"))?;
         }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(log_dir_err(dir, "cannot read chorus.log"))?;
-        let replayed = record::replay(&bytes).map_err(|e| corrupt(dir, &path, e))?;
-        let torn_bytes = bytes.len() as u64 - replayed.valid_len;
+        let file_len = file
+            .metadata()
+            .map_err(log_dir_err(dir, "cannot read chorus.log"))?
+            .len();
+        let replayed = record::replay_read(&mut file, entries)
+            .map_err(log_dir_err(dir, "cannot read chorus.log"))?
+            .map_err(|e| corrupt(dir, &path, e))?;
+        let torn_bytes = file_len - replayed.valid_len;
         if torn_bytes > 0 {
             let storage = |op| {
                 let file = path.clone();
@@ -140,11 +149,7 @@ impl DurableLog {
             op: "fsync of the recovered log",
             err,
         })?;
-        let recovered_last = replayed
-            .recovered
-            .entries
-            .last()
-            .map_or(Seq(0), |e| e.seq_no);
+        let recovered_last = replayed.recovered.entries.last_seq();
         Ok(Opened {
             log: DurableLog {
                 file,

@@ -1,5 +1,6 @@
 //! History answers and subscriptions, streamed from the core's log at the
-//! client's reading pace.
+//! client's reading pace (recent entries from the core's cache, older ones
+//! read back from the log file through `cold.rs`).
 //!
 //! Invariants: only entries up to `delivered` (committed, durable, delivered
 //! in order) are streamed; lines are produced only while the client has fewer
@@ -64,7 +65,7 @@ impl Runtime {
                     scan -= 1;
                     let seq = job.next;
                     job.next = seq.next();
-                    let d = matching(self.node.entry(seq), &job.room);
+                    let d = matching(self.node.entry(seq).as_deref(), &job.room);
                     job.remaining -= usize::from(d.is_some());
                     d.map(ServerLine::SeqChat)
                 }
@@ -75,7 +76,7 @@ impl Runtime {
                 scan -= 1;
                 let seq: Seq = sub.next;
                 sub.next = seq.next();
-                matching(self.node.entry(seq), &sub.room).map(ServerLine::SeqChat)
+                matching(self.node.entry(seq).as_deref(), &sub.room).map(ServerLine::SeqChat)
             } else {
                 break;
             };

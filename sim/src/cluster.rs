@@ -92,6 +92,11 @@ pub struct Sim {
     out: Vec<Action>,
 }
 
+/// Entries a simulated node keeps in memory: tiny, so that every run reads
+/// evicted entries back through the node's `ColdLog` (catch-up, delivery
+/// after a restart, truncation).
+pub const SIM_LOG_CACHE_ENTRIES: usize = 8;
+
 /// The address book entry of node index `i` (no real address: the sim routes by id).
 pub(crate) fn peer_info(i: usize) -> PeerInfo {
     PeerInfo {
@@ -148,6 +153,7 @@ impl Sim {
         cfg.max_batch_entries = self.opts.max_batch_entries.max(1);
         cfg.max_pending = self.opts.max_pending.max(1);
         cfg.bug = self.opts.bug;
+        cfg.log_cache_entries = SIM_LOG_CACHE_ENTRIES;
         let node_seed = seed::derive(
             self.opts.seed,
             Stream::Node {
@@ -155,7 +161,8 @@ impl Sim {
                 incarnation: self.slots[i].inc,
             },
         );
-        self.slots[i].node = Some(Node::new(cfg, rec, node_seed));
+        let cold = Box::new(self.disks[i].cold());
+        self.slots[i].node = Some(Node::new(cfg, rec, node_seed).with_cold_log(cold));
         self.slots[i].shown = None;
         self.activate(i, Input::Start);
     }
@@ -318,6 +325,7 @@ impl Sim {
             node.status()
         }));
         self.steps += 2;
+        self.coverage.cold_reads += self.disks[i].take_cold_reads();
         let status = match stepped {
             Ok(s) => s,
             Err(panic) => {

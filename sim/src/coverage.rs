@@ -1,7 +1,7 @@
 //! Coverage counters: proof that a run (or a swarm) actually reached the
 //! interesting states, so a green sweep is not a vacuous one.
 //!
-//! The first six are the fault classes a sweep must exercise (`explore` fails
+//! The first seven are the classes a sweep must exercise (`explore` fails
 //! when one stays at zero); the rest are informative.
 
 use std::fmt;
@@ -22,6 +22,8 @@ pub struct Coverage {
     pub stale_higher_id_rejoin: u64,
     /// Two or more nodes were candidates at the same time.
     pub competing_candidates: u64,
+    /// A node read entries it had evicted from memory back from its disk.
+    pub cold_reads: u64,
     /// Informative: crashes of any node.
     pub crashes: u64,
     /// Informative: crashes inside an action batch.
@@ -42,6 +44,7 @@ pub const REQUIRED: &[&str] = &[
     "catch_up",
     "stale_higher_id_rejoin",
     "competing_candidates",
+    "cold_reads",
 ];
 
 impl Coverage {
@@ -57,6 +60,7 @@ impl Coverage {
             ("catch_up", self.catch_up),
             ("stale_higher_id_rejoin", self.stale_higher_id_rejoin),
             ("competing_candidates", self.competing_candidates),
+            ("cold_reads", self.cold_reads),
             ("crashes", self.crashes),
             ("mid_batch_crashes", self.mid_batch_crashes),
             ("restarts", self.restarts),
@@ -95,6 +99,7 @@ impl Coverage {
         self.restarts += o.restarts;
         self.leader_elected += o.leader_elected;
         self.truncations += o.truncations;
+        self.cold_reads += o.cold_reads;
     }
 }
 

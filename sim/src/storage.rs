@@ -8,11 +8,16 @@
 //! exercises the same recovery code as the real runtime.
 //!
 //! Alongside the records, a compact view of the durable log (term and message
-//! key per seq) lets the checker verify persist-before-effect cheaply.
+//! key per seq) lets the checker verify persist-before-effect cheaply, and a
+//! mirror of the durable entries serves the node's cold reads (`SimCold`):
+//! simulated nodes keep only a few entries in memory, so every run reads
+//! evicted entries back the way the real runtime reads its log file.
 
 use crate::workload::MsgKey;
 use chorus_core::record::{encode, replay, Record, Recovered, ReplayError};
-use chorus_core::{Body, Entry, Seq, Term};
+use chorus_core::{Body, ColdLog, Entry, Seq, Term};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// What an entry is, compactly: who wrote it in which term, and which message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +46,40 @@ pub struct Disk {
     written: Vec<Record>,
     /// The durable log, entry `seq` at index `seq - 1`.
     log: Vec<EntryId>,
+    /// The durable entries themselves, shared with the node's `SimCold`.
+    entries: Arc<Mutex<Vec<Entry>>>,
+    /// Cold reads served so far (coverage).
+    cold_reads: Arc<AtomicU64>,
     term: Term,
+}
+
+/// The node's reader of its evicted entries: the durable entries of its disk.
+/// (A mutex only because a `ColdLog` must be `Send`; one thread uses it.)
+#[derive(Debug)]
+pub struct SimCold {
+    entries: Arc<Mutex<Vec<Entry>>>,
+    reads: Arc<AtomicU64>,
+}
+
+impl ColdLog for SimCold {
+    fn read(&mut self, from: Seq, max_n: usize, max_bytes: usize) -> Vec<Entry> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let entries = self
+            .entries
+            .lock()
+            .expect("the simulator is single-threaded");
+        let mut out: Vec<Entry> = Vec::new();
+        let mut bytes = 0;
+        let start = from.0.saturating_sub(1) as usize;
+        for e in entries.iter().skip(start).take(max_n) {
+            bytes += e.approx_bytes();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(e.clone());
+        }
+        out
+    }
 }
 
 impl Disk {
@@ -53,9 +91,15 @@ impl Disk {
                 // The core asserts contiguity; a mismatch here would be a sim bug.
                 debug_assert_eq!(e.seq_no.0, self.log.len() as u64 + 1);
                 self.log.push(EntryId::of(e));
+                self.entries
+                    .lock()
+                    .expect("single-threaded")
+                    .push(e.clone());
             }
             Record::Truncate { from } => {
-                self.log.truncate(from.0.saturating_sub(1) as usize);
+                let keep = from.0.saturating_sub(1) as usize;
+                self.log.truncate(keep);
+                self.entries.lock().expect("single-threaded").truncate(keep);
             }
             Record::Term { term, .. } => self.term = self.term.max(*term),
             Record::Commit { .. } => {}
@@ -66,6 +110,19 @@ impl Disk {
     /// Executes `Action::Note`: written, durable only with the next persist.
     pub fn note(&mut self, rec: Record) {
         self.written.push(rec);
+    }
+
+    /// A reader of this disk's durable entries, for the node's `ColdLog`.
+    pub fn cold(&self) -> SimCold {
+        SimCold {
+            entries: self.entries.clone(),
+            reads: self.cold_reads.clone(),
+        }
+    }
+
+    /// Cold reads served since the last call.
+    pub fn take_cold_reads(&self) -> u64 {
+        self.cold_reads.swap(0, Ordering::Relaxed)
     }
 
     /// The process died: unsynced writes are gone.

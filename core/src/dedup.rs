@@ -1,0 +1,392 @@
+//! The exactly-once table: msg_id → seq of every chat entry in the log, kept
+//! as 128-bit fingerprints instead of the ids themselves, so its size does
+//! not depend on how long clients make their ids (24 bytes per entry).
+//!
+//! A fingerprint is SHA-256 of the msg_id, truncated to 128 bits. It must be
+//! collision resistant, not merely well spread: a client that could craft an
+//! id with the fingerprint of another client's id would make that message be
+//! acknowledged as a duplicate of its own and silently dropped. Truncated
+//! SHA-256 makes both a second preimage (2^128 work) and a collision among
+//! the ids in a log (2^64) out of reach. No hashing with OS-seeded keys: the
+//! table must behave the same on every run (the simulator's determinism).
+//!
+//! Layout, a two-level LSM: `big`, a Vec sorted by fingerprint, and `small`,
+//! the recent inserts, merged into `big` (sorted, then in place from the back)
+//! once it holds more than 1/16 of `big`, so an insert costs one slot write
+//! plus an amortized 16 element moves. `small` (`Recent`) is an
+//! open-addressing table: one cache line per lookup where a BTreeMap of
+//! 60,000 keys costs five. Its slot is chosen by multiply-shift hashing with
+//! a secret odd multiplier (`key`, from the node's rng seed: random in the
+//! runtime, seed-derived in the simulator), which is universal: a client
+//! cannot choose ids that pile into one slot run, as it could if the slot
+//! came from fingerprint bits alone (those it can brute-force). Its slot
+//! order never reaches anything observable (a merge sorts), so runs stay
+//! deterministic for a given seed. `dir` indexes `big` by the top
+//! bits of the fingerprint (about 8 slots per bucket, 0.5 byte per entry):
+//! fingerprints are uniform, so a lookup reads one directory entry and a few
+//! adjacent slots instead of the 20 scattered ones of a binary search over a
+//! 24 MB table. Ids crafted to share a bucket only cost a binary search of it.
+//! Invariants: a fingerprint appears at most once in `big` and at most once
+//! in `small`; where it is in both, the `small` value is the newer one and
+//! wins (in lookups, and in the merge, which drops the older copy); `dir`
+//! describes `big` (rebuilt whenever `big` changes shape).
+
+use crate::types::Seq;
+use sha2::{Digest, Sha256};
+
+/// The 128-bit fingerprint of a msg_id, as two words (not `u128`: its 16-byte
+/// alignment would pad every slot of `big` from 24 to 32 bytes).
+pub(crate) type Fingerprint = (u64, u64);
+
+/// SHA-256 of `msg_id`, truncated to its first 128 bits.
+pub(crate) fn fingerprint(msg_id: &str) -> Fingerprint {
+    let d = Sha256::digest(msg_id.as_bytes());
+    let hi = u64::from_be_bytes(d[0..8].try_into().expect("8 bytes"));
+    let lo = u64::from_be_bytes(d[8..16].try_into().expect("8 bytes"));
+    (hi, lo)
+}
+
+/// Fewest entries `small` may hold before a merge (keeps merges rare while
+/// `big` is small).
+const SMALL_MIN: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    fp: Fingerprint,
+    seq: Seq,
+}
+
+/// Fingerprint → seq, for every chat entry of the log.
+#[derive(Debug, Default)]
+pub(crate) struct DedupIndex {
+    big: Vec<Slot>,
+    small: Recent,
+    /// `dir[b]..dir[b + 1]`: the slots of `big` whose fingerprint's top
+    /// `dir_bits` bits are `b` (empty and 0: search all of `big`).
+    dir: Vec<u32>,
+    dir_bits: u32,
+}
+
+impl DedupIndex {
+    pub fn get(&self, fp: Fingerprint) -> Option<Seq> {
+        if let Some(s) = self.small.get(fp) {
+            return Some(s);
+        }
+        self.find(fp).map(|i| self.big[i].seq)
+    }
+
+    /// The slot of `fp` in `big`.
+    fn find(&self, fp: Fingerprint) -> Option<usize> {
+        let (lo, hi) = if self.dir_bits == 0 {
+            (0, self.big.len())
+        } else {
+            let b = (fp.0 >> (64 - self.dir_bits)) as usize;
+            (self.dir[b] as usize, self.dir[b + 1] as usize)
+        };
+        let i = self.big[lo..hi].binary_search_by(|s| s.fp.cmp(&fp)).ok()?;
+        Some(lo + i)
+    }
+
+    /// Rebuilds `dir` for the current `big`: 2^k buckets of about 8 slots.
+    fn index_big(&mut self) {
+        let n = self.big.len();
+        self.dir.clear();
+        self.dir_bits = 0;
+        if n < 64 || u32::try_from(n).is_err() {
+            return;
+        }
+        let bits = (n / 8).ilog2();
+        let mut i = 0;
+        for b in 0..(1u64 << bits) {
+            while i < n && (self.big[i].fp.0 >> (64 - bits)) < b {
+                i += 1;
+            }
+            self.dir.push(i as u32);
+        }
+        self.dir.push(n as u32);
+        self.dir_bits = bits;
+    }
+
+    /// Sets the secret multiplier of `small`'s hashing (re-placing its pairs).
+    pub fn set_key(&mut self, seed: u64) {
+        let pairs = self.small.take_sorted();
+        self.small.key = splitmix64(seed) | 1;
+        for s in pairs {
+            self.small.insert(s.fp, s.seq);
+        }
+    }
+
+    /// Maps `fp` to `seq` (a later insert of the same fingerprint wins).
+    pub fn insert(&mut self, fp: Fingerprint, seq: Seq) {
+        self.small.insert(fp, seq);
+        if self.small.len() > SMALL_MIN.max(self.big.len() / 16) {
+            self.merge();
+        }
+    }
+
+    /// Forgets every mapping to a seq at or after `from` (a truncated suffix;
+    /// rare, so a linear pass is fine).
+    pub fn remove_from(&mut self, from: Seq) {
+        self.small.retain_below(from);
+        self.big.retain(|s| s.seq < from);
+        self.index_big();
+    }
+
+    /// Number of mappings (for tests and benches).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.big.len() + self.small.len()
+    }
+
+    /// Moves `small` into `big`, keeping it sorted, without a second copy of
+    /// `big`: grow it, then merge from the back; where a fingerprint is in
+    /// both, the older copy (in `big`) is dropped and the gap closed.
+    fn merge(&mut self) {
+        let fresh = self.small.take_sorted();
+        let old = self.big.len();
+        let filler = Slot {
+            fp: (0, 0),
+            seq: Seq(0),
+        };
+        self.big.resize(old + fresh.len(), filler);
+        // Merge from the back: the slot written (i + j + dropped - 1) is at or
+        // after i while fresh elements remain, so the unread part of `big`
+        // (0..i) is never overwritten.
+        let (mut i, mut j, mut w) = (old, fresh.len(), self.big.len());
+        let mut dropped = 0;
+        while j > 0 {
+            if i > 0 && self.big[i - 1].fp == fresh[j - 1].fp {
+                i -= 1;
+                dropped += 1;
+                continue;
+            }
+            w -= 1;
+            if i > 0 && self.big[i - 1].fp > fresh[j - 1].fp {
+                self.big[w] = self.big[i - 1];
+                i -= 1;
+            } else {
+                self.big[w] = fresh[j - 1];
+                j -= 1;
+            }
+        }
+        if dropped > 0 {
+            // 0..i is in place, then `dropped` stale slots, then the rest.
+            self.big.copy_within(i + dropped.., i);
+            self.big.truncate(self.big.len() - dropped);
+        }
+        self.index_big();
+    }
+}
+
+/// SplitMix64's finalizer: spreads a seed over all 64 bits.
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A linear-probing table of recent (fingerprint, seq) pairs; `Seq(0)` (never
+/// an entry's seq) marks a free slot. At most half full, so probes are short.
+#[derive(Debug)]
+struct Recent {
+    slots: Vec<Slot>,
+    len: usize,
+    /// Odd multiplier of the slot hash (see the module docs).
+    key: u64,
+}
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent {
+            slots: Vec::new(),
+            len: 0,
+            key: splitmix64(0) | 1,
+        }
+    }
+}
+
+const FREE: Slot = Slot {
+    fp: (0, 0),
+    seq: Seq(0),
+};
+
+impl Recent {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The slot holding `fp`, or the free slot where it would go.
+    fn probe(&self, fp: Fingerprint) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        let mask = self.slots.len() - 1;
+        let mut i = ((fp.0 ^ fp.1).wrapping_mul(self.key) >> (64 - bits)) as usize;
+        while self.slots[i].seq != Seq(0) && self.slots[i].fp != fp {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    fn get(&self, fp: Fingerprint) -> Option<Seq> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let s = self.slots[self.probe(fp)];
+        (s.seq != Seq(0)).then_some(s.seq)
+    }
+
+    fn insert(&mut self, fp: Fingerprint, seq: Seq) {
+        assert!(seq.0 > 0, "entries start at seq 1");
+        if (self.len + 1) * 2 > self.slots.len() {
+            let old = std::mem::take(&mut self.slots);
+            self.slots = vec![FREE; (old.len() * 2).max(64)];
+            self.len = 0;
+            for s in old.into_iter().filter(|s| s.seq != Seq(0)) {
+                self.insert(s.fp, s.seq);
+            }
+        }
+        let i = self.probe(fp);
+        if self.slots[i].seq == Seq(0) {
+            self.len += 1;
+        }
+        self.slots[i] = Slot { fp, seq };
+    }
+
+    /// Every pair, sorted by fingerprint; the table is left empty (its
+    /// memory is kept for the next round).
+    fn take_sorted(&mut self) -> Vec<Slot> {
+        let mut out: Vec<Slot> = self
+            .slots
+            .iter()
+            .copied()
+            .filter(|s| s.seq != Seq(0))
+            .collect();
+        out.sort_unstable_by_key(|s| s.fp);
+        self.slots.fill(FREE);
+        self.len = 0;
+        out
+    }
+
+    /// Forgets the pairs whose seq is `from` or later.
+    fn retain_below(&mut self, from: Seq) {
+        for s in self.take_sorted() {
+            if s.seq < from {
+                self.insert(s.fp, s.seq);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(n: u64) -> Fingerprint {
+        fingerprint(&format!("m{n}"))
+    }
+
+    #[test]
+    fn fingerprints_are_truncated_sha256() {
+        // SHA-256("abc") = ba7816bf 8f01cfea 414140de 5dae2223 ...
+        assert_eq!(
+            fingerprint("abc"),
+            (0xba78_16bf_8f01_cfea, 0x4141_40de_5dae_2223)
+        );
+        assert_ne!(fingerprint("a"), fingerprint("b"));
+    }
+
+    #[test]
+    fn lookups_survive_many_merges() {
+        let mut ix = DedupIndex::default();
+        let n = 20_000;
+        for k in 1..=n {
+            ix.insert(fp(k), Seq(k));
+            assert_eq!(ix.get(fp(k)), Some(Seq(k)));
+        }
+        assert_eq!(ix.len(), n as usize);
+        assert!(ix.big.windows(2).all(|w| w[0].fp < w[1].fp), "big sorted");
+        for k in (1..=n).step_by(7) {
+            assert_eq!(ix.get(fp(k)), Some(Seq(k)), "m{k}");
+        }
+        assert_eq!(ix.get(fp(n + 1)), None);
+    }
+
+    #[test]
+    fn a_later_insert_wins_also_across_a_merge() {
+        let mut ix = DedupIndex::default();
+        ix.insert(fp(1), Seq(1));
+        for k in 2..=3000 {
+            ix.insert(fp(k), Seq(k));
+        }
+        assert!(!ix.big.is_empty(), "merged at least once");
+        ix.insert(fp(1), Seq(5000));
+        assert_eq!(ix.get(fp(1)), Some(Seq(5000)));
+        for k in 3001..=6000 {
+            ix.insert(fp(k), Seq(k));
+        }
+        assert_eq!(ix.get(fp(1)), Some(Seq(5000)));
+        assert_eq!(ix.len(), 6000);
+    }
+
+    #[test]
+    fn the_directory_finds_every_key_even_in_crowded_buckets() {
+        let mut ix = DedupIndex::default();
+        // Uniform keys, then keys sharing their top bits (a crafted bucket).
+        let mut keys: Vec<Fingerprint> = (1..=20_000).map(fp).collect();
+        keys.extend((0..3000u64).map(|k| (0x8000_0000_0000_0000 | k, k)));
+        keys.extend((0..100u64).map(|k| (u64::MAX - k, 0)));
+        keys.extend((0..100u64).map(|k| (0, k)));
+        for (s, &k) in keys.iter().enumerate() {
+            ix.insert(k, Seq(s as u64 + 1));
+        }
+        ix.merge();
+        assert!(ix.dir_bits > 8 && ix.small.len() == 0);
+        assert_eq!(ix.dir.len(), (1 << ix.dir_bits) + 1);
+        for (s, &k) in keys.iter().enumerate() {
+            assert_eq!(ix.get(k), Some(Seq(s as u64 + 1)), "{k:?}");
+        }
+        assert_eq!(ix.get((0x8000_0000_0000_0000, 5000)), None);
+        assert_eq!(ix.get((1, 0)), None);
+        assert_eq!(ix.get(fp(20_001)), None);
+    }
+
+    #[test]
+    fn crafted_slot_collisions_need_the_secret_key() {
+        // Ids whose fingerprints share many bits (what a client can brute
+        // force) still spread over the table under a keyed multiplier.
+        let mut ix = DedupIndex::default();
+        ix.set_key(42);
+        for k in 0..1000u64 {
+            ix.insert((k << 40, 0), Seq(k + 1));
+        }
+        let r = &ix.small;
+        let longest = (0..r.slots.len())
+            .map(|i| {
+                (i..)
+                    .take_while(|j| r.slots[j % r.slots.len()].seq != Seq(0))
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert!(longest < 64, "probe run of {longest}");
+        ix.set_key(7); // re-keying keeps every pair
+        for k in 0..1000u64 {
+            assert_eq!(ix.get((k << 40, 0)), Some(Seq(k + 1)));
+        }
+    }
+
+    #[test]
+    fn removal_from_a_seq_forgets_the_suffix_in_both_levels() {
+        let mut ix = DedupIndex::default();
+        for k in 1..=5000 {
+            ix.insert(fp(k), Seq(k));
+        }
+        ix.remove_from(Seq(1001));
+        assert_eq!(ix.len(), 1000);
+        assert_eq!(ix.get(fp(1000)), Some(Seq(1000)));
+        assert_eq!(ix.get(fp(1001)), None);
+        assert_eq!(ix.get(fp(5000)), None);
+        ix.insert(fp(4000), Seq(1001));
+        assert_eq!(ix.get(fp(4000)), Some(Seq(1001)));
+    }
+}
