@@ -53,6 +53,10 @@ pub struct NodeFile {
     /// Longest client line in bytes (default 1 MiB).
     #[serde(default)]
     pub max_line_bytes: Option<usize>,
+    /// Recent log entries kept in memory (default 4096); older ones are read
+    /// back from the log file when a lagging node or a HISTORY asks for them.
+    #[serde(default)]
+    pub log_cache_entries: Option<usize>,
 }
 
 /// Why a config cannot be used.
@@ -71,6 +75,10 @@ pub enum ConfigError {
 
 /// Largest accepted `max_line_bytes`: one chat must fit in one log record.
 const MAX_LINE_BYTES_CAP: usize = 2 << 20;
+/// Accepted `log_cache_entries`: at least a few batches (fewer would read
+/// back entries still being replicated), at most ~1.6 GiB of 100-byte chats.
+const LOG_CACHE_MIN: usize = 64;
+const LOG_CACHE_MAX: usize = 1 << 24;
 
 /// Line `l`, column `c` (1-based) of byte offset `at` in `text`.
 fn line_col(text: &str, at: usize) -> (usize, usize) {
@@ -170,6 +178,13 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             ));
         }
     }
+    if let Some(n) = f.log_cache_entries {
+        if !(LOG_CACHE_MIN..=LOG_CACHE_MAX).contains(&n) {
+            return Err(format!(
+                "log_cache_entries must be between {LOG_CACHE_MIN} and {LOG_CACHE_MAX}"
+            ));
+        }
+    }
     if f.cluster_secret.as_deref() == Some("") {
         return Err(
             "cluster_secret must not be empty (omit it to use the insecure default)".into(),
@@ -207,6 +222,9 @@ impl NodeFile {
             Config::new(me, peers).with_timing(self.heartbeat_interval_ms, self.leader_timeout_ms);
         if let Some(v) = &self.voters {
             core.voters = v.iter().map(|&id| NodeId(id)).collect();
+        }
+        if let Some(n) = self.log_cache_entries {
+            core.log_cache_entries = n;
         }
         let secret = self
             .cluster_secret
@@ -306,5 +324,24 @@ seed_nodes = [
             .contains("twice heartbeat_interval_ms"));
         let ok = format!("voters = [1, 2]\n{TOML}");
         assert_eq!(parse_toml(&ok).unwrap().to_options().core.voters.len(), 2);
+    }
+
+    #[test]
+    fn log_cache_entries_is_passed_on_and_bounded() {
+        assert_eq!(
+            parse_toml(TOML)
+                .unwrap()
+                .to_options()
+                .core
+                .log_cache_entries,
+            4096
+        );
+        let ok = format!("log_cache_entries = 100000\n{TOML}");
+        let f = parse_toml(&ok).unwrap();
+        assert_eq!(f.to_options().core.log_cache_entries, 100_000);
+        let low = format!("log_cache_entries = 3\n{TOML}");
+        assert!(parse_toml(&low)
+            .unwrap_err()
+            .contains("log_cache_entries must be between 64"));
     }
 }
