@@ -171,13 +171,14 @@ impl Runtime {
         }
         let rec = &opened.replayed.recovered;
         info!(
-            "n{} recovered {}: {} records, {} entries, committed up to seq {}, term {}",
+            "n{} recovered {}: {} records, {} entries, committed up to seq {}, term {}; keeping the last {} entries in memory",
             core.me.node_id.0,
             opened.log.path().display(),
             opened.replayed.records,
             rec.entries.last_seq().0,
             rec.commit_seq.0,
-            rec.term.0
+            rec.term.0,
+            core.log_cache_entries
         );
         let poll = Poll::new()?;
         poll.registry()

@@ -87,6 +87,12 @@ impl Cluster {
 
     /// Starts `n` nodes with `timing`, without waiting for a leader.
     pub fn start_with(n: usize, timing: Timing) -> Cluster {
+        Cluster::start_with_config(n, timing, "")
+    }
+
+    /// `start_with`, adding `extra` (top-level TOML keys) to every config.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn start_with_config(n: usize, timing: Timing, extra: &str) -> Cluster {
         let dir = temp_dir("cluster");
         let ports = free_ports(n);
         let mut nodes = Vec::new();
@@ -101,6 +107,7 @@ impl Cluster {
                 timing.heartbeat_interval_ms,
                 timing.leader_timeout_ms,
             );
+            text.push_str(extra);
             for (j, p) in ports.iter().enumerate() {
                 if j != i {
                     text.push_str(&format!(
