@@ -106,6 +106,11 @@ impl Syncer {
                 s.failed = Some(e);
                 Err(again)
             }
+            // A thread that ended without a failure (it cannot panic in
+            // normal operation) would leave everything waiting forever.
+            None if self.thread.as_ref().is_some_and(|t| t.is_finished()) => {
+                Err(io::Error::other("the fsync thread stopped unexpectedly"))
+            }
             None => Ok(s.durable),
         }
     }
@@ -148,5 +153,36 @@ fn run(shared: &Shared, file: &File, waker: &Waker) {
         if failed {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Poll, Token};
+    use std::io::Write;
+
+    #[test]
+    fn requests_are_served_in_order_and_wake_the_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = File::create(dir.path().join("log")).unwrap();
+        let mut poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
+        let s = Syncer::start(f.try_clone().unwrap(), 0, waker).unwrap();
+        assert_eq!(s.durable().unwrap(), 0);
+        for end in [10u64, 20, 30] {
+            f.write_all(&[7u8; 10]).unwrap();
+            s.request(end);
+        }
+        s.wait_durable(30);
+        assert_eq!(s.durable().unwrap(), 30);
+        // A request below what is durable is a no-op, never a regression.
+        s.request(5);
+        assert_eq!(s.durable().unwrap(), 30);
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert!(events.iter().any(|e| e.token() == Token(1)), "loop woken");
+        drop(s); // stops and joins the thread
     }
 }
