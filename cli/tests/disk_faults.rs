@@ -402,3 +402,62 @@ fn eio_on_fdatasync_stops_the_node_and_loses_nothing_acknowledged() {
         "Input/output error",
     );
 }
+
+/// The fsync runs on its own thread: while a (deliberately 400 ms slow)
+/// fdatasync is in progress, the node still answers other clients at once,
+/// and the chat it is making durable is acknowledged only after it returns.
+#[test]
+fn a_slow_fsync_delays_the_acknowledgement_but_not_the_event_loop() {
+    if !has_strace() {
+        return;
+    }
+    const DELAY: Duration = Duration::from_millis(400);
+    let mut n = Solo::new("slowsync");
+    let log = n.log_file().display().to_string();
+    let inject = format!("inject=fdatasync:delay_exit={}", DELAY.as_micros());
+    let prefix: Vec<String> = [
+        "strace",
+        "-f",
+        "-qq",
+        "-e",
+        "trace=fdatasync",
+        "-e",
+        &inject,
+        "-P",
+        &log,
+        "-o",
+        "/dev/null",
+        "--",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    n.start(&prefix);
+    n.wait_leader();
+    // Let the election's own (slow) fsyncs finish first.
+    thread::sleep(DELAY * 2);
+    let mut c = connect(&n.addr());
+    let sent = Instant::now();
+    c.send(&chat::chat("slow-1", "p")).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    let asked = Instant::now();
+    let s = status(&n.addr(), Duration::from_secs(2)).expect("STATUS answered during the fsync");
+    let status_took = asked.elapsed();
+    assert_eq!(s.role, "leader");
+    let ack = c.recv_type("CHAT_ACK", Duration::from_secs(10));
+    let ack_took = sent.elapsed();
+    assert_eq!(ack["msg_id"], "slow-1");
+    assert!(
+        ack_took >= DELAY - Duration::from_millis(20),
+        "acknowledged after {ack_took:?}, before the {DELAY:?} fdatasync returned\n{}",
+        n.stderr_text()
+    );
+    assert!(
+        status_took < DELAY / 2,
+        "STATUS took {status_took:?}: the event loop waited for the fsync\n{}",
+        n.stderr_text()
+    );
+    let seq = ack["seq_no"].as_u64().unwrap();
+    n.kill();
+    assert_all_acked_present(&n.log_dir(), &BTreeMap::from([("slow-1".to_string(), seq)]));
+}
