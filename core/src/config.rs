@@ -30,6 +30,13 @@ pub struct Config {
     /// `ColdLog` (`Node::with_cold_log`); older ones are read back from it.
     /// Without a `ColdLog` every entry stays in memory.
     pub log_cache_entries: usize,
+    /// The driver reports how far this node's log is durable
+    /// (`Input::Persisted`) and performs `Persist`s asynchronously: the
+    /// leader then counts its own log towards a majority only up to that
+    /// point, and a commit means "durable on a majority" with or without the
+    /// leader. Off: every `Persist` is durable before the next step (the
+    /// simulator's and the tests' synchronous model).
+    pub reports_durability: bool,
     /// Test-only: a deliberately broken rule, so tests can prove the checker
     /// catches it. Never set from a config file.
     pub bug: Option<InjectedBug>,
@@ -61,6 +68,7 @@ impl Config {
             max_batch_bytes: 512 * 1024,
             max_pending: 100_000,
             log_cache_entries: 4096,
+            reports_durability: false,
             bug: None,
         }
     }

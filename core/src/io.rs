@@ -16,13 +16,22 @@
 //! same holds for a `Send` of CATCHUP_REQ (it only asks for entries), which
 //! lets catch-up batches pipeline with the requester's fsync.
 //!
-//! A driver that fsyncs asynchronously (runtime-mio) may also perform a
-//! `Deliver` of seq `s`, or a `Reply` with a `ChatAck` of seq `s`, as soon as
-//! its log up to `s` is durable in its current version, even if `Persist`s
-//! of later entries emitted before it are not yet: that is all a delivery or
-//! an acknowledgement depends on (committed entries never change, and the
-//! term of a leader's entries is durable before them in the log). Such
-//! actions keep their order among themselves and with other client replies.
+//! **Asynchronous durability (`Config::reports_durability`, runtime-mio).**
+//! The driver fsyncs in the background and feeds `Input::Persisted { upto }`
+//! whenever its log is durable further, in its current version. The leader
+//! then counts its own log towards a majority only up to that point, so a
+//! commit always means "durable on a majority" whether or not the leader is
+//! part of it, and the driver may then:
+//! - perform `Deliver` and `Reply` at once (in order), without waiting for its
+//!   own `Persist`s: they only ever report committed entries;
+//! - feed APPEND_ACKs as they come;
+//! - send the leader's SEQ_CHAT and HEARTBEAT (and CATCHUP_REQ) before the
+//!   preceding `Persist`s of entries are durable, unless a `Persist` of a term
+//!   or a truncation is still pending (a message must never carry a term that
+//!   is not durable), keeping each link FIFO.
+//!
+//! Everything else (APPEND_ACK, votes, COORDINATOR, CATCHUP_RESP, …) still
+//! waits for every `Persist` before it.
 //!
 //! **A batch ends with `Flush`.** Before the first step after a `Flush`, the
 //! driver has written (handed to the OS, not necessarily fsynced) every
@@ -57,6 +66,9 @@ pub enum Input {
     PeerDown(NodeId),
     /// The end of a batch of inputs: emit batched replication and acks.
     Flush,
+    /// With `Config::reports_durability`: this node's log is durable, in its
+    /// current version, up to `upto` (monotone except after a truncation).
+    Persisted { upto: Seq },
 }
 
 /// An effect the driver performs, in order.

@@ -106,6 +106,9 @@ pub struct Node {
     pub(crate) lost_leader: Option<NodeId>,
     /// Highest seq verified to match the current leader's log in this term.
     pub(crate) leader_match: Seq,
+    /// How far this node's own log is durable (`Input::Persisted`); only
+    /// read with `Config::reports_durability`.
+    pub(crate) own_durable: Seq,
     pub(crate) ack_dirty: bool,
     pub(crate) catchup_inflight: bool,
     /// The last step was a `Flush`: the driver executes its batch before the
@@ -143,6 +146,8 @@ impl Node {
                 members.insert(p.node_id, p.clone());
             }
         }
+        // The recovered log was made durable before the node starts.
+        let recovered_last = recovered.entries.last_seq();
         Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             now: Instant(0),
@@ -161,6 +166,7 @@ impl Node {
             leader_contact: None,
             lost_leader: None,
             leader_match: Seq(0),
+            own_durable: recovered_last,
             ack_dirty: false,
             catchup_inflight: false,
             batch_ended: false,
@@ -200,6 +206,7 @@ impl Node {
             Input::PeerUp(id) => self.on_peer_up(id, out),
             Input::PeerDown(id) => self.on_peer_down(id, out),
             Input::Flush => self.on_flush(out),
+            Input::Persisted { upto } => self.on_persisted(upto, out),
         }
     }
 
@@ -463,6 +470,15 @@ impl Node {
             // now rather than after the timeout. The pre-vote keeps this harmless
             // if others still hear the leader.
             self.start_election(out);
+        }
+    }
+
+    /// The driver made the log durable up to `upto`: a leader may now count
+    /// its own copy of those entries towards a majority.
+    fn on_persisted(&mut self, upto: Seq, out: &mut Vec<Action>) {
+        self.own_durable = upto.min(self.log.last_seq());
+        if self.is_leader() {
+            self.update_commit(out);
         }
     }
 

@@ -153,6 +153,7 @@ impl Node {
             });
         self.log.truncate_from(from);
         self.leader_match = self.leader_match.min(Seq(from.0 - 1));
+        self.own_durable = self.own_durable.min(Seq(from.0 - 1));
         // Chats this node accepted while it led never armed the forward timer,
         // and a client's retry only joins `waiting`: without the timer they
         // would stay pending forever (found by `chorus sim explore`, seed 0x96).
@@ -235,7 +236,12 @@ impl Node {
             .voters
             .iter()
             .map(|&v| {
-                if v == me {
+                if v == me && self.cfg.reports_durability {
+                    // Raft §10.2.1: the leader's own write may lag; it counts
+                    // only once durable, so a commit is always durable on a
+                    // majority (possibly without the leader).
+                    self.log.last_seq().min(self.own_durable)
+                } else if v == me {
                     self.log.last_seq()
                 } else {
                     l.match_seq.get(&v).copied().unwrap_or(Seq(0))

@@ -15,8 +15,14 @@ fn peer(id: u64) -> PeerInfo {
 
 /// Node `id` of the cluster {1, 2, 3} with fixed timings (100 ms heartbeats).
 fn node(id: u64, rec: Recovered) -> Node {
+    node_with(id, rec, |_| {})
+}
+
+/// `node`, with `f` applied to its config first.
+fn node_with(id: u64, rec: Recovered, f: impl FnOnce(&mut Config)) -> Node {
     let peers = (1..=3).filter(|&p| p != id).map(peer).collect();
-    let cfg = Config::new(peer(id), peers).with_timing(100, 1000);
+    let mut cfg = Config::new(peer(id), peers).with_timing(100, 1000);
+    f(&mut cfg);
     Node::new(cfg, rec, id)
 }
 
@@ -47,7 +53,12 @@ fn entry(seq: u64, term: u64, id: &str) -> Entry {
 
 /// Makes n3 the leader of term 1 (n1 grants, n1 promises). Returns the node at t=2000.
 fn leader_n3() -> Node {
-    let mut n = node(3, Recovered::default());
+    leader_n3_with(|_| {})
+}
+
+/// `leader_n3` with `f` applied to n3's config.
+fn leader_n3_with(f: impl FnOnce(&mut Config)) -> Node {
+    let mut n = node_with(3, Recovered::default(), f);
     step(&mut n, 0, Input::Start);
     let t = n.next_deadline().unwrap().0;
     step(&mut n, t, Input::Tick);
@@ -712,4 +723,61 @@ fn a_non_voter_is_never_followed_as_leader() {
     );
     assert_eq!(n.status().leader, None);
     assert_eq!(n.status().term, Term(0));
+}
+
+#[test]
+fn with_reported_durability_the_leader_counts_itself_only_once_durable() {
+    let mut n = leader_n3_with(|c| c.reports_durability = true);
+    let ack = |from, m| {
+        Input::Peer(PeerMsg::AppendAck {
+            sender_id: NodeId(from),
+            term: Term(1),
+            match_seq: Seq(m),
+        })
+    };
+    // n1 has the no-op, the leader's own copy is not durable yet: no majority.
+    assert_eq!(step(&mut n, 3000, ack(1, 1)), vec![]);
+    assert_eq!(n.status().commit_seq, Seq(0));
+    let noop = Entry {
+        seq_no: Seq(1),
+        term: Term(1),
+        body: Body::Noop { leader: NodeId(3) },
+    };
+    assert_eq!(
+        step(&mut n, 3001, Input::Persisted { upto: Seq(1) }),
+        vec![
+            Action::Note(Record::Commit { seq: Seq(1) }),
+            Action::Deliver(noop)
+        ],
+        "n1 + the leader's now durable copy are a majority"
+    );
+    step(
+        &mut n,
+        3002,
+        Input::Client {
+            client: ClientId(1),
+            request: ClientRequest::Chat(chat("m1")),
+        },
+    );
+    step(&mut n, 3002, Input::Flush);
+    assert_eq!(
+        step(&mut n, 3003, ack(1, 2)),
+        vec![],
+        "one follower is not a majority"
+    );
+    assert_eq!(
+        step(&mut n, 3004, ack(2, 2)),
+        vec![
+            Action::Note(Record::Commit { seq: Seq(2) }),
+            Action::Reply {
+                client: ClientId(1),
+                reply: ClientReply::ChatAck {
+                    msg_id: "m1".into(),
+                    seq_no: Seq(2)
+                }
+            },
+            Action::Deliver(entry(2, 1, "m1")),
+        ],
+        "two followers are a majority without the leader's pending fsync"
+    );
 }

@@ -1,36 +1,28 @@
 //! Executing the core's actions with asynchronous group commit — the
-//! action-order contract of `chorus_core::io`.
+//! action-order contract of `chorus_core::io`, with `reports_durability`.
 //!
 //! Per iteration, every `Persist` and `Note` record is written to the log in
 //! one write; the fsync thread (`syncer.rs`) is asked to make it durable and
-//! the loop goes on. Every other action waits in a FIFO for what it depends
-//! on to be durable, then is performed in emission order:
-//! - messages to peers (and peer discovery) wait for every `Persist` record
-//!   emitted before them (`gated`, by file offset) — the contract as written;
-//! - deliveries and client replies wait, in their own FIFO (`gated_clients`),
-//!   for the log up to the seq they deliver or acknowledge to be durable
-//!   (`DurableLog::stable_seq`): that is all an acknowledgement promises, and
-//!   it keeps an ack from waiting for the fsync of entries sequenced after it.
-//!   Other replies (errors, status) keep their place in that FIFO.
+//! the loop goes on; when it reports progress, the core is told how far the
+//! log is durable (`Input::Persisted`, fed by `runtime.rs`). So while one
+//! fdatasync runs, the loop keeps reading, sequencing and replicating, and the
+//! next fdatasync covers everything written meanwhile — group commit with no
+//! stall. A failed write or fsync is fatal: nothing that waited for it is
+//! performed.
 //!
-//! So while one fdatasync runs, the loop keeps reading, sequencing and
-//! replicating, and the next fdatasync covers everything written meanwhile —
-//! group commit with no stall. A failed write or fsync is fatal: nothing that
-//! waited for it is performed.
-//!
-//! Two exceptions, both allowed by the contract:
-//! - the leader's parallel write (Raft §10.2.1): SEQ_CHAT broadcasts (and
-//!   CATCHUP_REQ, which only asks for entries) leave at once, before the
-//!   leader's own fsync, so leader and follower fsyncs overlap. Only when no
-//!   term or truncation record is waiting for durability (a message must never
-//!   carry a term that is not durable), when the commit point they carry is
-//!   durable here, and when nothing gated is queued for the same peer (links
-//!   stay FIFO);
-//! - which is why an APPEND_ACK must not be fed before the leader's own copy
-//!   of the entries it acknowledges is durable: such acks (and whatever that
-//!   peer sends after them) are held (`hold_peer_msg`) until the fsync
-//!   running when they arrived finishes. The core then never counts its own
-//!   log towards a majority before it is durable.
+//! What waits for what:
+//! - messages to peers (and peer discovery) wait, in one FIFO (`gated`), for
+//!   every `Persist` record emitted before them: an APPEND_ACK or a vote must
+//!   never promise what this node could still lose;
+//! - deliveries and client replies are performed at once, in order: the core
+//!   commits only what a majority has durably (the leader's own log counts
+//!   only up to its `Persisted` point), so an acknowledgement never depends on
+//!   this node's pending fsync;
+//! - the leader's replication (SEQ_CHAT, HEARTBEAT) and CATCHUP_REQ leave at
+//!   once too (Raft §10.2.1, the leader's parallel write), so leader and
+//!   follower fsyncs overlap — but only when no term or truncation record is
+//!   waiting for durability (a message must never carry a term that is not
+//!   durable) and nothing gated is queued for the same peer (links stay FIFO).
 //!
 //! With `unsafe_ack_before_fsync` (chaos harness only) the order is reversed:
 //! every effect is performed and flushed to the sockets before the write.
@@ -41,7 +33,7 @@ use crate::error::RuntimeError;
 use crate::net::encode;
 use crate::runtime::Runtime;
 use chorus_core::record::Record;
-use chorus_core::{Action, ClientReply, Input, NodeId, PeerMsg, Seq};
+use chorus_core::{Action, NodeId, PeerMsg};
 
 /// Backpressure: past this many written-but-not-durable bytes, or this many
 /// actions waiting for durability, the loop waits for the disk (as a
@@ -103,8 +95,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// Appends the records, sends what may go early, queues the rest behind
-    /// the records before it, then writes and asks for durability.
+    /// Appends the records, performs what needs no durability, queues the
+    /// rest behind the records before it, then writes and asks for an fsync.
     fn enqueue(&mut self, actions: Vec<Action>) -> Result<(), RuntimeError> {
         let mut persisted = false;
         let mut early = false;
@@ -121,19 +113,17 @@ impl Runtime {
                 Action::Note(r) => {
                     self.log.append(&r);
                 }
+                a @ (Action::Deliver(_) | Action::Reply { .. }) => self.perform(&a),
                 a if self.may_go_early(&a) => {
                     self.perform(&a);
                     early = true;
                 }
-                a => match acknowledged_seq(&a) {
-                    Some(seq) => self.gated_clients.push_back((seq, a)),
-                    None => {
-                        for to in destinations(&a) {
-                            *self.gated_to.entry(*to).or_default() += 1;
-                        }
-                        self.gated.push_back((self.persist_end, a));
+                a => {
+                    for to in destinations(&a) {
+                        *self.gated_to.entry(*to).or_default() += 1;
                     }
-                },
+                    self.gated.push_back((self.persist_end, a));
+                }
             }
         }
         if early {
@@ -149,8 +139,7 @@ impl Runtime {
                 // Up to the end of the write (notes included) so that the
                 // durable offset lands on a write boundary.
                 s.request(end);
-                let backlog = self.gated.len() + self.gated_clients.len();
-                if end - self.durable_bytes > MAX_UNSYNCED_BYTES || backlog > MAX_GATED {
+                if end - self.durable_bytes > MAX_UNSYNCED_BYTES || self.gated.len() > MAX_GATED {
                     s.wait_durable(end);
                     self.observe_durable()?;
                 }
@@ -161,18 +150,19 @@ impl Runtime {
 
     /// The parallel-write exception (see the module comment).
     fn may_go_early(&self, a: &Action) -> bool {
-        let ok_msg = match a {
+        let replication = matches!(
+            a,
             Action::Broadcast {
-                msg: PeerMsg::SeqChat { commit_seq, .. },
+                msg: PeerMsg::SeqChat { .. } | PeerMsg::Heartbeat { .. },
                 ..
-            } => *commit_seq <= self.log.stable_seq(),
-            Action::Send {
-                msg: PeerMsg::CatchupReq { .. },
+            } | Action::Send {
+                msg: PeerMsg::SeqChat { .. }
+                    | PeerMsg::Heartbeat { .. }
+                    | PeerMsg::CatchupReq { .. },
                 ..
-            } => true,
-            _ => false,
-        };
-        ok_msg
+            }
+        );
+        replication
             && self.durable_bytes >= self.barrier_end
             && destinations(a)
                 .iter()
@@ -196,51 +186,6 @@ impl Runtime {
             }
             self.perform(&a);
         }
-        let stable = self.log.stable_seq();
-        while let Some((need, _)) = self.gated_clients.front() {
-            if *need > stable {
-                break;
-            }
-            let (_, a) = self.gated_clients.pop_front().expect("front exists");
-            self.perform(&a);
-        }
-    }
-
-    /// A message from peer `from`: fed now, or held behind the fsync that is
-    /// running if it acknowledges entries not yet durable here (see the
-    /// module comment); a peer's messages are fed in the order they came.
-    pub(crate) fn feed_peer_msg(&mut self, from: NodeId, msg: PeerMsg) {
-        let behind = self.held.get(&from).is_some_and(|q| !q.is_empty());
-        let early_ack = matches!(msg, PeerMsg::AppendAck { match_seq, .. }
-            if match_seq > self.log.stable_seq())
-            && self.durable_bytes < self.persist_end;
-        if behind || early_ack {
-            let need = if early_ack { self.persist_end } else { 0 };
-            self.held.entry(from).or_default().push_back((need, msg));
-        } else {
-            self.feed(Input::Peer(msg));
-        }
-    }
-
-    /// Feeds every held peer message whose wait is over.
-    pub(crate) fn release_held(&mut self) {
-        if self.held.is_empty() {
-            return;
-        }
-        let mut ready = Vec::new();
-        let durable = self.durable_bytes;
-        self.held.retain(|_, q| {
-            while let Some((need, _)) = q.front() {
-                if *need > durable {
-                    break;
-                }
-                ready.push(q.pop_front().expect("front exists").1);
-            }
-            !q.is_empty()
-        });
-        for msg in ready {
-            self.feed(Input::Peer(msg));
-        }
     }
 
     fn perform(&mut self, a: &Action) {
@@ -263,20 +208,6 @@ impl Runtime {
             Action::Reply { client, reply } => self.reply_client(*client, reply),
             Action::PeerKnown(info) => self.peer_known(info.clone()),
         }
-    }
-}
-
-/// For a client-facing action, the seq the log must be durable up to before
-/// it is performed (0: nothing, only its place in the FIFO); None for the rest.
-fn acknowledged_seq(a: &Action) -> Option<Seq> {
-    match a {
-        Action::Deliver(e) => Some(e.seq_no),
-        Action::Reply {
-            reply: ClientReply::ChatAck { seq_no, .. },
-            ..
-        } => Some(*seq_no),
-        Action::Reply { .. } => Some(Seq(0)),
-        _ => None,
     }
 }
 

@@ -297,7 +297,7 @@ impl Runtime {
             return;
         }
         observe::peer_msg(self.me, &msg);
-        self.feed_peer_msg(from, msg);
+        self.feed(Input::Peer(msg));
     }
 
     /// Our link to `peer` ended (token `token`, at `stage`).

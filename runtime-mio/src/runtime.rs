@@ -21,7 +21,7 @@ use crate::options::{
 use crate::peers::PeerTable;
 use crate::storage::DurableLog;
 use crate::syncer::Syncer;
-use chorus_core::{Action, Input, Node, NodeId, PeerMsg, Seq, Status};
+use chorus_core::{Action, Input, Node, NodeId, Seq, Status};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -69,13 +69,10 @@ pub struct Runtime {
     /// Actions waiting for the records before them to be durable, each with
     /// the offset it needs, in emission order (`effects.rs`).
     pub(crate) gated: VecDeque<(u64, Action)>,
-    /// Deliveries and client replies, each with the seq that must be durable
-    /// first, in emission order (`effects.rs`).
-    pub(crate) gated_clients: VecDeque<(Seq, Action)>,
     /// How many gated actions send to each peer (links stay FIFO).
     pub(crate) gated_to: BTreeMap<NodeId, usize>,
-    /// Peer messages held until an offset is durable, per peer, in order.
-    pub(crate) held: BTreeMap<NodeId, VecDeque<(u64, PeerMsg)>>,
+    /// The durable point last reported to the core (`Input::Persisted`).
+    reported_durable: Seq,
     clock: Clock,
     /// Core time of the current iteration.
     pub(crate) now: chorus_core::Instant,
@@ -145,6 +142,8 @@ impl Runtime {
     /// Binds the port, locks and recovers the log. Nothing runs until `run`.
     pub fn start(opts: NodeOptions) -> Result<Runtime, RuntimeError> {
         let mut core = opts.core;
+        // This driver fsyncs on a thread and says how far it got (effects.rs).
+        core.reports_durability = true;
         if opts.cluster_secret == DEFAULT_CLUSTER_SECRET {
             warn!("cluster_secret is the built-in default: anyone can join this cluster as a peer; set `cluster_secret` in every node's config");
         }
@@ -189,6 +188,7 @@ impl Runtime {
         let advertised = format!("{}:{}", core.me.host, core.me.port);
         let delivered = rec.commit_seq;
         let recovered_bytes = opened.log.len_bytes();
+        let reported_durable = opened.log.stable_seq();
         let syncer = if opts.unsafe_ack_before_fsync || opts.unsafe_skip_fsync {
             None
         } else {
@@ -219,9 +219,8 @@ impl Runtime {
             persist_end: recovered_bytes,
             barrier_end: recovered_bytes,
             gated: VecDeque::new(),
-            gated_clients: VecDeque::new(),
             gated_to: BTreeMap::new(),
-            held: BTreeMap::new(),
+            reported_durable,
             clock: Clock::new(),
             now: chorus_core::Instant(0),
             peers: PeerTable::new(opts.limits.reconnect_min_ms, opts.limits.reconnect_max_ms),
@@ -313,7 +312,7 @@ impl Runtime {
 
     fn finish_iteration(&mut self) -> Result<(), RuntimeError> {
         self.observe_durable()?;
-        self.release_held();
+        self.report_durable();
         if self.fed {
             self.node.step(self.now, Input::Flush, &mut self.actions);
             self.fed = false;
@@ -325,6 +324,15 @@ impl Runtime {
         self.pump_streams();
         self.flush_dirty();
         Ok(())
+    }
+
+    /// Tells the core how far its log is durable, when that changed.
+    fn report_durable(&mut self) {
+        let upto = self.log.stable_seq();
+        if upto != self.reported_durable {
+            self.reported_durable = upto;
+            self.feed(Input::Persisted { upto });
+        }
     }
 
     fn poll_timeout(&self) -> Option<Duration> {

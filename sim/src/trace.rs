@@ -155,6 +155,7 @@ pub fn input_text(input: &Input) -> Option<String> {
         Input::Start => "start".into(),
         Input::Tick => "tick".into(),
         Input::Flush => return None,
+        Input::Persisted { upto } => format!("persisted {upto}"),
         Input::Peer(m) => format!("<- {} {}", m.sender(), msg_text(m)),
         Input::Client { client, request } => match request {
             chorus_core::ClientRequest::Chat(c) => {
@@ -222,6 +223,7 @@ pub fn input_tag(input: &Input) -> u64 {
         Input::PeerUp(n) => 5 | (n.0 << 8),
         Input::PeerDown(n) => 6 | (n.0 << 8),
         Input::Flush => 7,
+        Input::Persisted { upto } => 8 | (upto.0 << 8),
     }
 }
 
