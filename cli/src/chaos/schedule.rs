@@ -10,9 +10,11 @@
 //! stalls at a time; every fault heals after a bounded duration
 //! (`Fault::duration_ms`), most of them within a few seconds, so that many
 //! faults fit in a run and the cluster still makes progress between them.
-//! While no leader is known (an election is on), only faults that slow the
-//! cluster are drawn, plus one that cuts or crashes when nothing else does:
-//! drawn regardless, faults kept the cluster leaderless for whole runs.
+//! While no leader is known (an election is on), only one fault that slows
+//! the cluster is drawn while none does, plus one that cuts or crashes when
+//! nothing else does: drawn regardless, faults kept the cluster leaderless
+//! for whole runs. Among the kinds that fit, the kinds drawn least so far
+//! are favoured, so that the ones that need a leader get their share.
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
