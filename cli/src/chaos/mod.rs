@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub faults: Vec<Kind>,
     /// Milliseconds between two injections, drawn from LO-HI.
-    #[arg(long, default_value = "100-350", value_parser = parse_gap)]
+    #[arg(long, default_value = "40-120", value_parser = parse_gap)]
     pub fault_gap_ms: (u64, u64),
     /// No power-loss faults (they need strace: each node runs under it).
     #[arg(long)]

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-const POLL_MS: u64 = 200;
-const STATUS_TIMEOUT_MS: u64 = 250;
+const POLL_MS: u64 = 50;
+const STATUS_TIMEOUT_MS: u64 = 150;
 
 #[derive(Debug, Default)]
 pub struct Observed {

@@ -10,9 +10,11 @@
 //! stalls at a time; every fault heals after a bounded duration
 //! (`Fault::duration_ms`), most of them within a few seconds, so that many
 //! faults fit in a run and the cluster still makes progress between them.
-//! While no leader is known (an election is on), only faults that slow the
-//! cluster are drawn, plus one that cuts or crashes when nothing else does:
-//! drawn regardless, faults kept the cluster leaderless for whole runs.
+//! While no leader is known (an election is on), only one fault that slows
+//! the cluster is drawn while none does, plus one that cuts or crashes when
+//! nothing else does: drawn regardless, faults kept the cluster leaderless
+//! for whole runs. Among the kinds that fit, the kinds drawn least so far
+//! are favoured, so that the ones that need a leader get their share.
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -223,7 +225,7 @@ pub struct View {
 }
 
 /// Default bounds of the gap between two injections (ms).
-pub const DEFAULT_GAP_MS: (u64, u64) = (100, 350);
+pub const DEFAULT_GAP_MS: (u64, u64) = (40, 120);
 
 /// Most nodes crashed or paused at once (power losses aside).
 pub const MAX_DOWN: usize = 2;
@@ -234,7 +236,10 @@ pub const MAX_LOSS: usize = 2;
 /// Most delay faults at once (a link under two takes the larger delay).
 pub const MAX_DELAY: usize = 2;
 /// Most stall faults at once.
-pub const MAX_STALL: usize = 2;
+pub const MAX_STALL: usize = 3;
+/// Bounds of a short pause or isolation of the leader (ms): shorter than the
+/// chaos cluster's leader timeout (`procs::LEADER_TIMEOUT_MS`), a hiccup.
+pub const SHORT_MS: (u64, u64) = (100, 350);
 /// Bounds of a delay added to a link (ms).
 pub const DELAY_MS: (u64, u64) = (5, 200);
 
@@ -249,6 +254,8 @@ pub struct Planner {
     only: Vec<Kind>,
     /// Bounds of the gap between injections (ms).
     gap: (u64, u64),
+    /// Faults drawn so far, by kind (index in [`Kind::ALL`]).
+    drawn: [u64; Kind::ALL.len()],
 }
 
 impl Planner {
@@ -260,6 +267,7 @@ impl Planner {
             proxy: false,
             only: Vec::new(),
             gap: DEFAULT_GAP_MS,
+            drawn: [0; Kind::ALL.len()],
         }
     }
 
@@ -295,9 +303,9 @@ impl Planner {
         self.between(lo, hi)
     }
 
-    /// A duration from `short` or from `long`, one time in two each.
+    /// A duration from `short` three times in four, else from `long`.
     fn short_or_long(&mut self, short: (u64, u64), long: (u64, u64)) -> u64 {
-        let (lo, hi) = if self.below(2) == 0 { short } else { long };
+        let (lo, hi) = if self.below(4) != 0 { short } else { long };
         self.between(lo, hi)
     }
 
@@ -357,52 +365,66 @@ impl Planner {
             .collect();
         let leader = v.leader.filter(|l| up.contains(l));
         let can_down = v.down.len() < MAX_DOWN;
-        // Weights: even, but loss and delay (which are also drawn during
-        // elections, when little else is) half as often, and power losses
-        // (possible only on a whole cluster) twice as often.
-        let mut menu: Vec<(Kind, u64)> = Vec::new();
+        // Which kinds fit what is broken now. Kinds that need a leader, or
+        // a mostly whole cluster, fit less often than loss and delay (which
+        // fit nearly always): the draw below favours the kinds drawn least
+        // so far, so that every kind gets its share of the run.
+        let mut menu: Vec<Kind> = Vec::new();
         if can_down {
-            menu.push((Kind::Kill, 2));
+            menu.push(Kind::Kill);
             if leader.is_some() {
-                menu.push((Kind::KillLeader, 2));
-                menu.push((Kind::PauseLeader, 2));
+                menu.push(Kind::KillLeader);
+                menu.push(Kind::PauseLeader);
             }
         }
         if v.partitions < MAX_PARTITIONS {
             if leader.is_some() {
-                menu.push((Kind::IsolateLeader, 2));
+                menu.push(Kind::IsolateLeader);
             }
-            menu.push((Kind::Split, 2));
-            menu.push((Kind::OneWay, 2));
+            menu.push(Kind::Split);
+            menu.push(Kind::OneWay);
         }
         if v.losses < MAX_LOSS {
-            menu.push((Kind::Loss, 1));
+            menu.push(Kind::Loss);
         }
         if self.proxy && v.delays < MAX_DELAY {
-            menu.push((Kind::Delay, 1));
+            menu.push(Kind::Delay);
         }
         if self.proxy && v.stalls < MAX_STALL {
-            menu.push((Kind::Stall, 2));
+            menu.push(Kind::Stall);
         }
-        // Only on a whole cluster: back to back, power losses would keep a
-        // majority down and the cluster leaderless most of the time.
-        if self.power_loss && v.down.is_empty() {
-            menu.push((Kind::PowerLoss, 4));
+        // At most one node down besides: back to back, power losses would
+        // keep a majority down and the cluster leaderless most of the time.
+        if self.power_loss && v.down.len() <= 1 {
+            menu.push(Kind::PowerLoss);
         }
-        // Without a leader the cluster is electing: faults that slow it
-        // down, and one that cuts or crashes only while nothing else does
-        // (back to back, they kept it leaderless for whole runs).
+        // Without a leader the cluster is electing: one fault that slows
+        // it down while no other does, and one that cuts or crashes only
+        // while nothing else does (back to back, they kept it leaderless
+        // for whole runs: lost packets wait for TCP's retransmission).
         if leader.is_none() {
             let calm = v.down.is_empty() && v.partitions == 0 && v.stalls == 0;
-            menu.retain(|(k, _)| match k {
-                Kind::Delay | Kind::Loss => true,
+            let slow = v.losses + v.delays > 0;
+            menu.retain(|k| match k {
+                Kind::Delay | Kind::Loss => !slow,
                 Kind::Kill | Kind::Split | Kind::OneWay | Kind::Stall | Kind::PowerLoss => calm,
                 _ => false,
             });
         }
         if !self.only.is_empty() {
-            menu.retain(|(k, _)| self.only.contains(k));
+            menu.retain(|k| self.only.contains(k));
         }
+        // Weights: a kind gets 1 plus 4 per fault it lags behind the kind
+        // drawn most, so the scarce kinds are drawn whenever they fit.
+        let most = menu
+            .iter()
+            .map(|k| self.drawn[*k as usize])
+            .max()
+            .unwrap_or(0);
+        let menu: Vec<(Kind, u64)> = menu
+            .into_iter()
+            .map(|k| (k, 1 + 4 * (most - self.drawn[k as usize])))
+            .collect();
         let total: u64 = menu.iter().map(|(_, w)| w).sum();
         if total == 0 {
             return None;
@@ -416,74 +438,90 @@ impl Planner {
                 hit
             })
             .map(|(k, _)| *k)?;
+        let f = self.make(kind, v, &all, &up, leader)?;
+        self.drawn[kind as usize] += 1;
+        Some(f)
+    }
+
+    /// A fault of `kind` for the view (None if it cannot be made).
+    fn make(
+        &mut self,
+        kind: Kind,
+        v: &View,
+        all: &[u64],
+        up: &[u64],
+        leader: Option<u64>,
+    ) -> Option<Fault> {
         let followers: Vec<u64> = up.iter().copied().filter(|&i| Some(i) != leader).collect();
         Some(match kind {
             Kind::Delay => {
-                let links = self.links(&all, leader);
+                let links = self.links(all, leader);
                 Fault::Delay {
                     links: links
                         .into_iter()
                         .map(|(a, b)| (a, b, self.between(DELAY_MS.0, DELAY_MS.1)))
                         .collect(),
-                    ms: self.between(1000, 4000),
+                    ms: self.between(500, 2000),
                 }
             }
             Kind::Stall => Fault::Stall {
-                links: self.links(&all, leader),
-                ms: self.between(300, 2000),
+                links: self.links(all, leader),
+                ms: self.between(200, 1000),
             },
             Kind::Kill => Fault::Kill {
                 node: self.pick(&followers)?,
                 leader: false,
-                ms: self.between(100, 1500),
+                ms: self.between(50, 800),
             },
             Kind::KillLeader => Fault::Kill {
                 node: leader?,
                 leader: true,
-                ms: self.between(100, 1500),
+                ms: self.between(50, 800),
             },
-            // Half of the pauses and isolations end before the leader
-            // timeout (a hiccup: the same leader goes on), half after it
-            // (the others elect; the old leader comes back in an old term).
+            // Three in four pauses and isolations end before the leader
+            // timeout (a hiccup: the same leader goes on), the others after
+            // it (the others elect; the old leader comes back in an old
+            // term): each election costs the run a leaderless second.
             Kind::PauseLeader => Fault::Pause {
                 node: leader?,
-                ms: self.short_or_long((300, 900), (1200, 2500)),
+                ms: self.short_or_long(SHORT_MS, (600, 1200)),
             },
             Kind::IsolateLeader => Fault::Isolate {
                 node: leader?,
-                ms: self.short_or_long((300, 900), (1200, 3000)),
+                ms: self.short_or_long(SHORT_MS, (600, 1500)),
             },
             Kind::Split => Fault::Split {
-                side: self.sample(&all, (v.nodes as usize) / 2),
-                ms: self.between(500, 2500),
+                side: self.sample(all, (v.nodes as usize) / 2),
+                ms: self.between(300, 1500),
             },
             Kind::OneWay => {
                 let from = match leader {
                     Some(l) if self.below(2) == 0 => l,
-                    _ => self.pick(&all)?,
+                    _ => self.pick(all)?,
                 };
                 let others: Vec<u64> = all.iter().copied().filter(|&i| i != from).collect();
                 let k = 1 + self.below(2) as usize;
                 Fault::OneWay {
                     from,
                     deaf: self.sample(&others, k),
-                    ms: self.between(500, 2500),
+                    ms: self.between(300, 1500),
                 }
             }
             Kind::Loss => {
                 let k = 1 + self.below(v.nodes) as usize;
                 Fault::Loss {
-                    nodes: self.sample(&all, k),
+                    nodes: self.sample(all, k),
                     permille: self.between(20, 300) as u32,
-                    ms: self.between(1000, 3000),
+                    ms: self.between(500, 2000),
                 }
             }
             Kind::PowerLoss => {
                 let majority = v.nodes as usize / 2 + 1;
+                // From the nodes still up (one may be down already).
                 let mut nodes = if self.below(2) == 0 {
-                    all.clone()
+                    up.to_vec()
                 } else {
-                    self.sample(&all, majority)
+                    self.sample(up, majority)
                 };
                 if let Some(l) = leader.filter(|l| !nodes.contains(l)) {
                     nodes[0] = l;
@@ -492,9 +530,9 @@ impl Planner {
                 Fault::PowerLoss {
                     nodes,
                     keep_permille: self.below(1000) as u32,
-                    ms: self.between(300, 1500),
+                    ms: self.between(100, 500),
                     late: leader,
-                    late_ms: self.between(1500, 3000),
+                    late_ms: self.between(600, 1400),
                 }
             }
         })
@@ -614,7 +652,7 @@ mod tests {
         let mut p = Planner::new(1, true).proxy(true);
         let view = View {
             nodes: 5,
-            leader: Some(3),
+            leader: Some(2),
             down: [1, 3].into_iter().collect(),
             partitions: MAX_PARTITIONS,
             losses: 0,
@@ -623,12 +661,10 @@ mod tests {
         };
         for _ in 0..200 {
             let f = p.next(&view).unwrap();
-            assert!(
-                matches!(f.kind(), Kind::Loss | Kind::Stall | Kind::PowerLoss),
-                "{f}"
-            );
+            // Two nodes down: no crash, pause or power loss.
+            assert!(matches!(f.kind(), Kind::Loss | Kind::Stall), "{f}");
             if let Fault::Stall { links, ms } = &f {
-                assert!(!links.is_empty() && (300..=2000).contains(ms), "{f}");
+                assert!(!links.is_empty() && (200..=1000).contains(ms), "{f}");
                 assert!(links.iter().all(|(a, b)| a != b && *a <= 5 && *b <= 5));
             }
         }
@@ -678,6 +714,28 @@ mod tests {
             let k = p.next(&busy).unwrap().kind();
             assert!(matches!(k, Kind::Delay | Kind::Loss), "{k:?}");
         }
+        // One slowing fault at a time, too.
+        let slow = View {
+            losses: 1,
+            ..busy.clone()
+        };
+        assert_eq!(p.next(&slow), None);
+    }
+
+    #[test]
+    fn the_kinds_drawn_least_are_favoured() {
+        let mut p = Planner::new(9, true).proxy(true);
+        let view = View {
+            nodes: 5,
+            leader: Some(1),
+            ..View::default()
+        };
+        let mut n = [0u64; Kind::ALL.len()];
+        for _ in 0..1000 {
+            n[p.next(&view).unwrap().kind() as usize] += 1;
+        }
+        let (lo, hi) = (n.iter().min().unwrap(), n.iter().max().unwrap());
+        assert!(hi - lo <= 5, "{n:?}");
     }
 
     #[test]
