@@ -318,16 +318,11 @@ fn a_flipped_bit_stops_the_node_and_log_repair_lets_it_catch_up() {
     assert_all_acked_present(&dir, &acked);
 }
 
-/// Runs a one-node cluster under `strace` injecting `fault` into the log
-/// file's syscalls, chats until the node stops answering, and checks the
-/// promises of a persistence failure.
-fn persistence_failure(tag: &str, trace: &str, inject: &str, expect: &str) {
-    if !has_strace() {
-        return;
-    }
-    let mut n = Solo::new(tag);
-    let log = n.log_file().display().to_string();
-    let prefix: Vec<String> = [
+/// The command prefix that runs a node under strace, tampering (`inject`)
+/// only with the syscalls on `log` that `trace` selects, in every thread.
+fn strace_prefix(log: &Path, trace: &str, inject: &str) -> Vec<String> {
+    let log = log.display().to_string();
+    [
         "strace",
         "-f",
         "-qq",
@@ -343,8 +338,18 @@ fn persistence_failure(tag: &str, trace: &str, inject: &str, expect: &str) {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
-    n.start(&prefix);
+    .collect()
+}
+
+/// Runs a one-node cluster under `strace` injecting `fault` into the log
+/// file's syscalls, chats until the node stops answering, and checks the
+/// promises of a persistence failure.
+fn persistence_failure(tag: &str, trace: &str, inject: &str, expect: &str) {
+    if !has_strace() {
+        return;
+    }
+    let mut n = Solo::new(tag);
+    n.start(&strace_prefix(&n.log_file(), trace, inject));
     n.wait_leader();
     let mut c = connect(&n.addr());
     let mut acked = BTreeMap::new();
@@ -413,26 +418,8 @@ fn a_slow_fsync_delays_the_acknowledgement_but_not_the_event_loop() {
     }
     const DELAY: Duration = Duration::from_millis(400);
     let mut n = Solo::new("slowsync");
-    let log = n.log_file().display().to_string();
     let inject = format!("inject=fdatasync:delay_exit={}", DELAY.as_micros());
-    let prefix: Vec<String> = [
-        "strace",
-        "-f",
-        "-qq",
-        "-e",
-        "trace=fdatasync",
-        "-e",
-        &inject,
-        "-P",
-        &log,
-        "-o",
-        "/dev/null",
-        "--",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    n.start(&prefix);
+    n.start(&strace_prefix(&n.log_file(), "trace=fdatasync", &inject));
     n.wait_leader();
     // Let the election's own (slow) fsyncs finish first.
     thread::sleep(DELAY * 2);

@@ -51,6 +51,31 @@ fn entry(seq: u64, term: u64, id: &str) -> Entry {
     }
 }
 
+/// n`from`'s APPEND_ACK in term 1 up to `m`.
+fn append_ack(from: u64, m: u64) -> Input {
+    Input::Peer(PeerMsg::AppendAck {
+        sender_id: NodeId(from),
+        term: Term(1),
+        match_seq: Seq(m),
+    })
+}
+
+/// What the leader of `leader_n3` does when client 1's chat "m1" (seq 2)
+/// commits: note the commit point, acknowledge, deliver.
+fn committed_m1_at_2() -> Vec<Action> {
+    vec![
+        Action::Note(Record::Commit { seq: Seq(2) }),
+        Action::Reply {
+            client: ClientId(1),
+            reply: ClientReply::ChatAck {
+                msg_id: "m1".into(),
+                seq_no: Seq(2),
+            },
+        },
+        Action::Deliver(entry(2, 1, "m1")),
+    ]
+}
+
 /// Makes n3 the leader of term 1 (n1 grants, n1 promises). Returns the node at t=2000.
 fn leader_n3() -> Node {
     leader_n3_with(|_| {})
@@ -316,14 +341,7 @@ fn leader_delivers_only_after_a_majority_persisted() {
         }]
     ));
     // n1 persisted the no-op only: nothing of this term's chat is committed.
-    let ack = |m| {
-        Input::Peer(PeerMsg::AppendAck {
-            sender_id: NodeId(1),
-            term: Term(1),
-            match_seq: Seq(m),
-        })
-    };
-    let out = step(&mut n, 3001, ack(1));
+    let out = step(&mut n, 3001, append_ack(1, 1));
     assert_eq!(
         out,
         vec![
@@ -335,21 +353,8 @@ fn leader_delivers_only_after_a_majority_persisted() {
             })
         ]
     );
-    let out = step(&mut n, 3002, ack(2));
-    assert_eq!(
-        out,
-        vec![
-            Action::Note(Record::Commit { seq: Seq(2) }),
-            Action::Reply {
-                client: ClientId(1),
-                reply: ClientReply::ChatAck {
-                    msg_id: "m1".into(),
-                    seq_no: Seq(2)
-                }
-            },
-            Action::Deliver(entry(2, 1, "m1")),
-        ]
-    );
+    let out = step(&mut n, 3002, append_ack(1, 2));
+    assert_eq!(out, committed_m1_at_2());
 }
 
 #[test]
@@ -728,15 +733,8 @@ fn a_non_voter_is_never_followed_as_leader() {
 #[test]
 fn with_reported_durability_the_leader_counts_itself_only_once_durable() {
     let mut n = leader_n3_with(|c| c.reports_durability = true);
-    let ack = |from, m| {
-        Input::Peer(PeerMsg::AppendAck {
-            sender_id: NodeId(from),
-            term: Term(1),
-            match_seq: Seq(m),
-        })
-    };
     // n1 has the no-op, the leader's own copy is not durable yet: no majority.
-    assert_eq!(step(&mut n, 3000, ack(1, 1)), vec![]);
+    assert_eq!(step(&mut n, 3000, append_ack(1, 1)), vec![]);
     assert_eq!(n.status().commit_seq, Seq(0));
     let noop = Entry {
         seq_no: Seq(1),
@@ -761,23 +759,13 @@ fn with_reported_durability_the_leader_counts_itself_only_once_durable() {
     );
     step(&mut n, 3002, Input::Flush);
     assert_eq!(
-        step(&mut n, 3003, ack(1, 2)),
+        step(&mut n, 3003, append_ack(1, 2)),
         vec![],
         "one follower is not a majority"
     );
     assert_eq!(
-        step(&mut n, 3004, ack(2, 2)),
-        vec![
-            Action::Note(Record::Commit { seq: Seq(2) }),
-            Action::Reply {
-                client: ClientId(1),
-                reply: ClientReply::ChatAck {
-                    msg_id: "m1".into(),
-                    seq_no: Seq(2)
-                }
-            },
-            Action::Deliver(entry(2, 1, "m1")),
-        ],
+        step(&mut n, 3004, append_ack(2, 2)),
+        committed_m1_at_2(),
         "two followers are a majority without the leader's pending fsync"
     );
 }
