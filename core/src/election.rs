@@ -111,7 +111,9 @@ impl Node {
     /// ELECTION from `from`: stand it down or grant it (see the module doc).
     pub(crate) fn on_election(&mut self, from: NodeId, out: &mut Vec<Action>) {
         let me = self.id();
-        let live = self.has_live_leader();
+        // ELECTION from the leader we follow: it lost its majority and
+        // stepped down (a leader never probes), so it is no live leader.
+        let live = self.has_live_leader() && (self.is_leader() || self.leader != Some(from));
         let grant = !live && from > me;
         let msg = PeerMsg::ElectionOk {
             sender_id: me,

@@ -448,6 +448,13 @@ impl Node {
             out.push(Action::Broadcast { to, msg: join });
         }
         self.become_follower(None);
+        // Bully: a process that recovers holds an election at once rather
+        // than wait out the leader timeout. The pre-vote makes this harmless
+        // where a leader lives (its followers answer "stand down" and name
+        // it); after a whole-cluster restart it saves the timeout.
+        if self.cfg.is_voter() {
+            self.start_election(out);
+        }
     }
 
     fn on_peer_up(&mut self, id: NodeId, out: &mut Vec<Action>) {

@@ -207,6 +207,32 @@ impl Runtime {
             "n{} authenticated (incoming link from {})",
             dialer.0, c.label
         );
+        self.redial_now(dialer);
+    }
+
+    /// `peer` just dialed us, so it is up and reachable: if our own link to
+    /// it is not up, dial now instead of after the backoff (a restarted
+    /// peer would otherwise not hear us for up to `reconnect_max_ms`), and
+    /// give up a connect still waiting for its SYN to be answered (lost, or
+    /// sent while the peer was down or cut off: the kernel retries it only
+    /// after a second or more).
+    fn redial_now(&mut self, peer: NodeId) {
+        if let Some(t) = self.peers.token(peer) {
+            let connecting = self.conns.get(&t).is_some_and(|c| {
+                matches!(
+                    c.role,
+                    Role::Dial {
+                        stage: DialStage::Connecting,
+                        ..
+                    }
+                )
+            });
+            if !connecting {
+                return;
+            }
+            self.close_conn(t, "superseded: the peer dialed us");
+        }
+        self.peers.heard_from(peer, Instant::now());
     }
 
     /// A line on our own link: the CHALLENGE, or an ERROR from the acceptor.

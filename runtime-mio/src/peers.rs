@@ -122,6 +122,19 @@ impl PeerTable {
         }
     }
 
+    /// `id` just proved it is up (it dialed us and authenticated): a link
+    /// waiting out its backoff is due now, from the shortest delay again.
+    /// Without this a restarted peer would not hear from us until our
+    /// backoff (up to `max_ms`) ran out.
+    pub fn heard_from(&mut self, id: NodeId, now: Instant) {
+        if let Some(s) = self.slots.get_mut(&id) {
+            if s.token.is_none() {
+                s.retry_at = now;
+            }
+            s.backoff_ms = self.min_ms;
+        }
+    }
+
     /// The link `token` to `id` ended; schedules the next dial. Returns the
     /// delay and how many attempts failed in a row, or None if `token` was not
     /// the current link (already replaced).
@@ -183,6 +196,24 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         }
+    }
+
+    #[test]
+    fn a_peer_that_dials_us_is_due_at_once() {
+        let now = Instant::now();
+        let mut t = PeerTable::new(50, 1000);
+        t.learn(info(2, 5002), now);
+        for _ in 0..5 {
+            t.dial_failed(NodeId(2), now);
+        }
+        assert!(t.due(now).is_empty());
+        t.heard_from(NodeId(2), now);
+        assert_eq!(t.due(now), vec![NodeId(2)]);
+        assert_eq!(t.dial_failed(NodeId(2), now).unwrap().0, 50);
+        // A link already being dialed is left alone.
+        t.attached(NodeId(2), Token(7));
+        t.heard_from(NodeId(2), now);
+        assert!(t.due(now).is_empty());
     }
 
     #[test]
