@@ -433,7 +433,13 @@ impl Node {
             return true;
         }
         match (self.leader, self.leader_contact) {
-            (Some(_), Some(at)) => self.now.ms_since(at) < self.cfg.leader_timeout_ms,
+            // A leader our link to is down is not live for us, whatever
+            // still arrives from it: messages it sent before it died can
+            // come in late (delayed on its own link), and we could not
+            // acknowledge anything it sends anyway.
+            (Some(l), Some(at)) => {
+                !self.down.contains(&l) && self.now.ms_since(at) < self.cfg.leader_timeout_ms
+            }
             _ => false,
         }
     }
