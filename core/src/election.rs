@@ -170,7 +170,6 @@ impl Node {
         self.disarm(Timer::LeaderTimeout);
         self.state = State::Candidate(Election::Claiming {
             positions: BTreeMap::from([(me, self.log.position())]),
-            refused: BTreeSet::new(),
         });
         let msg = PeerMsg::Coordinator {
             sender_id: me,
@@ -225,15 +224,15 @@ impl Node {
         });
     }
 
-    pub(crate) fn on_coordinator_nack(&mut self, from: NodeId, out: &mut Vec<Action>) {
-        let majority = self.cfg.majority();
-        let voters = self.cfg.voters.len();
-        if let State::Candidate(Election::Claiming { refused, .. }) = &mut self.state {
-            refused.insert(from);
-            if voters - refused.len() < majority {
-                // This term cannot win: probe again (the next claim takes a new term).
-                self.start_election(out);
-            }
+    pub(crate) fn on_coordinator_nack(&mut self, out: &mut Vec<Action>) {
+        if let State::Candidate(Election::Claiming { .. }) = &self.state {
+            // A voter promised another claimant of our term. Waiting for the
+            // others to promise us would cost the claim timer (a leader
+            // timeout) whenever they did too, typically after a crash left
+            // several claimants in one term: probe again at once (the next
+            // claim takes a new term; lower claimants stand down to our
+            // probe, so this does not duel).
+            self.start_election(out);
         }
     }
 

@@ -56,7 +56,6 @@ pub(crate) enum Election {
     /// COORDINATOR sent for the current term; collecting log positions.
     Claiming {
         positions: BTreeMap<NodeId, (Term, Seq)>,
-        refused: BTreeSet<NodeId>,
     },
     /// Adopting the most up-to-date log of the majority from `from`.
     Fetching { from: NodeId, target: (Term, Seq) },
@@ -361,7 +360,7 @@ impl Node {
                 last_term,
                 ..
             } => self.on_sync_ack(from, (last_term, last_seq), out),
-            PeerMsg::CoordinatorNack { .. } => self.on_coordinator_nack(from, out),
+            PeerMsg::CoordinatorNack { .. } => self.on_coordinator_nack(out),
             PeerMsg::CatchupResp {
                 prev_seq,
                 prev_term,
