@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub faults: Vec<Kind>,
     /// Milliseconds between two injections, drawn from LO-HI.
-    #[arg(long, default_value = "40-120", value_parser = parse_gap)]
+    #[arg(long, default_value = "20-80", value_parser = parse_gap)]
     pub fault_gap_ms: (u64, u64),
     /// No power-loss faults (they need strace: each node runs under it).
     #[arg(long)]
@@ -216,6 +216,9 @@ pub struct Outcome {
     pub elections: u64,
     pub max_term: u64,
     pub longest_unavailable_ms: u64,
+    /// Time of the fault phase in which the harness knew a leader that was
+    /// neither crashed nor paused (the faults aimed at the leader need one).
+    pub leader_known_ms: u64,
     pub converge_ms: Option<u64>,
     pub restarts: u64,
     /// Unsynced log bytes dropped by power-loss faults.
@@ -361,9 +364,44 @@ impl Run<'_> {
             .gap(self.args.fault_gap_ms);
         let mut act = Active::default();
         let start = Instant::now();
+        if self.args.verbose {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            // Lines below are stamped from here; the nodes' logs use UTC.
+            println!(
+                "fault phase starts at unix time {:.3} s",
+                wall.as_secs_f64()
+            );
+        }
         let end = start + Duration::from_secs(self.args.duration);
         let mut next = start + Duration::from_millis(planner.gap_ms());
+        let mut seen_leader = None;
+        let mut tick = start;
         while Instant::now() < end {
+            // The leader as the planner sees it: known and not crashed or paused.
+            let leader = monitor.leader().filter(|&l| {
+                let i = l as usize - 1;
+                !act.killed.contains_key(&i) && !act.paused.contains_key(&i)
+            });
+            let now = Instant::now();
+            if leader.is_some() {
+                out.leader_known_ms += now.duration_since(tick).as_millis() as u64;
+            }
+            tick = now;
+            if leader != seen_leader {
+                if self.args.verbose {
+                    let who = leader.map_or("none known".to_string(), |l| format!("n{l}"));
+                    println!("[{:6.1} s] leader: {who}", start.elapsed().as_secs_f64());
+                }
+                if leader.is_some() {
+                    // A new leader: strike at once (the kinds aimed at the
+                    // leader would otherwise wait out the gap, and a new
+                    // leader is when a system is most fragile).
+                    next = next.min(now);
+                }
+                seen_leader = leader;
+            }
             if self.interrupted.load(Ordering::SeqCst) {
                 self.heal_all(&mut act)?;
                 bail!("interrupted; everything was torn down");
@@ -396,9 +434,18 @@ impl Run<'_> {
                         println!("[{:6.1} s] {f}", start.elapsed().as_secs_f64());
                     }
                     *out.faults.entry(f.kind()).or_default() += 1;
+                    match &f {
+                        Fault::Kill { node, .. } => monitor.forget(*node),
+                        Fault::PowerLoss { nodes, .. } => {
+                            nodes.iter().for_each(|&n| monitor.forget(n))
+                        }
+                        _ => {}
+                    }
                     self.apply(f, &mut act, out)?;
+                    next = now + Duration::from_millis(planner.gap_ms());
                 }
-                next = now + Duration::from_millis(planner.gap_ms());
+                // Nothing fits (typically: an election is on): try again at
+                // the next tick, so a new leader is met at once.
             }
             thread::sleep(Duration::from_millis(20));
         }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-const POLL_MS: u64 = 50;
+const POLL_MS: u64 = 25;
 const STATUS_TIMEOUT_MS: u64 = 150;
 
 #[derive(Debug, Default)]
@@ -31,8 +31,11 @@ pub struct Monitor {
     /// The node that leads the highest term seen (0: none known).
     pub leader: Arc<AtomicU64>,
     pub observed: Arc<Mutex<Observed>>,
+    /// Per node (index id - 1): bumped by [`Monitor::forget`]; an answer
+    /// asked for under an older generation is dropped.
+    generation: Arc<Vec<AtomicU64>>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Observed {
@@ -69,32 +72,57 @@ impl Observed {
 }
 
 impl Monitor {
+    /// One polling thread per node: a paused or lossy node costs its own
+    /// thread a timeout, not everyone's view of who leads (polled in
+    /// turn, five nodes behind timeouts hid a new leader for most of a
+    /// second, and the leader faults waited for it).
     pub fn start(nodes: u64) -> Monitor {
         let leader = Arc::new(AtomicU64::new(0));
         let observed = Arc::new(Mutex::new(Observed::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (l, o, s) = (leader.clone(), observed.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                for id in 1..=nodes {
-                    let Some(st) = status(id, Duration::from_millis(STATUS_TIMEOUT_MS)) else {
-                        continue;
-                    };
-                    let mut obs = o.lock().unwrap();
-                    obs.note(id, &st.role, st.term, st.leader);
-                    obs.polls += 1;
-                    // Who leads now: the newest term with a leader.
-                    l.store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
-                }
-                thread::sleep(Duration::from_millis(POLL_MS));
-            }
-        });
+        let generation: Arc<Vec<AtomicU64>> =
+            Arc::new((0..nodes).map(|_| AtomicU64::new(0)).collect());
+        let threads = (1..=nodes)
+            .map(|id| {
+                let (l, o, s) = (leader.clone(), observed.clone(), stop.clone());
+                let g = generation.clone();
+                thread::spawn(move || {
+                    while !s.load(Ordering::SeqCst) {
+                        let asked = g[id as usize - 1].load(Ordering::SeqCst);
+                        if let Some(st) = status(id, Duration::from_millis(STATUS_TIMEOUT_MS)) {
+                            let mut obs = o.lock().unwrap();
+                            if g[id as usize - 1].load(Ordering::SeqCst) != asked {
+                                // Answered by the incarnation the harness just killed.
+                                continue;
+                            }
+                            obs.note(id, &st.role, st.term, st.leader);
+                            obs.polls += 1;
+                            // Who leads now: the newest term with a leader.
+                            l.store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
+                        }
+                        thread::sleep(Duration::from_millis(POLL_MS));
+                    }
+                })
+            })
+            .collect();
         Monitor {
             leader,
             observed,
+            generation,
             stop,
-            thread: Some(thread),
+            threads,
         }
+    }
+
+    /// The harness crashed `node`: its last answer no longer tells who
+    /// leads (a leader fault aimed at it after its restart would hit a
+    /// follower), nor does any answer still in flight.
+    pub fn forget(&self, node: u64) {
+        self.generation[node as usize - 1].fetch_add(1, Ordering::SeqCst);
+        let mut obs = self.observed.lock().unwrap();
+        obs.last.remove(&node);
+        self.leader
+            .store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
     }
 
     pub fn leader(&self) -> Option<u64> {
@@ -103,7 +131,7 @@ impl Monitor {
 
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }

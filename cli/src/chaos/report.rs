@@ -39,8 +39,12 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
         println!("ERROR answers (clients retried): {}", e.join(", "));
     }
     println!(
-        "elections: {} terms with a leader seen, highest term {}",
-        r.elections, r.max_term
+        "elections: {} terms with a leader seen, highest term {}; a leader known {}% of the fault phase",
+        r.elections,
+        r.max_term,
+        (r.leader_known_ms * 100)
+            .checked_div(args.duration * 1000)
+            .unwrap_or(0)
     );
     println!(
         "longest unavailability (no client acknowledged anything): {}",

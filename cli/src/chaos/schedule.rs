@@ -5,10 +5,10 @@
 //!
 //! Bounds kept here: at most two nodes crashed or paused at once by ordinary
 //! faults ([`MAX_DOWN`]); network faults run concurrently with process
-//! faults and with each other, at most [`MAX_PARTITIONS`] partitions,
-//! [`MAX_LOSS`] packet-loss episodes, [`MAX_DELAY`] delays and [`MAX_STALL`]
+//! faults and with each other, at most [`MAX_PARTITIONS`] partitions (one
+//! more if it isolates the leader), [`MAX_LOSS`] packet-loss episodes, [`MAX_DELAY`] delays and [`MAX_STALL`]
 //! stalls at a time; every fault heals after a bounded duration
-//! (`Fault::duration_ms`), most of them within a few seconds, so that many
+//! (`Fault::duration_ms`), all of them within about a second, so that many
 //! faults fit in a run and the cluster still makes progress between them.
 //! While no leader is known (an election is on), only one fault that slows
 //! the cluster is drawn while none does, plus one that cuts or crashes when
@@ -225,11 +225,12 @@ pub struct View {
 }
 
 /// Default bounds of the gap between two injections (ms).
-pub const DEFAULT_GAP_MS: (u64, u64) = (40, 120);
+pub const DEFAULT_GAP_MS: (u64, u64) = (20, 80);
 
 /// Most nodes crashed or paused at once (power losses aside).
 pub const MAX_DOWN: usize = 2;
-/// Most partitions (isolate, split, one-way) in force at once; their cuts add up.
+/// Most partitions (isolate, split, one-way) in force at once, before an
+/// isolation of the leader (which may be one more); their cuts add up.
 pub const MAX_PARTITIONS: usize = 2;
 /// Most packet-loss episodes at once.
 pub const MAX_LOSS: usize = 2;
@@ -237,11 +238,32 @@ pub const MAX_LOSS: usize = 2;
 pub const MAX_DELAY: usize = 2;
 /// Most stall faults at once.
 pub const MAX_STALL: usize = 3;
-/// Bounds of a short pause or isolation of the leader (ms): shorter than the
-/// chaos cluster's leader timeout (`procs::LEADER_TIMEOUT_MS`), a hiccup.
-pub const SHORT_MS: (u64, u64) = (100, 350);
-/// Bounds of a delay added to a link (ms).
-pub const DELAY_MS: (u64, u64) = (5, 200);
+// How long faults last (ms, drawn uniformly from each range). Short, so
+// that many fit in a run and each overlaps only a few others: with about
+// six injections a second, longer faults kept so many links cut, lossy or
+// slow at once that elections took most of the run, and the kinds that
+// need a leader starved.
+/// A short pause or isolation of the leader: shorter than the chaos
+/// cluster's leader timeout (`procs::LEADER_TIMEOUT_MS`), a hiccup.
+pub const SHORT_MS: (u64, u64) = (50, 250);
+/// A long one: past the leader timeout, so the others elect.
+pub const LONG_MS: (u64, u64) = (550, 1100);
+/// A crashed node's downtime before its restart.
+pub const RESTART_MS: (u64, u64) = (50, 400);
+/// Power loss: the nodes' downtime, and how much later the old leader's
+/// machine comes back.
+pub const POWER_RESTART_MS: (u64, u64) = (50, 300);
+pub const POWER_LATE_MS: (u64, u64) = (500, 1000);
+/// Split and one-way partitions.
+pub const CUT_MS: (u64, u64) = (200, 1000);
+/// Packet loss episodes, and the share of packets dropped (‰).
+pub const LOSS_MS: (u64, u64) = (300, 1200);
+pub const LOSS_PERMILLE: (u64, u64) = (20, 200);
+/// Delays of links, and the delay added to a link.
+pub const DELAY_FOR_MS: (u64, u64) = (300, 1200);
+pub const DELAY_MS: (u64, u64) = (5, 150);
+/// Stalls of links.
+pub const STALL_MS: (u64, u64) = (100, 600);
 
 /// Draws faults from one seed.
 #[derive(Debug)]
@@ -378,11 +400,13 @@ impl Planner {
             }
         }
         if v.partitions < MAX_PARTITIONS {
-            if leader.is_some() {
-                menu.push(Kind::IsolateLeader);
-            }
             menu.push(Kind::Split);
             menu.push(Kind::OneWay);
+        }
+        // Isolating the leader may come on top of two other partitions: it
+        // needs a leader, which is the scarce moment of a dense run.
+        if v.partitions <= MAX_PARTITIONS && leader.is_some() {
+            menu.push(Kind::IsolateLeader);
         }
         if v.losses < MAX_LOSS {
             menu.push(Kind::Loss);
@@ -401,13 +425,17 @@ impl Planner {
         // Without a leader the cluster is electing: one fault that slows
         // it down while no other does, and one that cuts or crashes only
         // while nothing else does (back to back, they kept it leaderless
-        // for whole runs: lost packets wait for TCP's retransmission).
+        // for whole runs: lost packets wait for TCP's retransmission; with
+        // two cuts or crashes at a time a leader was known 13% of a run
+        // instead of 27%).
         if leader.is_none() {
-            let calm = v.down.is_empty() && v.partitions == 0 && v.stalls == 0;
+            let cuts = v.down.len() + v.partitions + v.stalls;
             let slow = v.losses + v.delays > 0;
             menu.retain(|k| match k {
                 Kind::Delay | Kind::Loss => !slow,
-                Kind::Kill | Kind::Split | Kind::OneWay | Kind::Stall | Kind::PowerLoss => calm,
+                Kind::Kill | Kind::Split | Kind::OneWay | Kind::Stall | Kind::PowerLoss => {
+                    cuts == 0
+                }
                 _ => false,
             });
         }
@@ -421,9 +449,18 @@ impl Planner {
             .map(|k| self.drawn[*k as usize])
             .max()
             .unwrap_or(0);
+        // A known leader is the scarce moment of a run (about a quarter of
+        // it): the kinds aimed at it weigh double then.
         let menu: Vec<(Kind, u64)> = menu
             .into_iter()
-            .map(|k| (k, 1 + 4 * (most - self.drawn[k as usize])))
+            .map(|k| {
+                let w = 1 + 4 * (most - self.drawn[k as usize]);
+                let aimed = matches!(
+                    k,
+                    Kind::KillLeader | Kind::PauseLeader | Kind::IsolateLeader
+                );
+                (k, if aimed { 2 * w } else { w })
+            })
             .collect();
         let total: u64 = menu.iter().map(|(_, w)| w).sum();
         if total == 0 {
@@ -461,22 +498,22 @@ impl Planner {
                         .into_iter()
                         .map(|(a, b)| (a, b, self.between(DELAY_MS.0, DELAY_MS.1)))
                         .collect(),
-                    ms: self.between(500, 2000),
+                    ms: self.between(DELAY_FOR_MS.0, DELAY_FOR_MS.1),
                 }
             }
             Kind::Stall => Fault::Stall {
                 links: self.links(all, leader),
-                ms: self.between(200, 1000),
+                ms: self.between(STALL_MS.0, STALL_MS.1),
             },
             Kind::Kill => Fault::Kill {
                 node: self.pick(&followers)?,
                 leader: false,
-                ms: self.between(50, 800),
+                ms: self.between(RESTART_MS.0, RESTART_MS.1),
             },
             Kind::KillLeader => Fault::Kill {
                 node: leader?,
                 leader: true,
-                ms: self.between(50, 800),
+                ms: self.between(RESTART_MS.0, RESTART_MS.1),
             },
             // Three in four pauses and isolations end before the leader
             // timeout (a hiccup: the same leader goes on), the others after
@@ -484,15 +521,15 @@ impl Planner {
             // term): each election costs the run a leaderless second.
             Kind::PauseLeader => Fault::Pause {
                 node: leader?,
-                ms: self.short_or_long(SHORT_MS, (600, 1200)),
+                ms: self.short_or_long(SHORT_MS, LONG_MS),
             },
             Kind::IsolateLeader => Fault::Isolate {
                 node: leader?,
-                ms: self.short_or_long(SHORT_MS, (600, 1500)),
+                ms: self.short_or_long(SHORT_MS, LONG_MS),
             },
             Kind::Split => Fault::Split {
                 side: self.sample(all, (v.nodes as usize) / 2),
-                ms: self.between(300, 1500),
+                ms: self.between(CUT_MS.0, CUT_MS.1),
             },
             Kind::OneWay => {
                 let from = match leader {
@@ -504,15 +541,15 @@ impl Planner {
                 Fault::OneWay {
                     from,
                     deaf: self.sample(&others, k),
-                    ms: self.between(300, 1500),
+                    ms: self.between(CUT_MS.0, CUT_MS.1),
                 }
             }
             Kind::Loss => {
                 let k = 1 + self.below(v.nodes) as usize;
                 Fault::Loss {
                     nodes: self.sample(all, k),
-                    permille: self.between(20, 300) as u32,
-                    ms: self.between(500, 2000),
+                    permille: self.between(LOSS_PERMILLE.0, LOSS_PERMILLE.1) as u32,
+                    ms: self.between(LOSS_MS.0, LOSS_MS.1),
                 }
             }
             Kind::PowerLoss => {
@@ -530,9 +567,9 @@ impl Planner {
                 Fault::PowerLoss {
                     nodes,
                     keep_permille: self.below(1000) as u32,
-                    ms: self.between(100, 500),
+                    ms: self.between(POWER_RESTART_MS.0, POWER_RESTART_MS.1),
                     late: leader,
-                    late_ms: self.between(600, 1400),
+                    late_ms: self.between(POWER_LATE_MS.0, POWER_LATE_MS.1),
                 }
             }
         })
@@ -654,7 +691,7 @@ mod tests {
             nodes: 5,
             leader: Some(2),
             down: [1, 3].into_iter().collect(),
-            partitions: MAX_PARTITIONS,
+            partitions: MAX_PARTITIONS + 1,
             losses: 0,
             delays: MAX_DELAY,
             stalls: 0,
@@ -664,7 +701,10 @@ mod tests {
             // Two nodes down: no crash, pause or power loss.
             assert!(matches!(f.kind(), Kind::Loss | Kind::Stall), "{f}");
             if let Fault::Stall { links, ms } = &f {
-                assert!(!links.is_empty() && (200..=1000).contains(ms), "{f}");
+                assert!(
+                    !links.is_empty() && (STALL_MS.0..=STALL_MS.1).contains(ms),
+                    "{f}"
+                );
                 assert!(links.iter().all(|(a, b)| a != b && *a <= 5 && *b <= 5));
             }
         }
