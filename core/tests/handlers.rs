@@ -769,3 +769,161 @@ fn with_reported_durability_the_leader_counts_itself_only_once_durable() {
         "two followers are a majority without the leader's pending fsync"
     );
 }
+
+/// n`from`'s ELECTION in term `t`.
+fn election(from: u64, t: u64) -> Input {
+    Input::Peer(PeerMsg::Election {
+        sender_id: NodeId(from),
+        term: Term(t),
+    })
+}
+
+/// The ELECTION_OK in `out`, as (grant, leader named).
+fn election_ok(out: &[Action]) -> (bool, Option<NodeId>) {
+    out.iter()
+        .find_map(|a| match a {
+            Action::Send {
+                msg: PeerMsg::ElectionOk { grant, leader, .. },
+                ..
+            } => Some((*grant, *leader)),
+            _ => None,
+        })
+        .expect("an ELECTION_OK")
+}
+
+/// n1 following n2 in term 1 (COORDINATOR, then a heartbeat at t=10).
+fn n1_following_n2() -> Node {
+    let mut n = node(1, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    step(
+        &mut n,
+        5,
+        Input::Peer(PeerMsg::Coordinator {
+            sender_id: NodeId(2),
+            term: Term(1),
+            leader: peer(2),
+        }),
+    );
+    step(
+        &mut n,
+        10,
+        Input::Peer(PeerMsg::Heartbeat {
+            sender_id: NodeId(2),
+            term: Term(1),
+            commit_seq: Seq(0),
+            last_seq: Seq(0),
+            last_term: Term(0),
+        }),
+    );
+    assert_eq!(n.status().leader, Some(NodeId(2)));
+    n
+}
+
+#[test]
+fn a_node_probes_for_a_leader_as_soon_as_it_starts() {
+    let mut n = node(2, Recovered::default());
+    let out = step(&mut n, 0, Input::Start);
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Broadcast {
+                msg: PeerMsg::Election { term: Term(0), .. },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    assert_eq!(n.status().role, Role::Candidate);
+    // No term is spent on it: a live leader's followers stand it down.
+    assert_eq!(n.status().term, Term(0));
+}
+
+#[test]
+fn an_election_from_our_own_leader_means_it_stepped_down() {
+    let mut n = n1_following_n2();
+    // n3 probes while n1 still hears n2: stand down, n2 leads.
+    let out = step(&mut n, 20, election(3, 1));
+    assert_eq!(election_ok(&out), (false, Some(NodeId(2))));
+    // n2 itself probes: it no longer leads, so n1 grants.
+    let out = step(&mut n, 30, election(2, 1));
+    assert_eq!(election_ok(&out), (true, None));
+}
+
+#[test]
+fn a_leader_whose_link_is_down_is_not_live_even_if_late_messages_arrive() {
+    let mut n = n1_following_n2();
+    step(&mut n, 20, Input::PeerDown(NodeId(2)));
+    // A heartbeat n2 sent before it died, delivered late on its own link.
+    step(
+        &mut n,
+        25,
+        Input::Peer(PeerMsg::Heartbeat {
+            sender_id: NodeId(2),
+            term: Term(1),
+            commit_seq: Seq(0),
+            last_seq: Seq(0),
+            last_term: Term(0),
+        }),
+    );
+    // n3 probes: n1 cannot reach n2, so it grants rather than wait a timeout.
+    let out = step(&mut n, 30, election(3, 1));
+    assert!(election_ok(&out).0);
+    // Once the link is back, n2 is live again.
+    step(&mut n, 40, Input::PeerUp(NodeId(2)));
+    step(
+        &mut n,
+        45,
+        Input::Peer(PeerMsg::Heartbeat {
+            sender_id: NodeId(2),
+            term: Term(1),
+            commit_seq: Seq(0),
+            last_seq: Seq(0),
+            last_term: Term(0),
+        }),
+    );
+    let out = step(&mut n, 50, election(3, 1));
+    assert_eq!(election_ok(&out), (false, Some(NodeId(2))));
+}
+
+#[test]
+fn a_refused_claim_probes_again_at_once() {
+    let mut n = node(3, Recovered::default());
+    step(&mut n, 0, Input::Start);
+    let out = step(
+        &mut n,
+        1,
+        Input::Peer(PeerMsg::ElectionOk {
+            sender_id: NodeId(1),
+            term: Term(0),
+            grant: true,
+            leader: None,
+        }),
+    );
+    assert!(matches!(
+        &out[1],
+        Action::Broadcast {
+            msg: PeerMsg::Coordinator { term: Term(1), .. },
+            ..
+        }
+    ));
+    // n2 promised another claimant of term 1.
+    let out = step(
+        &mut n,
+        3,
+        Input::Peer(PeerMsg::CoordinatorNack {
+            sender_id: NodeId(2),
+            term: Term(1),
+        }),
+    );
+    assert_eq!(
+        out,
+        vec![Action::Broadcast {
+            to: vec![NodeId(1), NodeId(2)],
+            msg: PeerMsg::Election {
+                sender_id: NodeId(3),
+                term: Term(1)
+            }
+        }]
+    );
+    assert_eq!(n.status().role, Role::Candidate);
+}
