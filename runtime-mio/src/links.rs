@@ -210,24 +210,17 @@ impl Runtime {
         self.redial_now(dialer);
     }
 
-    /// `peer` just dialed us, so it is up and reachable: if our own link to
-    /// it is not up, dial now instead of after the backoff (a restarted
-    /// peer would otherwise not hear us for up to `reconnect_max_ms`), and
-    /// give up a connect still waiting for its SYN to be answered (lost, or
-    /// sent while the peer was down or cut off: the kernel retries it only
-    /// after a second or more).
+    /// `peer` just dialed us and proved who it is, so it is up and
+    /// reachable: if our own link to it is not up, dial now instead of
+    /// after the backoff (a restarted peer would otherwise not hear us for
+    /// up to `reconnect_max_ms`), and give up a dial still in progress: it
+    /// was made while the peer was down or cut off, and may hang until the
+    /// handshake timeout (a SYN the kernel retries after a second, a proxy
+    /// still trying the old address). This cannot ping-pong: our own dial,
+    /// once the peer has authenticated it, is already up on our side.
     fn redial_now(&mut self, peer: NodeId) {
         if let Some(t) = self.peers.token(peer) {
-            let connecting = self.conns.get(&t).is_some_and(|c| {
-                matches!(
-                    c.role,
-                    Role::Dial {
-                        stage: DialStage::Connecting,
-                        ..
-                    }
-                )
-            });
-            if !connecting {
+            if self.conns.get(&t).and_then(Conn::up_peer) == Some(peer) {
                 return;
             }
             self.close_conn(t, "superseded: the peer dialed us");

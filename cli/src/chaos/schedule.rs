@@ -247,15 +247,15 @@ pub const MAX_STALL: usize = 3;
 /// cluster's leader timeout (`procs::LEADER_TIMEOUT_MS`), a hiccup.
 pub const SHORT_MS: (u64, u64) = (50, 250);
 /// A long one: past the leader timeout, so the others elect.
-pub const LONG_MS: (u64, u64) = (550, 1100);
+pub const LONG_MS: (u64, u64) = (550, 900);
 /// A crashed node's downtime before its restart.
 pub const RESTART_MS: (u64, u64) = (50, 400);
 /// Power loss: the nodes' downtime, and how much later the old leader's
 /// machine comes back.
-pub const POWER_RESTART_MS: (u64, u64) = (50, 300);
+pub const POWER_RESTART_MS: (u64, u64) = (30, 200);
 pub const POWER_LATE_MS: (u64, u64) = (500, 1000);
 /// Split and one-way partitions.
-pub const CUT_MS: (u64, u64) = (200, 1000);
+pub const CUT_MS: (u64, u64) = (200, 800);
 /// Packet loss episodes, and the share of packets dropped (‰).
 pub const LOSS_MS: (u64, u64) = (300, 1200);
 pub const LOSS_PERMILLE: (u64, u64) = (20, 200);
