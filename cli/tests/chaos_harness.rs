@@ -1,5 +1,5 @@
-//! `chorus chaos` in CI: five real nodes in network namespaces through 75 s
-//! of seeded faults (crashes, power losses, pauses, partitions, packet
+//! `chorus chaos` in CI: five real nodes in network namespaces through the
+//! 180 s of seeded faults issue 5 asks for (crashes, power losses, pauses, partitions, packet
 //! loss, delays and stalls through the proxy), then the heal and the
 //! log/ack verdict. Needs root, iproute2,
 //! nftables and strace (`.ci/run` installs them); elsewhere it is skipped
@@ -13,7 +13,7 @@ mod chaos;
 use chaos::{run_chaos, skip_reason};
 use std::time::Duration;
 
-const DURATION_S: u64 = 75;
+const DURATION_S: u64 = 180;
 const SEED: &str = "0xc1";
 
 #[test]
@@ -44,8 +44,25 @@ fn five_nodes_survive_seeded_faults_without_a_violation() {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .expect("a fault count in the report");
+    // Loose bounds that catch a planner that stopped drawing, not a speed
+    // (a quiet 2-vCPU box draws about 1,100, 110 of each kind).
     assert!(
-        faults >= 40,
+        faults >= 300,
         "only {faults} faults in {DURATION_S} s:\n{report}"
     );
+    let per_kind: Vec<u64> = report
+        .lines()
+        .skip_while(|l| !l.starts_with("faults injected: "))
+        .skip(1)
+        .take(10)
+        .map(|l| {
+            l.split_whitespace()
+                .last()
+                .and_then(|n| n.parse().ok())
+                .expect("a count per kind")
+        })
+        .collect();
+    assert_eq!(per_kind.len(), 10, "{report}");
+    assert!(per_kind.iter().all(|&n| n >= 10), "{report}");
+    eprintln!("{report}");
 }
