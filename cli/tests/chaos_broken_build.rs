@@ -57,4 +57,12 @@ fn the_harness_catches_a_build_that_never_fsyncs() {
         "{report}"
     );
     println!("caught in {:.1} s", started.elapsed().as_secs_f64());
+    // The harness keeps the logs of a failed run for the user; this failure
+    // was the point, so its files go (bounded /tmp use across CI runs).
+    if let Some(dir) = report
+        .lines()
+        .find_map(|l| l.strip_prefix("node logs and stderr kept in "))
+    {
+        let _ = std::fs::remove_dir_all(dir.trim());
+    }
 }
