@@ -64,6 +64,9 @@ enum BugArg {
     CommitWithoutMajority,
     /// A new leader skips the majority log sync.
     SkipLeaderSync,
+    /// The leader counts its own copy before its fsync (seeds with
+    /// asynchronous disks only).
+    LeaderCountsItselfEarly,
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -87,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let bug = inject_bug.map(|b| match b {
                 BugArg::CommitWithoutMajority => InjectedBug::CommitWithoutMajority,
                 BugArg::SkipLeaderSync => InjectedBug::SkipLeaderSync,
+                BugArg::LeaderCountsItselfEarly => InjectedBug::LeaderCountsItselfEarly,
             });
             Ok(explore_cmd(seeds, start, jobs, trace, bug))
         }

@@ -49,6 +49,9 @@ pub enum InjectedBug {
     CommitWithoutMajority,
     /// A new leader sequences with its own log, skipping the majority sync.
     SkipLeaderSync,
+    /// With `reports_durability`, the leader counts its own copy towards a
+    /// majority before it is durable.
+    LeaderCountsItselfEarly,
 }
 
 impl Config {

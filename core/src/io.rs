@@ -31,7 +31,8 @@
 //!   is not durable), keeping each link FIFO.
 //!
 //! Everything else (APPEND_ACK, votes, COORDINATOR, CATCHUP_RESP, …) still
-//! waits for every `Persist` before it.
+//! waits for every `Persist` before it. The simulator models this driver
+//! too (`SimOptions::async_fsync_ms`, half the explored seeds).
 //!
 //! **A batch ends with `Flush`.** Before the first step after a `Flush`, the
 //! driver has written (handed to the OS, not necessarily fsynced) every

@@ -236,7 +236,8 @@ impl Node {
             .voters
             .iter()
             .map(|&v| {
-                if v == me && self.cfg.reports_durability {
+                let early = self.cfg.bug == Some(InjectedBug::LeaderCountsItselfEarly);
+                if v == me && self.cfg.reports_durability && !early {
                     // Raft §10.2.1: the leader's own write may lag; it counts
                     // only once durable, so a commit is always durable on a
                     // majority (possibly without the leader).

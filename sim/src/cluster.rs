@@ -22,6 +22,7 @@ use crate::workload::Clients;
 use chorus_core::record::Recovered;
 use chorus_core::{Action, Config, Input, Instant, Node, NodeId, PeerInfo, PeerMsg, Role, Status};
 use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Something that happens at a point of virtual time.
@@ -54,6 +55,9 @@ pub(crate) enum Event {
     Retry { client: u32, n: u32 },
     /// An armed mid-batch crash found no batch to cut in time: crash now.
     CrashFallback { node: usize, inc: u32 },
+    /// Asynchronous disks: node `node`'s fsync of its first `upto` records
+    /// finished.
+    Synced { node: usize, inc: u32, upto: u64 },
 }
 
 /// One node position: the running node (if up) and its driver bookkeeping.
@@ -67,6 +71,11 @@ pub(crate) struct Slot {
     pub crash_armed: bool,
     /// Last status, for role-change trace lines and role counting.
     pub shown: Option<Status>,
+    /// Asynchronous disks: peer messages waiting until the first `n`
+    /// records are durable, in the order the core emitted them.
+    pub gated: VecDeque<(u64, Action)>,
+    /// Asynchronous disks: an fsync is running.
+    pub syncing: bool,
 }
 
 /// A running simulation.
@@ -85,6 +94,7 @@ pub struct Sim {
     pub(crate) digest: Digest,
     pub(crate) workload_rng: ChaCha8Rng,
     pub(crate) fault_rng: ChaCha8Rng,
+    pub(crate) disk_rng: ChaCha8Rng,
     pub(crate) steps: u64,
     pub(crate) halted: bool,
     /// True while two or more nodes are candidates (one coverage count per episode).
@@ -121,17 +131,20 @@ impl Sim {
                     tick_at: None,
                     crash_armed: false,
                     shown: None,
+                    gated: VecDeque::new(),
+                    syncing: false,
                 })
                 .collect(),
             disks: (0..n).map(|_| Disk::default()).collect(),
             net: Network::new(n, opts.net.clone(), opts.seed),
             clients: Clients::default(),
-            checker: Checker::new(n),
+            checker: Checker::new(n).with_async_disks(opts.async_fsync_ms.is_some()),
             coverage: Coverage::default(),
             trace: Trace::new(opts.trace),
             digest: Digest::default(),
             workload_rng: seed::rng(opts.seed, Stream::Workload),
             fault_rng: seed::rng(opts.seed, Stream::Faults),
+            disk_rng: seed::rng(opts.seed, Stream::Disk),
             steps: 0,
             halted: false,
             competing: false,
@@ -154,6 +167,7 @@ impl Sim {
         cfg.max_pending = self.opts.max_pending.max(1);
         cfg.bug = self.opts.bug;
         cfg.log_cache_entries = SIM_LOG_CACHE_ENTRIES;
+        cfg.reports_durability = self.opts.async_fsync_ms.is_some();
         let node_seed = seed::derive(
             self.opts.seed,
             Stream::Node {
@@ -288,6 +302,11 @@ impl Sim {
             Event::CrashFallback { node, inc } => {
                 if self.slots[node].inc == inc && self.slots[node].crash_armed {
                     self.crash(node);
+                }
+            }
+            Event::Synced { node, inc, upto } => {
+                if self.slots[node].inc == inc && self.slots[node].node.is_some() {
+                    self.synced(node, upto);
                 }
             }
         }

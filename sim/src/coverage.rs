@@ -24,6 +24,8 @@ pub struct Coverage {
     pub competing_candidates: u64,
     /// A node read entries it had evicted from memory back from its disk.
     pub cold_reads: u64,
+    /// Asynchronous disks: a peer message waited for an fsync.
+    pub gated_sends: u64,
     /// Informative: crashes of any node.
     pub crashes: u64,
     /// Informative: crashes inside an action batch.
@@ -45,6 +47,7 @@ pub const REQUIRED: &[&str] = &[
     "stale_higher_id_rejoin",
     "competing_candidates",
     "cold_reads",
+    "gated_sends",
 ];
 
 impl Coverage {
@@ -61,6 +64,7 @@ impl Coverage {
             ("stale_higher_id_rejoin", self.stale_higher_id_rejoin),
             ("competing_candidates", self.competing_candidates),
             ("cold_reads", self.cold_reads),
+            ("gated_sends", self.gated_sends),
             ("crashes", self.crashes),
             ("mid_batch_crashes", self.mid_batch_crashes),
             ("restarts", self.restarts),
@@ -100,6 +104,7 @@ impl Coverage {
         self.leader_elected += o.leader_elected;
         self.truncations += o.truncations;
         self.cold_reads += o.cold_reads;
+        self.gated_sends += o.gated_sends;
     }
 }
 

@@ -9,7 +9,7 @@ use crate::cluster::{Event, Sim};
 use crate::net::Fate;
 use crate::seed;
 use crate::trace;
-use chorus_core::{Action, ClientReply, NodeId, PeerMsg, Record};
+use chorus_core::{Action, ClientReply, Input, NodeId, PeerMsg, Record};
 
 impl Sim {
     pub(crate) fn execute(&mut self, i: usize, a: Action) {
@@ -25,9 +25,117 @@ impl Sim {
                 if matches!(rec, Record::Truncate { .. }) {
                     self.coverage.truncations += 1;
                 }
-                self.disks[i].persist(rec);
+                if self.opts.async_fsync_ms.is_some() {
+                    self.disks[i].write(rec);
+                    self.start_sync(i);
+                } else {
+                    self.disks[i].persist(rec);
+                }
             }
-            Action::Note(rec) => self.disks[i].note(rec),
+            Action::Note(rec) => {
+                if self.opts.async_fsync_ms.is_some() {
+                    self.disks[i].write(rec);
+                    self.start_sync(i);
+                } else {
+                    self.disks[i].note(rec);
+                }
+            }
+            a @ (Action::Send { .. } | Action::Broadcast { .. }) => {
+                if self.must_wait_for_disk(i, &a) {
+                    let mark = self.disks[i].written_count();
+                    self.slots[i].gated.push_back((mark, a));
+                    self.coverage.gated_sends += 1;
+                } else {
+                    self.transmit(i, a);
+                }
+            }
+            Action::Deliver(e) => {
+                self.checker
+                    .on_deliver(now, i, &e, &self.disks, &self.clients);
+            }
+            Action::Reply { reply, .. } => {
+                if let ClientReply::ChatAck { msg_id, seq_no } = reply {
+                    self.checker
+                        .on_ack(now, i, &msg_id, seq_no, &self.disks, &mut self.clients);
+                }
+                // Errors (Busy) need nothing: the client's timer resends.
+            }
+            Action::PeerKnown(_) => {}
+        }
+    }
+
+    /// Asynchronous disks: does this send wait for the records before it to
+    /// be durable? As the runtime (`runtime-mio/src/effects.rs`): every peer
+    /// message does while anything written is not durable, except the
+    /// leader's SEQ_CHAT / HEARTBEAT and CATCHUP_REQ when no term or
+    /// truncation record is pending; and nothing overtakes a waiting one.
+    fn must_wait_for_disk(&self, i: usize, a: &Action) -> bool {
+        if self.opts.async_fsync_ms.is_none() {
+            return false;
+        }
+        if !self.slots[i].gated.is_empty() {
+            return true;
+        }
+        let d = &self.disks[i];
+        if d.written_count() == d.durable_count() {
+            return false;
+        }
+        let msg = match a {
+            Action::Send { msg, .. } | Action::Broadcast { msg, .. } => msg,
+            _ => return false,
+        };
+        let early = matches!(
+            msg,
+            PeerMsg::SeqChat { .. } | PeerMsg::Heartbeat { .. } | PeerMsg::CatchupReq { .. }
+        );
+        !early || d.barrier_pending()
+    }
+
+    /// Asynchronous disks: starts an fsync of everything written so far,
+    /// unless one is running (the next one starts when it ends).
+    pub(crate) fn start_sync(&mut self, i: usize) {
+        let Some((lo, hi)) = self.opts.async_fsync_ms else {
+            return;
+        };
+        if self.slots[i].syncing {
+            return;
+        }
+        self.slots[i].syncing = true;
+        let upto = self.disks[i].written_count();
+        let ms = lo + seed::below(&mut self.disk_rng, hi.saturating_sub(lo) + 1);
+        let inc = self.slots[i].inc;
+        self.queue
+            .push(self.now + ms, Event::Synced { node: i, inc, upto });
+    }
+
+    /// Asynchronous disks: node `i`'s fsync of its first `upto` records
+    /// ended. The waiting messages go out, the node learns how far its log
+    /// is durable, and the next fsync starts if more was written meanwhile.
+    pub(crate) fn synced(&mut self, i: usize, upto: u64) {
+        self.slots[i].syncing = false;
+        self.disks[i].sync(upto);
+        let durable = self.disks[i].durable_count();
+        while self.slots[i]
+            .gated
+            .front()
+            .is_some_and(|(mark, _)| *mark <= durable)
+        {
+            let (_, a) = self.slots[i].gated.pop_front().expect("non-empty");
+            self.transmit(i, a);
+        }
+        let stable = self.disks[i].stable_seq();
+        self.activate(i, Input::Persisted { upto: stable });
+        if self.slots[i].node.is_some()
+            && self.disks[i].written_count() > self.disks[i].durable_count()
+        {
+            self.start_sync(i);
+        }
+    }
+
+    /// Puts a peer message on the network, checked first.
+    fn transmit(&mut self, i: usize, a: Action) {
+        let now = self.now;
+        match a {
             Action::Send { to, msg } => {
                 self.checker.on_send(now, i, &msg, &self.disks[i]);
                 self.send(i, to, msg);
@@ -51,18 +159,7 @@ impl Sim {
                     self.send(i, dest, m);
                 }
             }
-            Action::Deliver(e) => {
-                self.checker
-                    .on_deliver(now, i, &e, &self.disks, &self.clients);
-            }
-            Action::Reply { reply, .. } => {
-                if let ClientReply::ChatAck { msg_id, seq_no } = reply {
-                    self.checker
-                        .on_ack(now, i, &msg_id, seq_no, &self.disks, &mut self.clients);
-                }
-                // Errors (Busy) need nothing: the client's timer resends.
-            }
-            Action::PeerKnown(_) => {}
+            _ => unreachable!("transmit is only given peer messages"),
         }
     }
 

@@ -25,6 +25,8 @@ impl Sim {
         slot.inc += 1;
         slot.tick_at = None;
         slot.crash_armed = false;
+        slot.gated.clear();
+        slot.syncing = false;
         self.disks[i].crash();
         self.coverage.crashes += 1;
         if was_leader {

@@ -26,6 +26,12 @@ pub struct SimOptions {
     pub bug: Option<InjectedBug>,
     /// Build the text trace (costly; the digest is always kept).
     pub trace: bool,
+    /// `None`: the synchronous disk (a `Persist` is durable at once).
+    /// `Some((lo, hi))`: the real runtime's model — records are written,
+    /// an fsync of everything written so far completes `lo..=hi` ms after
+    /// it starts, peer messages wait for the records before them, and the
+    /// node learns its durable point through `Input::Persisted`.
+    pub async_fsync_ms: Option<(u64, u64)>,
 }
 
 impl Default for SimOptions {
@@ -42,6 +48,7 @@ impl Default for SimOptions {
             client_switch_ppm: 0,
             bug: None,
             trace: false,
+            async_fsync_ms: None,
         }
     }
 }

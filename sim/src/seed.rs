@@ -23,6 +23,8 @@ pub enum Stream {
     Options,
     /// The swarm's fault schedule (crash, restart, partition, heal).
     Schedule,
+    /// How long each fsync takes (asynchronous disks).
+    Disk,
     /// Node `index`'s timer jitter in incarnation `incarnation`.
     Node { index: usize, incarnation: u32 },
 }
@@ -43,6 +45,7 @@ pub fn derive(master: u64, stream: Stream) -> u64 {
         Stream::Faults => 3,
         Stream::Options => 4,
         Stream::Schedule => 5,
+        Stream::Disk => 6,
         Stream::Node { index, incarnation } => {
             0x1000 + ((index as u64) << 32) + u64::from(incarnation)
         }

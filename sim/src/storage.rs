@@ -1,11 +1,18 @@
 //! Simulated per-node storage: what survives a crash.
 //!
-//! `Action::Persist` is durable the moment the driver executes it;
+//! Two models. Synchronous (the default, and every scenario): `Action::Persist`
+//! is durable the moment the driver executes it;
 //! `Action::Note` (a commit hint) is only written, and becomes durable with the
 //! next `Persist` of the same node (an fsync makes everything before it
 //! durable), or is lost in a crash. Recovery encodes the durable records with
 //! the core's own format and runs the core's `replay`, so the simulator
 //! exercises the same recovery code as the real runtime.
+//!
+//! Asynchronous (`SimOptions::async_fsync_ms`, the real runtime's model):
+//! every record is only written ([`Disk::write`]); an fsync started later
+//! makes what was written before it durable ([`Disk::sync`]); a crash loses
+//! the rest. Written entries are readable (cold reads see them, as the
+//! runtime reads its file), but the checker's view is the durable one.
 //!
 //! Alongside the records, a compact view of the durable log (term and message
 //! key per seq) lets the checker verify persist-before-effect cheaply, and a
@@ -44,6 +51,8 @@ impl EntryId {
 pub struct Disk {
     durable: Vec<Record>,
     written: Vec<Record>,
+    /// Asynchronous model: records written but not yet durable, in order.
+    pending: Vec<Record>,
     /// The durable log, entry `seq` at index `seq - 1`.
     log: Vec<EntryId>,
     /// The durable entries themselves, shared with the node's `SimCold`.
@@ -112,6 +121,66 @@ impl Disk {
         self.written.push(rec);
     }
 
+    /// Asynchronous model: `rec` is written (readable, not durable).
+    pub fn write(&mut self, rec: Record) {
+        let mut entries = self.entries.lock().expect("single-threaded");
+        match &rec {
+            Record::Entry(e) => {
+                debug_assert_eq!(e.seq_no.0, entries.len() as u64 + 1);
+                entries.push(e.clone());
+            }
+            Record::Truncate { from } => entries.truncate(from.0.saturating_sub(1) as usize),
+            _ => {}
+        }
+        drop(entries);
+        self.pending.push(rec);
+    }
+
+    /// Asynchronous model: records written so far (durable or not).
+    pub fn written_count(&self) -> u64 {
+        (self.durable.len() + self.pending.len()) as u64
+    }
+
+    /// Asynchronous model: records durable so far.
+    pub fn durable_count(&self) -> u64 {
+        self.durable.len() as u64
+    }
+
+    /// Asynchronous model: an fsync finished; the first `upto` records
+    /// written (counted from the start of the file) are durable.
+    pub fn sync(&mut self, upto: u64) {
+        let n = (upto.saturating_sub(self.durable.len() as u64) as usize).min(self.pending.len());
+        for rec in self.pending.drain(..n).collect::<Vec<_>>() {
+            match &rec {
+                Record::Entry(e) => self.log.push(EntryId::of(e)),
+                Record::Truncate { from } => self.log.truncate(from.0.saturating_sub(1) as usize),
+                Record::Term { term, .. } => self.term = self.term.max(*term),
+                Record::Commit { .. } => {}
+            }
+            self.durable.push(rec);
+        }
+    }
+
+    /// Asynchronous model: a term or truncation record is written but not
+    /// durable (no message may leave early then: it could carry that term,
+    /// or entries about to be cut).
+    pub fn barrier_pending(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|r| matches!(r, Record::Term { .. } | Record::Truncate { .. }))
+    }
+
+    /// Asynchronous model: how far the node's log is durable, as the
+    /// runtime reports it (`Input::Persisted`): the durable length, but not
+    /// past a truncation still pending.
+    pub fn stable_seq(&self) -> Seq {
+        let cut = self.pending.iter().find_map(|r| match r {
+            Record::Truncate { from } => Some(from.0.saturating_sub(1)),
+            _ => None,
+        });
+        Seq(cut.map_or(self.log.len() as u64, |c| c.min(self.log.len() as u64)))
+    }
+
     /// A reader of this disk's durable entries, for the node's `ColdLog`.
     pub fn cold(&self) -> SimCold {
         SimCold {
@@ -125,9 +194,24 @@ impl Disk {
         self.cold_reads.swap(0, Ordering::Relaxed)
     }
 
-    /// The process died: unsynced writes are gone.
+    /// The process died: unsynced writes are gone (in the asynchronous
+    /// model, everything not fsynced: the harsher power-loss case).
     pub fn crash(&mut self) {
         self.written.clear();
+        if !self.pending.is_empty() {
+            self.pending.clear();
+            let mut entries = self.entries.lock().expect("single-threaded");
+            entries.clear();
+            for r in &self.durable {
+                match r {
+                    Record::Entry(e) => entries.push(e.clone()),
+                    Record::Truncate { from } => {
+                        entries.truncate(from.0.saturating_sub(1) as usize)
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     /// The highest term durably recorded.
@@ -174,6 +258,29 @@ impl Disk {
 mod tests {
     use super::*;
     use chorus_core::NodeId;
+
+    fn noop(s: u64) -> Record {
+        Record::Entry(Entry {
+            seq_no: Seq(s),
+            term: Term(1),
+            body: Body::Noop { leader: NodeId(1) },
+        })
+    }
+
+    #[test]
+    fn asynchronous_writes_are_durable_only_once_synced() {
+        let mut d = Disk::default();
+        d.write(noop(1));
+        d.write(noop(2));
+        assert_eq!((d.last_seq(), d.stable_seq()), (Seq(0), Seq(0)));
+        d.sync(1);
+        assert_eq!((d.last_seq(), d.written_count()), (Seq(1), 2));
+        d.write(Record::Truncate { from: Seq(2) });
+        assert!(d.barrier_pending());
+        d.crash();
+        assert_eq!(d.recover().unwrap().entries.len(), 1);
+        assert_eq!(d.cold().read(Seq(1), 10, 1 << 20).len(), 1);
+    }
 
     #[test]
     fn notes_survive_only_behind_a_persist() {

@@ -23,3 +23,11 @@ fn skipping_the_leader_sync_is_caught() {
     let found = first_failing(InjectedBug::SkipLeaderSync, 30);
     assert!(found.is_some(), "no violation in 30 seeds");
 }
+
+#[test]
+fn a_leader_counting_its_own_copy_before_its_fsync_is_caught() {
+    // Only the seeds with asynchronous disks can show it (about half).
+    let found = first_failing(InjectedBug::LeaderCountsItselfEarly, 60);
+    let (seed, v) = found.expect("no violation in 60 seeds");
+    assert!(v.contains("durabl"), "seed {seed}: {v}");
+}

@@ -53,6 +53,9 @@ impl SwarmOptions {
         if !n.peer_hints {
             d += " no-hints";
         }
+        if let Some((lo, hi)) = s.async_fsync_ms {
+            d += &format!(" async-fsync({lo}..={hi} ms)");
+        }
         if let Some(i) = self.leave_down {
             d += &format!(" n{}-down-in-liveness", i + 1);
         }
@@ -100,9 +103,10 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         client_switch_ppm: if below(&mut r, 5) == 0 { 200_000 } else { 0 },
         bug,
         trace: false,
+        async_fsync_ms: None,
     };
     let safety_ms = lt * between(&mut r, 15, 40);
-    SwarmOptions {
+    let mut o = SwarmOptions {
         sim,
         safety_ms,
         fault_gap_ms: (lt / 2, lt * between(&mut r, 2, 5)),
@@ -112,5 +116,13 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         // Elections, then catch-up in small batches, then client retries.
         liveness_bound_ms: 40 * lt + 4 * client_timeout_ms + 5_000,
         leave_down: (below(&mut r, 4) == 0).then(|| below(&mut r, nodes as u64) as usize),
+    };
+    // Drawn last, so the options above keep their meaning per seed. Half the
+    // seeds run the real runtime's disk: fsyncs that finish later (up to a
+    // quarter heartbeat), acks that wait for them, the leader counting its
+    // own copy only once durable.
+    if below(&mut r, 2) == 0 {
+        o.sim.async_fsync_ms = Some((0, between(&mut r, 1, (hb / 4).max(1))));
     }
+    o
 }

@@ -45,6 +45,9 @@ impl RunReport {
         let flag = match bug {
             Some(InjectedBug::CommitWithoutMajority) => " --inject-bug commit-without-majority",
             Some(InjectedBug::SkipLeaderSync) => " --inject-bug skip-leader-sync",
+            Some(InjectedBug::LeaderCountsItselfEarly) => {
+                " --inject-bug leader-counts-itself-early"
+            }
             None => "",
         };
         format!(

@@ -153,6 +153,7 @@ fn options(ctx: &Ctx<'_>, def: &FileDef) -> Result<SimOptions, ScenarioError> {
         client_switch_ppm: 0,
         bug: None,
         trace: false,
+        async_fsync_ms: None,
     })
 }
 
