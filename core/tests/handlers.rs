@@ -791,6 +791,17 @@ fn election_ok(out: &[Action]) -> (bool, Option<NodeId>) {
         .expect("an ELECTION_OK")
 }
 
+/// n2's heartbeat in term 1 over an empty log.
+fn n2_heartbeat() -> Input {
+    Input::Peer(PeerMsg::Heartbeat {
+        sender_id: NodeId(2),
+        term: Term(1),
+        commit_seq: Seq(0),
+        last_seq: Seq(0),
+        last_term: Term(0),
+    })
+}
+
 /// n1 following n2 in term 1 (COORDINATOR, then a heartbeat at t=10).
 fn n1_following_n2() -> Node {
     let mut n = node(1, Recovered::default());
@@ -804,17 +815,7 @@ fn n1_following_n2() -> Node {
             leader: peer(2),
         }),
     );
-    step(
-        &mut n,
-        10,
-        Input::Peer(PeerMsg::Heartbeat {
-            sender_id: NodeId(2),
-            term: Term(1),
-            commit_seq: Seq(0),
-            last_seq: Seq(0),
-            last_term: Term(0),
-        }),
-    );
+    step(&mut n, 10, n2_heartbeat());
     assert_eq!(n.status().leader, Some(NodeId(2)));
     n
 }
@@ -854,33 +855,13 @@ fn a_leader_whose_link_is_down_is_not_live_even_if_late_messages_arrive() {
     let mut n = n1_following_n2();
     step(&mut n, 20, Input::PeerDown(NodeId(2)));
     // A heartbeat n2 sent before it died, delivered late on its own link.
-    step(
-        &mut n,
-        25,
-        Input::Peer(PeerMsg::Heartbeat {
-            sender_id: NodeId(2),
-            term: Term(1),
-            commit_seq: Seq(0),
-            last_seq: Seq(0),
-            last_term: Term(0),
-        }),
-    );
+    step(&mut n, 25, n2_heartbeat());
     // n3 probes: n1 cannot reach n2, so it grants rather than wait a timeout.
     let out = step(&mut n, 30, election(3, 1));
     assert!(election_ok(&out).0);
     // Once the link is back, n2 is live again.
     step(&mut n, 40, Input::PeerUp(NodeId(2)));
-    step(
-        &mut n,
-        45,
-        Input::Peer(PeerMsg::Heartbeat {
-            sender_id: NodeId(2),
-            term: Term(1),
-            commit_seq: Seq(0),
-            last_seq: Seq(0),
-            last_term: Term(0),
-        }),
-    );
+    step(&mut n, 45, n2_heartbeat());
     let out = step(&mut n, 50, election(3, 1));
     assert_eq!(election_ok(&out), (false, Some(NodeId(2))));
 }

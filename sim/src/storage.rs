@@ -95,21 +95,25 @@ impl Disk {
     /// Executes `Action::Persist`: durable now, with every note written before it.
     pub fn persist(&mut self, rec: Record) {
         self.durable.append(&mut self.written);
+        self.mirror(&rec);
+        self.make_durable(rec);
+    }
+
+    /// The readable copy of the entries follows a written record.
+    fn mirror(&self, rec: &Record) {
+        let mut entries = self.entries.lock().expect("single-threaded");
+        mirror_into(&mut entries, rec);
+    }
+
+    /// `rec` is durable: the checker's view of the log follows it.
+    fn make_durable(&mut self, rec: Record) {
         match &rec {
             Record::Entry(e) => {
                 // The core asserts contiguity; a mismatch here would be a sim bug.
                 debug_assert_eq!(e.seq_no.0, self.log.len() as u64 + 1);
                 self.log.push(EntryId::of(e));
-                self.entries
-                    .lock()
-                    .expect("single-threaded")
-                    .push(e.clone());
             }
-            Record::Truncate { from } => {
-                let keep = from.0.saturating_sub(1) as usize;
-                self.log.truncate(keep);
-                self.entries.lock().expect("single-threaded").truncate(keep);
-            }
+            Record::Truncate { from } => self.log.truncate(from.0.saturating_sub(1) as usize),
             Record::Term { term, .. } => self.term = self.term.max(*term),
             Record::Commit { .. } => {}
         }
@@ -123,16 +127,7 @@ impl Disk {
 
     /// Asynchronous model: `rec` is written (readable, not durable).
     pub fn write(&mut self, rec: Record) {
-        let mut entries = self.entries.lock().expect("single-threaded");
-        match &rec {
-            Record::Entry(e) => {
-                debug_assert_eq!(e.seq_no.0, entries.len() as u64 + 1);
-                entries.push(e.clone());
-            }
-            Record::Truncate { from } => entries.truncate(from.0.saturating_sub(1) as usize),
-            _ => {}
-        }
-        drop(entries);
+        self.mirror(&rec);
         self.pending.push(rec);
     }
 
@@ -151,13 +146,7 @@ impl Disk {
     pub fn sync(&mut self, upto: u64) {
         let n = (upto.saturating_sub(self.durable.len() as u64) as usize).min(self.pending.len());
         for rec in self.pending.drain(..n).collect::<Vec<_>>() {
-            match &rec {
-                Record::Entry(e) => self.log.push(EntryId::of(e)),
-                Record::Truncate { from } => self.log.truncate(from.0.saturating_sub(1) as usize),
-                Record::Term { term, .. } => self.term = self.term.max(*term),
-                Record::Commit { .. } => {}
-            }
-            self.durable.push(rec);
+            self.make_durable(rec);
         }
     }
 
@@ -203,13 +192,7 @@ impl Disk {
             let mut entries = self.entries.lock().expect("single-threaded");
             entries.clear();
             for r in &self.durable {
-                match r {
-                    Record::Entry(e) => entries.push(e.clone()),
-                    Record::Truncate { from } => {
-                        entries.truncate(from.0.saturating_sub(1) as usize)
-                    }
-                    _ => {}
-                }
+                mirror_into(&mut entries, r);
             }
         }
     }
@@ -251,6 +234,15 @@ impl Disk {
             });
         }
         Ok(replayed.recovered)
+    }
+}
+
+/// Applies a written record to a copy of the entries.
+fn mirror_into(entries: &mut Vec<Entry>, rec: &Record) {
+    match rec {
+        Record::Entry(e) => entries.push(e.clone()),
+        Record::Truncate { from } => entries.truncate(from.0.saturating_sub(1) as usize),
+        _ => {}
     }
 }
 
