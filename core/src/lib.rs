@@ -17,7 +17,8 @@
 //! `failure` (heartbeats, step-down), `replication` (sequencing, quorum commit,
 //! delivery), `catchup`, `membership`, `client`; `log` (metadata, the bounded
 //! entry cache and the driver's `ColdLog`), `dedup` (msg_id fingerprints);
-//! `record` (durable log format and `replay`), `wire` (messages), `io`
+//! `record` (durable log format and `replay`), `gate` (what a driver holds
+//! back until it is durable), `wire` (messages), `io`
 //! (inputs, actions and their contract).
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ mod dedup;
 mod election;
 pub mod entry;
 mod failure;
+pub mod gate;
 pub mod io;
 pub mod log;
 mod membership;

@@ -159,6 +159,32 @@ impl PeerMsg {
         }
     }
 
+    /// The highest seq of the *sender's own log* this message reports: a
+    /// SYNC_ACK position, an APPEND_ACK match, the end of the entries a
+    /// SEQ_CHAT or CATCHUP_RESP carries (or the log end it announces), a
+    /// HEARTBEAT's log end. `None` for messages that say nothing about it.
+    /// A truncation from a seq at or below it makes the report stale
+    /// (`gate.rs`).
+    pub fn reports_log_upto(&self) -> Option<Seq> {
+        let end = |prev: &Seq, n: usize| Seq(prev.0 + n as u64);
+        match self {
+            PeerMsg::SyncAck { last_seq, .. } | PeerMsg::Heartbeat { last_seq, .. } => {
+                Some(*last_seq)
+            }
+            PeerMsg::AppendAck { match_seq, .. } => Some(*match_seq),
+            PeerMsg::SeqChat {
+                prev_seq, entries, ..
+            } => Some(end(prev_seq, entries.len())),
+            PeerMsg::CatchupResp {
+                prev_seq,
+                entries,
+                last_seq,
+                ..
+            } => Some(end(prev_seq, entries.len()).max(*last_seq)),
+            _ => None,
+        }
+    }
+
     /// The wire `type` name (for traces and errors).
     pub fn kind(&self) -> &'static str {
         match self {

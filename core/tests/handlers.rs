@@ -908,3 +908,114 @@ fn a_refused_claim_probes_again_at_once() {
     );
     assert_eq!(n.status().role, Role::Candidate);
 }
+
+/// Issue 14 (swarm seed 0x309c79), the minimal sequence: a leader appends,
+/// promises a higher COORDINATOR (its SYNC_ACK waits for the fsync of the
+/// term), then the new leader's SEQ_CHAT truncates the entry the SYNC_ACK
+/// reports. The core's actions are the same as ever; the driver's gate
+/// (`chorus_core::gate`, used by the simulator and runtime-mio alike) must
+/// not let that SYNC_ACK out with the fsync that makes the truncation
+/// durable, and must let out what was said after the truncation.
+#[test]
+fn a_truncation_drops_a_waiting_position_report_it_makes_stale() {
+    use chorus_core::gate::Gate;
+    let mut n = leader_n3_with(|c| c.reports_durability = true);
+    let mut gate = Gate::new();
+    let mut written = 0u64; // records handed to the disk (the gate's marks)
+    let mut drive = |out: Vec<Action>, gate: &mut Gate| {
+        for a in out {
+            match a {
+                Action::Persist(r) => {
+                    if let Record::Truncate { from } = r {
+                        gate.truncated(from);
+                    }
+                    written += 1;
+                }
+                Action::Note(_) => written += 1,
+                a @ (Action::Send { .. } | Action::Broadcast { .. }) => gate.push(written, a),
+                _ => {}
+            }
+        }
+        written
+    };
+    let out = step(
+        &mut n,
+        3000,
+        Input::Client {
+            client: ClientId(1),
+            request: ClientRequest::Chat(chat("m1")),
+        },
+    );
+    assert_eq!(out, vec![Action::Persist(Record::Entry(entry(2, 1, "m1")))]);
+    drive(out, &mut gate);
+    let out = step(
+        &mut n,
+        3010,
+        Input::Peer(PeerMsg::Coordinator {
+            sender_id: NodeId(2),
+            term: Term(2),
+            leader: peer(2),
+        }),
+    );
+    let sync_ack = Action::Send {
+        to: NodeId(2),
+        msg: PeerMsg::SyncAck {
+            sender_id: NodeId(3),
+            term: Term(2),
+            last_seq: Seq(2),
+            last_term: Term(1),
+            commit_seq: Seq(0),
+        },
+    };
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::Term {
+                term: Term(2),
+                voted_for: Some(NodeId(2))
+            }),
+            sync_ack.clone(),
+        ],
+        "the promise reports 2@t1, true of the log as the core emits it"
+    );
+    drive(out, &mut gate);
+    let out = step(
+        &mut n,
+        3020,
+        Input::Peer(PeerMsg::SeqChat {
+            sender_id: NodeId(2),
+            term: Term(2),
+            prev_seq: Seq(1),
+            prev_term: Term(1),
+            commit_seq: Seq(0),
+            entries: vec![entry(2, 2, "n2")],
+        }),
+    );
+    assert_eq!(
+        out,
+        vec![
+            Action::Persist(Record::Truncate { from: Seq(2) }),
+            Action::Persist(Record::Entry(entry(2, 2, "n2"))),
+        ]
+    );
+    let durable = drive(out, &mut gate);
+    let out = step(&mut n, 3021, Input::Flush);
+    let ack = Action::Send {
+        to: NodeId(2),
+        msg: PeerMsg::AppendAck {
+            sender_id: NodeId(3),
+            term: Term(2),
+            match_seq: Seq(2),
+        },
+    };
+    assert_eq!(out, vec![ack.clone()]);
+    drive(out, &mut gate);
+    // One fsync makes 2@t1, the term, the cut and 2@t2 durable at once.
+    let released: Vec<Action> = std::iter::from_fn(|| gate.pop_durable(durable)).collect();
+    assert_eq!(
+        released,
+        vec![ack],
+        "the SYNC_ACK claiming 2@t1 is dropped; the APPEND_ACK for 2@t2 leaves"
+    );
+    assert!(gate.is_empty());
+}

@@ -11,9 +11,13 @@
 //! performed.
 //!
 //! What waits for what:
-//! - messages to peers (and peer discovery) wait, in one FIFO (`gated`), for
-//!   every `Persist` record emitted before them: an APPEND_ACK or a vote must
-//!   never promise what this node could still lose;
+//! - messages to peers (and peer discovery) wait, in one FIFO (`gated`, the
+//!   core's `gate::Gate`, which the simulator uses too), for every `Persist`
+//!   record emitted before them: an APPEND_ACK or a vote must never promise
+//!   what this node could still lose. A truncation emitted while they wait
+//!   drops those that report entries it cuts (`chorus_core::gate`): they
+//!   would leave with the fsync that makes the cut durable, vouching for
+//!   entries this node no longer has;
 //! - deliveries and client replies are performed at once, in order: the core
 //!   commits only what a majority has durably (the leader's own log counts
 //!   only up to its `Persisted` point), so an acknowledgement never depends on
@@ -32,8 +36,9 @@
 use crate::error::RuntimeError;
 use crate::net::encode;
 use crate::runtime::Runtime;
+use chorus_core::gate::{destinations, may_leave_early};
 use chorus_core::record::Record;
-use chorus_core::{Action, NodeId, PeerMsg};
+use chorus_core::Action;
 
 /// Backpressure: past this many written-but-not-durable bytes, or this many
 /// actions waiting for durability, the loop waits for the disk (as a
@@ -103,6 +108,11 @@ impl Runtime {
         for a in actions {
             match a {
                 Action::Persist(r) => {
+                    if let Record::Truncate { from } = r {
+                        // What waits and reports the cut entries would
+                        // leave with the fsync that makes the cut durable.
+                        self.gated.truncated(from);
+                    }
                     let end = self.log.append(&r);
                     self.persist_end = end;
                     persisted = true;
@@ -118,12 +128,7 @@ impl Runtime {
                     self.perform(&a);
                     early = true;
                 }
-                a => {
-                    for to in destinations(&a) {
-                        *self.gated_to.entry(*to).or_default() += 1;
-                    }
-                    self.gated.push_back((self.persist_end, a));
-                }
+                a => self.gated.push(self.persist_end, a),
             }
         }
         if early {
@@ -150,40 +155,18 @@ impl Runtime {
 
     /// The parallel-write exception (see the module comment).
     fn may_go_early(&self, a: &Action) -> bool {
-        let replication = matches!(
-            a,
-            Action::Broadcast {
-                msg: PeerMsg::SeqChat { .. } | PeerMsg::Heartbeat { .. },
-                ..
-            } | Action::Send {
-                msg: PeerMsg::SeqChat { .. }
-                    | PeerMsg::Heartbeat { .. }
-                    | PeerMsg::CatchupReq { .. },
-                ..
-            }
-        );
+        let replication = match a {
+            Action::Broadcast { msg, .. } | Action::Send { msg, .. } => may_leave_early(msg),
+            _ => false,
+        };
         replication
             && self.durable_bytes >= self.barrier_end
-            && destinations(a)
-                .iter()
-                .all(|t| !self.gated_to.contains_key(t))
+            && !self.gated.waits_for_any(destinations(a))
     }
 
     /// Performs, in order, every gated action whose records are durable.
     fn release_gated(&mut self) {
-        while let Some((need, _)) = self.gated.front() {
-            if *need > self.durable_bytes {
-                break;
-            }
-            let (_, a) = self.gated.pop_front().expect("front exists");
-            for to in destinations(&a) {
-                if let Some(n) = self.gated_to.get_mut(to) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.gated_to.remove(to);
-                    }
-                }
-            }
+        while let Some(a) = self.gated.pop_durable(self.durable_bytes) {
             self.perform(&a);
         }
     }
@@ -208,14 +191,5 @@ impl Runtime {
             Action::Reply { client, reply } => self.reply_client(*client, reply),
             Action::PeerKnown(info) => self.peer_known(info.clone()),
         }
-    }
-}
-
-/// The peers an action sends to (none for local effects and client replies).
-fn destinations(a: &Action) -> &[NodeId] {
-    match a {
-        Action::Send { to, .. } => std::slice::from_ref(to),
-        Action::Broadcast { to, .. } => to,
-        _ => &[],
     }
 }

@@ -21,10 +21,11 @@ use crate::options::{
 use crate::peers::PeerTable;
 use crate::storage::DurableLog;
 use crate::syncer::Syncer;
+use chorus_core::gate::Gate;
 use chorus_core::{Action, Input, Node, NodeId, Seq, Status};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -68,9 +69,7 @@ pub struct Runtime {
     pub(crate) barrier_end: u64,
     /// Actions waiting for the records before them to be durable, each with
     /// the offset it needs, in emission order (`effects.rs`).
-    pub(crate) gated: VecDeque<(u64, Action)>,
-    /// How many gated actions send to each peer (links stay FIFO).
-    pub(crate) gated_to: BTreeMap<NodeId, usize>,
+    pub(crate) gated: Gate,
     /// The durable point last reported to the core (`Input::Persisted`).
     reported_durable: Seq,
     clock: Clock,
@@ -218,8 +217,7 @@ impl Runtime {
             durable_bytes: recovered_bytes,
             persist_end: recovered_bytes,
             barrier_end: recovered_bytes,
-            gated: VecDeque::new(),
-            gated_to: BTreeMap::new(),
+            gated: Gate::new(),
             reported_durable,
             clock: Clock::new(),
             now: chorus_core::Instant(0),

@@ -175,8 +175,17 @@ impl Checker {
             PeerMsg::AppendAck { match_seq, .. } => *match_seq <= disk.last_seq(),
             // With asynchronous disks a SYNC_ACK leaves once the records
             // before it are durable, by which time later ones may be too:
-            // its position must be durable, not the whole durable log.
-            PeerMsg::SyncAck { last_seq, .. } if self.async_disks => *last_seq <= disk.last_seq(),
+            // its position must be in the durable log (entry and term), not
+            // be the whole durable log.
+            PeerMsg::SyncAck {
+                last_seq,
+                last_term,
+                ..
+            } if self.async_disks => durable_at(disk, *last_seq, *last_term),
+            // Entries served to a requester are durable here, as they are.
+            PeerMsg::CatchupResp { entries, .. } => entries
+                .iter()
+                .all(|e| disk.entry(e.seq_no) == Some(EntryId::of(e))),
             PeerMsg::SyncAck {
                 last_seq,
                 last_term,
@@ -350,4 +359,9 @@ impl Checker {
         self.delivered[i] = rec.commit_seq;
         self.term[i] = rec.term;
     }
+}
+
+/// `disk`'s durable log holds position `(term, seq)` (seq 0: the empty log).
+fn durable_at(disk: &Disk, seq: Seq, term: Term) -> bool {
+    seq.0 == 0 || disk.entry(seq).is_some_and(|e| e.term == term)
 }

@@ -19,10 +19,10 @@ use crate::seed::{self, Stream};
 use crate::storage::Disk;
 use crate::trace::{self, Digest, Trace};
 use crate::workload::Clients;
+use chorus_core::gate::Gate;
 use chorus_core::record::Recovered;
 use chorus_core::{Action, Config, Input, Instant, Node, NodeId, PeerInfo, PeerMsg, Role, Status};
 use rand_chacha::ChaCha8Rng;
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Something that happens at a point of virtual time.
@@ -73,7 +73,7 @@ pub(crate) struct Slot {
     pub shown: Option<Status>,
     /// Asynchronous disks: peer messages waiting until the first `n`
     /// records are durable, in the order the core emitted them.
-    pub gated: VecDeque<(u64, Action)>,
+    pub gated: Gate,
     /// Asynchronous disks: an fsync is running.
     pub syncing: bool,
 }
@@ -131,7 +131,7 @@ impl Sim {
                     tick_at: None,
                     crash_armed: false,
                     shown: None,
-                    gated: VecDeque::new(),
+                    gated: Gate::new(),
                     syncing: false,
                 })
                 .collect(),

@@ -1,7 +1,7 @@
 //! Coverage counters: proof that a run (or a swarm) actually reached the
 //! interesting states, so a green sweep is not a vacuous one.
 //!
-//! The first seven are the classes a sweep must exercise (`explore` fails
+//! The first nine are the classes a sweep must exercise (`explore` fails
 //! when one stays at zero); the rest are informative.
 
 use std::fmt;
@@ -26,6 +26,12 @@ pub struct Coverage {
     pub cold_reads: u64,
     /// Asynchronous disks: a peer message waited for an fsync.
     pub gated_sends: u64,
+    /// Asynchronous disks: a truncation was emitted while peer messages
+    /// waited for an fsync (the window of issue 14).
+    pub truncations_while_gated: u64,
+    /// Asynchronous disks: waiting messages dropped because a truncation cut
+    /// what they reported (`chorus_core::gate`).
+    pub stale_reports_dropped: u64,
     /// Informative: crashes of any node.
     pub crashes: u64,
     /// Informative: crashes inside an action batch.
@@ -48,6 +54,7 @@ pub const REQUIRED: &[&str] = &[
     "competing_candidates",
     "cold_reads",
     "gated_sends",
+    "truncations_while_gated",
 ];
 
 impl Coverage {
@@ -65,6 +72,8 @@ impl Coverage {
             ("competing_candidates", self.competing_candidates),
             ("cold_reads", self.cold_reads),
             ("gated_sends", self.gated_sends),
+            ("truncations_while_gated", self.truncations_while_gated),
+            ("stale_reports_dropped", self.stale_reports_dropped),
             ("crashes", self.crashes),
             ("mid_batch_crashes", self.mid_batch_crashes),
             ("restarts", self.restarts),
@@ -105,6 +114,8 @@ impl Coverage {
         self.truncations += o.truncations;
         self.cold_reads += o.cold_reads;
         self.gated_sends += o.gated_sends;
+        self.truncations_while_gated += o.truncations_while_gated;
+        self.stale_reports_dropped += o.stale_reports_dropped;
     }
 }
 

@@ -9,6 +9,7 @@ use crate::cluster::{Event, Sim};
 use crate::net::Fate;
 use crate::seed;
 use crate::trace;
+use chorus_core::gate::{destinations, may_leave_early};
 use chorus_core::{Action, ClientReply, Input, NodeId, PeerMsg, Record};
 
 impl Sim {
@@ -22,8 +23,13 @@ impl Sim {
         match a {
             Action::Persist(rec) => {
                 self.checker.on_persist(now, i, &rec, &self.disks[i]);
-                if matches!(rec, Record::Truncate { .. }) {
+                if let Record::Truncate { from } = rec {
                     self.coverage.truncations += 1;
+                    if !self.slots[i].gated.is_empty() {
+                        self.coverage.truncations_while_gated += 1;
+                    }
+                    let dropped = self.slots[i].gated.truncated(from);
+                    self.coverage.stale_reports_dropped += dropped as u64;
                 }
                 if self.opts.async_fsync_ms.is_some() {
                     self.disks[i].write(rec);
@@ -43,7 +49,7 @@ impl Sim {
             a @ (Action::Send { .. } | Action::Broadcast { .. }) => {
                 if self.must_wait_for_disk(i, &a) {
                     let mark = self.disks[i].written_count();
-                    self.slots[i].gated.push_back((mark, a));
+                    self.slots[i].gated.push(mark, a);
                     self.coverage.gated_sends += 1;
                 } else {
                     self.transmit(i, a);
@@ -65,15 +71,16 @@ impl Sim {
     }
 
     /// Asynchronous disks: does this send wait for the records before it to
-    /// be durable? As the runtime (`runtime-mio/src/effects.rs`): every peer
-    /// message does while anything written is not durable, except the
-    /// leader's SEQ_CHAT / HEARTBEAT and CATCHUP_REQ when no term or
-    /// truncation record is pending; and nothing overtakes a waiting one.
+    /// be durable? As the runtime (`runtime-mio/src/effects.rs`), by the
+    /// core's `gate` rules: every peer message does while anything written
+    /// is not durable, except the leader's SEQ_CHAT / HEARTBEAT and
+    /// CATCHUP_REQ when no term or truncation record is pending; and nothing
+    /// overtakes a waiting message to the same peer.
     fn must_wait_for_disk(&self, i: usize, a: &Action) -> bool {
         if self.opts.async_fsync_ms.is_none() {
             return false;
         }
-        if !self.slots[i].gated.is_empty() {
+        if self.slots[i].gated.waits_for_any(destinations(a)) {
             return true;
         }
         let d = &self.disks[i];
@@ -84,11 +91,7 @@ impl Sim {
             Action::Send { msg, .. } | Action::Broadcast { msg, .. } => msg,
             _ => return false,
         };
-        let early = matches!(
-            msg,
-            PeerMsg::SeqChat { .. } | PeerMsg::Heartbeat { .. } | PeerMsg::CatchupReq { .. }
-        );
-        !early || d.barrier_pending()
+        !may_leave_early(msg) || d.barrier_pending()
     }
 
     /// Asynchronous disks: starts an fsync of everything written so far,
@@ -115,12 +118,7 @@ impl Sim {
         self.slots[i].syncing = false;
         self.disks[i].sync(upto);
         let durable = self.disks[i].durable_count();
-        while self.slots[i]
-            .gated
-            .front()
-            .is_some_and(|(mark, _)| *mark <= durable)
-        {
-            let (_, a) = self.slots[i].gated.pop_front().expect("non-empty");
+        while let Some(a) = self.slots[i].gated.pop_durable(durable) {
             self.transmit(i, a);
         }
         let stable = self.disks[i].stable_seq();

@@ -34,3 +34,13 @@ fn catch_up_past_a_diverged_tail_progresses() {
         passes(seed);
     }
 }
+
+/// Issue 14: with asynchronous disks, n3's SYNC_ACK reporting `22@t1` waited
+/// for an fsync while the new leader's SEQ_CHAT cut 19.. and rewrote it in
+/// t2; the fsync released the report with the cut, vouching for an entry n3's
+/// durable log no longer held. The drivers' gate (`chorus_core::gate`) now
+/// drops such a report; the checker demands the exact position be durable.
+#[test]
+fn a_truncation_overtaking_a_waiting_sync_ack_drops_it() {
+    passes(0x309c79);
+}
