@@ -31,8 +31,13 @@
 //!   is not durable), keeping each link FIFO.
 //!
 //! Everything else (APPEND_ACK, votes, COORDINATOR, CATCHUP_RESP, …) still
-//! waits for every `Persist` before it. The simulator models this driver
-//! too (`SimOptions::async_fsync_ms`, half the explored seeds).
+//! waits for every `Persist` before it. A `Persist` of a truncation emitted
+//! while such messages wait **drops** those that report this node's log at
+//! or past the cut (`PeerMsg::reports_log_upto`): the fsync that would
+//! release them makes the cut durable too, so they would vouch for entries
+//! the node no longer has (issue 14). Both drivers share one implementation
+//! of these rules, `gate::Gate`. The simulator models this driver too
+//! (`SimOptions::async_fsync_ms`, half the explored seeds).
 //!
 //! **A batch ends with `Flush`.** Before the first step after a `Flush`, the
 //! driver has written (handed to the OS, not necessarily fsynced) every
