@@ -78,6 +78,7 @@ impl Node {
             commit_seq: self.commit_seq,
             last_seq: last,
             entries,
+            leading: self.is_leader(),
         };
         out.push(Action::Send { to: from, msg });
     }
@@ -91,6 +92,7 @@ impl Node {
         commit: Seq,
         their_last: Seq,
         entries: Vec<Entry>,
+        leading: bool,
         out: &mut Vec<Action>,
     ) {
         match self.state.clone() {
@@ -113,7 +115,11 @@ impl Node {
                     self.arm(Timer::Election, self.cfg.leader_timeout_ms);
                 }
             }
-            State::Follower if self.leader == Some(from) => {
+            // Only the leader's log may overwrite ours: the node we follow
+            // may be a claimant still fetching, or one that gave up, whose
+            // log is whatever it had (a stale tail, possibly below our
+            // committed prefix).
+            State::Follower if self.leader == Some(from) && leading => {
                 self.catchup_inflight = false;
                 self.disarm(Timer::Catchup);
                 self.follow(from, out);

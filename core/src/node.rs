@@ -367,9 +367,10 @@ impl Node {
                 commit_seq,
                 last_seq,
                 entries,
+                leading,
                 ..
             } => self.on_catchup_resp(
-                from, prev_seq, prev_term, commit_seq, last_seq, entries, out,
+                from, prev_seq, prev_term, commit_seq, last_seq, entries, leading, out,
             ),
             _ => {}
         }

@@ -104,6 +104,14 @@ pub enum PeerMsg {
         commit_seq: Seq,
         last_seq: Seq,
         entries: Vec<Entry>,
+        /// The sender leads `term`, so its log is authoritative for it: only
+        /// then may a follower let these entries overwrite its own suffix. A
+        /// claimant's sync fetch reads the member it chose whatever this says.
+        /// (Found by the 1M-seed soak, seed 0xa07d: a claimant still fetching
+        /// served its stale log to a follower that had promised it, which cut
+        /// a committed entry.)
+        #[serde(default)]
+        leading: bool,
     },
     /// Follower → leader: a client's chat to sequence.
     Forward {

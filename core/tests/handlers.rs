@@ -444,6 +444,7 @@ fn stale_claimant_fetches_the_best_log_before_leading() {
             commit_seq: Seq(2),
             last_seq: Seq(2),
             entries: vec![entry(1, 1, "a"), entry(2, 1, "b")],
+            leading: false,
         }),
     );
     assert_eq!(out[0], Action::Persist(Record::Entry(entry(1, 1, "a"))));
@@ -1018,4 +1019,56 @@ fn a_truncation_drops_a_waiting_position_report_it_makes_stale() {
         "the SYNC_ACK claiming 2@t1 is dropped; the APPEND_ACK for 2@t2 leaves"
     );
     assert!(gate.is_empty());
+}
+
+/// Soak seed 0xa07d, the minimal sequence: n1 promises claimant n3 (so it
+/// "follows" n3), then n3, still fetching for its sync, answers a catch-up
+/// request with its own stale log. n1 must not let it overwrite its suffix;
+/// the same batch from n3 once it leads is applied.
+#[test]
+fn a_follower_ignores_catch_up_from_a_claimant_that_does_not_lead_yet() {
+    let rec = Recovered {
+        term: Term(2),
+        voted_for: None,
+        entries: vec![entry(1, 1, "a"), entry(2, 2, "b")],
+        commit_seq: Seq(1),
+    };
+    let mut n = node(1, rec);
+    step(&mut n, 0, Input::Start);
+    step(
+        &mut n,
+        10,
+        Input::Peer(PeerMsg::Coordinator {
+            sender_id: NodeId(3),
+            term: Term(3),
+            leader: peer(3),
+        }),
+    );
+    let stale = |leading| {
+        Input::Peer(PeerMsg::CatchupResp {
+            sender_id: NodeId(3),
+            term: Term(3),
+            prev_seq: Seq(1),
+            prev_term: Term(1),
+            commit_seq: Seq(0),
+            last_seq: Seq(2),
+            entries: vec![entry(2, 1, "stale")],
+            leading,
+        })
+    };
+    assert_eq!(
+        step(&mut n, 20, stale(false)),
+        vec![],
+        "not the leader's log"
+    );
+    assert_eq!(n.status().last_seq, Seq(2));
+    let out = step(&mut n, 30, stale(true));
+    assert_eq!(
+        out[..2],
+        [
+            Action::Persist(Record::Truncate { from: Seq(2) }),
+            Action::Persist(Record::Entry(entry(2, 1, "stale"))),
+        ],
+        "a leading leader's log overwrites the uncommitted suffix"
+    );
 }

@@ -44,3 +44,15 @@ fn catch_up_past_a_diverged_tail_progresses() {
 fn a_truncation_overtaking_a_waiting_sync_ack_drops_it() {
     passes(0x309c79);
 }
+
+/// Found by the 1M-seed soak (issue 14) once slow disks widened the window: a
+/// follower's stale catch-up timer asked the claimant it had just promised,
+/// which was still fetching for its sync and answered with its stale log; the
+/// follower let it overwrite a committed entry. Only a CATCHUP_RESP from a
+/// node that leads its term (`leading`) may now overwrite a follower's log.
+#[test]
+fn a_follower_takes_entries_only_from_a_leading_leader() {
+    for seed in [0xa07d, 0x14635] {
+        passes(seed);
+    }
+}
