@@ -39,8 +39,8 @@ cat "$OUT"/*.txt | awk -v t0="$t0" -v t1="$t1" -v seeds="$SEEDS" -v start="$STAR
   { cov = 0 }
   END {
     wall = t1 - t0
-    printf "\nsoak: %d seeds from %d, %d violations, %.0f s wall, %d node steps = %.0f steps/s\n", seeds, start, fails, wall, steps, steps / wall
+    printf "\nsoak: %d seeds from %d, %d violations, %.0f s wall, %.0f node steps = %.0f steps/s\n", seeds, start, fails, wall, steps, steps / wall
     print "coverage (summed):"
-    for (i = 1; i <= no; i++) printf "  %-32s %d\n", names[i], c[names[i]]
+    for (i = 1; i <= no; i++) printf "  %-32s %.0f\n", names[i], c[names[i]]
     exit fails > 0
   }'
