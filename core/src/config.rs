@@ -4,8 +4,8 @@
 use crate::types::{NodeId, PeerInfo};
 use std::collections::BTreeSet;
 
-/// Protocol configuration of one node.
-#[derive(Clone, Debug)]
+/// Protocol configuration of one node (serializable: a recording stores it).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// This node.
     pub me: PeerInfo,
@@ -43,7 +43,7 @@ pub struct Config {
 }
 
 /// Deliberate protocol bugs for checker self-tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InjectedBug {
     /// The leader commits an entry as soon as it has it, without a majority.
     CommitWithoutMajority,

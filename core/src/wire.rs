@@ -200,7 +200,7 @@ pub const PEER_TYPES: &[&str] = &[
 ];
 
 /// A request from a client connection, already parsed and validated by the driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
     /// Sequence this chat (idempotent by `msg_id`).
     Chat(Chat),

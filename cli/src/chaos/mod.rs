@@ -81,6 +81,10 @@ pub struct Args {
     /// Keep the data directory (logs, node stderr) even when all checks pass.
     #[arg(long)]
     pub keep: bool,
+    /// Record every node's core inputs into DIR/nodeN (kept after the run),
+    /// for `chorus sim replay DIR/node1 DIR/node2 …`.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<std::path::PathBuf>,
     /// Print every fault as it is injected.
     #[arg(long, short)]
     pub verbose: bool,
@@ -162,6 +166,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.duration,
         dir.display()
     );
+    let record = match &args.record {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("cannot create --record {}", d.display()))?;
+            Some(d.canonicalize()?)
+        }
+        None => None,
+    };
     let outcome = {
         // Declared first, dropped last: nodes die before their namespaces go.
         let net = netns::Net::create(args.nodes)?;
@@ -178,6 +190,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.unsafe_ack_before_fsync,
             args.unsafe_skip_fsync,
             power,
+            record.clone(),
         )?;
         Run {
             args: &args,

@@ -52,6 +52,8 @@ pub struct Nodes {
     unsafe_skip_fsync: bool,
     /// Run nodes under strace so power loss can be emulated.
     traced: bool,
+    /// `--record DIR`: node N records into DIR/nodeN.
+    pub record: Option<PathBuf>,
 }
 
 fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
@@ -81,6 +83,7 @@ impl Nodes {
         unsafe_ack: bool,
         unsafe_skip_fsync: bool,
         traced: bool,
+        record: Option<PathBuf>,
     ) -> Result<Nodes> {
         let exe = std::env::current_exe().context("cannot find the chorus binary")?;
         let mut nodes = Vec::new();
@@ -106,6 +109,7 @@ impl Nodes {
             unsafe_ack,
             unsafe_skip_fsync,
             traced,
+            record,
         };
         for i in 0..all.nodes.len() {
             all.spawn(i)?;
@@ -137,9 +141,11 @@ impl Nodes {
             ));
             node.trace = Some(trace);
         }
-        cmd.arg(&exe)
-            .arg("node")
-            .arg("--config")
+        cmd.arg(&exe).arg("node");
+        if let Some(r) = &self.record {
+            cmd.arg("--record").arg(r.join(format!("node{}", node.id)));
+        }
+        cmd.arg("--config")
             .arg(&node.config)
             .env_remove(chorus_runtime_mio::UNSAFE_ACK_ENV)
             .env_remove(chorus_runtime_mio::UNSAFE_SKIP_FSYNC_ENV)

@@ -94,5 +94,15 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
             "reproduce: chorus chaos --nodes {} --duration {} --clients {} --seed {seed:#x}{broken}",
             args.nodes, args.duration, args.clients
         );
+        if let Some(dir) = &args.record {
+            println!("recordings of this run (each node's own inputs, replayable exactly):");
+            let mut all = String::new();
+            for id in 1..=args.nodes {
+                let d = dir.join(format!("node{id}"));
+                println!("  n{id}: {}   replay: chorus sim replay {}", d.display(), d.display());
+                all.push_str(&format!(" {}", d.display()));
+            }
+            println!("  cross-node check: chorus sim replay{all}");
+        }
     }
 }
