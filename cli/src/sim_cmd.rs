@@ -1,5 +1,5 @@
-//! `chorus sim run FILE` and `chorus sim explore --seeds N`: the deterministic
-//! simulator's command line.
+//! `chorus sim run FILE`, `chorus sim explore --seeds N` and `chorus sim
+//! replay DIR…` (`replay_cmd.rs`): the deterministic simulator's command line.
 //!
 //! Exit codes: 0 all invariants and expectations held (and, for explore, every
 //! required coverage counter is above zero); 1 something was violated; 2 the
@@ -56,6 +56,12 @@ enum SimCmd {
         #[arg(long, value_enum)]
         inject_bug: Option<BugArg>,
     },
+    /// Replay real nodes' recordings (`chorus node --record DIR`) and check
+    /// them: step for step per node; with several nodes, cross-node invariants.
+    #[command(
+        after_help = "Exit status: 0 identical and every invariant held, 1 a divergence or violation, 2 unusable recording.\nFormat: core/src/recording.rs."
+    )]
+    Replay(crate::replay_cmd::ReplayArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -80,6 +86,7 @@ fn parse_seed(s: &str) -> Result<u64, String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         SimCmd::Run { file, seed, quiet } => run_file(&file, seed, quiet),
+        SimCmd::Replay(a) => Ok(crate::replay_cmd::run(a)),
         SimCmd::Explore {
             seeds,
             start,

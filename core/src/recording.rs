@@ -46,6 +46,27 @@ pub const MAX_FRAME_BYTES: usize = 64 << 20;
 /// The chain value before the first step of an incarnation.
 pub const CHAIN_START: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// The file name of incarnation `inc`'s base copy.
+pub fn base_name(inc: u64) -> String {
+    format!("run-{inc:06}.base")
+}
+
+/// The file name of segment `seg` of incarnation `inc`.
+pub fn segment_name(inc: u64, seg: u32) -> String {
+    format!("run-{inc:06}-{seg:04}.rec")
+}
+
+/// `(incarnation, Some(segment))` for a segment file name, `(incarnation,
+/// None)` for a base copy, None for anything else.
+pub fn parse_name(name: &str) -> Option<(u64, Option<u32>)> {
+    let rest = name.strip_prefix("run-")?;
+    if let Some(inc) = rest.strip_suffix(".base") {
+        return Some((inc.parse().ok()?, None));
+    }
+    let (inc, seg) = rest.strip_suffix(".rec")?.split_once('-')?;
+    Some((inc.parse().ok()?, Some(seg.parse().ok()?)))
+}
+
 /// What a segment starts with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Header {

@@ -48,25 +48,12 @@ impl RecordOptions {
     }
 }
 
-/// The file of incarnation `inc`'s base copy.
-pub fn base_path(dir: &Path, inc: u64) -> PathBuf {
-    dir.join(format!("run-{inc:06}.base"))
+fn base_path(dir: &Path, inc: u64) -> PathBuf {
+    dir.join(recording::base_name(inc))
 }
 
-/// The file of segment `seg` of incarnation `inc`.
-pub fn segment_path(dir: &Path, inc: u64, seg: u32) -> PathBuf {
-    dir.join(format!("run-{inc:06}-{seg:04}.rec"))
-}
-
-/// `(incarnation, Some(segment))` for a segment file, `(incarnation, None)`
-/// for a base copy, None for anything else.
-pub fn parse_name(name: &str) -> Option<(u64, Option<u32>)> {
-    let rest = name.strip_prefix("run-")?;
-    if let Some(inc) = rest.strip_suffix(".base") {
-        return Some((inc.parse().ok()?, None));
-    }
-    let (inc, seg) = rest.strip_suffix(".rec")?.split_once('-')?;
-    Some((inc.parse().ok()?, Some(seg.parse().ok()?)))
+fn segment_path(dir: &Path, inc: u64, seg: u32) -> PathBuf {
+    dir.join(recording::segment_name(inc, seg))
 }
 
 /// Recording files in `dir`: (incarnation, segment or None, path, bytes), sorted.
@@ -75,7 +62,7 @@ fn list(dir: &Path) -> io::Result<Vec<(u64, Option<u32>, PathBuf, u64)>> {
     for e in fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name();
-        if let Some((inc, seg)) = name.to_str().and_then(parse_name) {
+        if let Some((inc, seg)) = name.to_str().and_then(recording::parse_name) {
             v.push((inc, seg, e.path(), e.metadata()?.len()));
         }
     }
