@@ -52,9 +52,13 @@ enum SimCmd {
         /// Print each run's trace (use with --seeds 1 to study a failure).
         #[arg(long)]
         trace: bool,
-        /// Checker self-test: run a core with a deliberately broken rule.
-        #[arg(long, value_enum)]
-        inject_bug: Option<BugArg>,
+        /// Checker self-test: run a core with a deliberately broken rule:
+        /// commit-without-majority, skip-leader-sync, leader-counts-itself-early
+        /// (asynchronous-disk seeds only), accept-stale-term,
+        /// promise-two-coordinators, deliver-past-gap, truncate-committed,
+        /// never-reforward (liveness only). RELIABILITY.md has the catalogue.
+        #[arg(long, value_parser = parse_bug)]
+        inject_bug: Option<InjectedBug>,
     },
     /// Replay real nodes' recordings (`chorus node --record DIR`) and check
     /// them: step for step per node; with several nodes, cross-node invariants.
@@ -64,15 +68,11 @@ enum SimCmd {
     Replay(crate::replay_cmd::ReplayArgs),
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum BugArg {
-    /// The leader commits without a majority.
-    CommitWithoutMajority,
-    /// A new leader skips the majority log sync.
-    SkipLeaderSync,
-    /// The leader counts its own copy before its fsync (seeds with
-    /// asynchronous disks only).
-    LeaderCountsItselfEarly,
+fn parse_bug(s: &str) -> Result<InjectedBug, String> {
+    InjectedBug::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = InjectedBug::ALL.iter().map(|b| b.name()).collect();
+        format!("{s:?} is not an injected bug; one of: {}", names.join(", "))
+    })
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -94,12 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             trace,
             inject_bug,
         } => {
-            let bug = inject_bug.map(|b| match b {
-                BugArg::CommitWithoutMajority => InjectedBug::CommitWithoutMajority,
-                BugArg::SkipLeaderSync => InjectedBug::SkipLeaderSync,
-                BugArg::LeaderCountsItselfEarly => InjectedBug::LeaderCountsItselfEarly,
-            });
-            Ok(explore_cmd(seeds, start, jobs, trace, bug))
+            Ok(explore_cmd(seeds, start, jobs, trace, inject_bug))
         }
     }
 }
