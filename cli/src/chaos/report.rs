@@ -84,6 +84,9 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
             let (lo, hi) = args.fault_gap_ms;
             broken.push_str(&format!(" --fault-gap-ms {lo}-{hi}"));
         }
+        if args.slow_fsync_ms > 0 {
+            broken.push_str(&format!(" --slow-fsync-ms {}", args.slow_fsync_ms));
+        }
         if args.no_power_loss {
             broken.push_str(" --no-power-loss");
         }
