@@ -74,7 +74,7 @@ pub enum Input {
 }
 
 /// An effect the driver performs, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Append `record` to the durable log. It must be durable (fsynced) before
     /// any later action is performed.

@@ -24,8 +24,9 @@
 //! an input variant added later is recorded without format work; a change of
 //! the step layout bumps [`VERSION`].
 //!
-//! Digest: every action hashes to 64 bits (FNV-1a over its `Debug` form,
-//! which shows every field and has no hash-ordered containers); the chain is
+//! Digest: every action hashes to 64 bits (its derived `Hash`, every field,
+//! through a stable word-at-a-time hasher; no hash-ordered containers are
+//! involved); the chain is
 //! `chain' = mix(chain, hash)` over the step's actions in order, starting
 //! from [`CHAIN_START`] in each incarnation. The low 32 bits of each action's
 //! hash are stored too, so a divergence can say which action differs.
@@ -35,7 +36,7 @@ use crate::crc::crc32c;
 use crate::io::{Action, Input};
 use crate::types::Instant;
 use serde::{Deserialize, Serialize};
-use std::fmt::{self, Write as _};
+use std::hash::{Hash, Hasher};
 
 /// First bytes of every segment file.
 pub const MAGIC: &[u8; 8] = b"CHORUSRC";
@@ -96,24 +97,61 @@ pub struct Step {
     pub actions: Vec<u32>,
 }
 
-/// FNV-1a over bytes written through `fmt::Write` (no allocation).
-struct Fnv(u64);
+/// A fast, stable 64-bit hasher for `Hash` (word at a time, FxHash-style
+/// mixing): every run of one chorus build on a 64-bit little-endian machine
+/// hashes an action the same way (std's `DefaultHasher` promises no such
+/// stability). Strength is not needed: only a divergence must change it.
+struct StableHasher(u64);
 
-impl fmt::Write for Fnv {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-        Ok(())
+const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl StableHasher {
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
     }
 }
 
-/// The 64-bit hash of one action.
+impl Hasher for StableHasher {
+    fn finish(&self) -> u64 {
+        // Final avalanche so the low 32 bits (stored per action) depend on all.
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^ (x >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        let mut tail = [0u8; 8];
+        tail[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(tail) ^ ((rest.len() as u64) << 59));
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    fn write_isize(&mut self, i: isize) {
+        self.mix(i as u64);
+    }
+}
+
+/// The 64-bit hash of one action: every field (derived `Hash`), no
+/// formatting, no allocation.
 pub fn action_hash(a: &Action) -> u64 {
-    let mut h = Fnv(CHAIN_START);
-    let _ = write!(h, "{a:?}");
-    h.0
+    let mut h = StableHasher(CHAIN_START);
+    a.hash(&mut h);
+    h.finish()
 }
 
 /// The chain after one more action.
