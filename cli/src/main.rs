@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod log_cmd;
 mod node_cmd;
+mod replay_cmd;
 mod signals;
 mod sim_cmd;
 mod up;

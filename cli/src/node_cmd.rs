@@ -5,7 +5,9 @@
 //! line that says what to fix.
 
 use crate::config;
-use chorus_runtime_mio::{run_node, unsafe_ack_from_env, unsafe_skip_fsync_from_env};
+use chorus_runtime_mio::{
+    run_node, unsafe_ack_from_env, unsafe_skip_fsync_from_env, RecordOptions,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +30,14 @@ pub struct Args {
     /// by SIGKILL. `chorus up` passes its own PID so no node outlives it.
     #[arg(long, value_name = "PID")]
     pub exit_with_parent: Option<i32>,
+    /// Record every input of the core into DIR (a new incarnation per start),
+    /// for `chorus sim replay DIR`. Format: core/src/recording.rs.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// Bound on the recording files in DIR together; the oldest incarnations
+    /// go first, and a run that alone reaches it stops being recorded.
+    #[arg(long, value_name = "MIB", default_value_t = 1024, requires = "record")]
+    pub record_max_mb: u64,
 }
 
 /// Asks the kernel to send us SIGTERM when our parent dies, then checks the
@@ -62,6 +72,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = file.to_options();
     opts.unsafe_ack_before_fsync = unsafe_ack_from_env();
     opts.unsafe_skip_fsync = unsafe_skip_fsync_from_env();
+    if let Some(dir) = args.record {
+        let mut r = RecordOptions::new(dir);
+        r.max_bytes = args.record_max_mb.saturating_mul(1 << 20);
+        // 16 segments under the bound: deleting a whole old run frees room
+        // in small steps, and no segment file grows huge.
+        r.segment_bytes = (r.max_bytes / 16).clamp(1 << 20, 64 << 20);
+        opts.record = Some(r);
+    }
     match run_node(opts) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e @ chorus_runtime_mio::RuntimeError::Storage { .. }) => {

@@ -1,5 +1,5 @@
-//! `chorus sim run FILE` and `chorus sim explore --seeds N`: the deterministic
-//! simulator's command line.
+//! `chorus sim run FILE`, `chorus sim explore --seeds N` and `chorus sim
+//! replay DIR…` (`replay_cmd.rs`): the deterministic simulator's command line.
 //!
 //! Exit codes: 0 all invariants and expectations held (and, for explore, every
 //! required coverage counter is above zero); 1 something was violated; 2 the
@@ -52,21 +52,27 @@ enum SimCmd {
         /// Print each run's trace (use with --seeds 1 to study a failure).
         #[arg(long)]
         trace: bool,
-        /// Checker self-test: run a core with a deliberately broken rule.
-        #[arg(long, value_enum)]
-        inject_bug: Option<BugArg>,
+        /// Checker self-test: run a core with a deliberately broken rule:
+        /// commit-without-majority, skip-leader-sync, leader-counts-itself-early
+        /// (asynchronous-disk seeds only), accept-stale-term,
+        /// promise-two-coordinators, deliver-past-gap, truncate-committed,
+        /// never-reforward (liveness only). RELIABILITY.md has the catalogue.
+        #[arg(long, value_parser = parse_bug)]
+        inject_bug: Option<InjectedBug>,
     },
+    /// Replay real nodes' recordings (`chorus node --record DIR`) and check
+    /// them: step for step per node; with several nodes, cross-node invariants.
+    #[command(
+        after_help = "Exit status: 0 identical and every invariant held, 1 a divergence or violation, 2 unusable recording.\nFormat: core/src/recording.rs."
+    )]
+    Replay(crate::replay_cmd::ReplayArgs),
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum BugArg {
-    /// The leader commits without a majority.
-    CommitWithoutMajority,
-    /// A new leader skips the majority log sync.
-    SkipLeaderSync,
-    /// The leader counts its own copy before its fsync (seeds with
-    /// asynchronous disks only).
-    LeaderCountsItselfEarly,
+fn parse_bug(s: &str) -> Result<InjectedBug, String> {
+    InjectedBug::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = InjectedBug::ALL.iter().map(|b| b.name()).collect();
+        format!("{s:?} is not an injected bug; one of: {}", names.join(", "))
+    })
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -80,6 +86,7 @@ fn parse_seed(s: &str) -> Result<u64, String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         SimCmd::Run { file, seed, quiet } => run_file(&file, seed, quiet),
+        SimCmd::Replay(a) => Ok(crate::replay_cmd::run(a)),
         SimCmd::Explore {
             seeds,
             start,
@@ -87,12 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             trace,
             inject_bug,
         } => {
-            let bug = inject_bug.map(|b| match b {
-                BugArg::CommitWithoutMajority => InjectedBug::CommitWithoutMajority,
-                BugArg::SkipLeaderSync => InjectedBug::SkipLeaderSync,
-                BugArg::LeaderCountsItselfEarly => InjectedBug::LeaderCountsItselfEarly,
-            });
-            Ok(explore_cmd(seeds, start, jobs, trace, bug))
+            Ok(explore_cmd(seeds, start, jobs, trace, inject_bug))
         }
     }
 }

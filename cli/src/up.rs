@@ -74,6 +74,10 @@ pub struct Args {
     /// The client's room.
     #[arg(long, default_value = "general")]
     pub room: String,
+    /// Record every node's core inputs into DIR/nodeN (`chorus node --record`),
+    /// for `chorus sim replay DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 /// One started node.
@@ -101,13 +105,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
     let secret = uuid::Uuid::new_v4().simple().to_string();
+    let record = match &args.record {
+        Some(d) => {
+            fs::create_dir_all(d)
+                .with_context(|| format!("cannot create --record {}", d.display()))?;
+            Some(d.canonicalize()?)
+        }
+        None => None,
+    };
     let mut cluster = Cluster::default();
     for (i, &port) in ports.iter().enumerate() {
         let id = i as u16 + 1;
         let config = write_config(&data_dir, id, &ports, &secret)?;
         cluster
             .nodes
-            .push(spawn_node(&data_dir, id, port, &config)?);
+            .push(spawn_node(&data_dir, id, port, &config, record.as_deref())?);
     }
     let (leader, term) = match wait_for_leader(&mut cluster, &stop, args.leader_wait_secs)? {
         Some(found) => found,
@@ -193,13 +205,24 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-fn spawn_node(dir: &Path, id: u16, port: u16, config: &Path) -> anyhow::Result<NodeProc> {
+fn spawn_node(
+    dir: &Path,
+    id: u16,
+    port: u16,
+    config: &Path,
+    record: Option<&Path>,
+) -> anyhow::Result<NodeProc> {
     let exe = std::env::current_exe().context("cannot find the chorus executable")?;
     let log_path = dir.join(format!("node{id}.log"));
     let log =
         File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let child = Command::new(exe)
-        .arg("node")
+    let mut cmd = Command::new(exe);
+    if let Some(r) = record {
+        cmd.arg("node").arg("--record").arg(r.join(format!("node{id}")));
+    } else {
+        cmd.arg("node");
+    }
+    let child = cmd
         .arg("--config")
         .arg(config)
         .arg("--exit-with-parent")

@@ -4,6 +4,7 @@
 //! only after commit, also when it retries an id that is already committed.
 //! Pending chats are bounded by `max_pending` (overflow answers `Busy`).
 
+use crate::config::InjectedBug;
 use crate::entry::{Body, Chat};
 use crate::io::Action;
 use crate::node::{Election, Node, State, Timer};
@@ -146,6 +147,9 @@ impl Node {
         let Some(l) = self.leader.filter(|&l| l != self.id()) else {
             return;
         };
+        if self.cfg.bug == Some(InjectedBug::NeverReforward) {
+            return;
+        }
         let chats: Vec<Chat> = self.pending.values().cloned().collect();
         for chat in chats {
             let msg = self.forward_msg(chat);

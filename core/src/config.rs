@@ -4,8 +4,8 @@
 use crate::types::{NodeId, PeerInfo};
 use std::collections::BTreeSet;
 
-/// Protocol configuration of one node.
-#[derive(Clone, Debug)]
+/// Protocol configuration of one node (serializable: a recording stores it).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// This node.
     pub me: PeerInfo,
@@ -43,7 +43,7 @@ pub struct Config {
 }
 
 /// Deliberate protocol bugs for checker self-tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InjectedBug {
     /// The leader commits an entry as soon as it has it, without a majority.
     CommitWithoutMajority,
@@ -52,6 +52,56 @@ pub enum InjectedBug {
     /// With `reports_durability`, the leader counts its own copy towards a
     /// majority before it is durable.
     LeaderCountsItselfEarly,
+    /// COORDINATOR, HEARTBEAT, SEQ_CHAT and the other termed messages of a
+    /// lower term are obeyed as if current (a stale claimant is promised and
+    /// followed).
+    AcceptStaleTerm,
+    /// A node promises every COORDINATOR of its current term, not only the
+    /// first claimant (two leaders can be synced in one term).
+    PromiseTwoCoordinators,
+    /// When several entries commit at once, the first is skipped: delivery
+    /// jumps a gap.
+    DeliverPastGap,
+    /// A conflict truncation starts at the commit point instead of at the
+    /// conflicting entry, dropping a committed entry.
+    TruncateCommitted,
+    /// Liveness only: a follower never re-forwards pending chats (no forward
+    /// timer resend, nothing sent to a new leader): a FORWARD lost with a
+    /// link stays unacknowledged forever.
+    NeverReforward,
+}
+
+impl InjectedBug {
+    /// Every injected bug, for catalogue tests.
+    pub const ALL: [InjectedBug; 8] = [
+        InjectedBug::CommitWithoutMajority,
+        InjectedBug::SkipLeaderSync,
+        InjectedBug::LeaderCountsItselfEarly,
+        InjectedBug::AcceptStaleTerm,
+        InjectedBug::PromiseTwoCoordinators,
+        InjectedBug::DeliverPastGap,
+        InjectedBug::TruncateCommitted,
+        InjectedBug::NeverReforward,
+    ];
+
+    /// The kebab-case name `chorus sim explore --inject-bug` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            InjectedBug::CommitWithoutMajority => "commit-without-majority",
+            InjectedBug::SkipLeaderSync => "skip-leader-sync",
+            InjectedBug::LeaderCountsItselfEarly => "leader-counts-itself-early",
+            InjectedBug::AcceptStaleTerm => "accept-stale-term",
+            InjectedBug::PromiseTwoCoordinators => "promise-two-coordinators",
+            InjectedBug::DeliverPastGap => "deliver-past-gap",
+            InjectedBug::TruncateCommitted => "truncate-committed",
+            InjectedBug::NeverReforward => "never-reforward",
+        }
+    }
+
+    /// The bug called `name` (see `name`).
+    pub fn from_name(name: &str) -> Option<InjectedBug> {
+        InjectedBug::ALL.into_iter().find(|b| b.name() == name)
+    }
 }
 
 impl Config {

@@ -189,9 +189,12 @@ impl Node {
         let me = self.id();
         let claimant = leader.node_id;
         self.learn_member(leader, out);
-        let promised_other = term == self.term && self.voted_for.is_some_and(|v| v != claimant);
+        let promised_other = term == self.term
+            && self.voted_for.is_some_and(|v| v != claimant)
+            && self.cfg.bug != Some(InjectedBug::PromiseTwoCoordinators);
         let non_voter = !self.cfg.voters.contains(&claimant);
-        if term < self.term || promised_other || non_voter {
+        let stale = term < self.term && self.cfg.bug != Some(InjectedBug::AcceptStaleTerm);
+        if stale || promised_other || non_voter {
             let nack = PeerMsg::CoordinatorNack {
                 sender_id: me,
                 term: self.term,

@@ -10,7 +10,7 @@ use crate::types::{NodeId, Seq, Term};
 use serde::{Deserialize, Serialize};
 
 /// A chat message as submitted by a client; `msg_id` is its idempotency key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Chat {
     pub msg_id: String,
     pub room_id: String,
@@ -26,7 +26,7 @@ pub struct Chat {
 }
 
 /// What an entry carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Body {
     Chat(Chat),
     /// Appended by a new leader before anything else in its term.
@@ -37,7 +37,7 @@ pub enum Body {
 
 /// One sequenced log entry. On the wire it is one flat JSON object (see
 /// `FlatEntry`): serde's `flatten` would buffer every entry while decoding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "FlatEntry", try_from = "FlatEntry")]
 pub struct Entry {
     pub seq_no: Seq,

@@ -52,8 +52,9 @@ use crate::record::Record;
 use crate::types::{ClientId, NodeId, PeerInfo, Seq, Term};
 use crate::wire::{ClientReply, ClientRequest, PeerMsg};
 
-/// An event fed to the node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An event fed to the node. Serializable so a recording (`recording.rs`)
+/// stores every variant, present and future, without format work.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Input {
     /// First input after construction (also after a restart).
     Start,
@@ -78,7 +79,7 @@ pub enum Input {
 }
 
 /// An effect the driver performs, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Append `record` to the durable log. It must be durable (fsynced) before
     /// any later action is performed.

@@ -17,8 +17,9 @@
 //! `failure` (heartbeats, step-down), `replication` (sequencing, quorum commit,
 //! delivery), `catchup`, `membership`, `client`; `log` (metadata, the bounded
 //! entry cache and the driver's `ColdLog`), `dedup` (msg_id fingerprints);
-//! `record` (durable log format and `replay`), `gate` (what a driver holds
-//! back until it is durable), `wire` (messages), `io`
+//! `record` (durable log format and `replay`), `recording` (the format of
+//! `chorus node --record`), `gate` (what a driver holds back until it is
+//! durable), `wire` (messages), `io`
 //! (inputs, actions and their contract).
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ pub mod log;
 mod membership;
 pub mod node;
 pub mod record;
+pub mod recording;
 mod replication;
 pub mod types;
 pub mod wire;

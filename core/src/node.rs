@@ -6,7 +6,7 @@
 //! depends on it is emitted; the term never decreases; timers are a fixed
 //! table and a stale fire is a no-op.
 
-use crate::config::Config;
+use crate::config::{Config, InjectedBug};
 use crate::entry::{Chat, Entry};
 use crate::io::{Action, Input, Role, Status};
 use crate::log::{ColdLog, Log};
@@ -323,7 +323,7 @@ impl Node {
     fn on_termed(&mut self, msg: PeerMsg, out: &mut Vec<Action>) {
         let from = msg.sender();
         let term = msg.term();
-        if term < self.term {
+        if term < self.term && self.cfg.bug != Some(InjectedBug::AcceptStaleTerm) {
             if matches!(msg, PeerMsg::Heartbeat { .. } | PeerMsg::SeqChat { .. }) {
                 let reply = PeerMsg::AppendAck {
                     sender_id: self.id(),
@@ -379,8 +379,9 @@ impl Node {
     /// Moves to `term` (higher, or the same term with a new promise): persisted
     /// before anything else; a leadership or candidacy of an older term ends.
     pub(crate) fn adopt_term(&mut self, term: Term, vote: Option<NodeId>, out: &mut Vec<Action>) {
-        assert!(term >= self.term, "terms never decrease");
-        let newer = term > self.term;
+        let stale_ok = self.cfg.bug == Some(InjectedBug::AcceptStaleTerm);
+        assert!(term >= self.term || stale_ok, "terms never decrease");
+        let newer = term != self.term;
         self.term = term;
         self.voted_for = vote;
         out.push(Action::Persist(Record::Term {

@@ -21,7 +21,7 @@ pub const MAX_RECORD_BYTES: usize = 4 << 20;
 const HEADER: usize = 12;
 
 /// One durable fact.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Record {
     /// The node's current term and the claimant it promised in that term.
     Term {

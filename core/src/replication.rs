@@ -118,6 +118,11 @@ impl Node {
                         "a committed entry can never conflict (seq {})",
                         e.seq_no
                     );
+                    if self.cfg.bug == Some(InjectedBug::TruncateCommitted) && self.commit_seq.0 > 0
+                    {
+                        self.truncate_from(self.commit_seq, out);
+                        return None; // re-fetched by catch-up
+                    }
                     self.truncate_from(e.seq_no, out);
                     self.append_replica(e, out);
                 }
@@ -175,6 +180,9 @@ impl Node {
         assert!(to <= self.log.last_seq(), "commit beyond the log end");
         self.commit_seq = to;
         out.push(Action::Note(Record::Commit { seq: to }));
+        if self.cfg.bug == Some(InjectedBug::DeliverPastGap) && to.0 > self.delivered_seq.0 + 1 {
+            self.delivered_seq = self.delivered_seq.next();
+        }
         while self.delivered_seq < to {
             let next = self.delivered_seq.next();
             if self.log.is_cached(next) {

@@ -80,5 +80,6 @@ pub struct PeerInfo {
 }
 
 /// Identifies one client connection of one node (assigned by the driver).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ClientId(pub u64);

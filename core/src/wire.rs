@@ -11,7 +11,7 @@ use crate::types::{NodeId, PeerInfo, Seq, Term};
 use serde::{Deserialize, Serialize};
 
 /// A message between cluster members.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PeerMsg {
     /// "I exist, here is how to reach me." `relay` marks a copy forwarded by the
@@ -234,7 +234,7 @@ pub const PEER_TYPES: &[&str] = &[
 ];
 
 /// A request from a client connection, already parsed and validated by the driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
     /// Sequence this chat (idempotent by `msg_id`).
     Chat(Chat),
@@ -243,7 +243,7 @@ pub enum ClientRequest {
 }
 
 /// What the core tells one client.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ClientReply {
     /// The chat is committed at `seq_no` (also the answer to a retry).
     ChatAck { msg_id: String, seq_no: Seq },
@@ -258,7 +258,7 @@ pub enum ClientReply {
 }
 
 /// Machine-readable error codes sent to clients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Too many requests pending on this node; retry later (same msg_id).

@@ -11,7 +11,7 @@
 //! client protocol), `streams` (history and subscriptions), `effects` (group
 //! commit), `syncer` (the fsync thread), `storage` (the log file), `cold`
 //! (reading evicted entries back from it), `framing` (bounded line I/O), `peers`
-//! (backoff), `observe` (logs), `clock`, `options`, `error`.
+//! (backoff), `recorder` (`--record`: inputs for replay), `observe` (logs), `clock`, `options`, `error`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -27,6 +27,7 @@ mod net;
 mod observe;
 mod options;
 mod peers;
+pub mod recorder;
 mod runtime;
 pub mod storage;
 mod streams;
@@ -38,6 +39,7 @@ pub use options::{
     unsafe_ack_from_env, unsafe_skip_fsync_from_env, Limits, NodeOptions, DEFAULT_CLUSTER_SECRET,
     UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
+pub use recorder::RecordOptions;
 pub use runtime::{Runtime, ShutdownHandle};
 
 /// Runs one node until a fatal error.

@@ -4,6 +4,7 @@
 //! Invariant: every buffer and queue of the runtime has its limit here, with
 //! the overflow behaviour documented on the field.
 
+use crate::recorder::RecordOptions;
 use chorus_core::Config;
 use std::path::PathBuf;
 
@@ -91,6 +92,8 @@ pub struct NodeOptions {
     /// every node. A deliberately broken build, so a test can prove the
     /// harness catches it. Never in production.
     pub unsafe_skip_fsync: bool,
+    /// `--record DIR`: record every core input for `chorus sim replay`.
+    pub record: Option<RecordOptions>,
 }
 
 impl NodeOptions {
@@ -102,6 +105,7 @@ impl NodeOptions {
             limits: Limits::default(),
             unsafe_ack_before_fsync: false,
             unsafe_skip_fsync: false,
+            record: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::options::{
     Limits, NodeOptions, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
 use crate::peers::PeerTable;
+use crate::recorder::Recorder;
 use crate::storage::DurableLog;
 use crate::syncer::Syncer;
 use chorus_core::gate::Gate;
@@ -58,6 +59,8 @@ pub struct Runtime {
     pub(crate) conns: HashMap<Token, Conn>,
     next_token: usize,
     pub(crate) node: Node,
+    /// `--record DIR`: every step of `node` goes through it (`step_core`).
+    recorder: Option<Recorder>,
     pub(crate) log: DurableLog,
     /// The fsync thread (None in the unsafe modes, which never wait for it).
     pub(crate) syncer: Option<Syncer>,
@@ -202,7 +205,23 @@ impl Runtime {
                 })?,
             )
         };
-        let node = cold::node(core, opened.replayed, opened.log.path(), os_seed())?;
+        let rng_seed = os_seed();
+        let recorder = match opts.record {
+            Some(r) => {
+                let dir = r.dir.clone();
+                let valid_len = opened.replayed.valid_len;
+                Some(
+                    Recorder::start(r, &core, rng_seed, opened.log.path(), valid_len)
+                        .map_err(|err| RuntimeError::Storage {
+                            file: dir,
+                            op: "starting the recording (--record)",
+                            err,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let node = cold::node(core, opened.replayed, opened.log.path(), rng_seed)?;
         let last_status = node.status();
         info!("n{} listening on {local_addr}", me.0);
         Ok(Runtime {
@@ -212,6 +231,7 @@ impl Runtime {
             conns: HashMap::new(),
             next_token: 2,
             node,
+            recorder,
             log: opened.log,
             syncer,
             durable_bytes: recovered_bytes,
@@ -304,16 +324,32 @@ impl Runtime {
 
     /// Feeds one input; its actions run at the end of the iteration.
     pub(crate) fn feed(&mut self, input: Input) {
-        self.node.step(self.now, input, &mut self.actions);
+        self.step_core(input);
         self.fed = true;
+    }
+
+    /// The one place the core is stepped (so a recording sees every input).
+    fn step_core(&mut self, input: Input) {
+        match self.recorder.as_mut() {
+            None => self.node.step(self.now, input, &mut self.actions),
+            Some(r) => {
+                let before = self.actions.len();
+                r.before(&input);
+                self.node.step(self.now, input, &mut self.actions);
+                r.after(self.now, &self.actions[before..]);
+            }
+        }
     }
 
     fn finish_iteration(&mut self) -> Result<(), RuntimeError> {
         self.observe_durable()?;
         self.report_durable();
         if self.fed {
-            self.node.step(self.now, Input::Flush, &mut self.actions);
+            self.step_core(Input::Flush);
             self.fed = false;
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.flush();
         }
         self.execute()?;
         let status = self.node.status();

@@ -14,6 +14,7 @@
 //! - `checker`, `liveness`, `coverage` — what must hold and what was reached;
 //! - `trace` — the human-readable trace and the determinism digest;
 //! - `scenario` — scripted TOML scenarios with expectations;
+//! - `replay` — a real node's recording (`chorus node --record`) redone and checked;
 //! - `explore` — the random swarm (safety phase, then heal and liveness).
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ mod liveness;
 pub mod net;
 pub mod options;
 pub mod queue;
+pub mod replay;
 pub mod scenario;
 pub mod seed;
 pub mod storage;

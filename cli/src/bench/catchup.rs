@@ -22,6 +22,7 @@ pub fn run(args: &Args) -> Result<Report> {
         args.heartbeat_ms,
         args.leader_timeout_ms,
         args.keep,
+        args.record,
     )?;
     // The lowest-id follower: Bully keeps the current (higher) leader.
     let lag = (0..cluster.nodes.len())

@@ -86,6 +86,8 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     exe: PathBuf,
     keep: bool,
+    /// `--record`: nodes record into `dir/rec/nodeN`.
+    record: bool,
 }
 
 /// A port the kernel just handed out on 127.0.0.1 (free at the time of asking).
@@ -132,7 +134,7 @@ fn config_toml(
 
 impl Cluster {
     /// Writes configs and starts `n` nodes with the given timings.
-    pub fn start(n: usize, hb_ms: u64, lt_ms: u64, keep: bool) -> Result<Cluster> {
+    pub fn start(n: usize, hb_ms: u64, lt_ms: u64, keep: bool, record: bool) -> Result<Cluster> {
         if !(1..=9).contains(&n) {
             bail!("--nodes must be between 1 and 9");
         }
@@ -155,6 +157,7 @@ impl Cluster {
             nodes: Vec::new(),
             exe,
             keep,
+            record,
         };
         for i in 0..n {
             let config = dir.join(format!("node{}.toml", i + 1));
@@ -182,10 +185,11 @@ impl Cluster {
         hb_ms: u64,
         lt_ms: u64,
         keep: bool,
+        record: bool,
     ) -> Result<(Cluster, usize, NodeStatus)> {
         let mut attempt = 1;
         loop {
-            let mut c = Cluster::start(n, hb_ms, lt_ms, keep)?;
+            let mut c = Cluster::start(n, hb_ms, lt_ms, keep, record)?;
             match c.wait_for_leader(Duration::from_secs(30)) {
                 Ok((i, st)) => return Ok((c, i, st)),
                 Err(e) if attempt < 3 => {
@@ -203,8 +207,13 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&node.log)?;
-        let child = Command::new(&self.exe)
-            .arg("node")
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("node");
+        if self.record {
+            cmd.arg("--record")
+                .arg(self.dir.join("rec").join(format!("node{}", node.id)));
+        }
+        let child = cmd
             .arg("--config")
             .arg(&node.config)
             .stdin(Stdio::null())

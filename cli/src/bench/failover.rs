@@ -43,6 +43,7 @@ pub fn run(args: &Args) -> Result<Report> {
         args.heartbeat_ms,
         args.leader_timeout_ms,
         args.keep,
+        args.record,
     )?;
     let addrs = cluster.addrs();
     let rate = args.rate.unwrap_or(1000.0);

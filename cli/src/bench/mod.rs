@@ -93,6 +93,10 @@ pub struct Args {
     /// Keep the started cluster's data directories and logs.
     #[arg(long)]
     pub keep: bool,
+    /// Every started node records its core inputs (`chorus node --record`)
+    /// into <data dir>/rec/nodeN, kept with --keep: the recording overhead.
+    #[arg(long)]
+    pub record: bool,
 }
 
 /// Where client connections go.
@@ -180,6 +184,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 args.heartbeat_ms,
                 args.leader_timeout_ms,
                 args.keep,
+            args.record,
             )?;
             Some(c)
         } else {

@@ -81,6 +81,16 @@ pub struct Args {
     /// Keep the data directory (logs, node stderr) even when all checks pass.
     #[arg(long)]
     pub keep: bool,
+    /// Delay every fdatasync/fsync of the nodes' logs by MS (strace fault
+    /// injection; needs the power-loss faults): with
+    /// --unsafe-ack-before-fsync, acknowledgements then wait long without
+    /// durability, so a power loss can take them.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub slow_fsync_ms: u64,
+    /// Record every node's core inputs into DIR/nodeN (kept after the run),
+    /// for `chorus sim replay DIR/node1 DIR/node2 …`.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<std::path::PathBuf>,
     /// Print every fault as it is injected.
     #[arg(long, short)]
     pub verbose: bool,
@@ -144,6 +154,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     {
         eprintln!("warning: --unsafe-skip-fsync without power-loss faults: a crash loses nothing that reached the page cache, so this run cannot catch it");
     }
+    if args.slow_fsync_ms > 0 && !power {
+        eprintln!("warning: --slow-fsync-ms needs the power-loss faults (strace): ignored");
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,
@@ -162,6 +175,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.duration,
         dir.display()
     );
+    let record = match &args.record {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("cannot create --record {}", d.display()))?;
+            Some(d.canonicalize()?)
+        }
+        None => None,
+    };
     let outcome = {
         // Declared first, dropped last: nodes die before their namespaces go.
         let net = netns::Net::create(args.nodes)?;
@@ -178,6 +199,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.unsafe_ack_before_fsync,
             args.unsafe_skip_fsync,
             power,
+            record.clone(),
+            if power { args.slow_fsync_ms } else { 0 },
         )?;
         Run {
             args: &args,

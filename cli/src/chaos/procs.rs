@@ -52,6 +52,13 @@ pub struct Nodes {
     unsafe_skip_fsync: bool,
     /// Run nodes under strace so power loss can be emulated.
     traced: bool,
+    /// `--record DIR`: node N records into DIR/nodeN.
+    pub record: Option<PathBuf>,
+    /// `--slow-fsync-ms`: strace delays every fdatasync/fsync of the log by
+    /// this much (traced nodes only), widening the window in which a node
+    /// has written but not yet made durable what it may already have
+    /// acknowledged (with `--unsafe-ack-before-fsync`).
+    pub slow_fsync_ms: u64,
 }
 
 fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
@@ -81,6 +88,8 @@ impl Nodes {
         unsafe_ack: bool,
         unsafe_skip_fsync: bool,
         traced: bool,
+        record: Option<PathBuf>,
+        slow_fsync_ms: u64,
     ) -> Result<Nodes> {
         let exe = std::env::current_exe().context("cannot find the chorus binary")?;
         let mut nodes = Vec::new();
@@ -106,7 +115,10 @@ impl Nodes {
             unsafe_ack,
             unsafe_skip_fsync,
             traced,
+            record,
+            slow_fsync_ms: 0,
         };
+        all.slow_fsync_ms = slow_fsync_ms;
         for i in 0..all.nodes.len() {
             all.spawn(i)?;
         }
@@ -131,15 +143,22 @@ impl Nodes {
             let trace = node
                 .log_dir
                 .with_extension(format!("strace.{}", node.starts + 1));
-            cmd.arg("strace").args(durable::strace_args(
-                &log_path.to_string_lossy(),
-                &trace.to_string_lossy(),
-            ));
+            let mut args = durable::strace_args(&log_path.to_string_lossy(), &trace.to_string_lossy());
+            if self.slow_fsync_ms > 0 {
+                let dash = args.pop().expect("strace_args ends with --");
+                let us = self.slow_fsync_ms * 1000;
+                args.push("-e".into());
+                args.push(format!("inject=fdatasync,fsync:delay_enter={us}"));
+                args.push(dash);
+            }
+            cmd.arg("strace").args(args);
             node.trace = Some(trace);
         }
-        cmd.arg(&exe)
-            .arg("node")
-            .arg("--config")
+        cmd.arg(&exe).arg("node");
+        if let Some(r) = &self.record {
+            cmd.arg("--record").arg(r.join(format!("node{}", node.id)));
+        }
+        cmd.arg("--config")
             .arg(&node.config)
             .env_remove(chorus_runtime_mio::UNSAFE_ACK_ENV)
             .env_remove(chorus_runtime_mio::UNSAFE_SKIP_FSYNC_ENV)

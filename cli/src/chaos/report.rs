@@ -84,6 +84,9 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
             let (lo, hi) = args.fault_gap_ms;
             broken.push_str(&format!(" --fault-gap-ms {lo}-{hi}"));
         }
+        if args.slow_fsync_ms > 0 {
+            broken.push_str(&format!(" --slow-fsync-ms {}", args.slow_fsync_ms));
+        }
         if args.no_power_loss {
             broken.push_str(" --no-power-loss");
         }
@@ -94,5 +97,15 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
             "reproduce: chorus chaos --nodes {} --duration {} --clients {} --seed {seed:#x}{broken}",
             args.nodes, args.duration, args.clients
         );
+        if let Some(dir) = &args.record {
+            println!("recordings of this run (each node's own inputs, replayable exactly):");
+            let mut all = String::new();
+            for id in 1..=args.nodes {
+                let d = dir.join(format!("node{id}"));
+                println!("  n{id}: {}   replay: chorus sim replay {}", d.display(), d.display());
+                all.push_str(&format!(" {}", d.display()));
+            }
+            println!("  cross-node check: chorus sim replay{all}");
+        }
     }
 }

@@ -59,6 +59,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub nodes: Vec<TestNode>,
     pub timing: Timing,
+    /// `chorus node --record DIR/nodeN` for every node (`start_recorded`).
+    pub record: Option<PathBuf>,
 }
 
 /// A fresh temporary directory for one test.
@@ -93,6 +95,16 @@ impl Cluster {
     /// `start_with`, adding `extra` (top-level TOML keys) to every config.
     #[allow(dead_code)] // not every test binary uses it
     pub fn start_with_config(n: usize, timing: Timing, extra: &str) -> Cluster {
+        Cluster::start_full(n, timing, extra, false)
+    }
+
+    /// `start_with`, every node recording into `dir/rec/nodeN`.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn start_recorded(n: usize, timing: Timing) -> Cluster {
+        Cluster::start_full(n, timing, "", true)
+    }
+
+    fn start_full(n: usize, timing: Timing, extra: &str, record: bool) -> Cluster {
         let dir = temp_dir("cluster");
         let ports = free_ports(n);
         let mut nodes = Vec::new();
@@ -125,7 +137,13 @@ impl Cluster {
                 child: None,
             });
         }
-        let mut c = Cluster { dir, nodes, timing };
+        let record = record.then(|| dir.join("rec"));
+        let mut c = Cluster {
+            dir,
+            nodes,
+            timing,
+            record,
+        };
         for i in 0..n {
             c.spawn(i);
         }
@@ -133,14 +151,22 @@ impl Cluster {
     }
 
     fn spawn(&mut self, i: usize) {
+        let record = self
+            .record
+            .as_ref()
+            .map(|r| r.join(format!("node{}", self.nodes[i].id)));
         let node = &mut self.nodes[i];
         let log = File::options()
             .create(true)
             .append(true)
             .open(&node.stderr_path)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-            .arg("node")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chorus"));
+        cmd.arg("node");
+        if let Some(r) = record {
+            cmd.arg("--record").arg(r);
+        }
+        let child = cmd
             .arg("--config")
             .arg(&node.config)
             // These tests check durability: never the chaos harness's unsafe mode.

@@ -42,14 +42,7 @@ impl RunReport {
 
     /// The one-line command that reproduces this run.
     pub fn repro(&self, bug: Option<InjectedBug>) -> String {
-        let flag = match bug {
-            Some(InjectedBug::CommitWithoutMajority) => " --inject-bug commit-without-majority",
-            Some(InjectedBug::SkipLeaderSync) => " --inject-bug skip-leader-sync",
-            Some(InjectedBug::LeaderCountsItselfEarly) => {
-                " --inject-bug leader-counts-itself-early"
-            }
-            None => "",
-        };
+        let flag = bug.map_or(String::new(), |b| format!(" --inject-bug {}", b.name()));
         format!(
             "chorus sim explore --start {:#x} --seeds 1{flag}",
             self.seed

@@ -1,0 +1,241 @@
+//! `--record DIR`: writes every input the core receives, with its time and a
+//! digest of the actions it produced, in the format of
+//! `chorus_core::recording`, so `chorus sim replay DIR` can redo the run.
+//!
+//! Hooked in at the one place the runtime steps the core
+//! (`Runtime::step_core`). Per incarnation (one process start) it writes
+//! `run-IIIIII.base`, a copy of the valid log prefix that recovery read (the
+//! starting state; see the format's docs for why a copy and not the
+//! `Recovered` state: replay then runs the very recovery code the runtime
+//! ran), then `run-IIIIII-SSSS.rec` segments of steps.
+//!
+//! Bounds: a segment rotates at `segment_bytes`; when the directory would
+//! exceed `max_bytes`, the oldest incarnations are deleted whole (a run cannot
+//! be replayed without its base and first segments). If the current
+//! incarnation alone reaches the bound, recording stops with a warning: the
+//! files hold a replayable prefix of the run. No fsync: frames go to the OS at
+//! the end of every loop iteration (a SIGKILL loses nothing, a power loss
+//! leaves a torn tail that readers cut). A write error stops recording with a
+//! warning; the node keeps serving (a recording is a diagnostic, not data).
+
+use chorus_core::recording::{
+    self, chain_mix, encode_frame, header_payload, input_json, step_payload, Header,
+};
+use chorus_core::{Action, Config, Input, Instant};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use tracing::{info, warn};
+
+/// Where and how much to record.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub dir: PathBuf,
+    /// Bound on all recording files in `dir` together (default 1 GiB).
+    pub max_bytes: u64,
+    /// A segment file is closed and the next one started past this size
+    /// (default 64 MiB).
+    pub segment_bytes: u64,
+}
+
+impl RecordOptions {
+    pub fn new(dir: PathBuf) -> RecordOptions {
+        RecordOptions {
+            dir,
+            max_bytes: 1 << 30,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+fn base_path(dir: &Path, inc: u64) -> PathBuf {
+    dir.join(recording::base_name(inc))
+}
+
+fn segment_path(dir: &Path, inc: u64, seg: u32) -> PathBuf {
+    dir.join(recording::segment_name(inc, seg))
+}
+
+/// Recording files in `dir`: (incarnation, segment or None, path, bytes), sorted.
+fn list(dir: &Path) -> io::Result<Vec<(u64, Option<u32>, PathBuf, u64)>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        if let Some((inc, seg)) = name.to_str().and_then(recording::parse_name) {
+            v.push((inc, seg, e.path(), e.metadata()?.len()));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Records one incarnation of one node.
+#[derive(Debug)]
+pub struct Recorder {
+    opts: RecordOptions,
+    header: Header,
+    file: File,
+    /// Frames not yet handed to the OS (written at the end of the iteration).
+    buf: Vec<u8>,
+    seg_written: u64,
+    /// Bytes of every recording file in the directory (this run included).
+    total: u64,
+    chain: u64,
+    step: u64,
+    /// The JSON of the input being stepped (kept between `before` and `after`).
+    input: Vec<u8>,
+    hashes: Vec<u32>,
+    payload: Vec<u8>,
+    stopped: bool,
+}
+
+impl Recorder {
+    /// Starts a new incarnation in `opts.dir`: copies the first `valid_len`
+    /// bytes of `log_path` as its base and writes the first segment's header.
+    pub fn start(
+        opts: RecordOptions,
+        config: &Config,
+        rng_seed: u64,
+        log_path: &Path,
+        valid_len: u64,
+    ) -> io::Result<Recorder> {
+        fs::create_dir_all(&opts.dir)?;
+        let existing = list(&opts.dir)?;
+        let inc = existing.last().map_or(1, |f| f.0 + 1);
+        let mut total: u64 = existing.iter().map(|f| f.3).sum();
+        // Make room for this run's base: drop the oldest runs whole.
+        let mut runs: Vec<u64> = existing.iter().map(|f| f.0).collect();
+        runs.dedup();
+        for old in runs {
+            if total + valid_len + opts.segment_bytes <= opts.max_bytes {
+                break;
+            }
+            for f in existing.iter().filter(|f| f.0 == old) {
+                fs::remove_file(&f.2)?;
+                total -= f.3;
+            }
+            info!("recording: deleted incarnation {old} (--record bound {} bytes)", opts.max_bytes);
+        }
+        let mut src = File::open(log_path)?.take(valid_len);
+        let mut base = File::create(base_path(&opts.dir, inc))?;
+        let copied = io::copy(&mut src, &mut base)?;
+        if copied != valid_len {
+            return Err(io::Error::other(format!(
+                "{} shrank while being copied ({copied} of {valid_len} bytes)",
+                log_path.display()
+            )));
+        }
+        total += copied;
+        let header = Header {
+            version: recording::VERSION,
+            incarnation: inc,
+            segment: 0,
+            first_step: 0,
+            rng_seed,
+            base_len: valid_len,
+            config: config.clone(),
+        };
+        let file = File::create(segment_path(&opts.dir, inc, 0))?;
+        info!(
+            "recording incarnation {inc} into {} (base {valid_len} bytes)",
+            opts.dir.display()
+        );
+        let mut r = Recorder {
+            opts,
+            header,
+            file,
+            buf: Vec::with_capacity(64 << 10),
+            seg_written: 0,
+            total,
+            chain: recording::CHAIN_START,
+            step: 0,
+            input: Vec::new(),
+            hashes: Vec::new(),
+            payload: Vec::new(),
+            stopped: false,
+        };
+        r.begin_segment();
+        Ok(r)
+    }
+
+    fn begin_segment(&mut self) {
+        self.buf.extend_from_slice(recording::MAGIC);
+        encode_frame(&header_payload(&self.header), &mut self.buf);
+    }
+
+    /// Called just before `Node::step(now, input)`.
+    pub fn before(&mut self, input: &Input) {
+        if self.stopped {
+            return;
+        }
+        self.input.clear();
+        input_json(input, &mut self.input);
+    }
+
+    /// Called just after that step, with the actions it pushed.
+    pub fn after(&mut self, now: Instant, produced: &[Action]) {
+        if self.stopped {
+            return;
+        }
+        self.hashes.clear();
+        for a in produced {
+            let h = recording::action_hash(a);
+            self.chain = chain_mix(self.chain, h);
+            self.hashes.push(h as u32);
+        }
+        self.payload.clear();
+        step_payload(now, self.chain, &self.hashes, &self.input, &mut self.payload);
+        encode_frame(&self.payload, &mut self.buf);
+        self.step += 1;
+    }
+
+    /// Hands the buffered frames to the OS; rotates or stops at the bounds.
+    /// Called once per loop iteration.
+    pub fn flush(&mut self) {
+        if self.stopped || self.buf.is_empty() {
+            return;
+        }
+        let n = self.buf.len() as u64;
+        if self.total + n > self.opts.max_bytes {
+            warn!(
+                "recording stopped at step {} of incarnation {}: {} holds {} bytes (bound {}); the files replay up to here",
+                self.step,
+                self.header.incarnation,
+                self.opts.dir.display(),
+                self.total,
+                self.opts.max_bytes
+            );
+            self.stopped = true;
+            return;
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            warn!("recording stopped: writing {}: {e}", self.opts.dir.display());
+            self.stopped = true;
+            return;
+        }
+        self.buf.clear();
+        self.seg_written += n;
+        self.total += n;
+        if self.seg_written >= self.opts.segment_bytes {
+            self.rotate();
+        }
+    }
+
+    fn rotate(&mut self) {
+        self.header.segment += 1;
+        self.header.first_step = self.step;
+        let path = segment_path(&self.opts.dir, self.header.incarnation, self.header.segment);
+        match File::create(&path) {
+            Ok(f) => {
+                self.file = f;
+                self.seg_written = 0;
+                self.begin_segment();
+            }
+            Err(e) => {
+                warn!("recording stopped: creating {}: {e}", path.display());
+                self.stopped = true;
+            }
+        }
+    }
+}
