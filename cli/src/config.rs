@@ -7,7 +7,7 @@
 //! A relative `log_dir` is relative to the current directory (as the seed).
 
 use chorus_core::{Config, NodeId, PeerInfo};
-use chorus_runtime_mio::{NodeOptions, DEFAULT_CLUSTER_SECRET};
+use chorus_runtime_mio::{HttpOptions, NodeOptions, DEFAULT_CLUSTER_SECRET};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,23 @@ pub struct NodeFile {
     /// back from the log file when a lagging node or a HISTORY asks for them.
     #[serde(default)]
     pub log_cache_entries: Option<usize>,
+    /// Where the peer/client port is bound if not `host` (e.g. "0.0.0.0" in
+    /// a container; `host` stays the address given to others).
+    #[serde(default)]
+    pub listen_host: Option<String>,
+    /// The HTTP port (/metrics, /healthz, /readyz, /status); none: no HTTP.
+    #[serde(default)]
+    pub http_port: Option<u16>,
+    /// Where the HTTP port is bound (default: `listen_host`, else `host`).
+    #[serde(default)]
+    pub http_host: Option<String>,
+    /// `/readyz` needs the node delivered within this many entries of its
+    /// commit point (default 1000).
+    #[serde(default)]
+    pub ready_max_lag: Option<u64>,
+    /// Open HTTP connections (default 64); more are answered 503.
+    #[serde(default)]
+    pub http_max_connections: Option<usize>,
 }
 
 /// Why a config cannot be used.
@@ -185,6 +202,15 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             ));
         }
     }
+    if f.http_port == Some(f.port) && f.http_host.is_none() {
+        return Err(format!(
+            "http_port {} is also `port`; give the HTTP port its own number",
+            f.port
+        ));
+    }
+    if f.http_max_connections == Some(0) {
+        return Err("http_max_connections must be at least 1".into());
+    }
     if f.cluster_secret.as_deref() == Some("") {
         return Err(
             "cluster_secret must not be empty (omit it to use the insecure default)".into(),
@@ -231,6 +257,22 @@ impl NodeFile {
             .clone()
             .unwrap_or_else(|| DEFAULT_CLUSTER_SECRET.to_string());
         let mut opts = NodeOptions::new(core, self.log_dir(), secret);
+        opts.listen_host = self.listen_host.clone();
+        if let Some(port) = self.http_port {
+            let host = self
+                .http_host
+                .clone()
+                .or_else(|| self.listen_host.clone())
+                .unwrap_or_else(|| self.host.clone());
+            let mut http = HttpOptions::new(host, port);
+            if let Some(n) = self.ready_max_lag {
+                http.ready_max_lag = n;
+            }
+            if let Some(n) = self.http_max_connections {
+                http.max_connections = n;
+            }
+            opts.http = Some(http);
+        }
         if let Some(n) = self.max_line_bytes {
             opts.limits.max_line_bytes = n;
             opts.limits.max_peer_line_bytes = opts.limits.max_peer_line_bytes.max(n * 16);
@@ -343,5 +385,20 @@ seed_nodes = [
         assert!(parse_toml(&low)
             .unwrap_err()
             .contains("log_cache_entries must be between 64"));
+    }
+
+    #[test]
+    fn http_port_is_off_unless_given() {
+        assert!(parse_toml(TOML).unwrap().to_options().http.is_none());
+        let on = format!("http_port = 8001\nready_max_lag = 5\nlisten_host = \"0.0.0.0\"\n{TOML}");
+        let o = parse_toml(&on).unwrap().to_options();
+        let http = o.http.unwrap();
+        assert_eq!(
+            (http.host.as_str(), http.port, http.ready_max_lag),
+            ("0.0.0.0", 8001, 5)
+        );
+        assert_eq!(o.listen_host.as_deref(), Some("0.0.0.0"));
+        let same = format!("http_port = 5001\n{TOML}");
+        assert!(parse_toml(&same).unwrap_err().contains("its own number"));
     }
 }

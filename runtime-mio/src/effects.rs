@@ -192,6 +192,9 @@ impl Runtime {
         match a {
             Action::Persist(_) | Action::Note(_) => {}
             Action::Send { to, msg } => {
+                if let PeerMsg::CatchupResp { entries, .. } = msg {
+                    self.metrics.catchup_sent.inc_by(entries.len() as u64);
+                }
                 let line = encode(msg);
                 self.send_peer(*to, &line);
             }
@@ -204,6 +207,7 @@ impl Runtime {
             Action::Deliver(e) => {
                 assert_eq!(e.seq_no, self.delivered.next(), "deliveries are contiguous");
                 self.delivered = e.seq_no;
+                self.metrics.committed.inc();
             }
             Action::Reply { client, reply } => self.reply_client(*client, reply),
             Action::PeerKnown(info) => self.peer_known(info.clone()),
