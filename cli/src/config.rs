@@ -74,6 +74,10 @@ pub struct NodeFile {
     /// Open HTTP connections (default 64); more are answered 503.
     #[serde(default)]
     pub http_max_connections: Option<usize>,
+    /// Each HTTP request must arrive and be answered within this (default
+    /// 10000 ms; also the keep-alive idle limit).
+    #[serde(default)]
+    pub http_timeout_ms: Option<u64>,
 }
 
 /// Why a config cannot be used.
@@ -208,6 +212,9 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             f.port
         ));
     }
+    if f.http_timeout_ms == Some(0) {
+        return Err("http_timeout_ms must be at least 1".into());
+    }
     if f.http_max_connections == Some(0) {
         return Err("http_max_connections must be at least 1".into());
     }
@@ -270,6 +277,9 @@ impl NodeFile {
             }
             if let Some(n) = self.http_max_connections {
                 http.max_connections = n;
+            }
+            if let Some(n) = self.http_timeout_ms {
+                http.timeout_ms = n;
             }
             opts.http = Some(http);
         }

@@ -17,7 +17,7 @@ use std::process::ExitCode;
     leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
     max_line_bytes (1048576), log_cache_entries (4096), listen_host (host),\n  \
     http_port (none: no HTTP; serves /metrics /healthz /readyz /status), http_host (listen_host),\n  \
-    ready_max_lag (1000), http_max_connections (64).\n\
+    ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000).\n\
     Logs: stderr; RUST_LOG=debug shows heartbeats.\n\
     CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 acknowledges before fsync, CHORUS_UNSAFE_SKIP_FSYNC=1 never\n\
     fsyncs the log: deliberately broken builds, chaos-harness tests only."
