@@ -30,6 +30,17 @@ pub struct Args {
     /// by SIGKILL. `chorus up` passes its own PID so no node outlives it.
     #[arg(long, value_name = "PID")]
     pub exit_with_parent: Option<i32>,
+    /// `text` (one human line per event) or `json` (one JSON object per
+    /// line: timestamp, level, fields.message, as the text shows them).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How `chorus node` writes its log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Asks the kernel to send us SIGTERM when our parent dies, then checks the
@@ -43,10 +54,20 @@ fn exit_with_parent(parent: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs to stderr, `RUST_LOG` or `info`.
-pub fn init_tracing() {
+/// Logs to stderr in `format`, `RUST_LOG` or `info`.
+pub fn init_tracing_as(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if format == LogFormat::Json {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_current_span(false)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -56,7 +77,7 @@ pub fn init_tracing() {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    init_tracing_as(args.log_format);
     if let Some(parent) = args.exit_with_parent {
         exit_with_parent(parent)?;
     }
