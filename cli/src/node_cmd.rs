@@ -1,11 +1,15 @@
-//! `chorus node --config FILE`: runs one node in the foreground until killed
-//! or a fatal error. Logs go to stderr (`RUST_LOG` filters, default `info`).
+//! `chorus node --config FILE`: runs one node in the foreground until
+//! SIGTERM/SIGINT (a clean stop after the current loop iteration: what is
+//! not durable was never acknowledged; also as PID 1 in a container, where
+//! the default action would ignore SIGTERM), SIGKILL, or a fatal error. Logs go to stderr (`RUST_LOG` filters, default `info`).
 //! Exit status: 0 never (a node runs until stopped), 2 on a config or startup
 //! error, 1 on a fatal runtime error (storage failure): each printed as one
 //! line that says what to fix.
 
 use crate::config;
-use chorus_runtime_mio::{run_node, unsafe_ack_from_env, unsafe_skip_fsync_from_env};
+use chorus_runtime_mio::{
+    unsafe_ack_from_env, unsafe_skip_fsync_from_env, Runtime, ShutdownHandle,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +58,24 @@ fn exit_with_parent(parent: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops the node on SIGTERM or SIGINT (from a thread: the loop only sees
+/// the shutdown flag and its waker).
+fn stop_on_signal(handle: ShutdownHandle) -> Result<(), chorus_runtime_mio::RuntimeError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(chorus_runtime_mio::RuntimeError::Poll)?;
+    std::thread::Builder::new()
+        .name("chorus-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!("signal {sig}: stopping");
+                handle.shutdown();
+            }
+        })
+        .map_err(chorus_runtime_mio::RuntimeError::Poll)?;
+    Ok(())
+}
+
 /// Logs to stderr in `format`, `RUST_LOG` or `info`.
 pub fn init_tracing_as(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -85,7 +107,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = file.to_options();
     opts.unsafe_ack_before_fsync = unsafe_ack_from_env();
     opts.unsafe_skip_fsync = unsafe_skip_fsync_from_env();
-    match run_node(opts) {
+    let result = Runtime::start(opts).and_then(|rt| {
+        stop_on_signal(rt.shutdown_handle())?;
+        rt.run()
+    });
+    match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e @ chorus_runtime_mio::RuntimeError::Storage { .. }) => {
             tracing::error!("{e}");
