@@ -226,6 +226,21 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
     Ok(())
 }
 
+/// `f` as node `id`: the host and port of seed node `id` when listed there
+/// (so one config serves every member), checked again.
+pub fn with_node_id(mut f: NodeFile, id: u64) -> Result<NodeFile, String> {
+    if id == 0 {
+        return Err("node_id must be at least 1".into());
+    }
+    if let Some(me) = f.seed_nodes.iter().find(|s| s.node_id == id) {
+        f.host = me.host.clone();
+        f.port = me.port;
+    }
+    f.node_id = id;
+    validate(&f)?;
+    Ok(f)
+}
+
 impl NodeFile {
     /// The log directory (default `data/node<ID>`).
     pub fn log_dir(&self) -> PathBuf {
@@ -395,6 +410,24 @@ seed_nodes = [
         assert!(parse_toml(&low)
             .unwrap_err()
             .contains("log_cache_entries must be between 64"));
+    }
+
+    #[test]
+    fn one_shared_config_serves_every_member() {
+        let shared = TOML.replace(
+            "seed_nodes = [",
+            "seed_nodes = [\n  { node_id = 1, host = \"127.0.0.1\", port = 5001 },",
+        );
+        let f = parse_toml(&shared).unwrap();
+        let n3 = with_node_id(f.clone(), 3).unwrap();
+        assert_eq!(
+            (n3.node_id, n3.host.as_str(), n3.port),
+            (3, "127.0.0.1", 5003)
+        );
+        let o = n3.to_options();
+        assert_eq!(o.core.peers.len(), 2, "itself is not its own peer");
+        assert_eq!(o.core.voters.len(), 3);
+        assert!(with_node_id(f, 0).is_err());
     }
 
     #[test]

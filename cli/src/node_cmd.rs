@@ -38,6 +38,35 @@ pub struct Args {
     /// line: timestamp, level, fields.message, as the text shows them).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Overrides the config's node_id; when seed_nodes lists that id, this
+    /// node's host and port are taken from there (one shared config for
+    /// every member, e.g. a Kubernetes ConfigMap).
+    #[arg(long, env = "CHORUS_NODE_ID", conflicts_with = "node_id_from_hostname")]
+    pub node_id: Option<u64>,
+    /// node_id = 1 + the ordinal ending the hostname (`chorus-0` is node 1,
+    /// `chorus-2` node 3: a StatefulSet's pods); then as --node-id.
+    #[arg(long)]
+    pub node_id_from_hostname: bool,
+    /// Overrides the config's cluster_secret (e.g. from a Kubernetes Secret),
+    /// so the secret need not be in the config file.
+    #[arg(long, env = "CHORUS_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+}
+
+/// The pod ordinal at the end of `hostname` (`web-12` -> 12).
+pub fn ordinal(hostname: &str) -> Option<u64> {
+    let (_, n) = hostname.trim().rsplit_once('-')?;
+    n.parse().ok()
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// How `chorus node` writes its log lines.
@@ -103,7 +132,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(parent) = args.exit_with_parent {
         exit_with_parent(parent)?;
     }
-    let file = config::load(&args.config)?;
+    let mut file = config::load(&args.config)?;
+    let id = if args.node_id_from_hostname {
+        let h = hostname();
+        let n = ordinal(&h).ok_or_else(|| {
+            anyhow::anyhow!("--node-id-from-hostname: hostname {h:?} does not end in -<ordinal>")
+        })?;
+        Some(n + 1)
+    } else {
+        args.node_id
+    };
+    if let Some(id) = id {
+        file = config::with_node_id(file, id)
+            .map_err(|m| anyhow::anyhow!("config {}: {m}", args.config.display()))?;
+    }
+    if let Some(s) = args.cluster_secret.filter(|s| !s.is_empty()) {
+        file.cluster_secret = Some(s);
+    }
     let mut opts = file.to_options();
     opts.unsafe_ack_before_fsync = unsafe_ack_from_env();
     opts.unsafe_skip_fsync = unsafe_skip_fsync_from_env();
@@ -119,5 +164,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ordinals_of_pod_names() {
+        assert_eq!(super::ordinal("chorus-0"), Some(0));
+        assert_eq!(super::ordinal("my-chat-12\n"), Some(12));
+        assert_eq!(super::ordinal("chorus"), None);
+        assert_eq!(super::ordinal("chorus-x"), None);
     }
 }
