@@ -98,10 +98,10 @@ fn the_shared_config_forms_a_cluster_from_pod_hostnames() {
     let ports = cluster::free_ports(6);
     // Pods differ by name, not port: on one loopback they need their own ports.
     let mut text = shared_config().replace("log_dir = \"/data\"", "");
-    for i in 0..3 {
+    for (i, p) in ports[..3].iter().enumerate() {
         text = text.replace(
             &format!("host = \"chorus-{i}.chorus-peers\", port = 5001"),
-            &format!("host = \"127.0.0.1\", port = {}", ports[i]),
+            &format!("host = \"127.0.0.1\", port = {p}"),
         );
     }
     text = text
