@@ -384,7 +384,7 @@ mod tests {
         };
         assert_eq!(
             (h.path.as_str(), h.get, h.close, h.len),
-            ("/metrics", true, false, 37)
+            ("/metrics", true, false, 38)
         );
         let Parsed::Complete(h) = parse(b"HEAD /x HTTP/1.0\r\n\r\n") else {
             panic!("complete");
