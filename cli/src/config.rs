@@ -7,7 +7,7 @@
 //! A relative `log_dir` is relative to the current directory (as the seed).
 
 use chorus_core::{Config, NodeId, PeerInfo};
-use chorus_runtime_mio::{NodeOptions, DEFAULT_CLUSTER_SECRET};
+use chorus_runtime_mio::{HttpOptions, NodeOptions, DEFAULT_CLUSTER_SECRET};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,27 @@ pub struct NodeFile {
     /// back from the log file when a lagging node or a HISTORY asks for them.
     #[serde(default)]
     pub log_cache_entries: Option<usize>,
+    /// Where the peer/client port is bound if not `host` (e.g. "0.0.0.0" in
+    /// a container; `host` stays the address given to others).
+    #[serde(default)]
+    pub listen_host: Option<String>,
+    /// The HTTP port (/metrics, /healthz, /readyz, /status); none: no HTTP.
+    #[serde(default)]
+    pub http_port: Option<u16>,
+    /// Where the HTTP port is bound (default: `listen_host`, else `host`).
+    #[serde(default)]
+    pub http_host: Option<String>,
+    /// `/readyz` needs the node delivered within this many entries of its
+    /// commit point (default 1000).
+    #[serde(default)]
+    pub ready_max_lag: Option<u64>,
+    /// Open HTTP connections (default 64); more are answered 503.
+    #[serde(default)]
+    pub http_max_connections: Option<usize>,
+    /// Each HTTP request must arrive and be answered within this (default
+    /// 10000 ms; also the keep-alive idle limit).
+    #[serde(default)]
+    pub http_timeout_ms: Option<u64>,
 }
 
 /// Why a config cannot be used.
@@ -185,12 +206,39 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             ));
         }
     }
+    if f.http_port == Some(f.port) && f.http_host.is_none() {
+        return Err(format!(
+            "http_port {} is also `port`; give the HTTP port its own number",
+            f.port
+        ));
+    }
+    if f.http_timeout_ms == Some(0) {
+        return Err("http_timeout_ms must be at least 1".into());
+    }
+    if f.http_max_connections == Some(0) {
+        return Err("http_max_connections must be at least 1".into());
+    }
     if f.cluster_secret.as_deref() == Some("") {
         return Err(
             "cluster_secret must not be empty (omit it to use the insecure default)".into(),
         );
     }
     Ok(())
+}
+
+/// `f` as node `id`: the host and port of seed node `id` when listed there
+/// (so one config serves every member), checked again.
+pub fn with_node_id(mut f: NodeFile, id: u64) -> Result<NodeFile, String> {
+    if id == 0 {
+        return Err("node_id must be at least 1".into());
+    }
+    if let Some(me) = f.seed_nodes.iter().find(|s| s.node_id == id) {
+        f.host = me.host.clone();
+        f.port = me.port;
+    }
+    f.node_id = id;
+    validate(&f)?;
+    Ok(f)
 }
 
 impl NodeFile {
@@ -231,6 +279,25 @@ impl NodeFile {
             .clone()
             .unwrap_or_else(|| DEFAULT_CLUSTER_SECRET.to_string());
         let mut opts = NodeOptions::new(core, self.log_dir(), secret);
+        opts.listen_host = self.listen_host.clone();
+        if let Some(port) = self.http_port {
+            let host = self
+                .http_host
+                .clone()
+                .or_else(|| self.listen_host.clone())
+                .unwrap_or_else(|| self.host.clone());
+            let mut http = HttpOptions::new(host, port);
+            if let Some(n) = self.ready_max_lag {
+                http.ready_max_lag = n;
+            }
+            if let Some(n) = self.http_max_connections {
+                http.max_connections = n;
+            }
+            if let Some(n) = self.http_timeout_ms {
+                http.timeout_ms = n;
+            }
+            opts.http = Some(http);
+        }
         if let Some(n) = self.max_line_bytes {
             opts.limits.max_line_bytes = n;
             opts.limits.max_peer_line_bytes = opts.limits.max_peer_line_bytes.max(n * 16);
@@ -343,5 +410,38 @@ seed_nodes = [
         assert!(parse_toml(&low)
             .unwrap_err()
             .contains("log_cache_entries must be between 64"));
+    }
+
+    #[test]
+    fn one_shared_config_serves_every_member() {
+        let shared = TOML.replace(
+            "seed_nodes = [",
+            "seed_nodes = [\n  { node_id = 1, host = \"127.0.0.1\", port = 5001 },",
+        );
+        let f = parse_toml(&shared).unwrap();
+        let n3 = with_node_id(f.clone(), 3).unwrap();
+        assert_eq!(
+            (n3.node_id, n3.host.as_str(), n3.port),
+            (3, "127.0.0.1", 5003)
+        );
+        let o = n3.to_options();
+        assert_eq!(o.core.peers.len(), 2, "itself is not its own peer");
+        assert_eq!(o.core.voters.len(), 3);
+        assert!(with_node_id(f, 0).is_err());
+    }
+
+    #[test]
+    fn http_port_is_off_unless_given() {
+        assert!(parse_toml(TOML).unwrap().to_options().http.is_none());
+        let on = format!("http_port = 8001\nready_max_lag = 5\nlisten_host = \"0.0.0.0\"\n{TOML}");
+        let o = parse_toml(&on).unwrap().to_options();
+        let http = o.http.unwrap();
+        assert_eq!(
+            (http.host.as_str(), http.port, http.ready_max_lag),
+            ("0.0.0.0", 8001, 5)
+        );
+        assert_eq!(o.listen_host.as_deref(), Some("0.0.0.0"));
+        let same = format!("http_port = 5001\n{TOML}");
+        assert!(parse_toml(&same).unwrap_err().contains("its own number"));
     }
 }

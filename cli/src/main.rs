@@ -14,6 +14,7 @@ mod node_cmd;
 mod replay_cmd;
 mod signals;
 mod sim_cmd;
+mod status_cmd;
 mod up;
 
 /// chorus: a replicated chat cluster with one total order.
@@ -40,6 +41,10 @@ enum Cmd {
     /// Load generator and failover timer: throughput, latency percentiles,
     /// CPU and RSS per node, against a started or a running cluster.
     Bench(bench::Args),
+    /// One table of a running cluster (role, term, leader, commit, lag,
+    /// sessions, uptime) from the nodes' HTTP ports; exit 1 if a node is
+    /// unreachable or there is no leader.
+    Status(status_cmd::Args),
     /// Chaos harness (root): a real cluster in network namespaces through
     /// seeded crashes, pauses, partitions and packet loss; checks the logs.
     Chaos(chaos::Args),
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Cmd::Up(a) => up::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Chaos(a) => chaos::run(a),
+        Cmd::Status(a) => status_cmd::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,12 +1,14 @@
-//! `chorus node --config FILE`: runs one node in the foreground until killed
-//! or a fatal error. Logs go to stderr (`RUST_LOG` filters, default `info`).
+//! `chorus node --config FILE`: runs one node in the foreground until
+//! SIGTERM/SIGINT (a clean stop after the current loop iteration: what is
+//! not durable was never acknowledged; also as PID 1 in a container, where
+//! the default action would ignore SIGTERM), SIGKILL, or a fatal error. Logs go to stderr (`RUST_LOG` filters, default `info`).
 //! Exit status: 0 never (a node runs until stopped), 2 on a config or startup
 //! error, 1 on a fatal runtime error (storage failure): each printed as one
 //! line that says what to fix.
 
 use crate::config;
 use chorus_runtime_mio::{
-    run_node, unsafe_ack_from_env, unsafe_skip_fsync_from_env, RecordOptions,
+    unsafe_ack_from_env, unsafe_skip_fsync_from_env, RecordOptions, Runtime, ShutdownHandle,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +19,9 @@ use std::process::ExitCode;
     after_help = "Config keys (TOML, or the seed's YAML with .yml/.yaml):\n  \
     node_id, host, port, seed_nodes = [{node_id, host, port}], heartbeat_interval_ms (800),\n  \
     leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
-    max_line_bytes (1048576).\n\
+    max_line_bytes (1048576), log_cache_entries (4096), listen_host (host),\n  \
+    http_port (none: no HTTP; serves /metrics /healthz /readyz /status), http_host (listen_host),\n  \
+    ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000).\n\
     Logs: stderr; RUST_LOG=debug shows heartbeats.\n\
     CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 acknowledges before fsync, CHORUS_UNSAFE_SKIP_FSYNC=1 never\n\
     fsyncs the log: deliberately broken builds, chaos-harness tests only."
@@ -38,6 +42,46 @@ pub struct Args {
     /// go first, and a run that alone reaches it stops being recorded.
     #[arg(long, value_name = "MIB", default_value_t = 1024, requires = "record")]
     pub record_max_mb: u64,
+    /// `text` (one human line per event) or `json` (one JSON object per
+    /// line: timestamp, level, fields.message, as the text shows them).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Overrides the config's node_id; when seed_nodes lists that id, this
+    /// node's host and port are taken from there (one shared config for
+    /// every member, e.g. a Kubernetes ConfigMap).
+    #[arg(long, env = "CHORUS_NODE_ID", conflicts_with = "node_id_from_hostname")]
+    pub node_id: Option<u64>,
+    /// node_id = 1 + the ordinal ending the hostname (`chorus-0` is node 1,
+    /// `chorus-2` node 3: a StatefulSet's pods); then as --node-id.
+    #[arg(long)]
+    pub node_id_from_hostname: bool,
+    /// Overrides the config's cluster_secret (e.g. from a Kubernetes Secret),
+    /// so the secret need not be in the config file.
+    #[arg(long, env = "CHORUS_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+}
+
+/// The pod ordinal at the end of `hostname` (`web-12` -> 12).
+pub fn ordinal(hostname: &str) -> Option<u64> {
+    let (_, n) = hostname.trim().rsplit_once('-')?;
+    n.parse().ok()
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// How `chorus node` writes its log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Asks the kernel to send us SIGTERM when our parent dies, then checks the
@@ -51,10 +95,38 @@ fn exit_with_parent(parent: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs to stderr, `RUST_LOG` or `info`.
-pub fn init_tracing() {
+/// Stops the node on SIGTERM or SIGINT (from a thread: the loop only sees
+/// the shutdown flag and its waker).
+fn stop_on_signal(handle: ShutdownHandle) -> Result<(), chorus_runtime_mio::RuntimeError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(chorus_runtime_mio::RuntimeError::Poll)?;
+    std::thread::Builder::new()
+        .name("chorus-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!("signal {sig}: stopping");
+                handle.shutdown();
+            }
+        })
+        .map_err(chorus_runtime_mio::RuntimeError::Poll)?;
+    Ok(())
+}
+
+/// Logs to stderr in `format`, `RUST_LOG` or `info`.
+pub fn init_tracing_as(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if format == LogFormat::Json {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_current_span(false)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -64,11 +136,27 @@ pub fn init_tracing() {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    init_tracing_as(args.log_format);
     if let Some(parent) = args.exit_with_parent {
         exit_with_parent(parent)?;
     }
-    let file = config::load(&args.config)?;
+    let mut file = config::load(&args.config)?;
+    let id = if args.node_id_from_hostname {
+        let h = hostname();
+        let n = ordinal(&h).ok_or_else(|| {
+            anyhow::anyhow!("--node-id-from-hostname: hostname {h:?} does not end in -<ordinal>")
+        })?;
+        Some(n + 1)
+    } else {
+        args.node_id
+    };
+    if let Some(id) = id {
+        file = config::with_node_id(file, id)
+            .map_err(|m| anyhow::anyhow!("config {}: {m}", args.config.display()))?;
+    }
+    if let Some(s) = args.cluster_secret.filter(|s| !s.is_empty()) {
+        file.cluster_secret = Some(s);
+    }
     let mut opts = file.to_options();
     opts.unsafe_ack_before_fsync = unsafe_ack_from_env();
     opts.unsafe_skip_fsync = unsafe_skip_fsync_from_env();
@@ -80,7 +168,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         r.segment_bytes = (r.max_bytes / 16).clamp(1 << 20, 64 << 20);
         opts.record = Some(r);
     }
-    match run_node(opts) {
+    let result = Runtime::start(opts).and_then(|rt| {
+        stop_on_signal(rt.shutdown_handle())?;
+        rt.run()
+    });
+    match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e @ chorus_runtime_mio::RuntimeError::Storage { .. }) => {
             tracing::error!("{e}");
@@ -88,5 +180,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ordinals_of_pod_names() {
+        assert_eq!(super::ordinal("chorus-0"), Some(0));
+        assert_eq!(super::ordinal("my-chat-12\n"), Some(12));
+        assert_eq!(super::ordinal("chorus"), None);
+        assert_eq!(super::ordinal("chorus-x"), None);
     }
 }

@@ -48,6 +48,7 @@ impl Runtime {
     }
 
     fn refuse(&mut self, token: Token, code: ErrorCode, message: String) {
+        self.metrics.error(code);
         self.answer(token, &ServerLine::Error { code, message });
     }
 
@@ -125,6 +126,9 @@ impl Runtime {
         if let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) {
             st.outstanding += 1;
         }
+        if self.http.is_some() {
+            self.metrics.chat_received(token.0, &chat.msg_id);
+        }
         let request = ClientRequest::Chat(chat);
         self.feed(Input::Client {
             client: client_id(token),
@@ -194,6 +198,7 @@ impl Runtime {
         match reply {
             ClientReply::ChatAck { msg_id, seq_no } => {
                 st.outstanding = st.outstanding.saturating_sub(1);
+                self.metrics.chat_answered(token.0, Some(msg_id), true);
                 lines.push(ServerLine::ChatAck {
                     msg_id: msg_id.clone(),
                     seq_no: seq_no.0,
@@ -201,6 +206,7 @@ impl Runtime {
             }
             ClientReply::Error { code, message } => {
                 st.outstanding = st.outstanding.saturating_sub(1);
+                self.metrics.error(*code);
                 lines.push(ServerLine::Error {
                     code: *code,
                     message: message.clone(),

@@ -38,7 +38,7 @@ use crate::net::encode;
 use crate::runtime::Runtime;
 use chorus_core::gate::{destinations, may_leave_early};
 use chorus_core::record::Record;
-use chorus_core::Action;
+use chorus_core::{Action, PeerMsg};
 
 /// Backpressure: past this many written-but-not-durable bytes, or this many
 /// actions waiting for durability, the loop waits for the disk (as a
@@ -175,6 +175,9 @@ impl Runtime {
         match a {
             Action::Persist(_) | Action::Note(_) => {}
             Action::Send { to, msg } => {
+                if let PeerMsg::CatchupResp { entries, .. } = msg {
+                    self.metrics.catchup_sent.inc_by(entries.len() as u64);
+                }
                 let line = encode(msg);
                 self.send_peer(*to, &line);
             }
@@ -187,6 +190,7 @@ impl Runtime {
             Action::Deliver(e) => {
                 assert_eq!(e.seq_no, self.delivered.next(), "deliveries are contiguous");
                 self.delivered = e.seq_no;
+                self.metrics.committed.inc();
             }
             Action::Reply { client, reply } => self.reply_client(*client, reply),
             Action::PeerKnown(info) => self.peer_known(info.clone()),

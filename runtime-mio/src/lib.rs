@@ -11,7 +11,9 @@
 //! client protocol), `streams` (history and subscriptions), `effects` (group
 //! commit), `syncer` (the fsync thread), `storage` (the log file), `cold`
 //! (reading evicted entries back from it), `framing` (bounded line I/O), `peers`
-//! (backoff), `recorder` (`--record`: inputs for replay), `observe` (logs), `clock`, `options`, `error`.
+//! (backoff), `recorder` (`--record`: inputs for replay), `observe` (logs),
+//! `http` (the HTTP port: /metrics, /healthz, /readyz, /status), `metrics`
+//! (the counters it exports), `clock`, `options`, `error`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -22,7 +24,9 @@ mod conn;
 mod effects;
 mod error;
 pub mod framing;
+mod http;
 mod links;
+mod metrics;
 mod net;
 mod observe;
 mod options;
@@ -36,8 +40,8 @@ mod syncer;
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;
 pub use options::{
-    unsafe_ack_from_env, unsafe_skip_fsync_from_env, Limits, NodeOptions, DEFAULT_CLUSTER_SECRET,
-    UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
+    unsafe_ack_from_env, unsafe_skip_fsync_from_env, HttpOptions, Limits, NodeOptions,
+    DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
 pub use recorder::RecordOptions;
 pub use runtime::{Runtime, ShutdownHandle};

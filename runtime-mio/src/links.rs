@@ -316,6 +316,9 @@ impl Runtime {
             return;
         }
         observe::peer_msg(self.me, &msg);
+        if let PeerMsg::CatchupResp { entries, .. } = &msg {
+            self.metrics.catchup_received.inc_by(entries.len() as u64);
+        }
         self.feed(Input::Peer(msg));
     }
 

@@ -41,6 +41,7 @@ impl Runtime {
         match token {
             LISTENER => self.accept_all(),
             WAKER => {}
+            t if self.is_http(t) => self.on_http_event(t),
             _ => {
                 if writable {
                     self.on_writable(token);
@@ -64,6 +65,7 @@ impl Runtime {
                         let mut line = encode(&busy);
                         line.push(b'\n');
                         let _ = stream.write(&line);
+                        self.metrics.error(ErrorCode::Busy);
                         warn!("refused {addr}: {} connections open", self.conns.len());
                         continue;
                     }
@@ -160,6 +162,7 @@ impl Runtime {
             }
             match status {
                 ReadStatus::Data(n) => {
+                    self.metrics.bytes_in.inc_by(n as u64);
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         self.read_again.insert(token);
@@ -244,6 +247,9 @@ impl Runtime {
             return false;
         };
         if c.out.push_line(line).is_err() {
+            if c.client_mut().is_some() {
+                self.metrics.slow_clients.inc();
+            }
             let pending = c.out.pending();
             warn!(
                 "{}: {} unsent bytes (it does not read fast enough); disconnecting",
@@ -258,6 +264,7 @@ impl Runtime {
 
     /// Sends an ERROR and closes the connection once it is flushed.
     pub(crate) fn fail_conn(&mut self, token: Token, code: ErrorCode, message: String) {
+        self.metrics.error(code);
         let line = encode(&ServerLine::Error { code, message });
         if !self.push_line(token, &line) {
             return;
@@ -279,7 +286,12 @@ impl Runtime {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
-        match c.out.write_to(&mut c.stream) {
+        let before = c.out.pending();
+        let written = c.out.write_to(&mut c.stream);
+        self.metrics
+            .bytes_out
+            .inc_by(before.saturating_sub(c.out.pending()) as u64);
+        match written {
             Ok(true) => {
                 let done = c.closing || c.client_mut().is_some_and(|s| s.finished());
                 if done {
@@ -300,6 +312,9 @@ impl Runtime {
         self.dirty.remove(&token);
         self.streaming.remove(&token);
         self.read_again.remove(&token);
+        if self.http.is_some() {
+            self.metrics.client_gone(token.0);
+        }
         match c.role {
             Role::Dial { peer, stage } => self.link_down(token, peer, stage, why),
             Role::PeerIn(id) => debug!("incoming link from n{} closed: {why}", id.0),

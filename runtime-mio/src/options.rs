@@ -71,6 +71,43 @@ impl Default for Limits {
     }
 }
 
+/// The HTTP port (`/metrics`, `/healthz`, `/readyz`, `/status`), with its
+/// bounds: a slow or hostile scraper can hold at most one connection's
+/// buffers and never stalls the loop.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// Where it listens (port 0 picks a free port, for tests).
+    pub host: String,
+    pub port: u16,
+    /// Open HTTP connections. More: answered 503 and closed.
+    pub max_connections: usize,
+    /// Longest request head (request line and headers). Longer: 431 and closed.
+    /// Requests with a body are refused (413): every route is a GET.
+    pub max_request_bytes: usize,
+    /// Largest response. Larger (cannot happen with today's routes): 500.
+    pub max_response_bytes: usize,
+    /// Each request must arrive and its response be written within this
+    /// (also the keep-alive idle limit). Later: the connection is closed.
+    pub timeout_ms: u64,
+    /// `/readyz` answers 200 only if a leader is known and this node has
+    /// delivered up to at most this many entries short of its commit point.
+    pub ready_max_lag: u64,
+}
+
+impl HttpOptions {
+    pub fn new(host: String, port: u16) -> HttpOptions {
+        HttpOptions {
+            host,
+            port,
+            max_connections: 64,
+            max_request_bytes: 8 << 10,
+            max_response_bytes: 4 << 20,
+            timeout_ms: 10_000,
+            ready_max_lag: 1000,
+        }
+    }
+}
+
 /// Everything one node needs.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -82,6 +119,12 @@ pub struct NodeOptions {
     /// Shared by every member; peers prove knowledge of it (HMAC) on connect.
     pub cluster_secret: String,
     pub limits: Limits,
+    /// Where the peer/client port listens, if not `core.me.host` (which stays
+    /// the address advertised to others): `0.0.0.0` in a container whose
+    /// name resolves to an address only from the outside.
+    pub listen_host: Option<String>,
+    /// The HTTP port; None: no HTTP port.
+    pub http: Option<HttpOptions>,
     /// Chaos-harness only: perform sends, deliveries and client replies
     /// *before* the log is fsynced, breaking the durability contract on
     /// purpose so a test can prove the harness notices. Never in production.
@@ -103,6 +146,8 @@ impl NodeOptions {
             log_dir,
             cluster_secret,
             limits: Limits::default(),
+            listen_host: None,
+            http: None,
             unsafe_ack_before_fsync: false,
             unsafe_skip_fsync: false,
             record: None,

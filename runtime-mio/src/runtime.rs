@@ -14,6 +14,8 @@ use crate::clock::Clock;
 use crate::cold::{self, Recovering};
 use crate::conn::Conn;
 use crate::error::RuntimeError;
+use crate::http::HttpServer;
+use crate::metrics::Metrics;
 use crate::observe;
 use crate::options::{
     Limits, NodeOptions, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
@@ -104,9 +106,15 @@ pub struct Runtime {
     last_status: Status,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    /// Counters for `/metrics` (`metrics.rs`).
+    pub(crate) metrics: Metrics,
+    /// The HTTP port, when configured (`http/`).
+    pub(crate) http: Option<HttpServer>,
 }
 
-fn bind(host: &str, port: u16) -> Result<TcpListener, RuntimeError> {
+/// Binds a nonblocking listener; `key` names the config key to change when
+/// the port is taken.
+pub(crate) fn bind(host: &str, port: u16, key: &str) -> Result<TcpListener, RuntimeError> {
     let addr_text = format!("{host}:{port}");
     let listen_err = |err, hint| RuntimeError::Listen {
         addr: addr_text.clone(),
@@ -121,7 +129,11 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, RuntimeError> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
-                "; the port is in use (another chorus node?): stop it or change `port`"
+                if key == "port" {
+                    "; the port is in use (another chorus node?): stop it or change `port`"
+                } else {
+                    "; the port is in use (another chorus node?): stop it or change `http_port`"
+                }
             }
             std::io::ErrorKind::AddrNotAvailable => "; `host` is not an address of this machine",
             _ => "",
@@ -155,7 +167,8 @@ impl Runtime {
         if opts.unsafe_skip_fsync {
             warn!("!!! {UNSAFE_SKIP_FSYNC_ENV}=1: the log is NEVER fsynced, yet messages are acknowledged; acknowledged messages can be LOST in a power loss. For the chaos harness only, never in production !!!");
         }
-        let mut listener = bind(&core.me.host, core.me.port)?;
+        let listen_host = opts.listen_host.as_deref().unwrap_or(&core.me.host);
+        let mut listener = bind(listen_host, core.me.port, "port")?;
         let local_addr = listener.local_addr().map_err(RuntimeError::Poll)?;
         if core.me.port == 0 {
             core.me.port = local_addr.port();
@@ -191,17 +204,22 @@ impl Runtime {
         let delivered = rec.commit_seq;
         let recovered_bytes = opened.log.len_bytes();
         let reported_durable = opened.log.stable_seq();
+        let metrics = Metrics::new();
         let syncer = if opts.unsafe_ack_before_fsync || opts.unsafe_skip_fsync {
             None
         } else {
             let file = opened.log.sync_handle()?;
             Some(
-                Syncer::start(file, recovered_bytes, waker.clone()).map_err(|err| {
-                    RuntimeError::Storage {
-                        file: opened.log.path().to_path_buf(),
-                        op: "starting the fsync thread",
-                        err,
-                    }
+                Syncer::start(
+                    file,
+                    recovered_bytes,
+                    waker.clone(),
+                    metrics.fsync_seconds.clone(),
+                )
+                .map_err(|err| RuntimeError::Storage {
+                    file: opened.log.path().to_path_buf(),
+                    op: "starting the fsync thread",
+                    err,
                 })?,
             )
         };
@@ -224,7 +242,7 @@ impl Runtime {
         let node = cold::node(core, opened.replayed, opened.log.path(), rng_seed)?;
         let last_status = node.status();
         info!("n{} listening on {local_addr}", me.0);
-        Ok(Runtime {
+        let mut runtime = Runtime {
             poll,
             listener,
             local_addr,
@@ -259,7 +277,11 @@ impl Runtime {
             last_status,
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
-        })
+            metrics,
+            http: None,
+        };
+        runtime.start_http(opts.http)?;
+        Ok(runtime)
     }
 
     /// The address the node listens on (useful with port 0).
@@ -354,6 +376,7 @@ impl Runtime {
         self.execute()?;
         let status = self.node.status();
         observe::status_change(&self.last_status, &status);
+        self.metrics.role_change(self.last_status.role, status.role);
         self.last_status = status;
         self.pump_streams();
         self.flush_dirty();
@@ -375,7 +398,8 @@ impl Runtime {
         }
         let core = self.node.next_deadline().map(|d| self.clock.at(d));
         let conns = self.conns.values().filter_map(|c| c.deadline).min();
-        [core, conns, self.peers.next_retry()]
+        let http = self.http.as_ref().and_then(|h| h.next_deadline());
+        [core, conns, self.peers.next_retry(), http]
             .into_iter()
             .flatten()
             .min()
@@ -400,5 +424,6 @@ impl Runtime {
         if self.node.next_deadline().is_some_and(|d| d <= self.now) {
             self.feed(Input::Tick);
         }
+        self.http_timers();
     }
 }

@@ -14,6 +14,7 @@
 //! without performing anything that waited for durability).
 
 use mio::Waker;
+use prometheus_client::metrics::histogram::Histogram;
 use std::fs::File;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -55,7 +56,13 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 impl Syncer {
     /// Starts the thread on `file` (a handle to the log), durable up to
     /// `durable` already (the recovered log was fsynced at open).
-    pub(crate) fn start(file: File, durable: u64, waker: Arc<Waker>) -> io::Result<Syncer> {
+    /// Each fdatasync's duration goes to `fsync_seconds`.
+    pub(crate) fn start(
+        file: File,
+        durable: u64,
+        waker: Arc<Waker>,
+        fsync_seconds: Histogram,
+    ) -> io::Result<Syncer> {
         let shared = Arc::new(Shared::default());
         {
             let mut s = lock(&shared);
@@ -65,7 +72,7 @@ impl Syncer {
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("chorus-fsync".into())
-            .spawn(move || run(&theirs, &file, &waker))?;
+            .spawn(move || run(&theirs, &file, &waker, &fsync_seconds))?;
         Ok(Syncer {
             shared,
             thread: Some(thread),
@@ -126,7 +133,7 @@ impl Drop for Syncer {
     }
 }
 
-fn run(shared: &Shared, file: &File, waker: &Waker) {
+fn run(shared: &Shared, file: &File, waker: &Waker, fsync_seconds: &Histogram) {
     loop {
         let target = {
             let mut s = lock(shared);
@@ -138,7 +145,9 @@ fn run(shared: &Shared, file: &File, waker: &Waker) {
             }
             s.requested
         };
+        let began = std::time::Instant::now();
         let result = file.sync_data();
+        fsync_seconds.observe(began.elapsed().as_secs_f64());
         let failed = result.is_err();
         {
             let mut s = lock(shared);
@@ -168,7 +177,7 @@ mod tests {
         let mut f = File::create(dir.path().join("log")).unwrap();
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
-        let s = Syncer::start(f.try_clone().unwrap(), 0, waker).unwrap();
+        let s = Syncer::start(f.try_clone().unwrap(), 0, waker, Histogram::new([0.1])).unwrap();
         assert_eq!(s.durable().unwrap(), 0);
         for end in [10u64, 20, 30] {
             f.write_all(&[7u8; 10]).unwrap();

@@ -90,6 +90,14 @@ pub struct Cluster {
     record: bool,
 }
 
+/// Whether started nodes get an HTTP port (`chorus bench --http`); set once
+/// by `bench::run` before any cluster starts.
+static SERVE_HTTP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn serve_http(on: bool) {
+    SERVE_HTTP.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// A port the kernel just handed out on 127.0.0.1 (free at the time of asking).
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
@@ -120,6 +128,11 @@ fn config_toml(
         "log_dir = {:?}",
         dir.join(format!("n{id}")).display().to_string()
     );
+    if SERVE_HTTP.load(std::sync::atomic::Ordering::SeqCst) {
+        if let Ok(p) = free_port() {
+            let _ = writeln!(s, "http_port = {p}");
+        }
+    }
     let _ = writeln!(s, "cluster_secret = \"{secret}\"\nseed_nodes = [");
     for (i, p) in ports.iter().enumerate().filter(|&(i, _)| i != me) {
         let _ = writeln!(
@@ -238,6 +251,28 @@ impl Cluster {
             c.wait().context("wait")?;
         }
         Ok(())
+    }
+
+    /// SIGTERM (a clean stop), reaped within `grace`, else SIGKILL. Returns
+    /// true if it stopped by itself.
+    pub fn terminate(&mut self, i: usize, grace: Duration) -> Result<bool> {
+        let node = &mut self.nodes[i];
+        node.stats();
+        let Some(mut c) = node.child.take() else {
+            return Ok(true);
+        };
+        let pid = rustix::process::Pid::from_raw(c.id() as i32).context("bad pid")?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).context("SIGTERM")?;
+        let t = std::time::Instant::now();
+        while t.elapsed() < grace {
+            if c.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        c.kill().context("kill")?;
+        c.wait().context("wait")?;
+        Ok(false)
     }
 
     /// SIGSTOP: the process hangs with its connections open, so peers must

@@ -6,12 +6,13 @@
 //! open-loop (`--rate`) load, subscribes to every node to time deliveries, and
 //! reports committed msgs/s, latency percentiles (HdrHistogram), and CPU and
 //! peak RSS per node. `--failover` kills the leader under load; `--catchup`
-//! restarts a node that missed messages.
+//! restarts a node that missed messages; `--rolling` restarts every node in
+//! turn (SIGTERM, start) under load.
 //!
 //! Module map: `cluster` (child processes, /proc stats), `proto` (the client
 //! protocol, hot-path scanner), `load` (mio load generator), `subscribe`
 //! (per-node delivery recorders), `phase` (one measured load phase), `report`
-//! (percentiles, checks, text and JSON), `failover`, `catchup`.
+//! (percentiles, checks, text and JSON), `failover`, `catchup`, `rolling`.
 
 mod catchup;
 mod cluster;
@@ -20,6 +21,7 @@ mod load;
 mod phase;
 mod proto;
 mod report;
+mod rolling;
 mod subscribe;
 
 use anyhow::{bail, Context, Result};
@@ -87,6 +89,15 @@ pub struct Args {
     /// Stop a follower, send --messages, restart it, and time its catch-up.
     #[arg(long)]
     pub catchup: bool,
+    /// Rolling restart under load: SIGTERM each node in turn, start it
+    /// again, wait for its catch-up; report the unavailability of each step
+    /// and acknowledged messages lost or duplicated.
+    #[arg(long, conflicts_with_all = ["failover", "catchup"])]
+    pub rolling: bool,
+    /// The started nodes also serve HTTP (/metrics …) on free ports, to
+    /// measure what the HTTP port costs.
+    #[arg(long)]
+    pub http: bool,
     /// Print one JSON object on stdout instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -158,8 +169,8 @@ impl Args {
         if self.size > 512 * 1024 {
             bail!("--size must be at most 512 KiB (nodes bound a line to 1 MiB)");
         }
-        if (self.failover || self.catchup) && !self.connect.is_empty() {
-            bail!("--failover and --catchup kill nodes, so they need a cluster started by the bench (drop --connect)");
+        if (self.failover || self.catchup || self.rolling) && !self.connect.is_empty() {
+            bail!("--failover, --catchup and --rolling stop nodes, so they need a cluster started by the bench (drop --connect)");
         }
         Ok(())
     }
@@ -173,7 +184,10 @@ impl Args {
 /// reordered messages, or an incomplete run).
 pub fn run(args: Args) -> Result<ExitCode> {
     args.validate()?;
-    let report = if args.failover {
+    cluster::serve_http(args.http);
+    let report = if args.rolling {
+        rolling::run(&args)?
+    } else if args.failover {
         failover::run(&args)?
     } else if args.catchup {
         catchup::run(&args)?

@@ -50,6 +50,8 @@ impl Timing {
 pub struct TestNode {
     pub id: u64,
     pub port: u16,
+    /// The node's HTTP port (`Cluster::start_with_http`).
+    pub http_port: Option<u16>,
     pub config: PathBuf,
     pub stderr_path: PathBuf,
     child: Option<Child>,
@@ -95,18 +97,25 @@ impl Cluster {
     /// `start_with`, adding `extra` (top-level TOML keys) to every config.
     #[allow(dead_code)] // not every test binary uses it
     pub fn start_with_config(n: usize, timing: Timing, extra: &str) -> Cluster {
-        Cluster::start_full(n, timing, extra, false)
+        Cluster::start_full(n, timing, extra, false, false)
     }
 
     /// `start_with`, every node recording into `dir/rec/nodeN`.
     #[allow(dead_code)] // not every test binary uses it
     pub fn start_recorded(n: usize, timing: Timing) -> Cluster {
-        Cluster::start_full(n, timing, "", true)
+        Cluster::start_full(n, timing, "", false, true)
     }
 
-    fn start_full(n: usize, timing: Timing, extra: &str, record: bool) -> Cluster {
+    /// `start_with_config`, each node also serving HTTP on a free port.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn start_with_http(n: usize, timing: Timing, extra: &str) -> Cluster {
+        Cluster::start_full(n, timing, extra, true, false)
+    }
+
+    fn start_full(n: usize, timing: Timing, extra: &str, http: bool, record: bool) -> Cluster {
         let dir = temp_dir("cluster");
-        let ports = free_ports(n);
+        let all = free_ports(if http { 2 * n } else { n });
+        let (ports, http_ports) = all.split_at(n);
         let mut nodes = Vec::new();
         for (i, &port) in ports.iter().enumerate() {
             let id = i as u64 + 1;
@@ -120,6 +129,10 @@ impl Cluster {
                 timing.leader_timeout_ms,
             );
             text.push_str(extra);
+            let http_port = http_ports.get(i).copied();
+            if let Some(h) = http_port {
+                text.push_str(&format!("http_port = {h}\n"));
+            }
             for (j, p) in ports.iter().enumerate() {
                 if j != i {
                     text.push_str(&format!(
@@ -132,6 +145,7 @@ impl Cluster {
             nodes.push(TestNode {
                 id,
                 port,
+                http_port,
                 config,
                 stderr_path: dir.join(format!("node{id}.log")),
                 child: None,
