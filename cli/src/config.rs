@@ -7,7 +7,7 @@
 //! A relative `log_dir` is relative to the current directory (as the seed).
 
 use chorus_core::{Config, NodeId, PeerInfo};
-use chorus_runtime_mio::{NodeOptions, DEFAULT_CLUSTER_SECRET};
+use chorus_runtime_mio::{NodeOptions, TlsPaths, DEFAULT_CLUSTER_SECRET};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,16 @@ fn default_heartbeat() -> u64 {
 }
 fn default_leader_timeout() -> u64 {
     2500
+}
+
+/// `[tls]`: the node's certificate, key and the cluster CA (PEM files, as
+/// `chorus certs` writes them). All three or none; none is plaintext.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// The file format of one node's config.
@@ -57,6 +67,9 @@ pub struct NodeFile {
     /// back from the log file when a lagging node or a HISTORY asks for them.
     #[serde(default)]
     pub log_cache_entries: Option<usize>,
+    /// TLS on the port; absent: plaintext (the node warns at start).
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
 }
 
 /// Why a config cannot be used.
@@ -231,6 +244,11 @@ impl NodeFile {
             .clone()
             .unwrap_or_else(|| DEFAULT_CLUSTER_SECRET.to_string());
         let mut opts = NodeOptions::new(core, self.log_dir(), secret);
+        opts.tls = self.tls.as_ref().map(|t| TlsPaths {
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+            ca: t.ca.clone(),
+        });
         if let Some(n) = self.max_line_bytes {
             opts.limits.max_line_bytes = n;
             opts.limits.max_peer_line_bytes = opts.limits.max_peer_line_bytes.max(n * 16);
@@ -324,6 +342,18 @@ seed_nodes = [
             .contains("twice heartbeat_interval_ms"));
         let ok = format!("voters = [1, 2]\n{TOML}");
         assert_eq!(parse_toml(&ok).unwrap().to_options().core.voters.len(), 2);
+    }
+
+    #[test]
+    fn tls_table_is_optional_and_complete() {
+        assert_eq!(parse_toml(TOML).unwrap().to_options().tls, None);
+        let t = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\nkey = \"n1.key\"\nca = \"ca.pem\"\n");
+        let tls = parse_toml(&t).unwrap().to_options().tls.unwrap();
+        assert_eq!(tls.ca, PathBuf::from("ca.pem"));
+        let partial = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\n");
+        assert!(parse_toml(&partial)
+            .unwrap_err()
+            .contains("missing field `key`"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench;
+mod certs;
 mod chaos;
 mod client;
 mod config;
@@ -39,6 +40,9 @@ enum Cmd {
     /// Load generator and failover timer: throughput, latency percentiles,
     /// CPU and RSS per node, against a started or a running cluster.
     Bench(bench::Args),
+    /// TLS certificates: a cluster CA (`certs init DIR`) and node
+    /// certificates signed by it (`certs node N --dir DIR --host H`).
+    Certs(certs::Args),
     /// Chaos harness (root): a real cluster in network namespaces through
     /// seeded crashes, pauses, partitions and packet loss; checks the logs.
     Chaos(chaos::Args),
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Cmd::Up(a) => up::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Chaos(a) => chaos::run(a),
+        Cmd::Certs(a) => certs::run(a),
     };
     match result {
         Ok(code) => code,

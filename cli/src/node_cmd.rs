@@ -5,7 +5,7 @@
 //! line that says what to fix.
 
 use crate::config;
-use chorus_runtime_mio::{run_node, unsafe_ack_from_env, unsafe_skip_fsync_from_env};
+use chorus_runtime_mio::{unsafe_ack_from_env, unsafe_skip_fsync_from_env};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +15,8 @@ use std::process::ExitCode;
     after_help = "Config keys (TOML, or the seed's YAML with .yml/.yaml):\n  \
     node_id, host, port, seed_nodes = [{node_id, host, port}], heartbeat_interval_ms (800),\n  \
     leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
-    max_line_bytes (1048576).\n\
+    max_line_bytes (1048576), [tls] cert, key, ca (PEM paths; absent: plaintext, with a warning).\n\
+    SIGHUP re-reads the [tls] files (new connections use them).\n\
     Logs: stderr; RUST_LOG=debug shows heartbeats.\n\
     CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 acknowledges before fsync, CHORUS_UNSAFE_SKIP_FSYNC=1 never\n\
     fsyncs the log: deliberately broken builds, chaos-harness tests only."
@@ -53,6 +54,22 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// SIGHUP: re-read the TLS certificates (a thread waits for the signal).
+fn reload_on_sighup(
+    handle: chorus_runtime_mio::ReloadHandle,
+) -> Result<(), chorus_runtime_mio::RuntimeError> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("chorus-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                tracing::info!("SIGHUP: reloading TLS certificates");
+                handle.reload();
+            }
+        })?;
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing();
     if let Some(parent) = args.exit_with_parent {
@@ -62,7 +79,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = file.to_options();
     opts.unsafe_ack_before_fsync = unsafe_ack_from_env();
     opts.unsafe_skip_fsync = unsafe_skip_fsync_from_env();
-    match run_node(opts) {
+    let runtime = chorus_runtime_mio::Runtime::start(opts);
+    let result = runtime.and_then(|rt| {
+        reload_on_sighup(rt.reload_handle())?;
+        rt.run()
+    });
+    match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e @ chorus_runtime_mio::RuntimeError::Storage { .. }) => {
             tracing::error!("{e}");

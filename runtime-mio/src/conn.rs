@@ -8,8 +8,8 @@
 //! buffer is bounded (`LineReader`, `OutBuf`, the history queue).
 
 use crate::framing::{LineReader, OutBuf};
+use crate::transport::Transport;
 use chorus_core::{NodeId, Seq};
-use mio::net::TcpStream;
 use std::collections::VecDeque;
 
 /// A client's stream of committed chats (SUBSCRIBE).
@@ -87,7 +87,8 @@ pub enum Role {
 /// A connection with its bounded buffers.
 #[derive(Debug)]
 pub struct Conn {
-    pub stream: TcpStream,
+    /// Plain TCP or TLS; `Read`/`Write` give the plaintext either way.
+    pub stream: Transport,
     pub reader: LineReader,
     pub out: OutBuf,
     pub role: Role,
@@ -101,7 +102,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(
-        stream: TcpStream,
+        stream: Transport,
         role: Role,
         max_line: usize,
         max_out: usize,

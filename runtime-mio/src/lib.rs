@@ -11,7 +11,8 @@
 //! client protocol), `streams` (history and subscriptions), `effects` (group
 //! commit), `syncer` (the fsync thread), `storage` (the log file), `cold`
 //! (reading evicted entries back from it), `framing` (bounded line I/O), `peers`
-//! (backoff), `observe` (logs), `clock`, `options`, `error`.
+//! (backoff), `observe` (logs), `clock`, `options`, `error`, `tls` (certificates into
+//! rustls configs), `transport` (plain TCP or TLS under the line framing).
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -31,6 +32,8 @@ mod runtime;
 pub mod storage;
 mod streams;
 mod syncer;
+pub mod tls;
+pub mod transport;
 
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;
@@ -38,7 +41,8 @@ pub use options::{
     unsafe_ack_from_env, unsafe_skip_fsync_from_env, Limits, NodeOptions, DEFAULT_CLUSTER_SECRET,
     UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
-pub use runtime::{Runtime, ShutdownHandle};
+pub use runtime::{ReloadHandle, Runtime, ShutdownHandle};
+pub use tls::{TlsContext, TlsPaths};
 
 /// Runs one node until a fatal error.
 pub fn run_node(opts: NodeOptions) -> Result<(), RuntimeError> {

@@ -10,6 +10,7 @@
 use crate::conn::{Conn, DialStage, Role};
 use crate::framing::{LineTooLong, ReadStatus};
 use crate::runtime::{Runtime, LISTENER, WAKER};
+use crate::transport::Transport;
 use chorus_core::client_wire::ServerLine;
 use chorus_core::ErrorCode;
 use mio::{Interest, Token};
@@ -57,6 +58,11 @@ impl Runtime {
             match self.listener.accept() {
                 Ok((mut stream, addr)) => {
                     if self.conns.len() >= self.limits.max_connections {
+                        if self.tls.is_some() {
+                            // A plaintext ERROR means nothing to a TLS client.
+                            warn!("refused {addr}: {} connections open", self.conns.len());
+                            continue;
+                        }
                         let busy = ServerLine::Error {
                             code: ErrorCode::Busy,
                             message: "too many connections; retry later or use another node".into(),
@@ -74,14 +80,24 @@ impl Runtime {
                         warn!("cannot register {addr}: {e}");
                         continue;
                     }
+                    let (transport, deadline) = match &self.tls {
+                        Some(t) => (
+                            Transport::tls_server(stream, t.server.clone()),
+                            // Until its TLS handshake is done, a connection
+                            // is held to the peer handshake timeout.
+                            Some(self.handshake_deadline_at()),
+                        ),
+                        None => (Transport::Plain(stream), None),
+                    };
                     let l = &self.limits;
-                    let conn = Conn::new(
-                        stream,
+                    let mut conn = Conn::new(
+                        transport,
                         Role::Fresh,
                         l.max_line_bytes,
                         l.max_client_output_bytes,
                         addr.to_string(),
                     );
+                    conn.deadline = deadline;
                     self.conns.insert(token, conn);
                     debug!("accepted {addr}");
                 }
@@ -135,6 +151,12 @@ impl Runtime {
                 Ok(s) => s,
                 Err(e) => return self.close_conn(token, &format!("read error: {e}")),
             };
+            if matches!(c.role, Role::Fresh) && c.deadline.is_some() && !c.stream.is_handshaking() {
+                c.deadline = None; // TLS is up: from here on, as a plain connection
+            }
+            if c.stream.has_pending_tls() {
+                self.dirty.insert(token); // a handshake answer to send
+            }
             let mut lines = Vec::new();
             let mut too_long = None;
             loop {
@@ -279,7 +301,12 @@ impl Runtime {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
-        match c.out.write_to(&mut c.stream) {
+        let written = c
+            .out
+            .write_to(&mut c.stream)
+            .and_then(|empty| c.stream.flush_tls().map(|()| empty));
+        match written {
+            Ok(true) if c.stream.has_pending_tls() => {}
             Ok(true) => {
                 let done = c.closing || c.client_mut().is_some_and(|s| s.finished());
                 if done {
@@ -296,7 +323,8 @@ impl Runtime {
         let Some(mut c) = self.conns.remove(&token) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut c.stream);
+        c.stream.close_notify();
+        let _ = self.poll.registry().deregister(c.stream.tcp_mut());
         self.dirty.remove(&token);
         self.streaming.remove(&token);
         self.read_again.remove(&token);

@@ -81,6 +81,8 @@ pub struct NodeOptions {
     /// Shared by every member; peers prove knowledge of it (HMAC) on connect.
     pub cluster_secret: String,
     pub limits: Limits,
+    /// TLS on the port (clients and peers); `None`: plaintext, with a warning.
+    pub tls: Option<crate::tls::TlsPaths>,
     /// Chaos-harness only: perform sends, deliveries and client replies
     /// *before* the log is fsynced, breaking the durability contract on
     /// purpose so a test can prove the harness notices. Never in production.
@@ -100,6 +102,7 @@ impl NodeOptions {
             log_dir,
             cluster_secret,
             limits: Limits::default(),
+            tls: None,
             unsafe_ack_before_fsync: false,
             unsafe_skip_fsync: false,
         }

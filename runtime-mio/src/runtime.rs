@@ -21,6 +21,7 @@ use crate::options::{
 use crate::peers::PeerTable;
 use crate::storage::DurableLog;
 use crate::syncer::Syncer;
+use crate::tls::{TlsContext, TlsPaths};
 use chorus_core::gate::Gate;
 use chorus_core::{Action, Input, Node, NodeId, Seq, Status};
 use mio::net::TcpListener;
@@ -44,6 +45,20 @@ pub struct ShutdownHandle {
 
 impl ShutdownHandle {
     pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// Asks a running node to re-read its TLS files (SIGHUP in `chorus node`).
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ReloadHandle {
+    pub fn reload(&self) {
         self.flag.store(true, Ordering::SeqCst);
         let _ = self.waker.wake();
     }
@@ -99,6 +114,10 @@ pub struct Runtime {
     /// A stream stopped on its scan budget, not on the client's pace.
     pub(crate) pump_again: bool,
     last_status: Status,
+    /// TLS settings in force (`None`: plaintext) and the files they came from.
+    pub(crate) tls: Option<TlsContext>,
+    tls_paths: Option<TlsPaths>,
+    reload: Arc<AtomicBool>,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
 }
@@ -152,6 +171,13 @@ impl Runtime {
         if opts.unsafe_skip_fsync {
             warn!("!!! {UNSAFE_SKIP_FSYNC_ENV}=1: the log is NEVER fsynced, yet messages are acknowledged; acknowledged messages can be LOST in a power loss. For the chaos harness only, never in production !!!");
         }
+        let tls = match &opts.tls {
+            Some(p) => Some(TlsContext::load(p).map_err(RuntimeError::Tls)?),
+            None => {
+                warn!("no [tls] settings: clients and peers talk to this node in PLAINTEXT, readable and alterable on the network; set tls.cert, tls.key and tls.ca (see `chorus certs`)");
+                None
+            }
+        };
         let mut listener = bind(&core.me.host, core.me.port)?;
         let local_addr = listener.local_addr().map_err(RuntimeError::Poll)?;
         if core.me.port == 0 {
@@ -204,7 +230,8 @@ impl Runtime {
         };
         let node = cold::node(core, opened.replayed, opened.log.path(), os_seed())?;
         let last_status = node.status();
-        info!("n{} listening on {local_addr}", me.0);
+        let scheme = if tls.is_some() { "TLS" } else { "plaintext" };
+        info!("n{} listening on {local_addr} ({scheme})", me.0);
         Ok(Runtime {
             poll,
             listener,
@@ -237,6 +264,9 @@ impl Runtime {
             read_again: BTreeSet::new(),
             pump_again: false,
             last_status,
+            tls,
+            tls_paths: opts.tls,
+            reload: Arc::new(AtomicBool::new(false)),
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
         })
@@ -251,6 +281,31 @@ impl Runtime {
         ShutdownHandle {
             flag: self.shutdown.clone(),
             waker: self.waker.clone(),
+        }
+    }
+
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            flag: self.reload.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Re-reads the TLS files: new connections use them, open ones keep
+    /// theirs. A failure keeps the settings in force and says why.
+    fn reload_tls(&mut self) {
+        let Some(paths) = &self.tls_paths else {
+            return info!("reload asked, but this node runs without TLS: nothing to reload");
+        };
+        match TlsContext::load(paths) {
+            Ok(ctx) => {
+                self.tls = Some(ctx);
+                info!(
+                    "reloaded TLS certificate {} (new connections use it)",
+                    paths.cert.display()
+                );
+            }
+            Err(e) => warn!("TLS reload failed, keeping the previous certificates: {e}"),
         }
     }
 
@@ -269,6 +324,9 @@ impl Runtime {
                 return Err(e.into());
             }
             self.now = self.clock.now();
+            if self.reload.swap(false, Ordering::SeqCst) {
+                self.reload_tls();
+            }
             // Our own links first: a link that died (PeerDown) is known before
             // messages of the same instant are answered ("is the leader alive?").
             for pass_links in [true, false] {
