@@ -14,6 +14,7 @@ mod log_cmd;
 mod node_cmd;
 mod signals;
 mod sim_cmd;
+mod tls_dial;
 mod up;
 
 /// chorus: a replicated chat cluster with one total order.
