@@ -93,6 +93,13 @@ pub struct Args {
     /// Keep the started cluster's data directories and logs.
     #[arg(long)]
     pub keep: bool,
+    /// Start the cluster with TLS on every link (a fresh CA and node
+    /// certificates in its directory); the load generator speaks TLS too.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --connect: speak TLS and verify the nodes against this CA.
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Where client connections go.
@@ -169,6 +176,11 @@ impl Args {
 /// reordered messages, or an incomplete run).
 pub fn run(args: Args) -> Result<ExitCode> {
     args.validate()?;
+    if args.tls {
+        proto::use_tls_certs(args.nodes)?;
+    } else if let Some(ca) = &args.ca {
+        proto::set_tls(crate::tls_dial::from_ca(Some(ca))?);
+    }
     let report = if args.failover {
         failover::run(&args)?
     } else if args.catchup {
