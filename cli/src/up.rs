@@ -433,7 +433,7 @@ mod tests {
     fn config_text_lists_the_other_nodes() {
         let dir = std::env::temp_dir().join(format!("chorus-up-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let p = write_config(&dir, 2, &[7001, 7002, 7003], "s3cret").unwrap();
+        let p = write_config(&dir, 2, &[7001, 7002, 7003], "s3cret", None).unwrap();
         let text = fs::read_to_string(p).unwrap();
         assert!(text.contains("node_id = 2\nhost = \"127.0.0.1\"\nport = 7002\n"));
         assert!(text.contains("[[seed_nodes]]\nnode_id = 1\nhost = \"127.0.0.1\"\nport = 7001\n"));
