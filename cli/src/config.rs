@@ -67,6 +67,16 @@ pub struct NodeFile {
     /// back from the log file when a lagging node or a HISTORY asks for them.
     #[serde(default)]
     pub log_cache_entries: Option<usize>,
+    /// Open connections from one source IP address (default 256).
+    #[serde(default)]
+    pub max_connections_per_address: Option<usize>,
+    /// CHATs per second one connection may send on average (default 10000);
+    /// more get ERROR `rate_limited`.
+    #[serde(default)]
+    pub client_rate_per_sec: Option<u32>,
+    /// CHATs one connection may send in a burst (default 20000).
+    #[serde(default)]
+    pub client_rate_burst: Option<u32>,
     /// TLS on the port; absent: plaintext (the node warns at start).
     #[serde(default)]
     pub tls: Option<TlsFile>,
@@ -198,6 +208,15 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             ));
         }
     }
+    if f.max_connections_per_address == Some(0)
+        || f.client_rate_per_sec == Some(0)
+        || f.client_rate_burst == Some(0)
+    {
+        return Err(
+            "max_connections_per_address, client_rate_per_sec and client_rate_burst must be at least 1"
+                .into(),
+        );
+    }
     if f.cluster_secret.as_deref() == Some("") {
         return Err(
             "cluster_secret must not be empty (omit it to use the insecure default)".into(),
@@ -244,6 +263,12 @@ impl NodeFile {
             .clone()
             .unwrap_or_else(|| DEFAULT_CLUSTER_SECRET.to_string());
         let mut opts = NodeOptions::new(core, self.log_dir(), secret);
+        let l = &mut opts.limits;
+        l.max_connections_per_address = self
+            .max_connections_per_address
+            .unwrap_or(l.max_connections_per_address);
+        l.client_rate_per_sec = self.client_rate_per_sec.unwrap_or(l.client_rate_per_sec);
+        l.client_rate_burst = self.client_rate_burst.unwrap_or(l.client_rate_burst);
         opts.tls = self.tls.as_ref().map(|t| TlsPaths {
             cert: t.cert.clone(),
             key: t.key.clone(),

@@ -15,7 +15,8 @@ use std::process::ExitCode;
     after_help = "Config keys (TOML, or the seed's YAML with .yml/.yaml):\n  \
     node_id, host, port, seed_nodes = [{node_id, host, port}], heartbeat_interval_ms (800),\n  \
     leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
-    max_line_bytes (1048576), [tls] cert, key, ca (PEM paths; absent: plaintext, with a warning).\n\
+    max_line_bytes (1048576), max_connections_per_address (256), client_rate_per_sec (10000),\n  \
+    client_rate_burst (20000), [tls] cert, key, ca (PEM paths; absent: plaintext, with a warning).\n\
     SIGHUP re-reads the [tls] files (new connections use them).\n\
     Logs: stderr; RUST_LOG=debug shows heartbeats.\n\
     CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 acknowledges before fsync, CHORUS_UNSAFE_SKIP_FSYNC=1 never\n\

@@ -40,7 +40,13 @@ fn chorus(args: &[&str]) {
 fn make_ca(dir: &Path, ids: &[u64]) {
     chorus(&["certs", "init", dir.to_str().unwrap()]);
     for id in ids {
-        chorus(&["certs", "node", &id.to_string(), "--dir", dir.to_str().unwrap()]);
+        chorus(&[
+            "certs",
+            "node",
+            &id.to_string(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ]);
     }
 }
 
@@ -405,8 +411,16 @@ fn a_man_in_the_middle_on_a_peer_link_is_refused() {
     while begun.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(100));
     }
-    assert!(begun.load(Ordering::SeqCst) >= 2, "node 1 never dialed the proxy\n{}", n.logs());
-    assert_eq!(done.load(Ordering::SeqCst), 0, "a TLS handshake with the proxy succeeded");
+    assert!(
+        begun.load(Ordering::SeqCst) >= 2,
+        "node 1 never dialed the proxy\n{}",
+        n.logs()
+    );
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "a TLS handshake with the proxy succeeded"
+    );
     // Node 1 refused the proxy's certificate and never linked through it
     // (it may link to node 2 directly once the cluster tells it node 2's
     // real address).

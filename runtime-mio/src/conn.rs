@@ -98,6 +98,10 @@ pub struct Conn {
     pub deadline: Option<std::time::Instant>,
     /// Short description for logs ("client 127.0.0.1:5555", "n2").
     pub label: String,
+    /// Source address of an accepted connection (per-address limit).
+    pub from: Option<std::net::IpAddr>,
+    /// The CHAT rate limit of an accepted connection.
+    pub rate: Option<crate::limits::TokenBucket>,
 }
 
 impl Conn {
@@ -116,6 +120,8 @@ impl Conn {
             closing: false,
             deadline: None,
             label,
+            from: None,
+            rate: None,
         }
     }
 

@@ -23,6 +23,7 @@ mod conn;
 mod effects;
 mod error;
 pub mod framing;
+mod limits;
 mod links;
 mod net;
 mod observe;

@@ -9,6 +9,7 @@
 
 use crate::conn::{Conn, DialStage, Role};
 use crate::framing::{LineTooLong, ReadStatus};
+use crate::limits::TokenBucket;
 use crate::runtime::{Runtime, LISTENER, WAKER};
 use crate::transport::Transport;
 use chorus_core::client_wire::ServerLine;
@@ -73,11 +74,29 @@ impl Runtime {
                         warn!("refused {addr}: {} connections open", self.conns.len());
                         continue;
                     }
+                    let per_address = self.limits.max_connections_per_address;
+                    if !self.per_address.admit(addr.ip(), per_address) {
+                        if self.tls.is_none() {
+                            let busy = ServerLine::Error {
+                                code: ErrorCode::Busy,
+                                message: format!(
+                                    "more than {per_address} connections from {}",
+                                    addr.ip()
+                                ),
+                            };
+                            let mut line = encode(&busy);
+                            line.push(b'\n');
+                            let _ = stream.write(&line);
+                        }
+                        debug!("refused {addr}: {per_address} connections from its address");
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let token = self.alloc_token();
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
                         warn!("cannot register {addr}: {e}");
+                        self.per_address.release(addr.ip());
                         continue;
                     }
                     let (transport, deadline) = match &self.tls {
@@ -98,6 +117,12 @@ impl Runtime {
                         addr.to_string(),
                     );
                     conn.deadline = deadline;
+                    conn.from = Some(addr.ip());
+                    conn.rate = Some(TokenBucket::new(
+                        l.client_rate_per_sec,
+                        l.client_rate_burst,
+                        self.now.0,
+                    ));
                     self.conns.insert(token, conn);
                     debug!("accepted {addr}");
                 }
@@ -324,6 +349,9 @@ impl Runtime {
             return;
         };
         c.stream.close_notify();
+        if let Some(ip) = c.from {
+            self.per_address.release(ip);
+        }
         let _ = self.poll.registry().deregister(c.stream.tcp_mut());
         self.dirty.remove(&token);
         self.streaming.remove(&token);

@@ -117,6 +117,8 @@ pub struct Runtime {
     /// TLS settings in force (`None`: plaintext) and the files they came from.
     pub(crate) tls: Option<TlsContext>,
     tls_paths: Option<TlsPaths>,
+    /// Open accepted connections per source address.
+    pub(crate) per_address: crate::limits::PerAddress,
     reload: Arc<AtomicBool>,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
@@ -266,6 +268,7 @@ impl Runtime {
             last_status,
             tls,
             tls_paths: opts.tls,
+            per_address: Default::default(),
             reload: Arc::new(AtomicBool::new(false)),
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
