@@ -174,3 +174,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_certificate_chains_to_its_ca_and_nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca");
+        assert!(node(1, &ca, &[]).is_err(), "no CA yet");
+        init(&ca).unwrap();
+        let err = init(&ca).unwrap_err().to_string();
+        assert!(err.contains("already holds a CA"), "{err}");
+        let (cert, key) = node(2, &ca, &["db.example".to_string()]).unwrap();
+        assert!(node(2, &ca, &[]).is_err(), "node 2's files exist");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // rustls takes the pair and the CA as a node identity (that peers
+        // verify it against the CA is tests/tls_security.rs).
+        let paths = chorus_runtime_mio::TlsPaths {
+            cert,
+            key,
+            ca: ca.join("ca.pem"),
+        };
+        chorus_runtime_mio::TlsContext::load(&paths).unwrap();
+    }
+}

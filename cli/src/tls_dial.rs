@@ -138,9 +138,9 @@ impl Read for Stream {
             let mut c = lock(&tls);
             let mut data = &chunk[..n];
             loop {
-                c.read_tls(&mut data)?;
+                let took = c.read_tls(&mut data)?;
                 c.process_new_packets().map_err(invalid)?;
-                if data.is_empty() {
+                if data.is_empty() || took == 0 {
                     break;
                 }
             }
