@@ -4,9 +4,9 @@
 //!
 //! Files: `ca.pem` (give it to clients as `--ca`), `ca.key` (keep it: anyone
 //! holding it can mint node certificates), `node<N>.pem`, `node<N>.key`.
-//! Keys are written mode 0600. A node certificate names `localhost`,
-//! `127.0.0.1`, `::1` and every `--host`, since a peer or a client checks the
-//! name it dialed against it. Existing files are never overwritten.
+//! Keys are written mode 0600. A node certificate names `nodeN.chorus` (its
+//! id: peers check it), `localhost`, `127.0.0.1`, `::1` and every `--host`,
+//! since a peer or a client checks the name it dialed against it. Existing files are never overwritten.
 //!
 //! The node certificate is signed without parsing `ca.pem` back: the CA's
 //! name and key-identifier method are fixed here, so the issuer is rebuilt
@@ -52,7 +52,7 @@ pub enum Cmd {
         #[arg(long)]
         dir: PathBuf,
         /// A host name or IP the node is reached at (repeatable);
-        /// localhost, 127.0.0.1 and ::1 are always included.
+        /// nodeN.chorus, localhost, 127.0.0.1 and ::1 are always included.
         #[arg(long = "host")]
         hosts: Vec<String>,
     },
@@ -117,7 +117,12 @@ pub fn node(id: u64, dir: &Path, hosts: &[String]) -> anyhow::Result<(PathBuf, P
     let ca_key = KeyPair::from_pem(&ca_key_pem)
         .with_context(|| format!("{} is not a private key", ca_key_path.display()))?;
     let issuer = Issuer::new(ca_params()?, ca_key);
-    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    let mut names: Vec<String> = vec![
+        chorus_runtime_mio::tls::node_name(id),
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ];
     for h in hosts {
         if !names.contains(h) {
             names.push(h.clone());

@@ -167,8 +167,8 @@ fn check_ports_free(ports: &[u16], base: u16) -> anyhow::Result<()> {
 }
 
 /// Writes DATA_DIR/nodeN.toml in the node config format (the seed's keys).
-/// A CA and one certificate per node in `DATA_DIR/certs`, kept across runs
-/// (the CA is made once; a node's certificate when it is missing).
+/// A CA and one certificate per node in `DATA_DIR/certs`: the CA is made
+/// once and kept (clients may trust it), node certificates anew each run.
 fn make_certs(data_dir: &Path, nodes: u16) -> anyhow::Result<PathBuf> {
     let dir = data_dir.join("certs");
     if !dir.join("ca.key").exists() {
@@ -176,11 +176,9 @@ fn make_certs(data_dir: &Path, nodes: u16) -> anyhow::Result<PathBuf> {
     }
     for id in 1..=u64::from(nodes) {
         let (cert, key) = crate::certs::node_files(&dir, id);
-        if !cert.exists() || !key.exists() {
-            let _ = fs::remove_file(&cert);
-            let _ = fs::remove_file(&key);
-            crate::certs::node(id, &dir, &[])?;
-        }
+        let _ = fs::remove_file(&cert);
+        let _ = fs::remove_file(&key);
+        crate::certs::node(id, &dir, &[])?;
     }
     Ok(dir)
 }

@@ -1,7 +1,8 @@
 //! TLS against real `chorus node` processes, with certificates made by
 //! `chorus certs`: a TLS 3-node cluster elects, chats and survives a leader
 //! kill; a plaintext client on the TLS port gets nothing useful and the node
-//! keeps serving; a node whose certificate comes from another CA cannot join;
+//! keeps serving; a node whose certificate comes from another CA cannot join,
+//! nor one that presents another node's certificate;
 //! a man in the middle on a peer link (a proxy terminating TLS with its own
 //! certificate for the same names, even a CA of the same name) is refused; hostile TLS input (garbage,
 //! truncated handshakes, 2,000 idle handshakes) leaves RSS bounded and the
@@ -352,6 +353,31 @@ fn a_node_with_a_certificate_of_another_ca_cannot_join() {
     let evil = client_tls(&dir.join("evil/ca.pem"));
     let st3 = n.status(2, &evil).expect("node 3 answers its own clients");
     assert_eq!(st3.leader, None, "node 3 joined: {st3:?}");
+}
+
+#[test]
+fn a_node_presenting_another_nodes_certificate_cannot_join() {
+    let dir = cluster::temp_dir("tls-stolen");
+    make_ca(&dir.join("ca"), &[1, 2]);
+    // Node 3 holds node 2's key and certificate (valid, same CA) and the
+    // cluster secret, but claims id 3: peers check the id the certificate names.
+    let certs = |id| certs_in(&dir.join("ca"), if id == 3 { 2 } else { id });
+    let mut n = Nodes::write(&dir, 3, certs, |_, j, p| p[j]);
+    n.start_all();
+    let tls = client_tls(&dir.join("ca/ca.pem"));
+    n.wait_leader(&[0, 1], &tls);
+    thread::sleep(Duration::from_secs(2)); // many dial attempts both ways
+    for i in 0..2 {
+        let log = n.log(i);
+        assert!(!log.contains("n3 authenticated"), "{log}");
+        assert!(!log.contains("linked to n3"), "{log}");
+        assert!(
+            log.contains("not for node3.chorus"),
+            "no refusal logged on node {}: {log}",
+            i + 1
+        );
+    }
+    assert_eq!(n.status(2, &tls).expect("node 3 answers").leader, None);
 }
 
 /// A proxy that terminates TLS with its own certificate (valid names, wrong

@@ -14,6 +14,7 @@ use crate::net::encode;
 use crate::observe;
 use crate::peers::Learned;
 use crate::runtime::Runtime;
+use crate::tls;
 use crate::transport::Transport;
 use chorus_core::client_wire::ServerLine;
 use chorus_core::{ErrorCode, Input, NodeId, PeerInfo, PeerMsg};
@@ -178,6 +179,18 @@ impl Runtime {
             );
             return self.fail_conn(token, ErrorCode::Forbidden, msg);
         }
+        let not_its_cert = self.conns.get(&token).is_some_and(|c| {
+            c.stream.is_tls() && !tls::is_node_cert(c.stream.peer_certificates(), dialer.0)
+        });
+        if not_its_cert {
+            let name = tls::node_name(dialer.0);
+            warn!(
+                "HELLO as n{} with a certificate not for {name}: refused",
+                dialer.0
+            );
+            let msg = format!("the certificate on this link is not for {name}");
+            return self.fail_conn(token, ErrorCode::Forbidden, msg);
+        }
         if dialer == self.me {
             let msg = "HELLO from this node's own id".to_string();
             return self.fail_conn(token, ErrorCode::Forbidden, msg);
@@ -296,6 +309,14 @@ impl Runtime {
                 c.label, node_id.0, peer.0
             );
             return self.close_conn(token, "wrong node");
+        }
+        if c.stream.is_tls() && !tls::is_node_cert(c.stream.peer_certificates(), peer.0) {
+            warn!(
+                "{}: its certificate is not for {}; not linking",
+                c.label,
+                tls::node_name(peer.0)
+            );
+            return self.close_conn(token, "certificate of another node");
         }
         let t = Transcript {
             dialer: self.me,

@@ -8,7 +8,8 @@
 //! connection that presented one (`links.rs`). The dialing side presents the
 //! node certificate and checks the acceptor's against the CA and the host
 //! name it dialed. TLS 1.3 only: every end is chorus, so nothing older is
-//! needed. Crypto provider: ring (see runtime-mio/PROTOCOL.md, "TLS").
+//! needed. A peer's certificate must also name the node id it claims
+//! (`node_name`). Crypto provider: ring (see runtime-mio/PROTOCOL.md, "TLS").
 //!
 //! Invariant: the files are read at start and on `reload` only; a reload that
 //! fails leaves the previous settings in force (the node keeps serving).
@@ -99,6 +100,28 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// The name (a DNS subject alternative name) that says a certificate is node
+/// `id`'s: `chorus certs node N` always includes `nodeN.chorus`. A peer link
+/// is accepted only when the certificate on it carries the name of the id the
+/// peer claims, so a node's key cannot be used to speak as another node.
+pub fn node_name(id: u64) -> String {
+    format!("node{id}.chorus")
+}
+
+/// Whether the (already CA-verified) chain `certs` is node `id`'s.
+pub fn is_node_cert(certs: Option<&[CertificateDer<'_>]>, id: u64) -> bool {
+    let Some(leaf) = certs.and_then(|c| c.first()) else {
+        return false;
+    };
+    let Ok(parsed) = rustls::server::ParsedCertificate::try_from(leaf) else {
+        return false;
+    };
+    let Ok(name) = rustls::pki_types::ServerName::try_from(node_name(id)) else {
+        return false;
+    };
+    rustls::client::verify_server_name(&parsed, &name).is_ok()
 }
 
 impl TlsContext {
