@@ -50,6 +50,8 @@ fn served(s: &TcpStream) -> bool {
 fn connections_per_source_address_are_bounded() {
     let c = Cluster::start_with_config(1, Timing::TEST, "max_connections_per_address = 4\n");
     c.wait_for_leader(Duration::from_secs(20));
+    // A config without [tls] keeps plaintext, and says so at start.
+    assert!(c.logs().contains("PLAINTEXT"), "{}", c.logs());
     thread::sleep(Duration::from_millis(300)); // the helper's STATUS connections close
     let addr = c.addr(0);
     let held: Vec<TcpStream> = (0..4).map(|_| connect_from("127.0.0.1", &addr)).collect();
