@@ -498,6 +498,11 @@ fn hostile_tls_input_leaves_the_node_serving_with_bounded_memory() {
     let dir = cluster::temp_dir("tls-hostile");
     make_ca(&dir.join("ca"), &[1]);
     let mut n = Nodes::write(&dir, 1, |id| certs_in(&dir.join("ca"), id), |_, j, p| p[j]);
+    // All come from 127.0.0.1: lift the per-address bound (256) so the node
+    // holds as many half-handshakes as its overall bound (1,024) allows.
+    let cfg = dir.join("node1.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, format!("max_connections_per_address = 4000\n{text}")).unwrap();
     n.start_all();
     let tls = client_tls(&dir.join("ca/ca.pem"));
     n.wait_leader(&[0], &tls);
@@ -525,8 +530,9 @@ fn hostile_tls_input_leaves_the_node_serving_with_bounded_memory() {
     }
     thread::sleep(Duration::from_millis(500));
     let grown = rss_kib(pid).saturating_sub(before);
+    eprintln!("{} idle handshakes open, node RSS +{grown} KiB", idle.len());
     assert!(n.running(0), "{}", n.log(0));
-    assert!(grown < 64 * 1024, "2,000 idle handshakes cost {grown} KiB");
+    assert!(grown < 32 * 1024, "2,000 idle handshakes cost {grown} KiB");
     // Unfinished handshakes are dropped after handshake_timeout (3 s), so a
     // real client gets in at the latest then, while the idle ones stay open.
     let served = chat_eventually(&n, 0, &tls, "after-the-flood");

@@ -213,7 +213,16 @@ impl Runtime {
                         return;
                     }
                 }
-                ReadStatus::WouldBlock => return,
+                ReadStatus::WouldBlock => {
+                    // Not yet a client or peer (e.g. a TLS handshake that
+                    // stalls): hold no read buffer while it waits.
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        if matches!(c.role, Role::Fresh) {
+                            c.reader.release_if_empty();
+                        }
+                    }
+                    return;
+                }
                 ReadStatus::Eof => return self.on_eof(token),
             }
         }
