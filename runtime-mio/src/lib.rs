@@ -12,7 +12,8 @@
 //! commit), `syncer` (the fsync thread), `storage` (the log file), `cold`
 //! (reading evicted entries back from it), `framing` (bounded line I/O), `peers`
 //! (backoff), `observe` (logs), `clock`, `options`, `error`, `tls` (certificates into
-//! rustls configs), `transport` (plain TCP or TLS under the line framing).
+//! rustls configs), `transport` (plain TCP or TLS under the line framing), `limits` (per-connection
+//! CHAT rate, connections per source address).
 #![forbid(unsafe_code)]
 
 pub mod auth;
