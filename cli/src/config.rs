@@ -7,7 +7,7 @@
 //! A relative `log_dir` is relative to the current directory (as the seed).
 
 use chorus_core::{Config, NodeId, PeerInfo};
-use chorus_runtime_mio::{HttpOptions, NodeOptions, DEFAULT_CLUSTER_SECRET};
+use chorus_runtime_mio::{HttpOptions, NodeOptions, TlsPaths, DEFAULT_CLUSTER_SECRET};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,16 @@ fn default_heartbeat() -> u64 {
 }
 fn default_leader_timeout() -> u64 {
     2500
+}
+
+/// `[tls]`: the node's certificate, key and the cluster CA (PEM files, as
+/// `chorus certs` writes them). All three or none; none is plaintext.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// The file format of one node's config.
@@ -78,6 +88,19 @@ pub struct NodeFile {
     /// 10000 ms; also the keep-alive idle limit).
     #[serde(default)]
     pub http_timeout_ms: Option<u64>,
+    /// Open connections from one source IP address (default 256).
+    #[serde(default)]
+    pub max_connections_per_address: Option<usize>,
+    /// CHATs per second one connection may send on average (default 10000);
+    /// more get ERROR `rate_limited`.
+    #[serde(default)]
+    pub client_rate_per_sec: Option<u32>,
+    /// CHATs one connection may send in a burst (default 20000).
+    #[serde(default)]
+    pub client_rate_burst: Option<u32>,
+    /// TLS on the port; absent: plaintext (the node warns at start).
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
 }
 
 /// Why a config cannot be used.
@@ -218,6 +241,15 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
     if f.http_max_connections == Some(0) {
         return Err("http_max_connections must be at least 1".into());
     }
+    if f.max_connections_per_address == Some(0)
+        || f.client_rate_per_sec == Some(0)
+        || f.client_rate_burst == Some(0)
+    {
+        return Err(
+            "max_connections_per_address, client_rate_per_sec and client_rate_burst must be at least 1"
+                .into(),
+        );
+    }
     if f.cluster_secret.as_deref() == Some("") {
         return Err(
             "cluster_secret must not be empty (omit it to use the insecure default)".into(),
@@ -298,6 +330,17 @@ impl NodeFile {
             }
             opts.http = Some(http);
         }
+        let l = &mut opts.limits;
+        l.max_connections_per_address = self
+            .max_connections_per_address
+            .unwrap_or(l.max_connections_per_address);
+        l.client_rate_per_sec = self.client_rate_per_sec.unwrap_or(l.client_rate_per_sec);
+        l.client_rate_burst = self.client_rate_burst.unwrap_or(l.client_rate_burst);
+        opts.tls = self.tls.as_ref().map(|t| TlsPaths {
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+            ca: t.ca.clone(),
+        });
         if let Some(n) = self.max_line_bytes {
             opts.limits.max_line_bytes = n;
             opts.limits.max_peer_line_bytes = opts.limits.max_peer_line_bytes.max(n * 16);
@@ -391,6 +434,18 @@ seed_nodes = [
             .contains("twice heartbeat_interval_ms"));
         let ok = format!("voters = [1, 2]\n{TOML}");
         assert_eq!(parse_toml(&ok).unwrap().to_options().core.voters.len(), 2);
+    }
+
+    #[test]
+    fn tls_table_is_optional_and_complete() {
+        assert_eq!(parse_toml(TOML).unwrap().to_options().tls, None);
+        let t = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\nkey = \"n1.key\"\nca = \"ca.pem\"\n");
+        let tls = parse_toml(&t).unwrap().to_options().tls.unwrap();
+        assert_eq!(tls.ca, PathBuf::from("ca.pem"));
+        let partial = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\n");
+        assert!(parse_toml(&partial)
+            .unwrap_err()
+            .contains("missing field `key`"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench;
+mod certs;
 mod chaos;
 mod client;
 mod config;
@@ -15,6 +16,7 @@ mod replay_cmd;
 mod signals;
 mod sim_cmd;
 mod status_cmd;
+mod tls_dial;
 mod up;
 
 /// chorus: a replicated chat cluster with one total order.
@@ -45,6 +47,9 @@ enum Cmd {
     /// sessions, uptime) from the nodes' HTTP ports; exit 1 if a node is
     /// unreachable or there is no leader.
     Status(status_cmd::Args),
+    /// TLS certificates: a cluster CA (`certs init DIR`) and node
+    /// certificates signed by it (`certs node N --dir DIR --host H`).
+    Certs(certs::Args),
     /// Chaos harness (root): a real cluster in network namespaces through
     /// seeded crashes, pauses, partitions and packet loss; checks the logs.
     Chaos(chaos::Args),
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench::run(a),
         Cmd::Chaos(a) => chaos::run(a),
         Cmd::Status(a) => status_cmd::run(a),
+        Cmd::Certs(a) => certs::run(a),
     };
     match result {
         Ok(code) => code,

@@ -21,7 +21,10 @@ use std::process::ExitCode;
     leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
     max_line_bytes (1048576), log_cache_entries (4096), listen_host (host),\n  \
     http_port (none: no HTTP; serves /metrics /healthz /readyz /status), http_host (listen_host),\n  \
-    ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000).\n\
+    ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000),\n  \
+    max_connections_per_address (256), client_rate_per_sec (10000),\n  \
+    client_rate_burst (20000), [tls] cert, key, ca (PEM paths; absent: plaintext, with a warning).\n\
+    SIGHUP re-reads the [tls] files (new connections use them).\n\
     Logs: stderr; RUST_LOG=debug shows heartbeats.\n\
     CHORUS_UNSAFE_ACK_BEFORE_FSYNC=1 acknowledges before fsync, CHORUS_UNSAFE_SKIP_FSYNC=1 never\n\
     fsyncs the log: deliberately broken builds, chaos-harness tests only."
@@ -135,6 +138,22 @@ pub fn init_tracing_as(format: LogFormat) {
         .try_init();
 }
 
+/// SIGHUP: re-read the TLS certificates (a thread waits for the signal).
+fn reload_on_sighup(
+    handle: chorus_runtime_mio::ReloadHandle,
+) -> Result<(), chorus_runtime_mio::RuntimeError> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("chorus-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                tracing::info!("SIGHUP: reloading TLS certificates");
+                handle.reload();
+            }
+        })?;
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing_as(args.log_format);
     if let Some(parent) = args.exit_with_parent {
@@ -170,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let result = Runtime::start(opts).and_then(|rt| {
         stop_on_signal(rt.shutdown_handle())?;
+        reload_on_sighup(rt.reload_handle())?;
         rt.run()
     });
     match result {

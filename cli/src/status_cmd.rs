@@ -31,6 +31,10 @@ pub struct Args {
     /// Deadline for each node's answer.
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
+    /// For client ports that use TLS (the STATUS-line fallback): verify the
+    /// nodes against this CA (`chorus up` prints it).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// What one node said about itself (`/status`; STATUS lacks the last three).
@@ -101,10 +105,10 @@ fn http_status(addr: &str, timeout: Duration) -> Result<Result<Row, String>, Str
     }
 }
 
-fn ask(addr: &str, timeout: Duration) -> Result<Row, String> {
+fn ask(addr: &str, timeout: Duration, tls: &crate::tls_dial::ClientTls) -> Result<Row, String> {
     match http_status(addr, timeout) {
         Ok(answer) => answer,
-        Err(http_err) => match probe::status(addr, timeout) {
+        Err(http_err) => match probe::status(addr, timeout, tls) {
             Ok(s) => Ok(Row {
                 node_id: s.node_id,
                 role: s.role,
@@ -191,12 +195,14 @@ fn table(report: &Report, colour: bool) -> String {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
+    let tls = crate::tls_dial::from_ca(args.ca.as_deref())?;
+    let tls = &tls;
     // Ask every node at once: one slow node costs one deadline, not N.
     let answers: Vec<Result<Row, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = args
             .connect
             .iter()
-            .map(|a| s.spawn(move || ask(a.trim(), timeout)))
+            .map(|a| s.spawn(move || ask(a.trim(), timeout, tls)))
             .collect();
         handles
             .into_iter()

@@ -88,6 +88,10 @@ pub struct Args {
     /// for `chorus sim replay DIR`.
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
+    /// Run the nodes without TLS (by default `up` makes a CA and node
+    /// certificates in DATA_DIR/certs and every link uses TLS).
+    #[arg(long)]
+    pub plaintext: bool,
 }
 
 /// One started node.
@@ -139,20 +143,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let certs = if args.plaintext {
+        None
+    } else {
+        Some(make_certs(&data_dir, args.nodes)?)
+    };
+    let tls = crate::tls_dial::from_ca(certs.as_ref().map(|d| d.join("ca.pem")).as_deref())?;
     let mut cluster = Cluster::default();
     for (i, &port) in ports.iter().enumerate() {
         let id = i as u16 + 1;
         let http = http_ports.as_ref().map(|p| p[i]);
-        let config = write_config(&data_dir, id, &ports, http, &secret)?;
+        let config = write_config(&data_dir, id, &ports, http, &secret, certs.as_deref())?;
         cluster
             .nodes
             .push(spawn_node(&data_dir, id, port, &config, record.as_deref())?);
     }
-    let (leader, term) = match wait_for_leader(&mut cluster, &stop, args.leader_wait_secs)? {
+    let (leader, term) = match wait_for_leader(&mut cluster, &stop, args.leader_wait_secs, &tls)? {
         Some(found) => found,
         None => return Ok(ExitCode::from(130)), // interrupted while waiting
     };
-    print_summary(&cluster, &data_dir, leader, term, http_ports.as_deref());
+    print_summary(&cluster, &data_dir, leader, term, http_ports.as_deref(), certs.as_deref());
     let code = if args.no_client {
         watch(&mut cluster, &stop);
         ExitCode::SUCCESS
@@ -161,6 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut c = client::Args::for_node(HOST, ports[0], peers);
         c.name = args.name.clone();
         c.room = args.room.clone();
+        c.ca = certs.as_ref().map(|d| d.join("ca.pem"));
         let code = client::run_until(c, &stop);
         eprintln!("chorus up: client exited; stopping the nodes");
         code?
@@ -195,12 +206,29 @@ fn check_ports_free(ports: &[u16], base: u16) -> anyhow::Result<()> {
 }
 
 /// Writes DATA_DIR/nodeN.toml in the node config format (the seed's keys).
+/// A CA and one certificate per node in `DATA_DIR/certs`: the CA is made
+/// once and kept (clients may trust it), node certificates anew each run.
+fn make_certs(data_dir: &Path, nodes: u16) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.join("certs");
+    if !dir.join("ca.key").exists() {
+        crate::certs::init(&dir)?;
+    }
+    for id in 1..=u64::from(nodes) {
+        let (cert, key) = crate::certs::node_files(&dir, id);
+        let _ = fs::remove_file(&cert);
+        let _ = fs::remove_file(&key);
+        crate::certs::node(id, &dir, &[])?;
+    }
+    Ok(dir)
+}
+
 fn write_config(
     dir: &Path,
     id: u16,
     ports: &[u16],
     http_port: Option<u16>,
     secret: &str,
+    certs: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
     let log_dir = dir.join(format!("node{id}"));
     let mut text = format!(
@@ -220,6 +248,15 @@ fn write_config(
                 "\n[[seed_nodes]]\nnode_id = {other}\nhost = \"{HOST}\"\nport = {p}\n"
             ));
         }
+    }
+    if let Some(c) = certs {
+        let (cert, key) = crate::certs::node_files(c, u64::from(id));
+        text.push_str(&format!(
+            "\n[tls]\ncert = {}\nkey = {}\nca = {}\n",
+            toml_string(&cert.to_string_lossy()),
+            toml_string(&key.to_string_lossy()),
+            toml_string(&c.join("ca.pem").to_string_lossy()),
+        ));
     }
     let path = dir.join(format!("node{id}.toml"));
     fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -285,6 +322,7 @@ fn wait_for_leader(
     cluster: &mut Cluster,
     stop: &AtomicBool,
     wait_secs: u64,
+    tls: &crate::tls_dial::ClientTls,
 ) -> anyhow::Result<Option<(u64, u64)>> {
     let deadline = Instant::now() + Duration::from_secs(wait_secs);
     let majority = cluster.nodes.len() / 2 + 1;
@@ -307,7 +345,7 @@ fn wait_for_leader(
             .nodes
             .iter()
             .filter_map(|n| {
-                client::probe::status(&format!("{HOST}:{}", n.port), PROBE_TIMEOUT).ok()
+                client::probe::status(&format!("{HOST}:{}", n.port), PROBE_TIMEOUT, tls).ok()
             })
             .collect();
         for st in &statuses {
@@ -340,6 +378,7 @@ fn print_summary(
     leader: u64,
     term: u64,
     http_ports: Option<&[u16]>,
+    certs: Option<&Path>,
 ) {
     eprintln!(
         "chorus up: {} nodes running, leader n{leader} (term {term}); data in {}",
@@ -361,8 +400,11 @@ fn print_summary(
             .iter()
             .map(|n| format!("{HOST}:{}", n.port))
             .collect();
+        let ca = certs.map_or(String::new(), |c| {
+            format!(" --ca {}", c.join("ca.pem").display())
+        });
         eprintln!(
-            "  another client: chorus client --port {} --peers {}",
+            "  another client: chorus client --port {} --peers {}{ca}",
             last.port,
             peers.join(",")
         );
@@ -458,7 +500,7 @@ mod tests {
     fn config_text_lists_the_other_nodes() {
         let dir = std::env::temp_dir().join(format!("chorus-up-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let p = write_config(&dir, 2, &[7001, 7002, 7003], Some(10002), "s3cret").unwrap();
+        let p = write_config(&dir, 2, &[7001, 7002, 7003], Some(10002), "s3cret", None).unwrap();
         let text = fs::read_to_string(p).unwrap();
         assert!(text.contains("node_id = 2\nhost = \"127.0.0.1\"\nport = 7002\n"));
         assert!(text.contains("[[seed_nodes]]\nnode_id = 1\nhost = \"127.0.0.1\"\nport = 7001\n"));

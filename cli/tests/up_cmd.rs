@@ -117,7 +117,19 @@ fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
     }
 
     let port = (base + 1).to_string();
-    let mut c = PlainClient::start(&["--port", &port, "--name", "bob"]);
+    // `up` runs TLS by default: the client verifies the nodes with its CA.
+    let ca = dir.join("certs/ca.pem");
+    assert!(ca.exists(), "chorus up made no CA");
+    let toml = std::fs::read_to_string(dir.join("node1.toml")).unwrap();
+    assert!(toml.contains("[tls]"), "{toml}");
+    let mut c = PlainClient::start(&[
+        "--port",
+        &port,
+        "--name",
+        "bob",
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
     c.send("through chorus up");
     c.close_stdin();
     assert_eq!(

@@ -271,4 +271,6 @@ pub enum ErrorCode {
     Forbidden,
     /// The node stopped (e.g. storage failure).
     Unavailable,
+    /// The session sends faster than its rate limit; retry later (same msg_id).
+    RateLimited,
 }

@@ -116,6 +116,19 @@ impl Runtime {
     }
 
     fn on_chat(&mut self, token: Token, chat: Chat) {
+        let now = self.now.0;
+        let limited = self
+            .conns
+            .get_mut(&token)
+            .and_then(|c| c.rate.as_mut())
+            .is_some_and(|b| !b.take(now));
+        if limited {
+            let msg = format!(
+                "CHAT {:?}: more than {} messages per second (burst {}); retry later with the same msg_id",
+                chat.msg_id, self.limits.client_rate_per_sec, self.limits.client_rate_burst
+            );
+            return self.refuse(token, ErrorCode::RateLimited, msg);
+        }
         let valid = check_id("msg_id", &chat.msg_id, false)
             .and_then(|_| check_id("room_id", &chat.room_id, false))
             .and_then(|_| check_id("user", chat.user.as_deref().unwrap_or(""), true));

@@ -8,8 +8,8 @@
 //! buffer is bounded (`LineReader`, `OutBuf`, the history queue).
 
 use crate::framing::{LineReader, OutBuf};
+use crate::transport::Transport;
 use chorus_core::{NodeId, Seq};
-use mio::net::TcpStream;
 use std::collections::VecDeque;
 
 /// A client's stream of committed chats (SUBSCRIBE).
@@ -87,7 +87,8 @@ pub enum Role {
 /// A connection with its bounded buffers.
 #[derive(Debug)]
 pub struct Conn {
-    pub stream: TcpStream,
+    /// Plain TCP or TLS; `Read`/`Write` give the plaintext either way.
+    pub stream: Transport,
     pub reader: LineReader,
     pub out: OutBuf,
     pub role: Role,
@@ -97,11 +98,15 @@ pub struct Conn {
     pub deadline: Option<std::time::Instant>,
     /// Short description for logs ("client 127.0.0.1:5555", "n2").
     pub label: String,
+    /// Source address of an accepted connection (per-address limit).
+    pub from: Option<std::net::IpAddr>,
+    /// The CHAT rate limit of an accepted connection.
+    pub rate: Option<crate::limits::TokenBucket>,
 }
 
 impl Conn {
     pub fn new(
-        stream: TcpStream,
+        stream: Transport,
         role: Role,
         max_line: usize,
         max_out: usize,
@@ -115,6 +120,8 @@ impl Conn {
             closing: false,
             deadline: None,
             label,
+            from: None,
+            rate: None,
         }
     }
 

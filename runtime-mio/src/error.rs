@@ -50,6 +50,9 @@ pub enum RuntimeError {
         op: &'static str,
         err: std::io::Error,
     },
+    /// The TLS settings cannot be used (a file missing, unreadable or wrong).
+    #[error("{0}; fix the [tls] settings (cert, key, ca) or remove them to run in plaintext")]
+    Tls(String),
     /// The event loop itself failed (poll, registration).
     #[error("event loop failure: {0}")]
     Poll(std::io::Error),

@@ -58,6 +58,17 @@ impl LineReader {
         self.buf.len() - self.start
     }
 
+    /// Gives the read chunk back when nothing is pending, so a connection
+    /// that is idle keeps no 64 KiB buffer (`net.rs` calls it for
+    /// connections that have not sent a first line: half-open handshakes).
+    pub fn release_if_empty(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.scanned = 0;
+        }
+    }
+
     /// One read of at most a chunk. Call `next_line` until `None` before the
     /// next read, so the buffer never holds more than one partial line.
     pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<ReadStatus> {
@@ -329,5 +340,22 @@ mod tests {
         out.push_line(b"12345678").unwrap();
         assert_eq!(out.push_line(b"x"), Err(Overflow));
         assert_eq!(out.pending(), 9);
+    }
+
+    #[test]
+    fn release_if_empty_keeps_a_partial_line_and_frees_an_idle_buffer() {
+        let mut r = LineReader::new(1024);
+        r.read_from(&mut &b"ab"[..]).unwrap();
+        r.release_if_empty();
+        r.read_from(&mut &b"c\nd"[..]).unwrap();
+        assert_eq!(r.next_line().unwrap(), Some(b"abc".to_vec()));
+        r.release_if_empty(); // "d" is pending: kept
+        r.read_from(&mut &b"e\n"[..]).unwrap();
+        assert_eq!(r.next_line().unwrap(), Some(b"de".to_vec()));
+        assert_eq!(r.next_line().unwrap(), None);
+        r.release_if_empty();
+        assert_eq!(r.buffered(), 0);
+        r.read_from(&mut &b"f\n"[..]).unwrap();
+        assert_eq!(r.next_line().unwrap(), Some(b"f".to_vec()));
     }
 }

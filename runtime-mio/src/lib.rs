@@ -13,7 +13,10 @@
 //! (reading evicted entries back from it), `framing` (bounded line I/O), `peers`
 //! (backoff), `recorder` (`--record`: inputs for replay), `observe` (logs),
 //! `http` (the HTTP port: /metrics, /healthz, /readyz, /status), `metrics`
-//! (the counters it exports), `clock`, `options`, `error`.
+//! (the counters it exports), `tls` (certificates into rustls configs),
+//! `transport` (plain TCP or TLS under the line framing), `limits`
+//! (per-connection CHAT rate, connections per source address), `clock`,
+//! `options`, `error`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -25,6 +28,7 @@ mod effects;
 mod error;
 pub mod framing;
 mod http;
+mod limits;
 mod links;
 mod metrics;
 mod net;
@@ -36,6 +40,8 @@ mod runtime;
 pub mod storage;
 mod streams;
 mod syncer;
+pub mod tls;
+pub mod transport;
 
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;
@@ -44,7 +50,8 @@ pub use options::{
     DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
 pub use recorder::RecordOptions;
-pub use runtime::{Runtime, ShutdownHandle};
+pub use runtime::{ReloadHandle, Runtime, ShutdownHandle};
+pub use tls::{TlsContext, TlsPaths};
 
 /// Runs one node until a fatal error.
 pub fn run_node(opts: NodeOptions) -> Result<(), RuntimeError> {

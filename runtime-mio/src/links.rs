@@ -14,17 +14,24 @@ use crate::net::encode;
 use crate::observe;
 use crate::peers::Learned;
 use crate::runtime::Runtime;
+use crate::tls;
+use crate::transport::Transport;
 use chorus_core::client_wire::ServerLine;
 use chorus_core::{ErrorCode, Input, NodeId, PeerInfo, PeerMsg};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
+use rustls::pki_types::ServerName;
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 impl Runtime {
     fn handshake_deadline(&self) -> Option<Instant> {
-        Some(Instant::now() + Duration::from_millis(self.limits.handshake_timeout_ms))
+        Some(self.handshake_deadline_at())
+    }
+
+    pub(crate) fn handshake_deadline_at(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.limits.handshake_timeout_ms)
     }
 
     /// The core learned a member (or its new address): dial it.
@@ -72,6 +79,24 @@ impl Runtime {
             self.dial_failed(id, &e.to_string());
             return;
         }
+        let stream = match &self.tls {
+            None => Transport::Plain(stream),
+            Some(t) => {
+                // The acceptor's certificate must name the host we dialed.
+                let name = ServerName::try_from(info.host.clone()).map_err(|e| e.to_string());
+                let client = t.client.clone();
+                match name {
+                    Ok(name) => match Transport::tls_client(stream, client, name) {
+                        Ok(s) => s,
+                        Err(e) => return self.dial_failed(id, &format!("TLS: {e}")),
+                    },
+                    Err(e) => {
+                        let _ = self.poll.registry().deregister(&mut stream);
+                        return self.dial_failed(id, &format!("TLS to {}: {e}", info.host));
+                    }
+                }
+            }
+        };
         let l = &self.limits;
         let role = Role::Dial {
             peer: id,
@@ -112,16 +137,16 @@ impl Runtime {
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
-        match c.stream.take_error() {
+        match c.stream.tcp().take_error() {
             Ok(None) => {}
             Ok(Some(e)) | Err(e) => return self.close_conn(token, &format!("connect: {e}")),
         }
-        match c.stream.peer_addr() {
+        match c.stream.tcp().peer_addr() {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
             Err(e) => return self.close_conn(token, &format!("connect: {e}")),
         }
-        let _ = c.stream.set_nodelay(true);
+        let _ = c.stream.tcp().set_nodelay(true);
         let nonce = auth::fresh_nonce();
         let hello = encode(&Handshake::Hello {
             node_id: self.me,
@@ -142,6 +167,30 @@ impl Runtime {
                 return self.fail_conn(token, ErrorCode::BadRequest, msg);
             }
         };
+        let anonymous = self
+            .conns
+            .get(&token)
+            .is_some_and(|c| c.stream.is_tls() && c.stream.peer_certificates().is_none());
+        if anonymous {
+            let msg = "a peer link needs a node certificate of the cluster CA".to_string();
+            warn!(
+                "HELLO as n{} without a client certificate: refused",
+                dialer.0
+            );
+            return self.fail_conn(token, ErrorCode::Forbidden, msg);
+        }
+        let not_its_cert = self.conns.get(&token).is_some_and(|c| {
+            c.stream.is_tls() && !tls::is_node_cert(c.stream.peer_certificates(), dialer.0)
+        });
+        if not_its_cert {
+            let name = tls::node_name(dialer.0);
+            warn!(
+                "HELLO as n{} with a certificate not for {name}: refused",
+                dialer.0
+            );
+            let msg = format!("the certificate on this link is not for {name}");
+            return self.fail_conn(token, ErrorCode::Forbidden, msg);
+        }
         if dialer == self.me {
             let msg = "HELLO from this node's own id".to_string();
             return self.fail_conn(token, ErrorCode::Forbidden, msg);
@@ -260,6 +309,14 @@ impl Runtime {
                 c.label, node_id.0, peer.0
             );
             return self.close_conn(token, "wrong node");
+        }
+        if c.stream.is_tls() && !tls::is_node_cert(c.stream.peer_certificates(), peer.0) {
+            warn!(
+                "{}: its certificate is not for {}; not linking",
+                c.label,
+                tls::node_name(peer.0)
+            );
+            return self.close_conn(token, "certificate of another node");
         }
         let t = Transcript {
             dialer: self.me,

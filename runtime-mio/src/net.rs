@@ -9,7 +9,9 @@
 
 use crate::conn::{Conn, DialStage, Role};
 use crate::framing::{LineTooLong, ReadStatus};
+use crate::limits::TokenBucket;
 use crate::runtime::{Runtime, LISTENER, WAKER};
+use crate::transport::Transport;
 use chorus_core::client_wire::ServerLine;
 use chorus_core::ErrorCode;
 use mio::{Interest, Token};
@@ -58,6 +60,11 @@ impl Runtime {
             match self.listener.accept() {
                 Ok((mut stream, addr)) => {
                     if self.conns.len() >= self.limits.max_connections {
+                        if self.tls.is_some() {
+                            // A plaintext ERROR means nothing to a TLS client.
+                            warn!("refused {addr}: {} connections open", self.conns.len());
+                            continue;
+                        }
                         let busy = ServerLine::Error {
                             code: ErrorCode::Busy,
                             message: "too many connections; retry later or use another node".into(),
@@ -69,21 +76,55 @@ impl Runtime {
                         warn!("refused {addr}: {} connections open", self.conns.len());
                         continue;
                     }
+                    let per_address = self.limits.max_connections_per_address;
+                    if !self.per_address.admit(addr.ip(), per_address) {
+                        if self.tls.is_none() {
+                            let busy = ServerLine::Error {
+                                code: ErrorCode::Busy,
+                                message: format!(
+                                    "more than {per_address} connections from {}",
+                                    addr.ip()
+                                ),
+                            };
+                            let mut line = encode(&busy);
+                            line.push(b'\n');
+                            let _ = stream.write(&line);
+                        }
+                        debug!("refused {addr}: {per_address} connections from its address");
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let token = self.alloc_token();
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
                         warn!("cannot register {addr}: {e}");
+                        self.per_address.release(addr.ip());
                         continue;
                     }
+                    let (transport, deadline) = match &self.tls {
+                        Some(t) => (
+                            Transport::tls_server(stream, t.server.clone()),
+                            // Until its TLS handshake is done, a connection
+                            // is held to the peer handshake timeout.
+                            Some(self.handshake_deadline_at()),
+                        ),
+                        None => (Transport::Plain(stream), None),
+                    };
                     let l = &self.limits;
-                    let conn = Conn::new(
-                        stream,
+                    let mut conn = Conn::new(
+                        transport,
                         Role::Fresh,
                         l.max_line_bytes,
                         l.max_client_output_bytes,
                         addr.to_string(),
                     );
+                    conn.deadline = deadline;
+                    conn.from = Some(addr.ip());
+                    conn.rate = Some(TokenBucket::new(
+                        l.client_rate_per_sec,
+                        l.client_rate_burst,
+                        self.now.0,
+                    ));
                     self.conns.insert(token, conn);
                     debug!("accepted {addr}");
                 }
@@ -137,6 +178,12 @@ impl Runtime {
                 Ok(s) => s,
                 Err(e) => return self.close_conn(token, &format!("read error: {e}")),
             };
+            if matches!(c.role, Role::Fresh) && c.deadline.is_some() && !c.stream.is_handshaking() {
+                c.deadline = None; // TLS is up: from here on, as a plain connection
+            }
+            if c.stream.has_pending_tls() {
+                self.dirty.insert(token); // a handshake answer to send
+            }
             let mut lines = Vec::new();
             let mut too_long = None;
             loop {
@@ -169,7 +216,16 @@ impl Runtime {
                         return;
                     }
                 }
-                ReadStatus::WouldBlock => return,
+                ReadStatus::WouldBlock => {
+                    // Not yet a client or peer (e.g. a TLS handshake that
+                    // stalls): hold no read buffer while it waits.
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        if matches!(c.role, Role::Fresh) {
+                            c.reader.release_if_empty();
+                        }
+                    }
+                    return;
+                }
                 ReadStatus::Eof => return self.on_eof(token),
             }
         }
@@ -287,11 +343,15 @@ impl Runtime {
             return;
         };
         let before = c.out.pending();
-        let written = c.out.write_to(&mut c.stream);
+        let written = c
+            .out
+            .write_to(&mut c.stream)
+            .and_then(|empty| c.stream.flush_tls().map(|()| empty));
         self.metrics
             .bytes_out
             .inc_by(before.saturating_sub(c.out.pending()) as u64);
         match written {
+            Ok(true) if c.stream.has_pending_tls() => {}
             Ok(true) => {
                 let done = c.closing || c.client_mut().is_some_and(|s| s.finished());
                 if done {
@@ -308,7 +368,11 @@ impl Runtime {
         let Some(mut c) = self.conns.remove(&token) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut c.stream);
+        c.stream.close_notify();
+        if let Some(ip) = c.from {
+            self.per_address.release(ip);
+        }
+        let _ = self.poll.registry().deregister(c.stream.tcp_mut());
         self.dirty.remove(&token);
         self.streaming.remove(&token);
         self.read_again.remove(&token);

@@ -45,6 +45,15 @@ pub struct Limits {
     pub read_budget_bytes: usize,
     /// HISTORY requests queued on one connection. More: ERROR `busy`.
     pub max_history_jobs: usize,
+    /// Open connections from one source IP address. More: closed at accept
+    /// (a plain client is told `busy` first). Default 256.
+    pub max_connections_per_address: usize,
+    /// CHAT lines one connection may send per second, on average (a token
+    /// bucket). More: ERROR `rate_limited`, the CHAT is not taken, the
+    /// connection stays open. Default 10,000.
+    pub client_rate_per_sec: u32,
+    /// CHATs a connection may send in a burst above the rate. Default 20,000.
+    pub client_rate_burst: u32,
     /// A peer handshake (connect, HELLO, CHALLENGE, AUTH) must finish within this.
     pub handshake_timeout_ms: u64,
     /// First and largest delay between attempts to dial a peer (doubling).
@@ -64,6 +73,9 @@ impl Default for Limits {
             max_connections: 1024,
             read_budget_bytes: 1 << 20,
             max_history_jobs: 16,
+            max_connections_per_address: 256,
+            client_rate_per_sec: 10_000,
+            client_rate_burst: 20_000,
             handshake_timeout_ms: 3000,
             reconnect_min_ms: 50,
             reconnect_max_ms: 1000,
@@ -125,6 +137,8 @@ pub struct NodeOptions {
     pub listen_host: Option<String>,
     /// The HTTP port; None: no HTTP port.
     pub http: Option<HttpOptions>,
+    /// TLS on the port (clients and peers); `None`: plaintext, with a warning.
+    pub tls: Option<crate::tls::TlsPaths>,
     /// Chaos-harness only: perform sends, deliveries and client replies
     /// *before* the log is fsynced, breaking the durability contract on
     /// purpose so a test can prove the harness notices. Never in production.
@@ -148,6 +162,7 @@ impl NodeOptions {
             limits: Limits::default(),
             listen_host: None,
             http: None,
+            tls: None,
             unsafe_ack_before_fsync: false,
             unsafe_skip_fsync: false,
             record: None,

@@ -24,6 +24,7 @@ use crate::peers::PeerTable;
 use crate::recorder::Recorder;
 use crate::storage::DurableLog;
 use crate::syncer::Syncer;
+use crate::tls::{TlsContext, TlsPaths};
 use chorus_core::gate::Gate;
 use chorus_core::{Action, Input, Node, NodeId, Seq, Status};
 use mio::net::TcpListener;
@@ -47,6 +48,20 @@ pub struct ShutdownHandle {
 
 impl ShutdownHandle {
     pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// Asks a running node to re-read its TLS files (SIGHUP in `chorus node`).
+#[derive(Clone, Debug)]
+pub struct ReloadHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ReloadHandle {
+    pub fn reload(&self) {
         self.flag.store(true, Ordering::SeqCst);
         let _ = self.waker.wake();
     }
@@ -104,6 +119,12 @@ pub struct Runtime {
     /// A stream stopped on its scan budget, not on the client's pace.
     pub(crate) pump_again: bool,
     last_status: Status,
+    /// TLS settings in force (`None`: plaintext) and the files they came from.
+    pub(crate) tls: Option<TlsContext>,
+    tls_paths: Option<TlsPaths>,
+    /// Open accepted connections per source address.
+    pub(crate) per_address: crate::limits::PerAddress,
+    reload: Arc<AtomicBool>,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
     /// Counters for `/metrics` (`metrics.rs`).
@@ -167,6 +188,13 @@ impl Runtime {
         if opts.unsafe_skip_fsync {
             warn!("!!! {UNSAFE_SKIP_FSYNC_ENV}=1: the log is NEVER fsynced, yet messages are acknowledged; acknowledged messages can be LOST in a power loss. For the chaos harness only, never in production !!!");
         }
+        let tls = match &opts.tls {
+            Some(p) => Some(TlsContext::load(p).map_err(RuntimeError::Tls)?),
+            None => {
+                warn!("no [tls] settings: clients and peers talk to this node in PLAINTEXT, readable and alterable on the network; set tls.cert, tls.key and tls.ca (see `chorus certs`)");
+                None
+            }
+        };
         let listen_host = opts.listen_host.as_deref().unwrap_or(&core.me.host);
         let mut listener = bind(listen_host, core.me.port, "port")?;
         let local_addr = listener.local_addr().map_err(RuntimeError::Poll)?;
@@ -241,7 +269,8 @@ impl Runtime {
         };
         let node = cold::node(core, opened.replayed, opened.log.path(), rng_seed)?;
         let last_status = node.status();
-        info!("n{} listening on {local_addr}", me.0);
+        let scheme = if tls.is_some() { "TLS" } else { "plaintext" };
+        info!("n{} listening on {local_addr} ({scheme})", me.0);
         let mut runtime = Runtime {
             poll,
             listener,
@@ -275,6 +304,10 @@ impl Runtime {
             read_again: BTreeSet::new(),
             pump_again: false,
             last_status,
+            tls,
+            tls_paths: opts.tls,
+            per_address: Default::default(),
+            reload: Arc::new(AtomicBool::new(false)),
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
             metrics,
@@ -296,6 +329,31 @@ impl Runtime {
         }
     }
 
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            flag: self.reload.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Re-reads the TLS files: new connections use them, open ones keep
+    /// theirs. A failure keeps the settings in force and says why.
+    fn reload_tls(&mut self) {
+        let Some(paths) = &self.tls_paths else {
+            return info!("reload asked, but this node runs without TLS: nothing to reload");
+        };
+        match TlsContext::load(paths) {
+            Ok(ctx) => {
+                self.tls = Some(ctx);
+                info!(
+                    "reloaded TLS certificate {} (new connections use it)",
+                    paths.cert.display()
+                );
+            }
+            Err(e) => warn!("TLS reload failed, keeping the previous certificates: {e}"),
+        }
+    }
+
     /// Runs until shut down (Ok) or a fatal error (storage, poll).
     pub fn run(mut self) -> Result<(), RuntimeError> {
         let mut events = Events::with_capacity(512);
@@ -311,6 +369,9 @@ impl Runtime {
                 return Err(e.into());
             }
             self.now = self.clock.now();
+            if self.reload.swap(false, Ordering::SeqCst) {
+                self.reload_tls();
+            }
             // Our own links first: a link that died (PeerDown) is known before
             // messages of the same instant are answered ("is the leader alive?").
             for pass_links in [true, false] {

@@ -142,6 +142,9 @@ fn config_toml(
         );
     }
     s.push_str("]\n");
+    if let Some(tls) = proto::tls_section(id as u64) {
+        s.push_str(&tls);
+    }
     s
 }
 

@@ -17,6 +17,7 @@
 
 use super::proto::{self, Hot, MsgIds};
 use super::Clock;
+use chorus_runtime_mio::transport::Transport;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;
@@ -77,7 +78,7 @@ pub struct Outcome {
 
 #[derive(Debug)]
 struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     wpos: usize,
@@ -279,16 +280,26 @@ impl Gen<'_> {
         if std.set_nodelay(true).is_err() || std.set_nonblocking(true).is_err() {
             return self.disconnected(c, now);
         }
-        let mut stream = TcpStream::from_std(std);
+        let mut tcp = TcpStream::from_std(std);
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self
             .poll
             .registry()
-            .register(&mut stream, Token(c), interest)
+            .register(&mut tcp, Token(c), interest)
             .is_err()
         {
             return self.disconnected(c, now);
         }
+        let stream = match proto::tls() {
+            None => Transport::Plain(tcp),
+            Some(cfg) => {
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                match Transport::tls_client(tcp, cfg.clone(), name) {
+                    Ok(t) => t,
+                    Err(_) => return self.disconnected(c, now),
+                }
+            }
+        };
         self.clients[c].conn = Some(Conn {
             stream,
             rbuf: Vec::with_capacity(64 * 1024),
@@ -303,7 +314,7 @@ impl Gen<'_> {
     fn disconnected(&mut self, c: usize, now: u64) {
         let cl = &mut self.clients[c];
         if let Some(mut conn) = cl.conn.take() {
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+            let _ = self.poll.registry().deregister(conn.stream.tcp_mut());
         }
         cl.target = (cl.target + 1) % self.spec.addrs.len();
         cl.reconnect_at_us = now + 20_000;
@@ -356,7 +367,7 @@ impl Gen<'_> {
             let pending = self.clients[c]
                 .conn
                 .as_ref()
-                .is_some_and(|k| k.wpos < k.wbuf.len());
+                .is_some_and(|k| k.wpos < k.wbuf.len() || k.stream.has_pending_tls());
             if pending {
                 self.flush(c, now);
             }
@@ -378,6 +389,9 @@ impl Gen<'_> {
         }
         conn.wbuf.clear();
         conn.wpos = 0;
+        if conn.stream.flush_tls().is_err() {
+            self.disconnected(c, now);
+        }
     }
 
     fn read(&mut self, c: usize, now: u64) {

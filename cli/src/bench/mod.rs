@@ -108,6 +108,13 @@ pub struct Args {
     /// into <data dir>/rec/nodeN, kept with --keep: the recording overhead.
     #[arg(long)]
     pub record: bool,
+    /// Start the cluster with TLS on every link (a fresh CA and node
+    /// certificates in its directory); the load generator speaks TLS too.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --connect: speak TLS and verify the nodes against this CA.
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Where client connections go.
@@ -185,6 +192,11 @@ impl Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     args.validate()?;
     cluster::serve_http(args.http);
+    if args.tls {
+        proto::use_tls_certs(args.nodes)?;
+    } else if let Some(ca) = &args.ca {
+        proto::set_tls(crate::tls_dial::from_ca(Some(ca))?);
+    }
     let report = if args.rolling {
         rolling::run(&args)?
     } else if args.failover {

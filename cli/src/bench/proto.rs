@@ -11,10 +11,13 @@
 //! message's global index (0-based, zero-padded to 10 digits): any reply maps
 //! back to its send-time slot without a hash map.
 
+use crate::tls_dial::{ClientTls, Stream};
 use anyhow::{anyhow, bail, Context, Result};
 use chorus_core::client_wire::{NodeStatus, ServerLine};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Width of the zero-padded message index in a msg_id.
@@ -137,18 +140,60 @@ fn parse_u64(digits: &[u8]) -> Option<u64> {
     })
 }
 
+/// How every bench connection talks to the nodes (set once at start).
+static TLS: OnceLock<ClientTls> = OnceLock::new();
+/// Where the certificates of a bench-started TLS cluster are (`--tls`).
+static CERTS: OnceLock<PathBuf> = OnceLock::new();
+
+pub fn set_tls(tls: ClientTls) {
+    let _ = TLS.set(tls);
+}
+
+pub fn tls() -> &'static ClientTls {
+    TLS.get_or_init(|| None)
+}
+
+/// `--tls`: a CA and certificates for `nodes` nodes in a temporary directory,
+/// used by every cluster the bench starts and trusted by its clients.
+pub fn use_tls_certs(nodes: usize) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("chorus-bench-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    crate::certs::init(&dir)?;
+    for id in 1..=nodes as u64 {
+        crate::certs::node(id, &dir, &[])?;
+    }
+    set_tls(crate::tls_dial::from_ca(Some(&dir.join("ca.pem")))?);
+    let _ = CERTS.set(dir);
+    Ok(())
+}
+
+/// The `[tls]` section of node `id`'s config, when the bench runs TLS.
+pub fn tls_section(id: u64) -> Option<String> {
+    let dir = CERTS.get()?;
+    let (cert, key) = crate::certs::node_files(dir, id);
+    Some(format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+        dir.join("ca.pem").display().to_string()
+    ))
+}
+
+/// A bench connection (plain or TLS as set at start) within `timeout`.
+pub fn open(addr: SocketAddr, timeout: Duration) -> std::io::Result<Stream> {
+    crate::tls_dial::connect(&addr, &addr.ip().to_string(), tls(), timeout)
+}
+
 /// A short-lived blocking connection for cold-path requests.
-fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, BufReader<TcpStream>)> {
-    let s = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    s.set_nodelay(true)?;
+fn connect(addr: SocketAddr, timeout: Duration) -> Result<(Stream, BufReader<Stream>)> {
+    let s = open(addr, timeout).with_context(|| format!("cannot connect to {addr}"))?;
+    s.tcp().set_read_timeout(Some(timeout))?;
+    s.tcp().set_write_timeout(Some(timeout))?;
     let r = BufReader::new(s.try_clone()?);
     Ok((s, r))
 }
 
-fn read_server_line(r: &mut BufReader<TcpStream>, line: &mut String) -> Result<ServerLine> {
+fn read_server_line(r: &mut BufReader<Stream>, line: &mut String) -> Result<ServerLine> {
     line.clear();
     let n = r.read_line(line)?;
     if n == 0 {

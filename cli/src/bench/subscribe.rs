@@ -8,8 +8,9 @@
 
 use super::proto::{self, Hot, MsgIds};
 use super::Clock;
+use crate::tls_dial::Stream;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -66,10 +67,9 @@ impl Subscriber {
     }
 }
 
-fn subscribe(addr: SocketAddr, from_seq: Option<u64>) -> std::io::Result<BufReader<TcpStream>> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+fn subscribe(addr: SocketAddr, from_seq: Option<u64>) -> std::io::Result<BufReader<Stream>> {
+    let mut s = super::proto::open(addr, Duration::from_millis(500))?;
+    s.tcp().set_read_timeout(Some(Duration::from_millis(100)))?;
     match from_seq {
         Some(f) => writeln!(s, "{{\"type\":\"SUBSCRIBE\",\"from_seq\":{f}}}")?,
         None => s.write_all(b"{\"type\":\"SUBSCRIBE\"}\n")?,

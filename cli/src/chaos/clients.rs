@@ -9,11 +9,14 @@
 
 use super::netns::node_ip;
 use super::procs::NODE_PORT;
+use crate::tls_dial::{self, ClientTls, Stream};
 use chorus_core::client_wire::{ClientLine, NodeStatus, ServerLine};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -71,24 +74,55 @@ fn addr(node: u64) -> SocketAddr {
         .expect("a literal address")
 }
 
+/// `--tls`: where the cluster's certificates are, and how clients verify
+/// the nodes (set once, before the nodes start).
+static TLS: OnceLock<(PathBuf, ClientTls)> = OnceLock::new();
+
+/// `--tls`: a CA in `dir` and a certificate per node naming its address.
+pub fn use_tls(dir: &Path, nodes: u64) -> anyhow::Result<()> {
+    crate::certs::init(dir)?;
+    for id in 1..=nodes {
+        crate::certs::node(id, dir, &[node_ip(id)])?;
+    }
+    let tls = tls_dial::from_ca(Some(&dir.join("ca.pem")))?;
+    let _ = TLS.set((dir.to_path_buf(), tls));
+    Ok(())
+}
+
+/// The `[tls]` section of node `id`'s config under `--tls`.
+pub fn tls_section(id: u64) -> Option<String> {
+    let (dir, _) = TLS.get()?;
+    let (cert, key) = crate::certs::node_files(dir, id);
+    Some(format!(
+        "\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+        dir.join("ca.pem").display().to_string()
+    ))
+}
+
+fn open(node: u64, timeout: Duration) -> Option<Stream> {
+    let tls = TLS.get().and_then(|(_, t)| t.clone());
+    tls_dial::connect(&addr(node), &node_ip(node), &tls, timeout).ok()
+}
+
 struct Conn {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
+    w: Stream,
+    r: BufReader<Stream>,
 }
 
 fn connect(node: u64) -> Option<Conn> {
-    let w = TcpStream::connect_timeout(&addr(node), Duration::from_millis(500)).ok()?;
-    let _ = w.set_nodelay(true);
+    let w = open(node, Duration::from_millis(500))?;
     let r = BufReader::new(w.try_clone().ok()?);
     Some(Conn { w, r })
 }
 
 /// One STATUS round trip to node `node` (None on any failure or timeout).
 pub fn status(node: u64, timeout: Duration) -> Option<NodeStatus> {
-    let s = TcpStream::connect_timeout(&addr(node), timeout).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    s.set_write_timeout(Some(timeout)).ok()?;
-    (&s).write_all(b"{\"type\":\"STATUS\"}\n").ok()?;
+    let mut s = open(node, timeout)?;
+    s.tcp().set_read_timeout(Some(timeout)).ok()?;
+    s.tcp().set_write_timeout(Some(timeout)).ok()?;
+    s.write_all(b"{\"type\":\"STATUS\"}\n").ok()?;
     let mut r = BufReader::new(s);
     let mut buf = String::new();
     r.read_line(&mut buf).ok()?;
@@ -155,7 +189,7 @@ impl Client {
             let Some(c) = self.conn.as_mut() else {
                 return Outcome::Retry;
             };
-            if left.is_zero() || c.w.set_read_timeout(Some(left)).is_err() {
+            if left.is_zero() || c.w.tcp().set_read_timeout(Some(left)).is_err() {
                 self.rotate();
                 return Outcome::Retry;
             }

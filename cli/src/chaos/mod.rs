@@ -78,6 +78,10 @@ pub struct Args {
     /// TCP proxy (then no delay and stall faults).
     #[arg(long)]
     pub no_proxy: bool,
+    /// TLS on every link: a CA and node certificates (naming each node's
+    /// address) in the data directory; the harness's clients verify the nodes.
+    #[arg(long)]
+    pub tls: bool,
     /// Keep the data directory (logs, node stderr) even when all checks pass.
     #[arg(long)]
     pub keep: bool,
@@ -193,6 +197,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .context("cannot route peer links through the proxy (does this kernel have nftables NAT? --no-proxy runs without delay and stall faults)")?;
             Some(proxy::Proxy::start(args.nodes)?)
         };
+        if args.tls {
+            clients::use_tls(&dir.join("certs"), args.nodes)?;
+        }
         let nodes = procs::Nodes::start(
             &dir,
             args.nodes,

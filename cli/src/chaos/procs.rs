@@ -75,6 +75,9 @@ fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
             node_ip(j)
         ));
     }
+    if let Some(tls) = super::clients::tls_section(id) {
+        t.push_str(&tls);
+    }
     t
 }
 

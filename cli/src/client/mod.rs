@@ -82,6 +82,10 @@ pub struct Args {
     /// milliseconds longer (e.g. to collect other clients' messages).
     #[arg(long, default_value_t = 0)]
     pub linger_ms: u64,
+    /// Connect with TLS and verify the nodes against this CA certificate
+    /// (PEM; `chorus certs init` writes ca.pem). Without it: plaintext.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -98,6 +102,7 @@ impl Args {
             retry_ms: 3000,
             drain_secs: 10,
             linger_ms: 0,
+            ca: None,
         }
     }
 }
@@ -121,7 +126,8 @@ pub fn run_until(args: Args, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
     let first = format!("{}:{}", args.host, args.port);
     let book = addrs::AddrBook::new(first, args.peers.iter().cloned());
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let client = net::Client::start(session::Session::new(settings.clone(), book));
+    let tls = crate::tls_dial::from_ca(args.ca.as_deref())?;
+    let client = net::Client::start(session::Session::new(settings.clone(), book), tls);
     if args.plain || !interactive {
         Ok(plain::run(client, &args, stop))
     } else {

@@ -9,10 +9,11 @@
 //! session survives by failing over and resuming).
 
 use super::session::{Event, Out, Session};
+use crate::tls_dial::{self, ClientTls, Stream};
 use chorus_core::client_wire::{ClientLine, ServerLine};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -71,12 +72,13 @@ pub struct Busy;
 
 impl Client {
     /// Starts the driver thread; it connects right away.
-    pub fn start(session: Session) -> Client {
+    pub fn start(session: Session, tls: ClientTls) -> Client {
         let (in_tx, in_rx) = mpsc::sync_channel(QUEUE_LEN);
         let (ev_tx, ev_rx) = mpsc::sync_channel(QUEUE_LEN);
         let stop = Arc::new(AtomicBool::new(false));
         let driver = Driver {
             session,
+            tls,
             stream: None,
             generation: 0,
             failures_in_row: 0,
@@ -162,7 +164,8 @@ impl Submitter {
 
 struct Driver {
     session: Session,
-    stream: Option<TcpStream>,
+    tls: ClientTls,
+    stream: Option<Stream>,
     /// Number of the current connection; lines of older ones are ignored.
     generation: u64,
     failures_in_row: usize,
@@ -226,7 +229,7 @@ impl Driver {
 
     fn connect(&mut self, now: Instant) {
         let addr = self.session.addrs.next_addr().to_string();
-        match open(&addr) {
+        match open(&addr, &self.tls) {
             Ok(stream) => {
                 self.failures_in_row = 0;
                 self.generation += 1;
@@ -315,22 +318,17 @@ impl Driver {
 }
 
 /// Connects with a timeout to the first address `addr` resolves to.
-fn open(addr: &str) -> Result<TcpStream, String> {
-    let sock = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("bad address: {e}"))?
-        .next()
-        .ok_or_else(|| "address resolves to nothing".to_string())?;
-    let stream = TcpStream::connect_timeout(&sock, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
+fn open(addr: &str, tls: &ClientTls) -> Result<Stream, String> {
+    let stream = tls_dial::connect_str(addr, tls, CONNECT_TIMEOUT)?;
     stream
+        .tcp()
         .set_write_timeout(Some(WRITE_TIMEOUT))
         .map_err(|e| e.to_string())?;
     Ok(stream)
 }
 
 /// Reads newline-delimited server lines until EOF or an error, each bounded.
-fn read_loop(stream: TcpStream, generation: u64, tx: SyncSender<Input>) {
+fn read_loop(stream: Stream, generation: u64, tx: SyncSender<Input>) {
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let mut buf = Vec::new();
     let reason = loop {

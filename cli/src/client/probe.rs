@@ -4,7 +4,7 @@
 
 use chorus_core::client_wire::{ClientLine, NodeStatus, ServerLine};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+
 use std::time::{Duration, Instant};
 
 /// Longest line read while waiting for the STATUS answer.
@@ -13,17 +13,17 @@ const MAX_LINE_BYTES: u64 = 1 << 20;
 const MAX_LINES: usize = 100;
 
 /// Asks `addr` (host:port) for its status, giving up after `timeout`.
-pub fn status(addr: &str, timeout: Duration) -> Result<NodeStatus, String> {
+pub fn status(
+    addr: &str,
+    timeout: Duration,
+    tls: &crate::tls_dial::ClientTls,
+) -> Result<NodeStatus, String> {
     let deadline = Instant::now() + timeout;
-    let sock = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("{addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr}: resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&sock, timeout).map_err(|e| e.to_string())?;
+    let mut stream = crate::tls_dial::connect_str(addr, tls, timeout)?;
     let mut line = serde_json::to_vec(&ClientLine::Status {}).map_err(|e| e.to_string())?;
     line.push(b'\n');
     stream
+        .tcp()
         .set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     stream.write_all(&line).map_err(|e| e.to_string())?;
@@ -36,6 +36,7 @@ pub fn status(addr: &str, timeout: Duration) -> Result<NodeStatus, String> {
         }
         reader
             .get_ref()
+            .tcp()
             .set_read_timeout(Some(left))
             .map_err(|e| e.to_string())?;
         buf.clear();
