@@ -66,6 +66,7 @@ fn wait_ready(port: u16) {
 
 #[test]
 fn endpoints_report_the_cluster_and_pass_promtool() {
+    let _serial = cluster::one_at_a_time();
     let c = Cluster::start_with_http(3, Timing::TEST, "");
     let leader = c.wait_for_leader(LEADER_WAIT);
     let hp: Vec<u16> = c.nodes.iter().map(|n| n.http_port.unwrap()).collect();
@@ -129,6 +130,7 @@ fn read_all(mut s: TcpStream) -> String {
 
 #[test]
 fn hostile_scrapers_are_bounded_and_the_node_keeps_serving() {
+    let _serial = cluster::one_at_a_time();
     let extra = "http_max_connections = 4\nhttp_timeout_ms = 2000\n";
     let c = Cluster::start_with_http(1, Timing::TEST, extra);
     c.wait_for_leader(LEADER_WAIT);

@@ -94,6 +94,7 @@ impl Drop for Procs {
 
 #[test]
 fn the_shared_config_forms_a_cluster_from_pod_hostnames() {
+    let _serial = cluster::one_at_a_time();
     let dir = cluster::temp_dir("k8s-pods");
     let ports = cluster::free_ports(6);
     // Pods differ by name, not port: on one loopback they need their own ports.

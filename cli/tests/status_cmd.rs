@@ -28,6 +28,7 @@ fn status(addrs: &[String], json: bool) -> (i32, String) {
 
 #[test]
 fn status_table_json_and_exit_codes() {
+    let _serial = cluster::one_at_a_time();
     let mut c = Cluster::start_with_http(3, Timing::TEST, "");
     let leader = c.wait_for_leader(Duration::from_secs(20));
     let http: Vec<String> = c
@@ -66,6 +67,7 @@ fn status_table_json_and_exit_codes() {
 
 #[test]
 fn node_logs_json_lines() {
+    let _serial = cluster::one_at_a_time();
     let dir = cluster::temp_dir("jsonlog");
     let port = cluster::free_ports(1)[0];
     let cfg = dir.join("n.toml");

@@ -65,6 +65,15 @@ pub struct Cluster {
     pub record: Option<PathBuf>,
 }
 
+/// Held by a test for its whole run so tests of one binary that take free
+/// ports do not run at once: `free_ports` releases its ports before the
+/// nodes bind them, and a parallel test could be handed the same ones.
+#[allow(dead_code)] // not every test binary uses it
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A fresh temporary directory for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let n = SEQ.fetch_add(1, Ordering::SeqCst);
