@@ -165,6 +165,10 @@ fn three_nodes_sequence_a_seed_chat_line_and_every_log_has_it() {
     assert_eq!(ack["type"], "CHAT_ACK", "{ack}");
     assert_eq!(ack["msg_id"], msg_id);
     let seq = ack["seq_no"].as_u64().expect("seq_no");
+    assert_eq!(
+        seq, 1,
+        "a fresh cluster's first chat is #1 (the no-op takes no number)"
+    );
 
     let expected = json!({"seq_no": seq, "msg_id": msg_id, "room_id": "general", "sender": 9999, "payload": "hi"});
     let deadline = Instant::now() + Duration::from_secs(10);

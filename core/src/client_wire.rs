@@ -6,6 +6,7 @@
 //! exact CHAT line is accepted; unknown fields are ignored.
 
 use crate::entry::{Chat, Entry};
+use crate::numbering::Numbers;
 use crate::wire::ErrorCode;
 use serde::{Deserialize, Serialize};
 
@@ -71,10 +72,14 @@ pub enum ServerLine {
     Error { code: ErrorCode, message: String },
 }
 
-/// A committed chat message as clients see it.
+/// A committed chat message as clients see it. `seq_no` and `room_seq` are
+/// the client-visible numbering (`numbering.rs`): 1, 2, 3, … without holes,
+/// globally and within `room_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivered {
     pub seq_no: u64,
+    #[serde(default)]
+    pub room_seq: u64,
     pub term: u64,
     pub msg_id: String,
     pub room_id: String,
@@ -86,11 +91,13 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// The client view of a committed entry (None for a leader's no-op).
-    pub fn from_entry(e: &Entry) -> Option<Delivered> {
+    /// The client view of a committed entry numbered `n` (None for a
+    /// leader's no-op).
+    pub fn from_entry(e: &Entry, n: Numbers) -> Option<Delivered> {
         let c: &Chat = e.chat()?;
         Some(Delivered {
-            seq_no: e.seq_no.0,
+            seq_no: n.seq_no,
+            room_seq: n.room_seq,
             term: e.term.0,
             msg_id: c.msg_id.clone(),
             room_id: c.room_id.clone(),
@@ -112,8 +119,14 @@ pub struct NodeStatus {
     pub leader: Option<u64>,
     /// host:port of the leader, if known.
     pub leader_addr: Option<String>,
+    /// Chats delivered here: the highest client-visible seq_no.
     pub commit_seq: u64,
-    pub last_seq: u64,
+    /// The internal log index delivered here (no-ops count; for operators).
+    #[serde(default)]
+    pub log_commit: u64,
+    /// The internal log index of this node's last entry (for operators).
+    #[serde(default)]
+    pub log_last: u64,
     /// host:port of every member (for client failover).
     pub members: Vec<String>,
 }

@@ -11,14 +11,12 @@
 
 use crate::auth::HANDSHAKE_TYPES;
 use crate::clock::wall_ms;
-use crate::conn::{HistoryJob, Role, Subscription};
+use crate::conn::{Cursor, HistoryJob, Role, Subscription};
 use crate::net::{encode, line_type};
 use crate::runtime::Runtime;
-use chorus_core::client_wire::{ClientLine, Delivered, NodeStatus, ServerLine};
+use chorus_core::client_wire::{ClientLine, NodeStatus, ServerLine};
 use chorus_core::wire::PEER_TYPES;
-use chorus_core::{
-    Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Input, Role as CoreRole, Seq,
-};
+use chorus_core::{Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Input, Role as CoreRole};
 use mio::Token;
 
 /// Longest msg_id, room_id or user name accepted (bytes).
@@ -90,20 +88,22 @@ impl Runtime {
                 limit,
                 room_id,
             } => {
+                let from = from_seq.unwrap_or(1).max(1);
                 let job = HistoryJob {
-                    next: Seq(from_seq.unwrap_or(1).max(1)),
-                    room: room_id,
+                    cursor: self.cursor_from(from, room_id),
+                    next_seq_no: from,
                     remaining: limit.unwrap_or(HISTORY_LIMIT_MAX).min(HISTORY_LIMIT_MAX),
                 };
                 self.on_history(token, job);
             }
             ClientLine::Subscribe { from_seq, room_id } => {
-                let next = from_seq.map_or(self.delivered.next(), |s| Seq(s.max(1)));
+                let from = from_seq.unwrap_or(self.delivered_chats + 1).max(1);
+                let sub = Subscription {
+                    cursor: self.cursor_from(from, room_id),
+                    min_seq_no: from,
+                };
                 if let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) {
-                    st.sub = Some(Subscription {
-                        next,
-                        room: room_id,
-                    });
+                    st.sub = Some(sub);
                     self.streaming.insert(token);
                 }
             }
@@ -111,6 +111,20 @@ impl Runtime {
                 let status = ServerLine::Status(self.node_status());
                 self.answer(token, &status);
             }
+        }
+    }
+
+    /// A stream starting at global chat `from` (a seq_no), of one room or all.
+    fn cursor_from(&self, from: u64, room: Option<String>) -> Cursor {
+        let n = self.node.numbering();
+        // Not numbered yet: start after everything folded so far.
+        let index = n.index_of(from).unwrap_or(n.upto().next());
+        match room {
+            Some(room) => Cursor::Room {
+                next: n.room_seq_from(&room, index),
+                room,
+            },
+            None => Cursor::All(index),
         }
     }
 
@@ -175,8 +189,9 @@ impl Runtime {
             term: s.term.0,
             leader: s.leader.map(|l| l.0),
             leader_addr: s.leader.and_then(addr_of),
-            commit_seq: self.delivered.0,
-            last_seq: s.last_seq.0,
+            commit_seq: self.delivered_chats,
+            log_commit: self.delivered.0,
+            log_last: s.last_seq.0,
             members: all,
         }
     }
@@ -196,7 +211,7 @@ impl Runtime {
                 st.outstanding = st.outstanding.saturating_sub(1);
                 lines.push(ServerLine::ChatAck {
                     msg_id: msg_id.clone(),
-                    seq_no: seq_no.0,
+                    seq_no: *seq_no,
                 });
             }
             ClientReply::Error { code, message } => {
@@ -210,16 +225,19 @@ impl Runtime {
                 entries,
                 commit_seq,
             } => {
-                lines.extend(
-                    entries
-                        .iter()
-                        .filter_map(Delivered::from_entry)
-                        .map(ServerLine::SeqChat),
-                );
-                let next = entries.last().map_or(Seq(1), |e| e.seq_no.next());
+                // Not sent by this runtime (it streams history itself,
+                // `streams.rs`); answered in the same numbering if it were.
+                let _ = commit_seq;
+                let mut next = 1;
+                for e in entries {
+                    if let Some(d) = crate::streams::delivered_at(&mut self.node, e.seq_no) {
+                        next = d.seq_no + 1;
+                        lines.push(ServerLine::SeqChat(d));
+                    }
+                }
                 lines.push(ServerLine::HistoryEnd {
-                    next_seq: next.0,
-                    commit_seq: commit_seq.0,
+                    next_seq: next,
+                    commit_seq: self.delivered_chats,
                 });
             }
         }

@@ -12,19 +12,30 @@ use chorus_core::{NodeId, Seq};
 use mio::net::TcpStream;
 use std::collections::VecDeque;
 
+/// Where a stream of committed chats stands. Per-room streams walk the
+/// room's index (`chorus_core::Numbering`), never the whole log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// Every room: the next log index to consider.
+    All(Seq),
+    /// One room: its next room_seq.
+    Room { room: String, next: u64 },
+}
+
 /// A client's stream of committed chats (SUBSCRIBE).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscription {
-    /// The next seq to consider.
-    pub next: Seq,
-    pub room: Option<String>,
+    pub cursor: Cursor,
+    /// Chats numbered below this are skipped (a `from_seq` not reached yet).
+    pub min_seq_no: u64,
 }
 
 /// A HISTORY request being answered as the client reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryJob {
-    pub next: Seq,
-    pub room: Option<String>,
+    pub cursor: Cursor,
+    /// The global seq_no to continue from (HISTORY_END `next_seq`).
+    pub next_seq_no: u64,
     /// Chat lines still to send.
     pub remaining: usize,
 }

@@ -91,6 +91,8 @@ pub struct Runtime {
     fed: bool,
     /// Highest seq whose `Deliver` was performed (so it is committed and durable).
     pub(crate) delivered: Seq,
+    /// Chats among them: the highest seq_no delivered to clients.
+    pub(crate) delivered_chats: u64,
     /// Connections with output to flush at the end of the iteration.
     pub(crate) dirty: BTreeSet<Token>,
     /// Clients with a history job or a subscription.
@@ -205,6 +207,7 @@ impl Runtime {
         };
         let node = cold::node(core, opened.replayed, opened.log.path(), os_seed())?;
         let last_status = node.status();
+        let delivered_chats = node.numbering().chats();
         info!("n{} listening on {local_addr}", me.0);
         Ok(Runtime {
             poll,
@@ -234,6 +237,7 @@ impl Runtime {
             actions: Vec::new(),
             fed: false,
             delivered,
+            delivered_chats,
             dirty: BTreeSet::new(),
             streaming: BTreeSet::new(),
             read_again: BTreeSet::new(),

@@ -262,6 +262,7 @@ mod tests {
             }
         );
         let d = chorus_core::client_wire::Delivered {
+            room_seq: 1,
             seq_no: 99,
             term: 3,
             msg_id: "bt-0000000001".into(),

@@ -313,6 +313,7 @@ mod tests {
 
     fn delivered(seq: u64, msg_id: &str) -> ServerLine {
         ServerLine::SeqChat(Delivered {
+            room_seq: 1,
             seq_no: seq,
             term: 1,
             msg_id: msg_id.into(),
@@ -332,7 +333,8 @@ mod tests {
             leader: Some(1),
             leader_addr: Some("a:1".into()),
             commit_seq: commit,
-            last_seq: commit,
+            log_commit: commit,
+            log_last: commit,
             members: vec!["a:1".into(), "c:3".into()],
         })
     }

@@ -108,8 +108,10 @@ fn commit(st: &mut State, msg_id: String, room: String, user: String, payload: S
         return seq;
     }
     let seq = st.log.len() as u64 + 1;
+    let room_seq = st.log.iter().filter(|d| d.room_id == room).count() as u64 + 1;
     let d = Delivered {
         seq_no: seq,
+        room_seq,
         term: 1,
         msg_id: msg_id.clone(),
         room_id: room,
@@ -233,7 +235,8 @@ impl FakeNode {
                         leader: Some(self.index as u64 + 1),
                         leader_addr: Some(self.addr.clone()),
                         commit_seq: n,
-                        last_seq: n,
+                        log_commit: n,
+                        log_last: n,
                         members: st.addrs.clone(),
                     };
                     write_line(&mut out, &ServerLine::Status(status));
