@@ -81,7 +81,10 @@ impl Client {
         let w = TcpStream::connect(("127.0.0.1", port)).ok()?;
         w.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let r = BufReader::new(w.try_clone().unwrap());
-        Some(Client { w, r })
+        let mut c = Client { w, r };
+        // chorus's dialect (the seed's CHAT lines then get CHAT_ACKs).
+        c.send(r#"{"type":"HELLO","proto":2,"client":"node_cluster-test/0"}"#);
+        (c.recv()?["type"] == "HELLO").then_some(c)
     }
     fn send(&mut self, line: &str) {
         self.w.write_all(line.as_bytes()).unwrap();

@@ -1,9 +1,17 @@
 //! The client protocol on the wire (newline-delimited JSON), shared by the
 //! runtime (server side) and the `chorus client` / `chorus bench` (client side).
 //!
-//! Client → node: CHAT, HISTORY, SUBSCRIBE, STATUS. Node → client: CHAT_ACK,
-//! SEQ_CHAT (a committed chat message), HISTORY_END, STATUS, ERROR. The seed's
-//! exact CHAT line is accepted; unknown fields are ignored.
+//! Two dialects share one port (runtime-mio/PROTOCOL.md):
+//! - **full** (proto 2): the client's first line is
+//!   `{"type":"HELLO","proto":2,"client":"name/version"}`, answered by the
+//!   node's HELLO. Client → node: CHAT, HISTORY, SUBSCRIBE, STATUS. Node →
+//!   client: HELLO, CHAT_ACK, SEQ_CHAT (a committed chat message),
+//!   HISTORY_END, STATUS, ERROR.
+//! - **seed**: a connection that never says HELLO sends the seed's CHAT lines
+//!   and receives only seed-format SEQ_CHAT lines (`SeedSeqChat`), the seed's
+//!   seven keys and nothing else.
+//!
+//! The seed's exact CHAT line is accepted in both; unknown fields are ignored.
 
 use crate::entry::{Chat, Entry};
 use crate::numbering::Numbers;
@@ -18,6 +26,12 @@ fn default_room() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClientLine {
+    /// First line of a chorus client: "I speak `proto`" (extra keys allowed).
+    Hello {
+        proto: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
     /// Sequence a message. `msg_id` is the idempotency key: resend the same id
     /// after a timeout or on another node and it is delivered once.
     Chat {
@@ -60,6 +74,9 @@ pub enum ClientLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServerLine {
+    /// The answer to a client's HELLO: who answers, in which protocol, with
+    /// which limits.
+    Hello(NodeHello),
     /// The message `msg_id` is committed at `seq_no`.
     ChatAck { msg_id: String, seq_no: u64 },
     /// A committed chat message.
@@ -70,6 +87,61 @@ pub enum ServerLine {
     Status(NodeStatus),
     /// Something went wrong with the last request (or the connection).
     Error { code: ErrorCode, message: String },
+}
+
+/// The protocol version of the full dialect.
+pub const PROTO: u64 = 2;
+
+/// The node's HELLO.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHello {
+    pub node_id: u64,
+    pub proto: u64,
+    /// Longest line accepted (bytes).
+    pub max_line_bytes: usize,
+    /// Longest msg_id, room_id or user (bytes).
+    pub max_id_bytes: usize,
+    /// Largest HISTORY `limit`.
+    pub history_limit: usize,
+}
+
+/// The HELLO line a chorus client sends first (`client` is "name/version").
+pub fn hello_line(client: &str) -> String {
+    let hello = ClientLine::Hello {
+        proto: PROTO,
+        client: Some(client.to_string()),
+    };
+    serde_json::to_string(&hello).expect("plain data serializes")
+}
+
+/// A committed chat in the seed's own SEQ_CHAT shape: exactly the seed's
+/// keys, `sender_id` an integer, `term` always present. `seq_no` is the
+/// message's `room_seq`: a seed client sees one room and delivers "when seq
+/// == next expected", so its numbers must have no holes within the room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedSeqChat {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sender_id: u64,
+    pub term: u64,
+    pub room_id: String,
+    pub msg_id: String,
+    pub seq_no: u64,
+    pub payload: String,
+}
+
+impl SeedSeqChat {
+    pub fn from_delivered(d: &Delivered) -> SeedSeqChat {
+        SeedSeqChat {
+            kind: "SEQ_CHAT".into(),
+            sender_id: d.sender_id,
+            term: d.term,
+            room_id: d.room_id.clone(),
+            msg_id: d.msg_id.clone(),
+            seq_no: d.room_seq,
+            payload: d.payload.clone(),
+        }
+    }
 }
 
 /// A committed chat message as clients see it. `seq_no` and `room_seq` are
@@ -149,6 +221,34 @@ mod tests {
                 term: Some(0),
                 user: None,
             }
+        );
+    }
+
+    #[test]
+    fn hello_and_seed_lines_have_their_exact_shape() {
+        assert_eq!(
+            hello_line("chorus/0.1"),
+            r#"{"type":"HELLO","proto":2,"client":"chorus/0.1"}"#
+        );
+        let with_extra = r#"{"type":"HELLO","proto":2,"client":"x","colour":"blue"}"#;
+        assert!(matches!(
+            serde_json::from_str::<ClientLine>(with_extra),
+            Ok(ClientLine::Hello { proto: 2, .. })
+        ));
+        let d = Delivered {
+            seq_no: 9,
+            room_seq: 4,
+            term: 2,
+            msg_id: "m".into(),
+            room_id: "general".into(),
+            sender_id: 9999,
+            user: Some("ann".into()),
+            payload: "hi".into(),
+            ts_ms: 5,
+        };
+        assert_eq!(
+            serde_json::to_string(&SeedSeqChat::from_delivered(&d)).unwrap(),
+            r#"{"type":"SEQ_CHAT","sender_id":9999,"term":2,"room_id":"general","msg_id":"m","seq_no":4,"payload":"hi"}"#
         );
     }
 

@@ -151,7 +151,13 @@ impl Node {
         // The recovered log was made durable before the node starts.
         let recovered_last = recovered.entries.last_seq();
         let mut entries = recovered.entries;
-        let numbering = fold_committed(&mut entries, recovered.commit_seq);
+        // A log replayed into a bounded cache is folded once its ColdLog is
+        // attached (`with_cold_log`): its evicted entries are read from there.
+        let numbering = if recovered.commit_seq.0 == 0 || entries.is_cached(Seq(1)) {
+            fold_committed(&mut entries, recovered.commit_seq)
+        } else {
+            Numbering::default()
+        };
         Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             now: Instant(0),
@@ -195,6 +201,9 @@ impl Node {
     /// driver wrote (see `ColdLog`).
     pub fn with_cold_log(mut self, cold: Box<dyn ColdLog>) -> Node {
         self.log.attach_cold(cold, self.cfg.log_cache_entries);
+        if self.numbering.upto() != self.commit_seq {
+            self.numbering = fold_committed(&mut self.log, self.commit_seq);
+        }
         self
     }
 
@@ -536,7 +545,8 @@ impl Node {
 }
 
 /// Recovery: the numbering of the committed prefix of a replayed log, so the
-/// numbers survive restarts (the log is whole in memory before `with_cold_log`).
+/// numbers survive restarts (`replay` recovers the log, this recomputes the
+/// fold; evicted entries are read back in bounded batches).
 fn fold_committed(log: &mut Log, commit: Seq) -> Numbering {
     let mut n = Numbering::default();
     log.for_each_from(Seq(1), 1024, |e| {
@@ -544,5 +554,6 @@ fn fold_committed(log: &mut Log, commit: Seq) -> Numbering {
             n.apply(e);
         }
     });
+    assert_eq!(n.upto(), commit, "the committed prefix is in the log");
     n
 }

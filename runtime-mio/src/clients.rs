@@ -11,13 +11,14 @@
 
 use crate::auth::HANDSHAKE_TYPES;
 use crate::clock::wall_ms;
-use crate::conn::{Cursor, HistoryJob, Role, Subscription};
+use crate::conn::{ClientState, Cursor, Dialect, HistoryJob, Role, Subscription};
 use crate::net::{encode, line_type};
 use crate::runtime::Runtime;
-use chorus_core::client_wire::{ClientLine, NodeStatus, ServerLine};
+use chorus_core::client_wire::{ClientLine, NodeHello, NodeStatus, ServerLine, PROTO};
 use chorus_core::wire::PEER_TYPES;
 use chorus_core::{Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Input, Role as CoreRole};
 use mio::Token;
+use tracing::debug;
 
 /// Longest msg_id, room_id or user name accepted (bytes).
 pub const MAX_ID_BYTES: usize = 256;
@@ -39,10 +40,85 @@ fn check_id(what: &str, v: &str, may_be_empty: bool) -> Result<(), String> {
 }
 
 impl Runtime {
+    /// True if `token` is a client speaking the seed dialect.
+    fn is_seed(&mut self, token: Token) -> bool {
+        self.conns
+            .get_mut(&token)
+            .and_then(|c| c.client_mut())
+            .is_some_and(|st| st.is_seed())
+    }
+
     /// Answers one client right away (not a reply that waits for the log).
+    /// A seed-dialect client gets none of these lines (the seed knows none).
     fn answer(&mut self, token: Token, line: &ServerLine) {
+        if self.is_seed(token) {
+            debug!("seed client {token:?}: not sent (no seed type): {line:?}");
+            return;
+        }
         let bytes = encode(line);
         self.push_line(token, &bytes);
+    }
+
+    /// A fresh connection's first line is a client HELLO: proto 2 gets the
+    /// full protocol and the node's HELLO; another proto a clear ERROR.
+    pub(crate) fn on_client_hello(&mut self, token: Token, line: &[u8]) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.role = Role::Client(ClientState {
+            dialect: Dialect::Full,
+            ..Default::default()
+        });
+        let proto = match serde_json::from_slice::<ClientLine>(line) {
+            Ok(ClientLine::Hello { proto, .. }) => proto,
+            _ => {
+                let msg = "malformed HELLO: expected {\"type\":\"HELLO\",\"proto\":2,\"client\":\"name/version\"}".to_string();
+                return self.fail_conn(token, ErrorCode::BadRequest, msg);
+            }
+        };
+        if proto != PROTO {
+            let msg = format!(
+                "proto {proto} is not spoken here: this node speaks proto {PROTO} (or, without HELLO, the seed dialect); the connection is closed"
+            );
+            return self.fail_conn(token, ErrorCode::BadRequest, msg);
+        }
+        let hello = ServerLine::Hello(NodeHello {
+            node_id: self.me.0,
+            proto: PROTO,
+            max_line_bytes: self.limits.max_line_bytes,
+            max_id_bytes: MAX_ID_BYTES,
+            history_limit: HISTORY_LIMIT_MAX,
+        });
+        self.answer(token, &hello);
+    }
+
+    /// A fresh connection that said nothing for `SEED_IDLE`: a seed client
+    /// that only listens, served its room's messages.
+    pub(crate) fn seed_listener(&mut self, token: Token) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.deadline = None;
+        c.role = Role::Client(ClientState::default());
+        self.seed_subscribe(token, crate::net::SEED_ROOM);
+    }
+
+    /// A seed-dialect client's first CHAT: from now on it receives every
+    /// committed message of that room, from its first, in the seed's shape.
+    fn seed_subscribe(&mut self, token: Token, room: &str) {
+        let sub = Subscription {
+            cursor: Cursor::Room {
+                room: room.to_string(),
+                next: 1,
+            },
+            min_seq_no: 0,
+        };
+        if let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) {
+            if st.sub.is_none() {
+                st.sub = Some(sub);
+                self.streaming.insert(token);
+            }
+        }
     }
 
     fn refuse(&mut self, token: Token, code: ErrorCode, message: String) {
@@ -64,7 +140,17 @@ impl Runtime {
                 return self.fail_conn(token, ErrorCode::BadRequest, msg);
             }
         };
+        if self.is_seed(token) && !matches!(parsed, ClientLine::Chat { .. }) {
+            // The seed's clients send CHAT only; anything else gets no answer
+            // (the dialect has no line for one).
+            debug!("seed client {token:?}: ignored a non-CHAT line");
+            return;
+        }
         match parsed {
+            ClientLine::Hello { .. } => {
+                let msg = "HELLO is only valid as a connection's first line".to_string();
+                self.refuse(token, ErrorCode::BadRequest, msg);
+            }
             ClientLine::Chat {
                 msg_id,
                 payload,
@@ -73,6 +159,9 @@ impl Runtime {
                 user,
                 ..
             } => {
+                if self.is_seed(token) && !room_id.is_empty() && room_id.len() <= MAX_ID_BYTES {
+                    self.seed_subscribe(token, &room_id);
+                }
                 let chat = Chat {
                     msg_id,
                     room_id,
@@ -205,6 +294,12 @@ impl Runtime {
         let Role::Client(st) = &mut c.role else {
             return;
         };
+        if st.is_seed() {
+            // The seed has no CHAT_ACK or ERROR: its messages come back as
+            // SEQ_CHAT lines of its room's subscription.
+            st.outstanding = st.outstanding.saturating_sub(1);
+            return;
+        }
         let mut lines = Vec::new();
         match reply {
             ClientReply::ChatAck { msg_id, seq_no } => {

@@ -22,6 +22,17 @@ pub enum Cursor {
     Room { room: String, next: u64 },
 }
 
+/// Which protocol a client connection speaks (decided by its first line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// No HELLO: the seed's CHAT lines in, seed-format SEQ_CHAT lines of its
+    /// room out, and no other line (no CHAT_ACK, no ERROR, no unknown type).
+    #[default]
+    Seed,
+    /// HELLO {proto: 2}: the full protocol.
+    Full,
+}
+
 /// A client's stream of committed chats (SUBSCRIBE).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscription {
@@ -43,6 +54,7 @@ pub struct HistoryJob {
 /// A client's streams: history answers first, in order, then the subscription.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientState {
+    pub dialect: Dialect,
     pub history: VecDeque<HistoryJob>,
     pub sub: Option<Subscription>,
     /// CHATs sent to the core and not yet answered (ack or error).
@@ -53,6 +65,10 @@ pub struct ClientState {
 }
 
 impl ClientState {
+    pub fn is_seed(&self) -> bool {
+        self.dialect == Dialect::Seed
+    }
+
     pub fn has_streams(&self) -> bool {
         !self.history.is_empty() || self.sub.is_some()
     }

@@ -362,7 +362,15 @@ impl Runtime {
             .map(|(&t, _)| t)
             .collect();
         for t in expired {
-            self.close_conn(t, "timed out");
+            let fresh = self
+                .conns
+                .get(&t)
+                .is_some_and(|c| matches!(c.role, crate::conn::Role::Fresh));
+            if fresh {
+                self.seed_listener(t);
+            } else {
+                self.close_conn(t, "timed out");
+            }
         }
         for id in self.peers.due(now) {
             self.dial(id);

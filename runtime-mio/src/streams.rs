@@ -14,7 +14,7 @@
 use crate::conn::{Cursor, Role};
 use crate::net::encode;
 use crate::runtime::Runtime;
-use chorus_core::client_wire::{Delivered, ServerLine};
+use chorus_core::client_wire::{Delivered, SeedSeqChat, ServerLine};
 use chorus_core::{Node, Numbers, Seq};
 use mio::Token;
 
@@ -30,6 +30,12 @@ pub(crate) fn delivered_at(node: &mut Node, index: Seq) -> Option<Delivered> {
     d.seq_no = n.seq_no;
     d.room_seq = n.room_seq;
     Some(d)
+}
+
+/// A line of either dialect.
+enum Line {
+    Full(ServerLine),
+    Seed(SeedSeqChat),
 }
 
 /// What one step of a cursor found.
@@ -88,6 +94,7 @@ impl Runtime {
             return;
         };
         let node = &mut self.node;
+        let seed = st.is_seed();
         let mut wrote = false;
         let mut overflow = false;
         while c.out.pending() < low_water && !overflow {
@@ -115,27 +122,35 @@ impl Runtime {
                             commit_seq: delivered_chats,
                         };
                         st.history.pop_front();
-                        Some(end)
+                        Some(Line::Full(end))
                     }
                     Step::Saw(d) => d.map(|d| {
                         job.remaining -= 1;
                         job.next_seq_no = d.seq_no + 1;
-                        ServerLine::SeqChat(d)
+                        Line::Full(ServerLine::SeqChat(d))
                     }),
                 }
             } else if let Some(sub) = &mut st.sub {
                 scan -= 1;
                 match advance(node, &mut sub.cursor, delivered) {
                     Step::End => break,
-                    Step::Saw(d) => d
-                        .filter(|d| d.seq_no >= sub.min_seq_no)
-                        .map(ServerLine::SeqChat),
+                    Step::Saw(d) => d.filter(|d| d.seq_no >= sub.min_seq_no).map(|d| {
+                        if seed {
+                            Line::Seed(SeedSeqChat::from_delivered(&d))
+                        } else {
+                            Line::Full(ServerLine::SeqChat(d))
+                        }
+                    }),
                 }
             } else {
                 break;
             };
             if let Some(l) = line {
-                overflow = c.out.push_line(&encode(&l)).is_err();
+                let bytes = match &l {
+                    Line::Full(l) => encode(l),
+                    Line::Seed(l) => encode(l),
+                };
+                overflow = c.out.push_line(&bytes).is_err();
                 wrote = true;
             }
         }

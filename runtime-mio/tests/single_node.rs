@@ -61,11 +61,19 @@ struct Line {
 }
 
 impl Line {
-    fn connect(addr: SocketAddr) -> Line {
+    /// A raw connection (no HELLO: a seed client, or a peer to be).
+    fn raw(addr: SocketAddr) -> Line {
         let w = TcpStream::connect(addr).unwrap();
         w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let r = BufReader::new(w.try_clone().unwrap());
         Line { w, r }
+    }
+    /// A chorus client connection (HELLO said, the node's HELLO read).
+    fn connect(addr: SocketAddr) -> Line {
+        let mut l = Line::raw(addr);
+        l.send_raw(br#"{"type":"HELLO","proto":2,"client":"single_node-test/0"}"#);
+        assert_eq!(l.recv().expect("HELLO answer")["type"], "HELLO");
+        l
     }
     fn send(&mut self, v: &Value) {
         self.send_raw(v.to_string().as_bytes());
@@ -123,7 +131,10 @@ fn seed_chat_line_is_acknowledged_and_served_as_history() {
     let ack = c.recv_type("CHAT_ACK");
     assert_eq!(ack["msg_id"], "m-1");
     let seq = ack["seq_no"].as_u64().unwrap();
-    assert!(seq >= 2, "seq 1 is the leader's no-op");
+    assert_eq!(
+        seq, 1,
+        "the first chat is #1 (the leader's no-op takes no number)"
+    );
     c.send(&chat("m-1", "hi"));
     assert_eq!(
         c.recv_type("CHAT_ACK")["seq_no"],
@@ -235,7 +246,7 @@ fn over_long_and_malformed_lines_close_only_that_connection() {
 /// Plays a peer (node 9) with `secret` against the node: HELLO, check the
 /// CHALLENGE, AUTH. Returns the connection and whether the node's proof held.
 fn dial_as_peer(addr: SocketAddr, secret: &str) -> (Line, bool) {
-    let mut p = Line::connect(addr);
+    let mut p = Line::raw(addr);
     let nonce = auth::fresh_nonce();
     p.send(&json!({"type":"HELLO","node_id":9,"nonce":nonce}));
     let ch: Handshake = serde_json::from_value(p.recv().unwrap()).unwrap();

@@ -144,8 +144,18 @@ fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, BufReader<
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     s.set_nodelay(true)?;
-    let r = BufReader::new(s.try_clone()?);
-    Ok((s, r))
+    let mut r = BufReader::new(s.try_clone()?);
+    (&s).write_all(hello().as_bytes())?;
+    let mut line = String::new();
+    match read_server_line(&mut r, &mut line)? {
+        ServerLine::Hello(_) => Ok((s, r)),
+        other => bail!("{addr} answered HELLO with {other:?}"),
+    }
+}
+
+/// The HELLO chorus bench opens every connection with (full dialect).
+pub fn hello() -> String {
+    chorus_core::client_wire::hello_line(concat!("chorus-bench/", env!("CARGO_PKG_VERSION"))) + "\n"
 }
 
 fn read_server_line(r: &mut BufReader<TcpStream>, line: &mut String) -> Result<ServerLine> {

@@ -70,6 +70,7 @@ fn subscribe(addr: SocketAddr, from_seq: Option<u64>) -> std::io::Result<BufRead
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    s.write_all(super::proto::hello().as_bytes())?;
     match from_seq {
         Some(f) => writeln!(s, "{{\"type\":\"SUBSCRIBE\",\"from_seq\":{f}}}")?,
         None => s.write_all(b"{\"type\":\"SUBSCRIBE\"}\n")?,

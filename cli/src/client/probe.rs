@@ -21,7 +21,9 @@ pub fn status(addr: &str, timeout: Duration) -> Result<NodeStatus, String> {
         .next()
         .ok_or_else(|| format!("{addr}: resolves to nothing"))?;
     let mut stream = TcpStream::connect_timeout(&sock, timeout).map_err(|e| e.to_string())?;
-    let mut line = serde_json::to_vec(&ClientLine::Status {}).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_vec(&super::session::hello()).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    line.extend(serde_json::to_vec(&ClientLine::Status {}).map_err(|e| e.to_string())?);
     line.push(b'\n');
     stream
         .set_write_timeout(Some(timeout))

@@ -185,6 +185,16 @@ impl FakeNode {
             let silent = self.silent.load(Ordering::SeqCst);
             let mut st = self.cluster.0.lock().unwrap();
             match line {
+                ClientLine::Hello { .. } => {
+                    let hello = chorus_core::client_wire::NodeHello {
+                        node_id: self.index as u64 + 1,
+                        proto: chorus_core::client_wire::PROTO,
+                        max_line_bytes: 1 << 20,
+                        max_id_bytes: 256,
+                        history_limit: 1000,
+                    };
+                    write_line(&mut out, &ServerLine::Hello(hello));
+                }
                 ClientLine::Chat {
                     msg_id,
                     payload,
