@@ -50,6 +50,10 @@ pub enum ClientLine {
     /// Committed messages from `from_seq` (default 1), at most `limit` (default
     /// and cap 1000), optionally of one room; answered by SEQ_CHAT lines and a
     /// HISTORY_END.
+    ///
+    /// With `room_id`, `after` / `before` page by room_seq instead: the
+    /// room's messages numbered above `after`, or the `limit` last ones below
+    /// `before` (oldest first either way).
     History {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from_seq: Option<u64>,
@@ -57,15 +61,25 @@ pub enum ClientLine {
         limit: Option<usize>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
     },
     /// Push every committed message from `from_seq` on (default: only new ones),
     /// optionally of one room, in seq order, as SEQ_CHAT lines.
+    /// `rooms` subscribes one connection to several rooms at once (in
+    /// global seq order across them; `room_id` is then ignored).
     Subscribe {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from_seq: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rooms: Vec<String>,
     },
+    /// The rooms that have messages, with their message counts.
+    List {},
     /// Ask for the node's view of the cluster.
     Status {},
 }
@@ -85,6 +99,11 @@ pub enum ServerLine {
     HistoryEnd { next_seq: u64, commit_seq: u64 },
     /// The node's view of the cluster.
     Status(NodeStatus),
+    /// The answer to LIST (`truncated`: more rooms exist than were listed).
+    Rooms {
+        rooms: Vec<RoomInfo>,
+        truncated: bool,
+    },
     /// Something went wrong with the last request (or the connection).
     Error { code: ErrorCode, message: String },
 }
@@ -179,6 +198,14 @@ impl Delivered {
             ts_ms: c.ts_ms,
         })
     }
+}
+
+/// One room in a ROOMS answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub room_id: String,
+    /// Committed messages (its highest room_seq).
+    pub messages: u64,
 }
 
 /// The STATUS answer.

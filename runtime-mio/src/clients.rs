@@ -11,13 +11,16 @@
 
 use crate::auth::HANDSHAKE_TYPES;
 use crate::clock::wall_ms;
-use crate::conn::{ClientState, Cursor, Dialect, HistoryJob, Role, Subscription};
+use crate::conn::{
+    ClientState, Cursor, Dialect, HistoryJob, Role, Subscription, MAX_SUBSCRIBED_ROOMS,
+};
 use crate::net::{encode, line_type};
 use crate::runtime::Runtime;
-use chorus_core::client_wire::{ClientLine, NodeHello, NodeStatus, ServerLine, PROTO};
+use chorus_core::client_wire::{ClientLine, NodeHello, NodeStatus, RoomInfo, ServerLine, PROTO};
 use chorus_core::wire::PEER_TYPES;
 use chorus_core::{Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Input, Role as CoreRole};
 use mio::Token;
+use std::collections::BTreeSet;
 use tracing::debug;
 
 /// Longest msg_id, room_id or user name accepted (bytes).
@@ -37,6 +40,26 @@ fn check_id(what: &str, v: &str, may_be_empty: bool) -> Result<(), String> {
         return Err(format!("{what} is longer than {MAX_ID_BYTES} bytes"));
     }
     Ok(())
+}
+
+/// A HISTORY page of `room` by room_seq: the messages numbered above
+/// `after` and below `before`, at most `limit`, the newest ones when
+/// `before` is given (paging back), oldest first in the answer.
+fn room_page(room: String, after: Option<u64>, before: Option<u64>, limit: usize) -> HistoryJob {
+    let floor = after.unwrap_or(0);
+    let (first, remaining) = match before {
+        Some(b) => {
+            let last = b.saturating_sub(1);
+            let lo = floor.max(last.saturating_sub(limit as u64));
+            (lo + 1, last.saturating_sub(lo) as usize)
+        }
+        None => (floor + 1, limit),
+    };
+    HistoryJob {
+        cursor: Cursor::Room { room, next: first },
+        next_seq_no: 1,
+        remaining,
+    }
 }
 
 impl Runtime {
@@ -176,19 +199,49 @@ impl Runtime {
                 from_seq,
                 limit,
                 room_id,
+                after,
+                before,
             } => {
                 let from = from_seq.unwrap_or(1).max(1);
-                let job = HistoryJob {
-                    cursor: self.cursor_from(from, room_id),
-                    next_seq_no: from,
-                    remaining: limit.unwrap_or(HISTORY_LIMIT_MAX).min(HISTORY_LIMIT_MAX),
+                let limit = limit.unwrap_or(HISTORY_LIMIT_MAX).min(HISTORY_LIMIT_MAX);
+                let job = if after.is_none() && before.is_none() {
+                    HistoryJob {
+                        cursor: self.cursor_from(from, room_id),
+                        next_seq_no: from,
+                        remaining: limit,
+                    }
+                } else if let Some(room) = room_id {
+                    room_page(room, after, before, limit)
+                } else {
+                    let msg = "HISTORY with after/before pages one room: give room_id".into();
+                    return self.refuse(token, ErrorCode::BadRequest, msg);
                 };
                 self.on_history(token, job);
             }
-            ClientLine::Subscribe { from_seq, room_id } => {
+            ClientLine::List {} => {
+                let rooms = self.room_list();
+                self.answer(token, &rooms);
+            }
+            ClientLine::Subscribe {
+                from_seq,
+                room_id,
+                rooms,
+            } => {
+                if rooms.len() > MAX_SUBSCRIBED_ROOMS {
+                    let msg = format!(
+                        "SUBSCRIBE names {} rooms; at most {MAX_SUBSCRIBED_ROOMS}",
+                        rooms.len()
+                    );
+                    return self.refuse(token, ErrorCode::BadRequest, msg);
+                }
                 let from = from_seq.unwrap_or(self.delivered_chats + 1).max(1);
+                let cursor = if rooms.is_empty() {
+                    self.cursor_from(from, room_id)
+                } else {
+                    self.rooms_cursor_from(from, rooms)
+                };
                 let sub = Subscription {
-                    cursor: self.cursor_from(from, room_id),
+                    cursor,
                     min_seq_no: from,
                 };
                 if let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) {
@@ -201,6 +254,40 @@ impl Runtime {
                 self.answer(token, &status);
             }
         }
+    }
+
+    /// The LIST answer: rooms by name with their message counts, at most
+    /// `HISTORY_LIMIT_MAX` of them.
+    fn room_list(&self) -> ServerLine {
+        let n = self.node.numbering();
+        let rooms = n
+            .rooms()
+            .take(HISTORY_LIMIT_MAX)
+            .map(|(room, messages)| RoomInfo {
+                room_id: room.to_string(),
+                messages,
+            })
+            .collect();
+        ServerLine::Rooms {
+            rooms,
+            truncated: n.room_count() > HISTORY_LIMIT_MAX,
+        }
+    }
+
+    /// A stream of several rooms from global chat `from` (a seq_no).
+    fn rooms_cursor_from(&self, from: u64, rooms: Vec<String>) -> Cursor {
+        let n = self.node.numbering();
+        let index = n.index_of(from).unwrap_or(n.upto().next());
+        let names: BTreeSet<String> = rooms.into_iter().collect();
+        Cursor::Rooms(
+            names
+                .into_iter()
+                .map(|r| {
+                    let next = n.room_seq_from(&r, index);
+                    (r, next)
+                })
+                .collect(),
+        )
     }
 
     /// A stream starting at global chat `from` (a seq_no), of one room or all.

@@ -20,7 +20,13 @@ pub enum Cursor {
     All(Seq),
     /// One room: its next room_seq.
     Room { room: String, next: u64 },
+    /// Several rooms (at most `MAX_SUBSCRIBED_ROOMS`), each with its next
+    /// room_seq, merged in log order.
+    Rooms(Vec<(String, u64)>),
 }
+
+/// Most rooms one SUBSCRIBE may name; more is `ERROR bad_request`.
+pub const MAX_SUBSCRIBED_ROOMS: usize = 64;
 
 /// Which protocol a client connection speaks (decided by its first line).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

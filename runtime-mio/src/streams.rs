@@ -57,6 +57,21 @@ fn advance(node: &mut Node, cursor: &mut Cursor, delivered: Seq) -> Step {
             *next = seq.next();
             Step::Saw(delivered_at(node, seq))
         }
+        Cursor::Rooms(rooms) => {
+            let n = node.numbering();
+            let best = rooms
+                .iter()
+                .enumerate()
+                .filter_map(|(k, (room, next))| n.room_index(room, *next).map(|i| (i, k)))
+                .min();
+            match best {
+                Some((index, k)) if index <= delivered => {
+                    rooms[k].1 += 1;
+                    Step::Saw(delivered_at(node, index))
+                }
+                _ => Step::End,
+            }
+        }
         Cursor::Room { room, next } => {
             let Some(index) = node.numbering().room_index(room, *next) else {
                 return Step::End;

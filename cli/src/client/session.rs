@@ -208,7 +208,7 @@ impl Session {
             ServerLine::ChatAck { msg_id, seq_no } => self.acked(msg_id, seq_no, now, out),
             ServerLine::SeqChat(d) => self.delivered(d, now, out),
             ServerLine::Status(st) => self.status(st, out),
-            ServerLine::HistoryEnd { .. } | ServerLine::Hello(_) => {}
+            ServerLine::HistoryEnd { .. } | ServerLine::Hello(_) | ServerLine::Rooms { .. } => {}
             ServerLine::Error { code, message } => out.push(Out::Event(Event::Notice(format!(
                 "node error ({code:?}): {message}"
             )))),
@@ -296,6 +296,7 @@ impl Session {
         ClientLine::Subscribe {
             from_seq: Some(from),
             room_id: Some(self.s.room.clone()),
+            rooms: Vec::new(),
         }
     }
 
@@ -380,7 +381,8 @@ mod tests {
             sends(&out),
             vec![ClientLine::Subscribe {
                 from_seq: Some(501),
-                room_id: Some("general".into())
+                room_id: Some("general".into()),
+                rooms: Vec::new(),
             }]
         );
         assert_eq!(s.addrs.all(), ["a:1", "b:2", "c:3"]);
@@ -412,7 +414,8 @@ mod tests {
             lines[2],
             ClientLine::Subscribe {
                 from_seq: Some(3),
-                room_id: Some("general".into())
+                room_id: Some("general".into()),
+                rooms: Vec::new(),
             }
         );
         assert!(matches!(&lines[3], ClientLine::Chat { msg_id, .. } if msg_id == "m-1"));
@@ -504,7 +507,8 @@ mod tests {
         s.on_connected("b:2", t, &mut out);
         assert!(sends(&out).contains(&ClientLine::Subscribe {
             from_seq: Some(5),
-            room_id: Some("general".into())
+            room_id: Some("general".into()),
+            rooms: Vec::new(),
         }));
     }
 }

@@ -220,7 +220,9 @@ impl FakeNode {
                         );
                     }
                 }
-                ClientLine::Subscribe { from_seq, room_id } => {
+                ClientLine::Subscribe {
+                    from_seq, room_id, ..
+                } => {
                     if silent {
                         continue;
                     }
@@ -251,7 +253,7 @@ impl FakeNode {
                     };
                     write_line(&mut out, &ServerLine::Status(status));
                 }
-                ClientLine::History { .. } => {}
+                ClientLine::History { .. } | ClientLine::List {} => {}
             }
         }
     }
