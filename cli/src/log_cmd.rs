@@ -8,7 +8,7 @@
 //! a hint recorded after the fact, so the newest entries of a running
 //! follower may show as uncommitted for a heartbeat or two.
 
-use chorus_core::{Body, Entry, Seq};
+use chorus_core::{Body, Entry, Numbering, Numbers, Seq};
 use chorus_runtime_mio::storage;
 use serde::Serialize;
 use std::io::Write;
@@ -24,8 +24,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum LogCmd {
-    /// Print the committed chat messages as JSON lines (seq_no, term, msg_id,
-    /// room_id, sender, payload, ts_ms).
+    /// Print the committed chat messages as JSON lines (seq_no, room_seq,
+    /// index, term, msg_id, room_id, sender, payload, ts_ms).
     Inspect {
         /// The node's log_dir (or its chorus.log file).
         dir: PathBuf,
@@ -52,7 +52,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// One printed entry, fields in this order.
 #[derive(Debug, Serialize)]
 pub struct EntryLine<'a> {
-    pub seq_no: u64,
+    /// The client-visible chat number (committed chats only; no holes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq_no: Option<u64>,
+    /// The chat's number within its room (committed chats only; no holes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_seq: Option<u64>,
+    /// The internal log index (no-ops and uncommitted entries have one too).
+    pub index: u64,
     pub term: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msg_id: Option<&'a str>,
@@ -77,14 +84,22 @@ pub struct EntryLine<'a> {
     pub committed: Option<bool>,
 }
 
-/// The line of one entry, or None if it is not shown.
-pub fn entry_line(e: &Entry, committed: bool, all: bool) -> Option<EntryLine<'_>> {
+/// The line of one entry numbered `numbers` (committed chats), or None if
+/// it is not shown.
+pub fn entry_line(
+    e: &Entry,
+    numbers: Option<Numbers>,
+    committed: bool,
+    all: bool,
+) -> Option<EntryLine<'_>> {
     if !all && (!committed || e.chat().is_none()) {
         return None;
     }
     let c = e.chat();
     Some(EntryLine {
-        seq_no: e.seq_no.0,
+        seq_no: numbers.map(|n| n.seq_no),
+        room_seq: numbers.map(|n| n.room_seq),
+        index: e.seq_no.0,
         term: e.term.0,
         msg_id: c.map(|c| c.msg_id.as_str()),
         room_id: c.map(|c| c.room_id.as_str()),
@@ -106,8 +121,12 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
     let rec = &snap.replayed.recovered;
     let commit: Seq = rec.commit_seq;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // The same fold the node computes (`chorus_core::numbering`).
+    let mut numbering = Numbering::default();
     for e in &rec.entries {
-        if let Some(line) = entry_line(e, e.seq_no <= commit, all) {
+        let committed = e.seq_no <= commit;
+        let numbers = if committed { numbering.apply(e) } else { None };
+        if let Some(line) = entry_line(e, numbers, committed, all) {
             let text = serde_json::to_string(&line).expect("plain data serializes");
             if writeln!(out, "{text}").is_err() {
                 return Ok(ExitCode::SUCCESS); // e.g. piped into `head`
@@ -116,11 +135,13 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
     }
     let _ = out.flush();
     eprintln!(
-        "{}: {} records, {} entries, committed up to seq {}, term {}",
+        "{}: {} records, {} entries, committed up to log index {} ({} chats in {} rooms), term {}",
         snap.path.display(),
         snap.replayed.records,
         rec.entries.len(),
         commit.0,
+        numbering.chats(),
+        numbering.room_count(),
         rec.term.0
     );
     let torn = snap.file_len - snap.replayed.valid_len;
@@ -167,7 +188,12 @@ mod tests {
     use chorus_core::{Chat, NodeId, Term};
 
     fn show(e: &Entry, committed: bool, all: bool) -> Option<String> {
-        entry_line(e, committed, all).map(|l| serde_json::to_string(&l).unwrap())
+        // Numbered as the first chat after a leader's no-op.
+        let numbers = (committed && e.chat().is_some()).then_some(Numbers {
+            seq_no: 1,
+            room_seq: 1,
+        });
+        entry_line(e, numbers, committed, all).map(|l| serde_json::to_string(&l).unwrap())
     }
 
     #[test]
@@ -186,7 +212,7 @@ mod tests {
         };
         assert_eq!(
             show(&e, true, false).unwrap(),
-            r#"{"seq_no":2,"term":1,"msg_id":"m","room_id":"general","sender":9999,"payload":"hi","ts_ms":5}"#
+            r#"{"seq_no":1,"room_seq":1,"index":2,"term":1,"msg_id":"m","room_id":"general","sender":9999,"payload":"hi","ts_ms":5}"#
         );
         assert!(show(&e, false, false).is_none(), "uncommitted hidden");
         assert!(show(&e, false, true)
@@ -200,7 +226,7 @@ mod tests {
         assert!(show(&noop, true, false).is_none());
         assert_eq!(
             show(&noop, true, true).unwrap(),
-            r#"{"seq_no":1,"term":1,"leader":3,"kind":"noop","committed":true}"#
+            r#"{"index":1,"term":1,"leader":3,"kind":"noop","committed":true}"#
         );
     }
 }

@@ -44,8 +44,11 @@ pub struct Row {
     pub role: String,
     pub term: u64,
     pub leader: Option<u64>,
+    /// Chats delivered (the client-visible seq_no).
     pub commit_seq: u64,
-    pub last_seq: u64,
+    /// The internal log index of the node's last entry.
+    #[serde(default)]
+    pub log_last: u64,
     #[serde(default)]
     pub client_sessions: Option<u64>,
     #[serde(default)]
@@ -115,7 +118,7 @@ fn ask(addr: &str, timeout: Duration, tls: &crate::tls_dial::ClientTls) -> Resul
                 term: s.term,
                 leader: s.leader,
                 commit_seq: s.commit_seq,
-                last_seq: s.last_seq,
+                log_last: s.log_last,
                 client_sessions: None,
                 uptime_s: None,
                 ready: None,
@@ -268,7 +271,7 @@ mod tests {
             term: 2,
             leader: Some(1),
             commit_seq: commit,
-            last_seq: commit,
+            log_last: commit,
             client_sessions: Some(3),
             uptime_s: Some(3725),
             ready: Some(true),

@@ -79,7 +79,7 @@ fn peer_messages_from_a_client_are_forbidden_and_change_nothing() {
     let logs_before = all_logs(&c);
     let views_before = views(&c);
     let st = c.status(2).unwrap();
-    let (next_seq, term) = (st.last_seq + 1, st.term);
+    let (next_seq, term) = (st.log_last + 1, st.term);
 
     for i in 0..3 {
         let mut h = Conn::connect(&c.addr(i)).unwrap();

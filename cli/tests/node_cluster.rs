@@ -81,7 +81,10 @@ impl Client {
         let w = TcpStream::connect(("127.0.0.1", port)).ok()?;
         w.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let r = BufReader::new(w.try_clone().unwrap());
-        Some(Client { w, r })
+        let mut c = Client { w, r };
+        // chorus's dialect (the seed's CHAT lines then get CHAT_ACKs).
+        c.send(r#"{"type":"HELLO","proto":2,"client":"node_cluster-test/0"}"#);
+        (c.recv()?["type"] == "HELLO").then_some(c)
     }
     fn send(&mut self, line: &str) {
         self.w.write_all(line.as_bytes()).unwrap();
@@ -165,6 +168,10 @@ fn three_nodes_sequence_a_seed_chat_line_and_every_log_has_it() {
     assert_eq!(ack["type"], "CHAT_ACK", "{ack}");
     assert_eq!(ack["msg_id"], msg_id);
     let seq = ack["seq_no"].as_u64().expect("seq_no");
+    assert_eq!(
+        seq, 1,
+        "a fresh cluster's first chat is #1 (the no-op takes no number)"
+    );
 
     let expected = json!({"seq_no": seq, "msg_id": msg_id, "room_id": "general", "sender": 9999, "payload": "hi"});
     let deadline = Instant::now() + Duration::from_secs(10);

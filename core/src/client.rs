@@ -8,7 +8,7 @@ use crate::config::InjectedBug;
 use crate::entry::{Body, Chat};
 use crate::io::Action;
 use crate::node::{Election, Node, State, Timer};
-use crate::types::{ClientId, NodeId, Seq, Term};
+use crate::types::{ClientId, NodeId, Term};
 use crate::wire::{ClientReply, ClientRequest, ErrorCode, PeerMsg};
 
 impl Node {
@@ -35,10 +35,10 @@ impl Node {
 
     fn on_chat(&mut self, client: ClientId, chat: Chat, out: &mut Vec<Action>) {
         if let Some(seq) = self.log.seq_of(&chat.msg_id) {
-            if seq <= self.commit_seq {
+            if seq <= self.numbering.upto() {
                 let reply = ClientReply::ChatAck {
                     msg_id: chat.msg_id,
-                    seq_no: seq,
+                    seq_no: self.numbering.seq_no_from(seq),
                 };
                 out.push(Action::Reply { client, reply });
             } else {
@@ -56,6 +56,19 @@ impl Node {
                 message: format!(
                     "{} messages are waiting for commit on this node; retry later with the same msg_id",
                     self.waiting.len()
+                ),
+            };
+            out.push(Action::Reply { client, reply });
+            return;
+        }
+        if !self.numbering.has_room(&chat.room_id)
+            && self.numbering.room_count() >= self.cfg.max_rooms
+        {
+            let reply = ClientReply::Error {
+                code: ErrorCode::Busy,
+                message: format!(
+                    "this cluster holds {} rooms, its limit (max_rooms); post to an existing room",
+                    self.numbering.room_count()
                 ),
             };
             out.push(Action::Reply { client, reply });
@@ -106,12 +119,12 @@ impl Node {
             return;
         }
         match self.log.seq_of(&chat.msg_id) {
-            Some(seq) if seq <= self.commit_seq => {
+            Some(seq) if seq <= self.numbering.upto() => {
                 let msg = PeerMsg::ForwardAck {
                     sender_id: self.id(),
                     term: self.term,
                     msg_id: chat.msg_id,
-                    seq_no: seq,
+                    seq_no: self.numbering.seq_no_from(seq),
                 };
                 out.push(Action::Send { to: from, msg });
             }
@@ -130,8 +143,8 @@ impl Node {
         }
     }
 
-    /// The leader says this msg_id is committed at `seq_no`.
-    pub(crate) fn on_forward_ack(&mut self, msg_id: String, seq_no: Seq, out: &mut Vec<Action>) {
+    /// The leader says this msg_id is committed as chat number `seq_no`.
+    pub(crate) fn on_forward_ack(&mut self, msg_id: String, seq_no: u64, out: &mut Vec<Action>) {
         self.pending.remove(&msg_id);
         for client in self.waiting.remove(&msg_id).unwrap_or_default() {
             let reply = ClientReply::ChatAck {

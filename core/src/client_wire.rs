@@ -1,11 +1,20 @@
 //! The client protocol on the wire (newline-delimited JSON), shared by the
 //! runtime (server side) and the `chorus client` / `chorus bench` (client side).
 //!
-//! Client → node: CHAT, HISTORY, SUBSCRIBE, STATUS. Node → client: CHAT_ACK,
-//! SEQ_CHAT (a committed chat message), HISTORY_END, STATUS, ERROR. The seed's
-//! exact CHAT line is accepted; unknown fields are ignored.
+//! Two dialects share one port (runtime-mio/PROTOCOL.md):
+//! - **full** (proto 2): the client's first line is
+//!   `{"type":"HELLO","proto":2,"client":"name/version"}`, answered by the
+//!   node's HELLO. Client → node: CHAT, HISTORY, SUBSCRIBE, STATUS. Node →
+//!   client: HELLO, CHAT_ACK, SEQ_CHAT (a committed chat message),
+//!   HISTORY_END, STATUS, ERROR.
+//! - **seed**: a connection that never says HELLO sends the seed's CHAT lines
+//!   and receives only seed-format SEQ_CHAT lines (`SeedSeqChat`), the seed's
+//!   seven keys and nothing else.
+//!
+//! The seed's exact CHAT line is accepted in both; unknown fields are ignored.
 
 use crate::entry::{Chat, Entry};
+use crate::numbering::Numbers;
 use crate::wire::ErrorCode;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +26,12 @@ fn default_room() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClientLine {
+    /// First line of a chorus client: "I speak `proto`" (extra keys allowed).
+    Hello {
+        proto: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
     /// Sequence a message. `msg_id` is the idempotency key: resend the same id
     /// after a timeout or on another node and it is delivered once.
     Chat {
@@ -35,6 +50,10 @@ pub enum ClientLine {
     /// Committed messages from `from_seq` (default 1), at most `limit` (default
     /// and cap 1000), optionally of one room; answered by SEQ_CHAT lines and a
     /// HISTORY_END.
+    ///
+    /// With `room_id`, `after` / `before` page by room_seq instead: the
+    /// room's messages numbered above `after`, or the `limit` last ones below
+    /// `before` (oldest first either way).
     History {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from_seq: Option<u64>,
@@ -42,15 +61,25 @@ pub enum ClientLine {
         limit: Option<usize>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
     },
     /// Push every committed message from `from_seq` on (default: only new ones),
     /// optionally of one room, in seq order, as SEQ_CHAT lines.
+    /// `rooms` subscribes one connection to several rooms at once (in
+    /// global seq order across them; `room_id` is then ignored).
     Subscribe {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from_seq: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rooms: Vec<String>,
     },
+    /// The rooms that have messages, with their message counts.
+    List {},
     /// Ask for the node's view of the cluster.
     Status {},
 }
@@ -59,6 +88,9 @@ pub enum ClientLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServerLine {
+    /// The answer to a client's HELLO: who answers, in which protocol, with
+    /// which limits.
+    Hello(NodeHello),
     /// The message `msg_id` is committed at `seq_no`.
     ChatAck { msg_id: String, seq_no: u64 },
     /// A committed chat message.
@@ -67,14 +99,78 @@ pub enum ServerLine {
     HistoryEnd { next_seq: u64, commit_seq: u64 },
     /// The node's view of the cluster.
     Status(NodeStatus),
+    /// The answer to LIST (`truncated`: more rooms exist than were listed).
+    Rooms {
+        rooms: Vec<RoomInfo>,
+        truncated: bool,
+    },
     /// Something went wrong with the last request (or the connection).
     Error { code: ErrorCode, message: String },
 }
 
-/// A committed chat message as clients see it.
+/// The protocol version of the full dialect.
+pub const PROTO: u64 = 2;
+
+/// The node's HELLO.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHello {
+    pub node_id: u64,
+    pub proto: u64,
+    /// Longest line accepted (bytes).
+    pub max_line_bytes: usize,
+    /// Longest msg_id, room_id or user (bytes).
+    pub max_id_bytes: usize,
+    /// Largest HISTORY `limit`.
+    pub history_limit: usize,
+}
+
+/// The HELLO line a chorus client sends first (`client` is "name/version").
+pub fn hello_line(client: &str) -> String {
+    let hello = ClientLine::Hello {
+        proto: PROTO,
+        client: Some(client.to_string()),
+    };
+    serde_json::to_string(&hello).expect("plain data serializes")
+}
+
+/// A committed chat in the seed's own SEQ_CHAT shape: exactly the seed's
+/// keys, `sender_id` an integer, `term` always present. `seq_no` is the
+/// message's `room_seq`: a seed client sees one room and delivers "when seq
+/// == next expected", so its numbers must have no holes within the room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedSeqChat {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sender_id: u64,
+    pub term: u64,
+    pub room_id: String,
+    pub msg_id: String,
+    pub seq_no: u64,
+    pub payload: String,
+}
+
+impl SeedSeqChat {
+    pub fn from_delivered(d: &Delivered) -> SeedSeqChat {
+        SeedSeqChat {
+            kind: "SEQ_CHAT".into(),
+            sender_id: d.sender_id,
+            term: d.term,
+            room_id: d.room_id.clone(),
+            msg_id: d.msg_id.clone(),
+            seq_no: d.room_seq,
+            payload: d.payload.clone(),
+        }
+    }
+}
+
+/// A committed chat message as clients see it. `seq_no` and `room_seq` are
+/// the client-visible numbering (`numbering.rs`): 1, 2, 3, … without holes,
+/// globally and within `room_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivered {
     pub seq_no: u64,
+    #[serde(default)]
+    pub room_seq: u64,
     pub term: u64,
     pub msg_id: String,
     pub room_id: String,
@@ -86,11 +182,13 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// The client view of a committed entry (None for a leader's no-op).
-    pub fn from_entry(e: &Entry) -> Option<Delivered> {
+    /// The client view of a committed entry numbered `n` (None for a
+    /// leader's no-op).
+    pub fn from_entry(e: &Entry, n: Numbers) -> Option<Delivered> {
         let c: &Chat = e.chat()?;
         Some(Delivered {
-            seq_no: e.seq_no.0,
+            seq_no: n.seq_no,
+            room_seq: n.room_seq,
             term: e.term.0,
             msg_id: c.msg_id.clone(),
             room_id: c.room_id.clone(),
@@ -100,6 +198,14 @@ impl Delivered {
             ts_ms: c.ts_ms,
         })
     }
+}
+
+/// One room in a ROOMS answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub room_id: String,
+    /// Committed messages (its highest room_seq).
+    pub messages: u64,
 }
 
 /// The STATUS answer.
@@ -112,8 +218,14 @@ pub struct NodeStatus {
     pub leader: Option<u64>,
     /// host:port of the leader, if known.
     pub leader_addr: Option<String>,
+    /// Chats delivered here: the highest client-visible seq_no.
     pub commit_seq: u64,
-    pub last_seq: u64,
+    /// The internal log index delivered here (no-ops count; for operators).
+    #[serde(default)]
+    pub log_commit: u64,
+    /// The internal log index of this node's last entry (for operators).
+    #[serde(default)]
+    pub log_last: u64,
     /// host:port of every member (for client failover).
     pub members: Vec<String>,
 }
@@ -136,6 +248,34 @@ mod tests {
                 term: Some(0),
                 user: None,
             }
+        );
+    }
+
+    #[test]
+    fn hello_and_seed_lines_have_their_exact_shape() {
+        assert_eq!(
+            hello_line("chorus/0.1"),
+            r#"{"type":"HELLO","proto":2,"client":"chorus/0.1"}"#
+        );
+        let with_extra = r#"{"type":"HELLO","proto":2,"client":"x","colour":"blue"}"#;
+        assert!(matches!(
+            serde_json::from_str::<ClientLine>(with_extra),
+            Ok(ClientLine::Hello { proto: 2, .. })
+        ));
+        let d = Delivered {
+            seq_no: 9,
+            room_seq: 4,
+            term: 2,
+            msg_id: "m".into(),
+            room_id: "general".into(),
+            sender_id: 9999,
+            user: Some("ann".into()),
+            payload: "hi".into(),
+            ts_ms: 5,
+        };
+        assert_eq!(
+            serde_json::to_string(&SeedSeqChat::from_delivered(&d)).unwrap(),
+            r#"{"type":"SEQ_CHAT","sender_id":9999,"term":2,"room_id":"general","msg_id":"m","seq_no":4,"payload":"hi"}"#
         );
     }
 

@@ -30,6 +30,11 @@ pub struct Config {
     /// `ColdLog` (`Node::with_cold_log`); older ones are read back from it.
     /// Without a `ColdLog` every entry stays in memory.
     pub log_cache_entries: usize,
+    /// Most rooms; a chat to a new room beyond it is answered `Busy` (a few
+    /// in-flight chats accepted on several nodes at once may overshoot it by
+    /// at most `max_pending` each). Each room costs a map entry plus 8 bytes
+    /// per message (`numbering.rs`).
+    pub max_rooms: usize,
     /// The driver reports how far this node's log is durable
     /// (`Input::Persisted`) and performs `Persist`s asynchronously: the
     /// leader then counts its own log towards a majority only up to that
@@ -121,6 +126,7 @@ impl Config {
             max_batch_bytes: 512 * 1024,
             max_pending: 100_000,
             log_cache_entries: 4096,
+            max_rooms: 10_000,
             reports_durability: false,
             bug: None,
         }

@@ -48,6 +48,7 @@
 //! keeps every entry in memory.
 
 use crate::entry::Entry;
+use crate::numbering::Numbers;
 use crate::record::Record;
 use crate::types::{ClientId, NodeId, PeerInfo, Seq, Term};
 use crate::wire::{ClientReply, ClientRequest, PeerMsg};
@@ -92,8 +93,9 @@ pub enum Action {
     /// Send `msg` to each of `to` (one encoding, several connections).
     Broadcast { to: Vec<NodeId>, msg: PeerMsg },
     /// `entry` is committed: deliver it to subscribed clients. Emitted exactly
-    /// once per seq per incarnation, in seq order, contiguously.
-    Deliver(Entry),
+    /// once per seq per incarnation, in seq order, contiguously. A chat
+    /// carries its client-visible numbers (`numbering.rs`), other entries None.
+    Deliver(Entry, Option<Numbers>),
     /// Answer one client.
     Reply {
         client: ClientId,
@@ -123,4 +125,6 @@ pub struct Status {
     pub last_seq: Seq,
     /// Highest seq delivered in this incarnation (== commit_seq once caught up).
     pub delivered_seq: Seq,
+    /// Chats delivered: the highest client-visible seq_no (`numbering.rs`).
+    pub delivered_chats: u64,
 }

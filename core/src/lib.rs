@@ -16,7 +16,8 @@
 //! Module map: `node` (state, dispatcher, timers), `election` (Bully + sync),
 //! `failure` (heartbeats, step-down), `replication` (sequencing, quorum commit,
 //! delivery), `catchup`, `membership`, `client`; `log` (metadata, the bounded
-//! entry cache and the driver's `ColdLog`), `dedup` (msg_id fingerprints);
+//! entry cache and the driver's `ColdLog`), `dedup` (msg_id fingerprints),
+//! `numbering` (client-visible seq_no and room_seq, the per-room index);
 //! `record` (durable log format and `replay`), `recording` (the format of
 //! `chorus node --record`), `gate` (what a driver holds back until it is
 //! durable), `wire` (messages), `io`
@@ -37,6 +38,7 @@ pub mod io;
 pub mod log;
 mod membership;
 pub mod node;
+pub mod numbering;
 pub mod record;
 pub mod recording;
 mod replication;
@@ -48,6 +50,7 @@ pub use entry::{Body, Chat, Entry};
 pub use io::{Action, Input, Role, Status};
 pub use log::{ColdLog, Log};
 pub use node::Node;
+pub use numbering::{Numbering, Numbers};
 pub use record::{replay, EntrySink, Record, Recovered, ReplayError, Replayed};
 pub use types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
 pub use wire::{ClientReply, ClientRequest, ErrorCode, PeerMsg};

@@ -10,6 +10,7 @@ use crate::config::{Config, InjectedBug};
 use crate::entry::{Chat, Entry};
 use crate::io::{Action, Input, Role, Status};
 use crate::log::{ColdLog, Log};
+use crate::numbering::Numbering;
 use crate::record::{Record, Recovered};
 use crate::types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
 use crate::wire::PeerMsg;
@@ -121,6 +122,8 @@ pub struct Node {
     /// Chats accepted here and not yet seen in the log (forwarded, or waiting
     /// for a leader). Bounded by `max_pending`.
     pub(crate) pending: BTreeMap<String, Chat>,
+    /// The fold of the committed log: seq_no / room_seq and the room index.
+    pub(crate) numbering: Numbering,
 }
 
 impl Node {
@@ -147,13 +150,21 @@ impl Node {
         }
         // The recovered log was made durable before the node starts.
         let recovered_last = recovered.entries.last_seq();
+        let mut entries = recovered.entries;
+        // A log replayed into a bounded cache is folded once its ColdLog is
+        // attached (`with_cold_log`): its evicted entries are read from there.
+        let numbering = if recovered.commit_seq.0 == 0 || entries.is_cached(Seq(1)) {
+            fold_committed(&mut entries, recovered.commit_seq)
+        } else {
+            Numbering::default()
+        };
         Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             now: Instant(0),
             term: recovered.term,
             voted_for: recovered.voted_for,
             log: {
-                let mut log = recovered.entries;
+                let mut log = entries;
                 // A second, distinct value from the same seed (not the jitter stream).
                 log.set_index_key(rng_seed ^ 0x6465_6475_705f_6b65);
                 log
@@ -174,8 +185,15 @@ impl Node {
             timers: [None; 5],
             waiting: BTreeMap::new(),
             pending: BTreeMap::new(),
+            numbering,
             cfg,
         }
+    }
+
+    /// The fold of the committed log (numbers and per-room index), up to the
+    /// last delivered entry.
+    pub fn numbering(&self) -> &Numbering {
+        &self.numbering
     }
 
     /// Keeps at most `cfg.log_cache_entries` written entries in memory and
@@ -183,6 +201,9 @@ impl Node {
     /// driver wrote (see `ColdLog`).
     pub fn with_cold_log(mut self, cold: Box<dyn ColdLog>) -> Node {
         self.log.attach_cold(cold, self.cfg.log_cache_entries);
+        if self.numbering.upto() != self.commit_seq {
+            self.numbering = fold_committed(&mut self.log, self.commit_seq);
+        }
         self
     }
 
@@ -227,6 +248,7 @@ impl Node {
             commit_seq: self.commit_seq,
             last_seq: self.log.last_seq(),
             delivered_seq: self.delivered_seq,
+            delivered_chats: self.numbering.chats(),
         }
     }
 
@@ -522,4 +544,18 @@ impl Node {
             }
         }
     }
+}
+
+/// Recovery: the numbering of the committed prefix of a replayed log, so the
+/// numbers survive restarts (`replay` recovers the log, this recomputes the
+/// fold; evicted entries are read back in bounded batches).
+fn fold_committed(log: &mut Log, commit: Seq) -> Numbering {
+    let mut n = Numbering::default();
+    log.for_each_from(Seq(1), 1024, |e| {
+        if e.seq_no <= commit {
+            n.apply(e);
+        }
+    });
+    assert_eq!(n.upto(), commit, "the committed prefix is in the log");
+    n
 }

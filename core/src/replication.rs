@@ -206,17 +206,18 @@ impl Node {
     fn deliver(&mut self, entry: Entry, out: &mut Vec<Action>) {
         let seq = entry.seq_no;
         assert_eq!(seq, self.delivered_seq.next(), "deliveries are contiguous");
-        if let Some(id) = entry.msg_id() {
+        let numbers = self.numbering.apply(&entry);
+        if let (Some(id), Some(n)) = (entry.msg_id(), numbers) {
             self.pending.remove(id);
             for client in self.waiting.remove(id).unwrap_or_default() {
                 let reply = ClientReply::ChatAck {
                     msg_id: id.to_string(),
-                    seq_no: seq,
+                    seq_no: n.seq_no,
                 };
                 out.push(Action::Reply { client, reply });
             }
         }
-        out.push(Action::Deliver(entry));
+        out.push(Action::Deliver(entry, numbers));
         self.delivered_seq = seq;
     }
 

@@ -119,12 +119,13 @@ pub enum PeerMsg {
         term: Term,
         chat: Chat,
     },
-    /// Leader → follower: that msg_id is already committed at `seq_no`.
+    /// Leader → follower: that msg_id is already committed as chat number
+    /// `seq_no` (the client-visible numbering, not a log index).
     ForwardAck {
         sender_id: NodeId,
         term: Term,
         msg_id: String,
-        seq_no: Seq,
+        seq_no: u64,
     },
 }
 
@@ -245,8 +246,9 @@ pub enum ClientRequest {
 /// What the core tells one client.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ClientReply {
-    /// The chat is committed at `seq_no` (also the answer to a retry).
-    ChatAck { msg_id: String, seq_no: Seq },
+    /// The chat is committed as chat number `seq_no` (the client-visible
+    /// numbering of `numbering.rs`; also the answer to a retry).
+    ChatAck { msg_id: String, seq_no: u64 },
     /// Committed entries answering a History request; `commit_seq` is the
     /// node's commit point, so the client knows whether more exist.
     History {

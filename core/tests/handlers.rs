@@ -60,8 +60,17 @@ fn append_ack(from: u64, m: u64) -> Input {
     })
 }
 
-/// What the leader of `leader_n3` does when client 1's chat "m1" (seq 2)
-/// commits: note the commit point, acknowledge, deliver.
+/// The numbers of the first chat: #1 globally and in its room.
+fn first() -> Numbers {
+    Numbers {
+        seq_no: 1,
+        room_seq: 1,
+    }
+}
+
+/// What the leader of `leader_n3` does when client 1's chat "m1" (log index
+/// 2, after the no-op) commits: note the commit point, acknowledge it as
+/// chat #1 (the no-op takes no number), deliver.
 fn committed_m1_at_2() -> Vec<Action> {
     vec![
         Action::Note(Record::Commit { seq: Seq(2) }),
@@ -69,10 +78,10 @@ fn committed_m1_at_2() -> Vec<Action> {
             client: ClientId(1),
             reply: ClientReply::ChatAck {
                 msg_id: "m1".into(),
-                seq_no: Seq(2),
+                seq_no: 1,
             },
         },
-        Action::Deliver(entry(2, 1, "m1")),
+        Action::Deliver(entry(2, 1, "m1"), Some(first())),
     ]
 }
 
@@ -203,7 +212,7 @@ fn follower_delivers_only_what_the_leader_committed() {
         out,
         vec![
             Action::Note(Record::Commit { seq: Seq(1) }),
-            Action::Deliver(entry(1, 1, "a")),
+            Action::Deliver(entry(1, 1, "a"), Some(first())),
         ]
     );
 }
@@ -346,11 +355,14 @@ fn leader_delivers_only_after_a_majority_persisted() {
         out,
         vec![
             Action::Note(Record::Commit { seq: Seq(1) }),
-            Action::Deliver(Entry {
-                seq_no: Seq(1),
-                term: Term(1),
-                body: Body::Noop { leader: NodeId(3) }
-            })
+            Action::Deliver(
+                Entry {
+                    seq_no: Seq(1),
+                    term: Term(1),
+                    body: Body::Noop { leader: NodeId(3) }
+                },
+                None
+            )
         ]
     );
     let out = step(&mut n, 3002, append_ack(1, 2));
@@ -382,7 +394,7 @@ fn retry_of_a_committed_msg_id_returns_its_original_seq_no() {
             client: ClientId(9),
             reply: ClientReply::ChatAck {
                 msg_id: "m1".into(),
-                seq_no: Seq(2)
+                seq_no: 1
             }
         }],
         "no new entry, the original seq_no"
@@ -587,7 +599,7 @@ fn follower_forwards_chats_to_the_leader_and_acks_on_commit() {
             client: ClientId(4),
             reply: ClientReply::ChatAck {
                 msg_id: "f1".into(),
-                seq_no: Seq(1)
+                seq_no: 1
             }
         }
     );
@@ -746,7 +758,7 @@ fn with_reported_durability_the_leader_counts_itself_only_once_durable() {
         step(&mut n, 3001, Input::Persisted { upto: Seq(1) }),
         vec![
             Action::Note(Record::Commit { seq: Seq(1) }),
-            Action::Deliver(noop)
+            Action::Deliver(noop, None)
         ],
         "n1 + the leader's now durable copy are a majority"
     );

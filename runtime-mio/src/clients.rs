@@ -11,15 +11,17 @@
 
 use crate::auth::HANDSHAKE_TYPES;
 use crate::clock::wall_ms;
-use crate::conn::{HistoryJob, Role, Subscription};
+use crate::conn::{
+    ClientState, Cursor, Dialect, HistoryJob, Role, Subscription, MAX_SUBSCRIBED_ROOMS,
+};
 use crate::net::{encode, line_type};
 use crate::runtime::Runtime;
-use chorus_core::client_wire::{ClientLine, Delivered, NodeStatus, ServerLine};
+use chorus_core::client_wire::{ClientLine, NodeHello, NodeStatus, RoomInfo, ServerLine, PROTO};
 use chorus_core::wire::PEER_TYPES;
-use chorus_core::{
-    Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Input, Role as CoreRole, Seq,
-};
+use chorus_core::{Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Input, Role as CoreRole};
 use mio::Token;
+use std::collections::BTreeSet;
+use tracing::debug;
 
 /// Longest msg_id, room_id or user name accepted (bytes).
 pub const MAX_ID_BYTES: usize = 256;
@@ -40,11 +42,106 @@ fn check_id(what: &str, v: &str, may_be_empty: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// A HISTORY page of `room` by room_seq: the messages numbered above
+/// `after` and below `before`, at most `limit`, the newest ones when
+/// `before` is given (paging back), oldest first in the answer.
+fn room_page(room: String, after: Option<u64>, before: Option<u64>, limit: usize) -> HistoryJob {
+    let floor = after.unwrap_or(0);
+    let (first, remaining) = match before {
+        Some(b) => {
+            let last = b.saturating_sub(1);
+            let lo = floor.max(last.saturating_sub(limit as u64));
+            (lo + 1, last.saturating_sub(lo) as usize)
+        }
+        None => (floor + 1, limit),
+    };
+    HistoryJob {
+        cursor: Cursor::Room { room, next: first },
+        next_seq_no: 1,
+        remaining,
+    }
+}
+
 impl Runtime {
+    /// True if `token` is a client speaking the seed dialect.
+    fn is_seed(&mut self, token: Token) -> bool {
+        self.conns
+            .get_mut(&token)
+            .and_then(|c| c.client_mut())
+            .is_some_and(|st| st.is_seed())
+    }
+
     /// Answers one client right away (not a reply that waits for the log).
+    /// A seed-dialect client gets none of these lines (the seed knows none).
     fn answer(&mut self, token: Token, line: &ServerLine) {
+        if self.is_seed(token) {
+            debug!("seed client {token:?}: not sent (no seed type): {line:?}");
+            return;
+        }
         let bytes = encode(line);
         self.push_line(token, &bytes);
+    }
+
+    /// A fresh connection's first line is a client HELLO: proto 2 gets the
+    /// full protocol and the node's HELLO; another proto a clear ERROR.
+    pub(crate) fn on_client_hello(&mut self, token: Token, line: &[u8]) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.role = Role::Client(ClientState {
+            dialect: Dialect::Full,
+            ..Default::default()
+        });
+        let proto = match serde_json::from_slice::<ClientLine>(line) {
+            Ok(ClientLine::Hello { proto, .. }) => proto,
+            _ => {
+                let msg = "malformed HELLO: expected {\"type\":\"HELLO\",\"proto\":2,\"client\":\"name/version\"}".to_string();
+                return self.fail_conn(token, ErrorCode::BadRequest, msg);
+            }
+        };
+        if proto != PROTO {
+            let msg = format!(
+                "proto {proto} is not spoken here: this node speaks proto {PROTO} (or, without HELLO, the seed dialect); the connection is closed"
+            );
+            return self.fail_conn(token, ErrorCode::BadRequest, msg);
+        }
+        let hello = ServerLine::Hello(NodeHello {
+            node_id: self.me.0,
+            proto: PROTO,
+            max_line_bytes: self.limits.max_line_bytes,
+            max_id_bytes: MAX_ID_BYTES,
+            history_limit: HISTORY_LIMIT_MAX,
+        });
+        self.answer(token, &hello);
+    }
+
+    /// A fresh connection that said nothing for `SEED_IDLE`: a seed client
+    /// that only listens, served its room's messages.
+    pub(crate) fn seed_listener(&mut self, token: Token) {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.deadline = None;
+        c.role = Role::Client(ClientState::default());
+        self.seed_subscribe(token, crate::net::SEED_ROOM);
+    }
+
+    /// A seed-dialect client's first CHAT: from now on it receives every
+    /// committed message of that room, from its first, in the seed's shape.
+    fn seed_subscribe(&mut self, token: Token, room: &str) {
+        let sub = Subscription {
+            cursor: Cursor::Room {
+                room: room.to_string(),
+                next: 1,
+            },
+            min_seq_no: 0,
+        };
+        if let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) {
+            if st.sub.is_none() {
+                st.sub = Some(sub);
+                self.streaming.insert(token);
+            }
+        }
     }
 
     fn refuse(&mut self, token: Token, code: ErrorCode, message: String) {
@@ -67,7 +164,17 @@ impl Runtime {
                 return self.fail_conn(token, ErrorCode::BadRequest, msg);
             }
         };
+        if self.is_seed(token) && !matches!(parsed, ClientLine::Chat { .. }) {
+            // The seed's clients send CHAT only; anything else gets no answer
+            // (the dialect has no line for one).
+            debug!("seed client {token:?}: ignored a non-CHAT line");
+            return;
+        }
         match parsed {
+            ClientLine::Hello { .. } => {
+                let msg = "HELLO is only valid as a connection's first line".to_string();
+                self.refuse(token, ErrorCode::BadRequest, msg);
+            }
             ClientLine::Chat {
                 msg_id,
                 payload,
@@ -76,6 +183,9 @@ impl Runtime {
                 user,
                 ..
             } => {
+                if self.is_seed(token) && !room_id.is_empty() && room_id.len() <= MAX_ID_BYTES {
+                    self.seed_subscribe(token, &room_id);
+                }
                 let chat = Chat {
                     msg_id,
                     room_id,
@@ -90,21 +200,53 @@ impl Runtime {
                 from_seq,
                 limit,
                 room_id,
+                after,
+                before,
             } => {
-                let job = HistoryJob {
-                    next: Seq(from_seq.unwrap_or(1).max(1)),
-                    room: room_id,
-                    remaining: limit.unwrap_or(HISTORY_LIMIT_MAX).min(HISTORY_LIMIT_MAX),
+                let from = from_seq.unwrap_or(1).max(1);
+                let limit = limit.unwrap_or(HISTORY_LIMIT_MAX).min(HISTORY_LIMIT_MAX);
+                let job = if after.is_none() && before.is_none() {
+                    HistoryJob {
+                        cursor: self.cursor_from(from, room_id),
+                        next_seq_no: from,
+                        remaining: limit,
+                    }
+                } else if let Some(room) = room_id {
+                    room_page(room, after, before, limit)
+                } else {
+                    let msg = "HISTORY with after/before pages one room: give room_id".into();
+                    return self.refuse(token, ErrorCode::BadRequest, msg);
                 };
                 self.on_history(token, job);
             }
-            ClientLine::Subscribe { from_seq, room_id } => {
-                let next = from_seq.map_or(self.delivered.next(), |s| Seq(s.max(1)));
+            ClientLine::List {} => {
+                let rooms = self.room_list();
+                self.answer(token, &rooms);
+            }
+            ClientLine::Subscribe {
+                from_seq,
+                room_id,
+                rooms,
+            } => {
+                if rooms.len() > MAX_SUBSCRIBED_ROOMS {
+                    let msg = format!(
+                        "SUBSCRIBE names {} rooms; at most {MAX_SUBSCRIBED_ROOMS}",
+                        rooms.len()
+                    );
+                    return self.refuse(token, ErrorCode::BadRequest, msg);
+                }
+                let from = from_seq.unwrap_or(self.delivered_chats + 1).max(1);
+                let cursor = if rooms.is_empty() {
+                    self.cursor_from(from, room_id)
+                } else {
+                    self.rooms_cursor_from(from, rooms)
+                };
+                let sub = Subscription {
+                    cursor,
+                    min_seq_no: from,
+                };
                 if let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) {
-                    st.sub = Some(Subscription {
-                        next,
-                        room: room_id,
-                    });
+                    st.sub = Some(sub);
                     self.streaming.insert(token);
                 }
             }
@@ -112,6 +254,54 @@ impl Runtime {
                 let status = ServerLine::Status(self.node_status());
                 self.answer(token, &status);
             }
+        }
+    }
+
+    /// The LIST answer: rooms by name with their message counts, at most
+    /// `HISTORY_LIMIT_MAX` of them.
+    fn room_list(&self) -> ServerLine {
+        let n = self.node.numbering();
+        let rooms = n
+            .rooms()
+            .take(HISTORY_LIMIT_MAX)
+            .map(|(room, messages)| RoomInfo {
+                room_id: room.to_string(),
+                messages,
+            })
+            .collect();
+        ServerLine::Rooms {
+            rooms,
+            truncated: n.room_count() > HISTORY_LIMIT_MAX,
+        }
+    }
+
+    /// A stream of several rooms from global chat `from` (a seq_no).
+    fn rooms_cursor_from(&self, from: u64, rooms: Vec<String>) -> Cursor {
+        let n = self.node.numbering();
+        let index = n.index_of(from).unwrap_or(n.upto().next());
+        let names: BTreeSet<String> = rooms.into_iter().collect();
+        Cursor::Rooms(
+            names
+                .into_iter()
+                .map(|r| {
+                    let next = n.room_seq_from(&r, index);
+                    (r, next)
+                })
+                .collect(),
+        )
+    }
+
+    /// A stream starting at global chat `from` (a seq_no), of one room or all.
+    fn cursor_from(&self, from: u64, room: Option<String>) -> Cursor {
+        let n = self.node.numbering();
+        // Not numbered yet: start after everything folded so far.
+        let index = n.index_of(from).unwrap_or(n.upto().next());
+        match room {
+            Some(room) => Cursor::Room {
+                next: n.room_seq_from(&room, index),
+                room,
+            },
+            None => Cursor::All(index),
         }
     }
 
@@ -192,8 +382,9 @@ impl Runtime {
             term: s.term.0,
             leader: s.leader.map(|l| l.0),
             leader_addr: s.leader.and_then(addr_of),
-            commit_seq: self.delivered.0,
-            last_seq: s.last_seq.0,
+            commit_seq: self.delivered_chats,
+            log_commit: self.delivered.0,
+            log_last: s.last_seq.0,
             members: all,
         }
     }
@@ -207,6 +398,12 @@ impl Runtime {
         let Role::Client(st) = &mut c.role else {
             return;
         };
+        if st.is_seed() {
+            // The seed has no CHAT_ACK or ERROR: its messages come back as
+            // SEQ_CHAT lines of its room's subscription.
+            st.outstanding = st.outstanding.saturating_sub(1);
+            return;
+        }
         let mut lines = Vec::new();
         match reply {
             ClientReply::ChatAck { msg_id, seq_no } => {
@@ -214,7 +411,7 @@ impl Runtime {
                 self.metrics.chat_answered(token.0, Some(msg_id), true);
                 lines.push(ServerLine::ChatAck {
                     msg_id: msg_id.clone(),
-                    seq_no: seq_no.0,
+                    seq_no: *seq_no,
                 });
             }
             ClientReply::Error { code, message } => {
@@ -229,16 +426,19 @@ impl Runtime {
                 entries,
                 commit_seq,
             } => {
-                lines.extend(
-                    entries
-                        .iter()
-                        .filter_map(Delivered::from_entry)
-                        .map(ServerLine::SeqChat),
-                );
-                let next = entries.last().map_or(Seq(1), |e| e.seq_no.next());
+                // Not sent by this runtime (it streams history itself,
+                // `streams.rs`); answered in the same numbering if it were.
+                let _ = commit_seq;
+                let mut next = 1;
+                for e in entries {
+                    if let Some(d) = crate::streams::delivered_at(&mut self.node, e.seq_no) {
+                        next = d.seq_no + 1;
+                        lines.push(ServerLine::SeqChat(d));
+                    }
+                }
                 lines.push(ServerLine::HistoryEnd {
-                    next_seq: next.0,
-                    commit_seq: commit_seq.0,
+                    next_seq: next,
+                    commit_seq: self.delivered_chats,
                 });
             }
         }

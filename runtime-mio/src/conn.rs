@@ -12,19 +12,47 @@ use crate::transport::Transport;
 use chorus_core::{NodeId, Seq};
 use std::collections::VecDeque;
 
+/// Where a stream of committed chats stands. Per-room streams walk the
+/// room's index (`chorus_core::Numbering`), never the whole log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// Every room: the next log index to consider.
+    All(Seq),
+    /// One room: its next room_seq.
+    Room { room: String, next: u64 },
+    /// Several rooms (at most `MAX_SUBSCRIBED_ROOMS`), each with its next
+    /// room_seq, merged in log order.
+    Rooms(Vec<(String, u64)>),
+}
+
+/// Most rooms one SUBSCRIBE may name; more is `ERROR bad_request`.
+pub const MAX_SUBSCRIBED_ROOMS: usize = 64;
+
+/// Which protocol a client connection speaks (decided by its first line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// No HELLO: the seed's CHAT lines in, seed-format SEQ_CHAT lines of its
+    /// room out, and no other line (no CHAT_ACK, no ERROR, no unknown type).
+    #[default]
+    Seed,
+    /// HELLO {proto: 2}: the full protocol.
+    Full,
+}
+
 /// A client's stream of committed chats (SUBSCRIBE).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscription {
-    /// The next seq to consider.
-    pub next: Seq,
-    pub room: Option<String>,
+    pub cursor: Cursor,
+    /// Chats numbered below this are skipped (a `from_seq` not reached yet).
+    pub min_seq_no: u64,
 }
 
 /// A HISTORY request being answered as the client reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryJob {
-    pub next: Seq,
-    pub room: Option<String>,
+    pub cursor: Cursor,
+    /// The global seq_no to continue from (HISTORY_END `next_seq`).
+    pub next_seq_no: u64,
     /// Chat lines still to send.
     pub remaining: usize,
 }
@@ -32,6 +60,7 @@ pub struct HistoryJob {
 /// A client's streams: history answers first, in order, then the subscription.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientState {
+    pub dialect: Dialect,
     pub history: VecDeque<HistoryJob>,
     pub sub: Option<Subscription>,
     /// CHATs sent to the core and not yet answered (ack or error).
@@ -42,6 +71,10 @@ pub struct ClientState {
 }
 
 impl ClientState {
+    pub fn is_seed(&self) -> bool {
+        self.dialect == Dialect::Seed
+    }
+
     pub fn has_streams(&self) -> bool {
         !self.history.is_empty() || self.sub.is_some()
     }

@@ -123,7 +123,7 @@ impl Runtime {
                 Action::Note(r) => {
                     self.log.append(&r);
                 }
-                a @ (Action::Deliver(_) | Action::Reply { .. }) => self.perform(&a),
+                a @ (Action::Deliver(..) | Action::Reply { .. }) => self.perform(&a),
                 a if self.may_go_early(&a) => {
                     self.perform(&a);
                     early = true;
@@ -187,10 +187,13 @@ impl Runtime {
                     self.send_peer(t, &line);
                 }
             }
-            Action::Deliver(e) => {
+            Action::Deliver(e, numbers) => {
                 assert_eq!(e.seq_no, self.delivered.next(), "deliveries are contiguous");
                 self.delivered = e.seq_no;
                 self.metrics.committed.inc();
+                if let Some(n) = numbers {
+                    self.delivered_chats = n.seq_no;
+                }
             }
             Action::Reply { client, reply } => self.reply_client(*client, reply),
             Action::PeerKnown(info) => self.peer_known(info.clone()),

@@ -20,6 +20,14 @@ use std::io::Write;
 use std::time::Duration;
 use tracing::{debug, warn};
 
+/// A fresh connection silent this long is a seed-dialect client that only
+/// listens: it is subscribed to the seed's room, `general`. Long enough that
+/// a peer's HELLO (sent as soon as its dial connects) is never mistaken for
+/// silence; below the 3 s handshake timeout.
+pub(crate) const SEED_IDLE: Duration = Duration::from_secs(2);
+/// The seed's one room.
+pub(crate) const SEED_ROOM: &str = "general";
+
 /// How long a connection that was sent an ERROR may take to receive it.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
@@ -32,6 +40,12 @@ struct TypeOnly {
 
 pub(crate) fn line_type(line: &[u8]) -> Option<String> {
     serde_json::from_slice::<TypeOnly>(line).ok()?.ty
+}
+
+/// True if `line` is a JSON object with the top-level key `key`.
+pub(crate) fn has_key(line: &[u8], key: &str) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line)
+        .is_ok_and(|m| m.contains_key(key))
 }
 
 pub(crate) fn encode(line: &impl serde::Serialize) -> Vec<u8> {
@@ -118,7 +132,10 @@ impl Runtime {
                         l.max_client_output_bytes,
                         addr.to_string(),
                     );
-                    conn.deadline = deadline;
+                    // Silent this long: a seed client that only listens. A TLS
+                    // connection is first held to the handshake deadline.
+                    conn.deadline =
+                        deadline.or_else(|| Some(std::time::Instant::now() + SEED_IDLE));
                     conn.from = Some(addr.ip());
                     conn.rate = Some(TokenBucket::new(
                         l.client_rate_per_sec,
@@ -238,8 +255,15 @@ impl Runtime {
         };
         match &c.role {
             Role::Fresh => {
+                c.deadline = None;
                 if line_type(line).as_deref() == Some("HELLO") {
-                    self.on_hello(token, line);
+                    // A client's HELLO names a `proto`; a peer's names its
+                    // `node_id` and `nonce` (auth.rs).
+                    if has_key(line, "proto") {
+                        self.on_client_hello(token, line);
+                    } else {
+                        self.on_hello(token, line);
+                    }
                 } else {
                     c.role = Role::Client(Default::default());
                     self.on_client_line(token, line);
@@ -321,9 +345,19 @@ impl Runtime {
     /// Sends an ERROR and closes the connection once it is flushed.
     pub(crate) fn fail_conn(&mut self, token: Token, code: ErrorCode, message: String) {
         self.metrics.error(code);
-        let line = encode(&ServerLine::Error { code, message });
-        if !self.push_line(token, &line) {
-            return;
+        let seed = self
+            .conns
+            .get_mut(&token)
+            .and_then(|c| c.client_mut())
+            .is_some_and(|st| st.is_seed());
+        if seed {
+            // The seed dialect has no ERROR line: say it in our log only.
+            debug!("seed client {token:?}: {message}; closing");
+        } else {
+            let line = encode(&ServerLine::Error { code, message });
+            if !self.push_line(token, &line) {
+                return;
+            }
         }
         if let Some(c) = self.conns.get_mut(&token) {
             c.closing = true;

@@ -110,6 +110,8 @@ pub struct Runtime {
     fed: bool,
     /// Highest seq whose `Deliver` was performed (so it is committed and durable).
     pub(crate) delivered: Seq,
+    /// Chats among them: the highest seq_no delivered to clients.
+    pub(crate) delivered_chats: u64,
     /// Connections with output to flush at the end of the iteration.
     pub(crate) dirty: BTreeSet<Token>,
     /// Clients with a history job or a subscription.
@@ -269,6 +271,7 @@ impl Runtime {
         };
         let node = cold::node(core, opened.replayed, opened.log.path(), rng_seed)?;
         let last_status = node.status();
+        let delivered_chats = node.numbering().chats();
         let scheme = if tls.is_some() { "TLS" } else { "plaintext" };
         info!("n{} listening on {local_addr} ({scheme})", me.0);
         let mut runtime = Runtime {
@@ -299,6 +302,7 @@ impl Runtime {
             actions: Vec::new(),
             fed: false,
             delivered,
+            delivered_chats,
             dirty: BTreeSet::new(),
             streaming: BTreeSet::new(),
             read_again: BTreeSet::new(),
@@ -477,7 +481,15 @@ impl Runtime {
             .map(|(&t, _)| t)
             .collect();
         for t in expired {
-            self.close_conn(t, "timed out");
+            let fresh = self
+                .conns
+                .get(&t)
+                .is_some_and(|c| matches!(c.role, crate::conn::Role::Fresh));
+            if fresh {
+                self.seed_listener(t);
+            } else {
+                self.close_conn(t, "timed out");
+            }
         }
         for id in self.peers.due(now) {
             self.dial(id);

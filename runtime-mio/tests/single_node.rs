@@ -61,11 +61,19 @@ struct Line {
 }
 
 impl Line {
-    fn connect(addr: SocketAddr) -> Line {
+    /// A raw connection (no HELLO: a seed client, or a peer to be).
+    fn raw(addr: SocketAddr) -> Line {
         let w = TcpStream::connect(addr).unwrap();
         w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let r = BufReader::new(w.try_clone().unwrap());
         Line { w, r }
+    }
+    /// A chorus client connection (HELLO said, the node's HELLO read).
+    fn connect(addr: SocketAddr) -> Line {
+        let mut l = Line::raw(addr);
+        l.send_raw(br#"{"type":"HELLO","proto":2,"client":"single_node-test/0"}"#);
+        assert_eq!(l.recv().expect("HELLO answer")["type"], "HELLO");
+        l
     }
     fn send(&mut self, v: &Value) {
         self.send_raw(v.to_string().as_bytes());
@@ -123,7 +131,10 @@ fn seed_chat_line_is_acknowledged_and_served_as_history() {
     let ack = c.recv_type("CHAT_ACK");
     assert_eq!(ack["msg_id"], "m-1");
     let seq = ack["seq_no"].as_u64().unwrap();
-    assert!(seq >= 2, "seq 1 is the leader's no-op");
+    assert_eq!(
+        seq, 1,
+        "the first chat is #1 (the leader's no-op takes no number)"
+    );
     c.send(&chat("m-1", "hi"));
     assert_eq!(
         c.recv_type("CHAT_ACK")["seq_no"],
@@ -235,7 +246,7 @@ fn over_long_and_malformed_lines_close_only_that_connection() {
 /// Plays a peer (node 9) with `secret` against the node: HELLO, check the
 /// CHALLENGE, AUTH. Returns the connection and whether the node's proof held.
 fn dial_as_peer(addr: SocketAddr, secret: &str) -> (Line, bool) {
-    let mut p = Line::connect(addr);
+    let mut p = Line::raw(addr);
     let nonce = auth::fresh_nonce();
     p.send(&json!({"type":"HELLO","node_id":9,"nonce":nonce}));
     let ch: Handshake = serde_json::from_value(p.recv().unwrap()).unwrap();
@@ -417,4 +428,85 @@ fn a_client_that_never_reads_is_disconnected_and_others_go_on() {
     let mut c = Line::connect(node.addr);
     c.send(&chat("fine", "others go on"));
     assert_eq!(c.recv_type("CHAT_ACK")["msg_id"], "fine");
+}
+
+/// The room_seq of every SEQ_CHAT of one HISTORY answer, up to its HISTORY_END.
+fn page(c: &mut Line, req: Value) -> Vec<u64> {
+    c.send(&req);
+    let mut got = Vec::new();
+    loop {
+        let v = c.recv().expect("a line");
+        match v["type"].as_str() {
+            Some("SEQ_CHAT") => {
+                assert_eq!(v["room_id"], req["room_id"], "{v}");
+                got.push(v["room_seq"].as_u64().unwrap());
+            }
+            Some("HISTORY_END") => return got,
+            _ => panic!("unexpected {v}"),
+        }
+    }
+}
+
+#[test]
+fn rooms_are_listed_paged_by_room_seq_and_subscribed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path());
+    wait_leader(node.addr);
+    let mut c = Line::connect(node.addr);
+    for i in 0..30 {
+        for room in ["a", "b", "c"] {
+            c.send(
+                &json!({"type":"CHAT","msg_id":format!("{room}-{i}"),"payload":"x","room_id":room}),
+            );
+        }
+    }
+    let mut last = 0;
+    for _ in 0..90 {
+        last = c.recv_type("CHAT_ACK")["seq_no"]
+            .as_u64()
+            .unwrap()
+            .max(last);
+    }
+    assert_eq!(last, 90, "90 chats numbered 1..90");
+    c.send(&json!({"type":"LIST"}));
+    let rooms = c.recv_type("ROOMS");
+    assert_eq!(
+        rooms["rooms"],
+        json!([{"room_id":"a","messages":30},{"room_id":"b","messages":30},{"room_id":"c","messages":30}])
+    );
+    let h = |after: Option<u64>, before: Option<u64>, limit: u64| json!({"type":"HISTORY","room_id":"a","after":after,"before":before,"limit":limit});
+    assert_eq!(
+        page(&mut c, h(None, Some(31), 10)),
+        (21..=30).collect::<Vec<_>>()
+    );
+    assert_eq!(page(&mut c, h(None, Some(5), 10)), vec![1, 2, 3, 4]);
+    assert_eq!(
+        page(&mut c, h(Some(25), None, 100)),
+        vec![26, 27, 28, 29, 30]
+    );
+    assert_eq!(page(&mut c, h(Some(10), Some(14), 100)), vec![11, 12, 13]);
+    c.send(&json!({"type":"HISTORY","after":3}));
+    assert_eq!(c.recv_type("ERROR")["code"], "bad_request");
+
+    let mut sub = Line::connect(node.addr);
+    sub.send(&json!({"type":"SUBSCRIBE","from_seq":1,"rooms":["b","a"]}));
+    let mut seqs = Vec::new();
+    let mut per_room = std::collections::BTreeMap::new();
+    while seqs.len() < 60 {
+        let v = sub.recv_type("SEQ_CHAT");
+        assert_ne!(v["room_id"], "c", "{v}");
+        let n = per_room
+            .entry(v["room_id"].as_str().unwrap().to_string())
+            .or_insert(0);
+        *n += 1;
+        assert_eq!(v["room_seq"], *n, "{v}");
+        seqs.push(v["seq_no"].as_u64().unwrap());
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "global order: {seqs:?}"
+    );
+    let too_many: Vec<String> = (0..65).map(|i| format!("r{i}")).collect();
+    sub.send(&json!({"type":"SUBSCRIBE","rooms":too_many}));
+    assert_eq!(sub.recv_type("ERROR")["code"], "bad_request");
 }

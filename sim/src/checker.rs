@@ -14,6 +14,11 @@
 //! - terms never decrease within an incarnation, and a term is durable before
 //!   any message carries it, so a restarted node never recovers a term lower
 //!   than one it used;
+//! - numbering without holes: every delivered chat carries the seq_no and
+//!   room_seq that the canonical history gives it (chats only, counted from
+//!   1, per room from 1), and after every step each node's count of
+//!   delivered chats is that of the canonical history up to its delivery
+//!   point (also right after a restart, when the node rebuilt it);
 //! - at most one leader per term;
 //! - persist-before-effect: a delivered entry is durable on the delivering node
 //!   and on a majority; an acked chat is durable on a majority; an APPEND_ACK or
@@ -25,7 +30,7 @@
 use crate::storage::{Disk, EntryId};
 use crate::workload::{Clients, MsgKey};
 use chorus_core::record::{Record, Recovered};
-use chorus_core::{Body, Entry, NodeId, PeerMsg, Role, Seq, Status, Term};
+use chorus_core::{Body, Entry, NodeId, Numbers, PeerMsg, Role, Seq, Status, Term};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -53,8 +58,15 @@ pub struct Checker {
     async_disks: bool,
     /// The canonical committed history, seq `s` at index `s - 1`.
     canon: Vec<Entry>,
+    /// The numbers of each canonical entry, counted here independently.
+    canon_numbers: Vec<Option<Numbers>>,
+    /// Canonical log index of chat seq_no `n` at `n - 1`.
+    chat_index: Vec<Seq>,
+    /// Chats per room in the canonical history.
+    room_chats: BTreeMap<String, u64>,
     seq_of_key: BTreeMap<MsgKey, Seq>,
-    acked_at: BTreeMap<Seq, MsgKey>,
+    /// Chat seq_no → the message acked with it.
+    acked_at: BTreeMap<u64, MsgKey>,
     /// Per node: last seq delivered in this incarnation, and ever.
     delivered: Vec<Seq>,
     delivered_max: Vec<Seq>,
@@ -84,6 +96,9 @@ impl Checker {
             majority: n / 2 + 1,
             async_disks: false,
             canon: Vec::new(),
+            canon_numbers: Vec::new(),
+            chat_index: Vec::new(),
+            room_chats: BTreeMap::new(),
             seq_of_key: BTreeMap::new(),
             acked_at: BTreeMap::new(),
             delivered: vec![Seq(0); n],
@@ -141,6 +156,22 @@ impl Checker {
                 let what = format!("two leaders in {}: {first} and {}", s.term, s.id);
                 fail(&mut self.violations, now, what);
             }
+        }
+    }
+
+    /// After a step's actions were performed (its deliveries checked): the
+    /// node's count of numbered chats is the committed history's up to where
+    /// it delivered.
+    pub fn on_numbered(&mut self, now: u64, i: usize, s: &Status) {
+        let chats = self.chat_index.partition_point(|&x| x <= s.delivered_seq) as u64;
+        if s.delivered_chats != chats {
+            let what = format!(
+                "n{} numbered {} chats up to {}, the committed history holds {chats}",
+                i + 1,
+                s.delivered_chats,
+                s.delivered_seq
+            );
+            fail(&mut self.violations, now, what);
         }
     }
 
@@ -212,8 +243,17 @@ impl Checker {
         self
     }
 
-    /// Node `i` delivers `e`.
-    pub fn on_deliver(&mut self, now: u64, i: usize, e: &Entry, disks: &[Disk], clients: &Clients) {
+    /// Node `i` delivers `e`, numbered `numbers`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_deliver(
+        &mut self,
+        now: u64,
+        i: usize,
+        e: &Entry,
+        numbers: Option<Numbers>,
+        disks: &[Disk],
+        clients: &Clients,
+    ) {
         let seq = e.seq_no;
         let name = format!("n{}", i + 1);
         if seq != self.delivered[i].next() {
@@ -254,13 +294,35 @@ impl Checker {
             let what = format!("{name} delivered {seq} beyond the committed history ({len})");
             fail(&mut self.violations, now, what);
         }
+        let expect = self
+            .canon_numbers
+            .get(seq.0 as usize - 1)
+            .copied()
+            .flatten();
+        if seq.0 <= self.canon.len() as u64 && numbers != expect {
+            let what = format!(
+                "{name} numbered {seq} {numbers:?}, the committed history gives {expect:?}"
+            );
+            fail(&mut self.violations, now, what);
+        }
     }
 
     /// A new seq enters the canonical history: validity, no duplicates, acks.
     fn extend_canon(&mut self, now: u64, e: &Entry, clients: &Clients) {
         let seq = e.seq_no;
         self.canon.push(e.clone());
-        let Body::Chat(chat) = &e.body else { return };
+        let Body::Chat(chat) = &e.body else {
+            self.canon_numbers.push(None);
+            return;
+        };
+        self.chat_index.push(seq);
+        let in_room = self.room_chats.entry(chat.room_id.clone()).or_insert(0);
+        *in_room += 1;
+        let chat_no = self.chat_index.len() as u64;
+        self.canon_numbers.push(Some(Numbers {
+            seq_no: chat_no,
+            room_seq: *in_room,
+        }));
         let Some(key) = MsgKey::parse(&chat.msg_id) else {
             let what = format!("{seq} holds msg_id {:?} no client submitted", chat.msg_id);
             fail(&mut self.violations, now, what);
@@ -280,22 +342,25 @@ impl Checker {
             let what = format!("{key} committed twice: at {prev} and {seq}");
             fail(&mut self.violations, now, what);
         }
-        if let Some(acked) = self.acked_at.get(&seq) {
+        if let Some(acked) = self.acked_at.get(&chat_no) {
             if *acked != key {
-                let what = format!("{acked} was acked at {seq}, but {key} was committed there");
+                let what =
+                    format!("{acked} was acked as #{chat_no}, but {key} was committed as it");
                 fail(&mut self.violations, now, what);
             }
         }
     }
 
-    /// Node `i` answers a client: `msg_id` is committed at `seq`.
+    /// Node `i` answers a client: `msg_id` is committed as chat `seq_no`.
+    /// A node answers just before it delivers the entry, so `seq_no` may be
+    /// one past the canonical history: then it is node `i`'s next delivery.
     #[allow(clippy::too_many_arguments)]
     pub fn on_ack(
         &mut self,
         now: u64,
         i: usize,
         msg_id: &str,
-        seq: Seq,
+        seq_no: u64,
         disks: &[Disk],
         clients: &mut Clients,
     ) {
@@ -304,21 +369,39 @@ impl Checker {
             fail(&mut self.violations, now, what);
             return;
         };
-        if let Some(before) = clients.ack(key, seq) {
-            if before != seq {
-                let what = format!("{key} acked at {before} and later at {seq}");
+        if let Some(before) = clients.ack(key, seq_no) {
+            if before != seq_no {
+                let what = format!("{key} acked as #{before} and later as #{seq_no}");
                 fail(&mut self.violations, now, what);
             }
         }
-        if let Some(other) = self.acked_at.insert(seq, key) {
+        if let Some(other) = self.acked_at.insert(seq_no, key) {
             if other != key {
-                let what = format!("{other} and {key} both acked at {seq}");
+                let what = format!("{other} and {key} both acked as #{seq_no}");
                 fail(&mut self.violations, now, what);
             }
         }
+        let chats = self.chat_index.len() as u64;
+        let seq = match seq_no {
+            0 => None,
+            n if n <= chats => Some(self.chat_index[n as usize - 1]),
+            n if n == chats + 1 => Some(self.delivered[i].next()),
+            _ => None,
+        };
+        let Some(seq) = seq else {
+            let what = format!(
+                "n{} acked {key} as #{seq_no}, beyond the {chats} committed chats",
+                i + 1
+            );
+            fail(&mut self.violations, now, what);
+            return;
+        };
         if let Some(c) = self.canon.get((seq.0 as usize).wrapping_sub(1)) {
             if c.msg_id() != Some(msg_id) {
-                let what = format!("{key} acked at {seq}, but {seq} is {:?}", c.msg_id());
+                let what = format!(
+                    "{key} acked as #{seq_no} ({seq}), but {seq} is {:?}",
+                    c.msg_id()
+                );
                 fail(&mut self.violations, now, what);
             }
         }

@@ -396,6 +396,7 @@ impl Sim {
 
     /// Role-change trace line, role counting, and the node's next tick.
     fn after_activation(&mut self, i: usize, status: Status) {
+        self.checker.on_numbered(self.now, i, &status);
         let changed = self.slots[i].shown.as_ref().is_none_or(|s| {
             (s.role, s.term, s.leader) != (status.role, status.term, status.leader)
         });

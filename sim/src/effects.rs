@@ -55,9 +55,9 @@ impl Sim {
                     self.transmit(i, a);
                 }
             }
-            Action::Deliver(e) => {
+            Action::Deliver(e, numbers) => {
                 self.checker
-                    .on_deliver(now, i, &e, &self.disks, &self.clients);
+                    .on_deliver(now, i, &e, numbers, &self.disks, &self.clients);
             }
             Action::Reply { reply, .. } => {
                 if let ClientReply::ChatAck { msg_id, seq_no } = reply {
@@ -233,7 +233,7 @@ impl Sim {
 fn is_effect(a: &Action) -> bool {
     matches!(
         a,
-        Action::Send { .. } | Action::Broadcast { .. } | Action::Deliver(_) | Action::Reply { .. }
+        Action::Send { .. } | Action::Broadcast { .. } | Action::Deliver(..) | Action::Reply { .. }
     )
 }
 
@@ -244,7 +244,7 @@ fn is_ack(a: &Action) -> bool {
             msg,
             PeerMsg::AppendAck { .. } | PeerMsg::SyncAck { .. } | PeerMsg::ForwardAck { .. }
         ),
-        Action::Deliver(_) => true,
+        Action::Deliver(..) => true,
         Action::Reply { reply, .. } => matches!(reply, ClientReply::ChatAck { .. }),
         _ => false,
     }

@@ -189,7 +189,7 @@ pub fn action_text(a: &Action) -> String {
         Action::Note(r) => format!("note {}", record_text(r)),
         Action::Send { to, msg } => format!("-> {to} {}", msg_text(msg)),
         Action::Broadcast { to, msg } => format!("-> {} {}", ids(to), msg_text(msg)),
-        Action::Deliver(e) => format!("deliver {} {} {}", e.seq_no, e.term, entry_text(e)),
+        Action::Deliver(e, _) => format!("deliver {} {} {}", e.seq_no, e.term, entry_text(e)),
         Action::Reply { client, reply } => match reply {
             ClientReply::ChatAck { msg_id, seq_no } => {
                 format!("=> c{} ACK {msg_id} seq={seq_no}", client.0)
@@ -238,7 +238,7 @@ pub fn action_tag(a: &Action) -> u64 {
         },
         Action::Send { to, msg } => 14 | (to.0 << 8) | (msg.term().0 << 16),
         Action::Broadcast { to, msg } => 15 | ((to.len() as u64) << 8) | (msg.term().0 << 16),
-        Action::Deliver(e) => 16 | (e.seq_no.0 << 8),
+        Action::Deliver(e, _) => 16 | (e.seq_no.0 << 8),
         Action::Reply { client, .. } => 17 | (client.0 << 8),
         Action::PeerKnown(p) => 18 | (p.node_id.0 << 8),
     }

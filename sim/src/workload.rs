@@ -6,7 +6,7 @@
 //! Invariants: a msg_id names exactly one (room, payload) forever; a message
 //! is acknowledged with at most one seq (checked by the checker, recorded here).
 
-use chorus_core::{Chat, ClientId, Seq};
+use chorus_core::{Chat, ClientId};
 use std::fmt;
 
 /// A message's identity: client number and the client's message number (both from 1).
@@ -42,7 +42,8 @@ impl fmt::Display for MsgKey {
 #[derive(Clone, Debug)]
 pub struct Sent {
     pub chat: Chat,
-    pub acked: Option<Seq>,
+    /// The chat number (client-visible seq_no) it was acked with.
+    pub acked: Option<u64>,
     pub attempts: u32,
     pub submitted_ms: u64,
 }
@@ -116,8 +117,8 @@ impl Clients {
             .get((key.n as usize).checked_sub(1)?)
     }
 
-    /// Records an acknowledgement; returns the seq it was acked with before, if any.
-    pub fn ack(&mut self, key: MsgKey, seq: Seq) -> Option<Seq> {
+    /// Records an acknowledgement; returns the seq_no it was acked with before, if any.
+    pub fn ack(&mut self, key: MsgKey, seq: u64) -> Option<u64> {
         let sent = self
             .client_mut(key.client)?
             .sent
@@ -180,8 +181,8 @@ mod tests {
         cl.submit(1, 0, "general", 0);
         let k = MsgKey { client: 1, n: 1 };
         assert_eq!(cl.unacked(), 1);
-        assert_eq!(cl.ack(k, Seq(2)), None);
-        assert_eq!(cl.ack(k, Seq(2)), Some(Seq(2)));
+        assert_eq!(cl.ack(k, 2), None);
+        assert_eq!(cl.ack(k, 2), Some(2));
         assert_eq!(cl.unacked(), 0);
     }
 }

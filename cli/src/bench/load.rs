@@ -307,6 +307,10 @@ impl Gen<'_> {
             wpos: 0,
         });
         self.clients[c].last_progress_us = now;
+        if let Some(conn) = self.clients[c].conn.as_mut() {
+            // The node's HELLO answer is skipped by `proto::scan` (Other).
+            conn.wbuf.extend_from_slice(proto::hello().as_bytes());
+        }
         self.resend_unacked(c);
     }
 

@@ -186,11 +186,21 @@ pub fn open(addr: SocketAddr, timeout: Duration) -> std::io::Result<Stream> {
 
 /// A short-lived blocking connection for cold-path requests.
 fn connect(addr: SocketAddr, timeout: Duration) -> Result<(Stream, BufReader<Stream>)> {
-    let s = open(addr, timeout).with_context(|| format!("cannot connect to {addr}"))?;
+    let mut s = open(addr, timeout).with_context(|| format!("cannot connect to {addr}"))?;
     s.tcp().set_read_timeout(Some(timeout))?;
     s.tcp().set_write_timeout(Some(timeout))?;
-    let r = BufReader::new(s.try_clone()?);
-    Ok((s, r))
+    let mut r = BufReader::new(s.try_clone()?);
+    s.write_all(hello().as_bytes())?;
+    let mut line = String::new();
+    match read_server_line(&mut r, &mut line)? {
+        ServerLine::Hello(_) => Ok((s, r)),
+        other => bail!("{addr} answered HELLO with {other:?}"),
+    }
+}
+
+/// The HELLO chorus bench opens every connection with (full dialect).
+pub fn hello() -> String {
+    chorus_core::client_wire::hello_line(concat!("chorus-bench/", env!("CARGO_PKG_VERSION"))) + "\n"
 }
 
 fn read_server_line(r: &mut BufReader<Stream>, line: &mut String) -> Result<ServerLine> {
@@ -307,6 +317,7 @@ mod tests {
             }
         );
         let d = chorus_core::client_wire::Delivered {
+            room_seq: 1,
             seq_no: 99,
             term: 3,
             msg_id: "bt-0000000001".into(),

@@ -70,6 +70,7 @@ impl Subscriber {
 fn subscribe(addr: SocketAddr, from_seq: Option<u64>) -> std::io::Result<BufReader<Stream>> {
     let mut s = super::proto::open(addr, Duration::from_millis(500))?;
     s.tcp().set_read_timeout(Some(Duration::from_millis(100)))?;
+    s.write_all(super::proto::hello().as_bytes())?;
     match from_seq {
         Some(f) => writeln!(s, "{{\"type\":\"SUBSCRIBE\",\"from_seq\":{f}}}")?,
         None => s.write_all(b"{\"type\":\"SUBSCRIBE\"}\n")?,

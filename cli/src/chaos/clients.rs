@@ -111,8 +111,14 @@ struct Conn {
     r: BufReader<Stream>,
 }
 
+/// The HELLO chorus's chaos clients open every connection with.
+fn hello() -> String {
+    chorus_core::client_wire::hello_line(concat!("chorus-chaos/", env!("CARGO_PKG_VERSION"))) + "\n"
+}
+
 fn connect(node: u64) -> Option<Conn> {
-    let w = open(node, Duration::from_millis(500))?;
+    let mut w = open(node, Duration::from_millis(500))?;
+    w.write_all(hello().as_bytes()).ok()?;
     let r = BufReader::new(w.try_clone().ok()?);
     Some(Conn { w, r })
 }
@@ -122,14 +128,20 @@ pub fn status(node: u64, timeout: Duration) -> Option<NodeStatus> {
     let mut s = open(node, timeout)?;
     s.tcp().set_read_timeout(Some(timeout)).ok()?;
     s.tcp().set_write_timeout(Some(timeout)).ok()?;
-    s.write_all(b"{\"type\":\"STATUS\"}\n").ok()?;
+    let req = hello() + "{\"type\":\"STATUS\"}\n";
+    s.write_all(req.as_bytes()).ok()?;
     let mut r = BufReader::new(s);
-    let mut buf = String::new();
-    r.read_line(&mut buf).ok()?;
-    match serde_json::from_str(&buf) {
-        Ok(ServerLine::Status(st)) => Some(st),
-        _ => None,
+    // The node's HELLO, then the STATUS.
+    for _ in 0..2 {
+        let mut buf = String::new();
+        r.read_line(&mut buf).ok()?;
+        match serde_json::from_str(&buf) {
+            Ok(ServerLine::Status(st)) => return Some(st),
+            Ok(ServerLine::Hello(_)) => {}
+            _ => return None,
+        }
     }
+    None
 }
 
 /// The outcome of one attempt.

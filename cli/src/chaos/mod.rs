@@ -609,7 +609,7 @@ impl Run<'_> {
                     st.iter().all(|s| {
                         s.leader == Some(l.node_id)
                             && s.term == l.term
-                            && s.commit_seq == l.last_seq
+                            && s.log_commit == l.log_last
                     })
                 })
             };

@@ -4,13 +4,14 @@
 //! Checked: (1) prefix agreement — every node's log holds, at every seq up to
 //! the highest commit point any log records, the same entry as the most
 //! advanced log (the cluster converged, so every node must hold all of it);
-//! (2) every acknowledged msg_id sits at its acknowledged seq_no, with the
+//! (2) every acknowledged msg_id sits at its acknowledged seq_no (the
+//! client-visible chat number, `chorus_core::numbering`), with the
 //! payload that was sent; (3) no msg_id is committed twice; (4) validity —
 //! every committed chat was sent by a client, with that payload; (5) no
 //! msg_id was acknowledged with two different seq_nos.
 
 use super::clients::ClientLog;
-use chorus_core::{Body, Entry};
+use chorus_core::{Body, Entry, Numbering};
 use std::collections::BTreeMap;
 
 /// One node's recovered log.
@@ -98,16 +99,21 @@ pub fn check(logs: &[NodeLog], clients: &[ClientLog]) -> (Checked, Vec<String>) 
     }
     let mut at: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut dups, mut invalid) = (0, 0);
+    // Acks name the client-visible seq_no, the fold the nodes compute.
+    let mut numbering = Numbering::default();
     for e in canon {
-        let Body::Chat(c) = &e.body else { continue };
+        let numbers = numbering.apply(e);
+        let (Body::Chat(c), Some(num)) = (&e.body, numbers) else {
+            continue;
+        };
         checked.committed_chats += 1;
-        if let Some(first) = at.insert(&c.msg_id, e.seq_no.0) {
+        if let Some(first) = at.insert(&c.msg_id, num.seq_no) {
             push(
                 &mut v,
                 &mut dups,
                 format!(
-                    "msg_id {} is committed twice: at seq {first} and seq {}",
-                    c.msg_id, e.seq_no.0
+                    "msg_id {} is committed twice: as #{first} and #{}",
+                    c.msg_id, num.seq_no
                 ),
             );
         }
@@ -220,7 +226,8 @@ mod tests {
     fn a_converged_cluster_passes() {
         let e = vec![noop(1), chat(2, "a"), chat(3, "b")];
         let logs = [log(1, e.clone(), 3), log(2, e, 2)];
-        let (c, v) = check(&logs, &[client(&["a", "b", "c"], &[("a", 2), ("b", 3)])]);
+        // Acks name chat numbers: the no-op takes none.
+        let (c, v) = check(&logs, &[client(&["a", "b", "c"], &[("a", 1), ("b", 2)])]);
         assert!(v.is_empty(), "{v:?}");
         assert_eq!((c.committed_chats, c.acks_checked), (2, 2));
     }
@@ -228,7 +235,7 @@ mod tests {
     #[test]
     fn each_rule_is_caught() {
         let good = vec![noop(1), chat(2, "a"), chat(3, "b")];
-        let clients = [client(&["a", "b"], &[("a", 2), ("b", 3)])];
+        let clients = [client(&["a", "b"], &[("a", 1), ("b", 2)])];
         // A lost acknowledged message and a disagreement.
         let short = vec![noop(1), chat(2, "a"), chat(3, "x")];
         let (_, v) = check(

@@ -40,6 +40,7 @@ mod tests {
 
     fn d(user: Option<&str>) -> Delivered {
         Delivered {
+            room_seq: 1,
             seq_no: 12,
             term: 1,
             msg_id: "m".into(),

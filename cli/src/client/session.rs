@@ -19,6 +19,14 @@ use super::outbox::Outbox;
 use chorus_core::client_wire::{ClientLine, Delivered, NodeStatus, ServerLine};
 use std::time::{Duration, Instant};
 
+/// The HELLO this client opens every connection with (full dialect).
+pub fn hello() -> ClientLine {
+    ClientLine::Hello {
+        proto: chorus_core::client_wire::PROTO,
+        client: Some(concat!("chorus-client/", env!("CARGO_PKG_VERSION")).into()),
+    }
+}
+
 /// Tunables of a client session.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -134,12 +142,14 @@ impl Session {
         self.conn.is_some()
     }
 
-    /// A new connection to `addr` is up: ask for status, resume the
+    /// A new connection to `addr` is up: say HELLO, ask for status, resume the
     /// subscription if we had one, resend everything unacknowledged.
     pub fn on_connected(&mut self, addr: &str, now: Instant, out: &mut Vec<Out>) {
         out.push(Out::Event(Event::Connected {
             addr: addr.to_string(),
         }));
+        // chorus's own dialect (PROTOCOL.md): HELLO before anything else.
+        out.push(Out::Send(hello()));
         out.push(Out::Send(ClientLine::Status {}));
         let mut conn = Conn {
             addr: addr.to_string(),
@@ -198,7 +208,7 @@ impl Session {
             ServerLine::ChatAck { msg_id, seq_no } => self.acked(msg_id, seq_no, now, out),
             ServerLine::SeqChat(d) => self.delivered(d, now, out),
             ServerLine::Status(st) => self.status(st, out),
-            ServerLine::HistoryEnd { .. } => {}
+            ServerLine::HistoryEnd { .. } | ServerLine::Hello(_) | ServerLine::Rooms { .. } => {}
             ServerLine::Error { code, message } => out.push(Out::Event(Event::Notice(format!(
                 "node error ({code:?}): {message}"
             )))),
@@ -286,6 +296,7 @@ impl Session {
         ClientLine::Subscribe {
             from_seq: Some(from),
             room_id: Some(self.s.room.clone()),
+            rooms: Vec::new(),
         }
     }
 
@@ -313,6 +324,7 @@ mod tests {
 
     fn delivered(seq: u64, msg_id: &str) -> ServerLine {
         ServerLine::SeqChat(Delivered {
+            room_seq: 1,
             seq_no: seq,
             term: 1,
             msg_id: msg_id.into(),
@@ -332,7 +344,8 @@ mod tests {
             leader: Some(1),
             leader_addr: Some("a:1".into()),
             commit_seq: commit,
-            last_seq: commit,
+            log_commit: commit,
+            log_last: commit,
             members: vec!["a:1".into(), "c:3".into()],
         })
     }
@@ -361,14 +374,15 @@ mod tests {
         let t = Instant::now();
         let mut out = vec![];
         s.on_connected("a:1", t, &mut out);
-        assert_eq!(sends(&out), vec![ClientLine::Status {}]);
+        assert_eq!(sends(&out), vec![hello(), ClientLine::Status {}]);
         out.clear();
         s.on_line(status(1500), t, &mut out);
         assert_eq!(
             sends(&out),
             vec![ClientLine::Subscribe {
                 from_seq: Some(501),
-                room_id: Some("general".into())
+                room_id: Some("general".into()),
+                rooms: Vec::new(),
             }]
         );
         assert_eq!(s.addrs.all(), ["a:1", "b:2", "c:3"]);
@@ -394,15 +408,17 @@ mod tests {
         out.clear();
         s.on_connected("b:2", t, &mut out);
         let lines = sends(&out);
-        assert_eq!(lines[0], ClientLine::Status {});
+        assert_eq!(lines[0], hello());
+        assert_eq!(lines[1], ClientLine::Status {});
         assert_eq!(
-            lines[1],
+            lines[2],
             ClientLine::Subscribe {
                 from_seq: Some(3),
-                room_id: Some("general".into())
+                room_id: Some("general".into()),
+                rooms: Vec::new(),
             }
         );
-        assert!(matches!(&lines[2], ClientLine::Chat { msg_id, .. } if msg_id == "m-1"));
+        assert!(matches!(&lines[3], ClientLine::Chat { msg_id, .. } if msg_id == "m-1"));
         // The new node replays seq 2 (already shown): dropped.
         out.clear();
         s.on_line(delivered(2, "y"), t, &mut out);
@@ -491,7 +507,8 @@ mod tests {
         s.on_connected("b:2", t, &mut out);
         assert!(sends(&out).contains(&ClientLine::Subscribe {
             from_seq: Some(5),
-            room_id: Some("general".into())
+            room_id: Some("general".into()),
+            rooms: Vec::new(),
         }));
     }
 }

@@ -24,6 +24,11 @@ pub fn chat(msg_id: &str, payload: &str) -> Value {
     json!({"type":"CHAT","sender_id":9999,"term":0,"room_id":"general","msg_id":msg_id,"payload":payload})
 }
 
+/// The HELLO line (with its newline) chorus's test clients open with.
+pub fn hello() -> String {
+    chorus_core::client_wire::hello_line("chorus-tests/0") + "\n"
+}
+
 /// A line connection to a node; reads are bounded by explicit deadlines.
 pub struct Conn {
     pub w: TcpStream,
@@ -33,7 +38,18 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A chorus client connection: HELLO sent and the node's HELLO read.
     pub fn connect(addr: &str) -> io::Result<Conn> {
+        let mut c = Conn::connect_seed(addr)?;
+        c.send_raw(hello().as_bytes())?;
+        match c.recv(Duration::from_secs(5)) {
+            Ok(Some(v)) if v["type"] == "HELLO" => Ok(c),
+            other => Err(io::Error::other(format!("HELLO answered with {other:?}"))),
+        }
+    }
+
+    /// A connection that never says HELLO (the seed dialect).
+    pub fn connect_seed(addr: &str) -> io::Result<Conn> {
         let sock: SocketAddr = addr.parse().map_err(io::Error::other)?;
         let w = TcpStream::connect_timeout(&sock, Duration::from_secs(1))?;
         w.set_nodelay(true)?;

@@ -352,7 +352,9 @@ pub fn status(addr: &str, timeout: Duration) -> Option<NodeStatus> {
     let sock = addr.parse().ok()?;
     let mut s = TcpStream::connect_timeout(&sock, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
-    let mut line = serde_json::to_vec(&ClientLine::Status {}).ok()?;
+    let mut line = chorus_core::client_wire::hello_line("chorus-tests/0").into_bytes();
+    line.push(b'\n');
+    line.extend(serde_json::to_vec(&ClientLine::Status {}).ok()?);
     line.push(b'\n');
     s.write_all(&line).ok()?;
     let mut r = BufReader::new(s);

@@ -108,8 +108,10 @@ fn commit(st: &mut State, msg_id: String, room: String, user: String, payload: S
         return seq;
     }
     let seq = st.log.len() as u64 + 1;
+    let room_seq = st.log.iter().filter(|d| d.room_id == room).count() as u64 + 1;
     let d = Delivered {
         seq_no: seq,
+        room_seq,
         term: 1,
         msg_id: msg_id.clone(),
         room_id: room,
@@ -183,6 +185,16 @@ impl FakeNode {
             let silent = self.silent.load(Ordering::SeqCst);
             let mut st = self.cluster.0.lock().unwrap();
             match line {
+                ClientLine::Hello { .. } => {
+                    let hello = chorus_core::client_wire::NodeHello {
+                        node_id: self.index as u64 + 1,
+                        proto: chorus_core::client_wire::PROTO,
+                        max_line_bytes: 1 << 20,
+                        max_id_bytes: 256,
+                        history_limit: 1000,
+                    };
+                    write_line(&mut out, &ServerLine::Hello(hello));
+                }
                 ClientLine::Chat {
                     msg_id,
                     payload,
@@ -208,7 +220,9 @@ impl FakeNode {
                         );
                     }
                 }
-                ClientLine::Subscribe { from_seq, room_id } => {
+                ClientLine::Subscribe {
+                    from_seq, room_id, ..
+                } => {
                     if silent {
                         continue;
                     }
@@ -233,12 +247,13 @@ impl FakeNode {
                         leader: Some(self.index as u64 + 1),
                         leader_addr: Some(self.addr.clone()),
                         commit_seq: n,
-                        last_seq: n,
+                        log_commit: n,
+                        log_last: n,
                         members: st.addrs.clone(),
                     };
                     write_line(&mut out, &ServerLine::Status(status));
                 }
-                ClientLine::History { .. } => {}
+                ClientLine::History { .. } | ClientLine::List {} => {}
             }
         }
     }

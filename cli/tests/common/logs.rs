@@ -72,9 +72,32 @@ pub fn by_seq(log: &[Value]) -> BTreeMap<u64, String> {
     seq_ids(log).into_iter().collect()
 }
 
-/// seq_nos strictly increase, terms never decrease, and no msg_id
-/// appears twice.
+/// The committed chats are numbered 1..N without a hole, and each room's
+/// room_seq 1..k without a hole (the log as `chorus log inspect` prints it).
+pub fn check_no_holes(log: &[Value]) -> Result<(), String> {
+    let mut rooms: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, e) in log.iter().enumerate() {
+        let seq = e["seq_no"].as_u64();
+        if seq != Some(i as u64 + 1) {
+            return Err(format!("chat {} is numbered {seq:?}: {e}", i + 1));
+        }
+        let room = e["room_id"].as_str().unwrap_or("").to_string();
+        let n = rooms.entry(room.clone()).or_insert(0);
+        *n += 1;
+        if e["room_seq"].as_u64() != Some(*n) {
+            return Err(format!(
+                "message {n} of room {room} has room_seq {}: {e}",
+                e["room_seq"]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// seq_nos are 1..N without a hole (also per room), terms never decrease,
+/// and no msg_id appears twice.
 pub fn check_exactly_once(log: &[Value]) -> Result<(), String> {
+    check_no_holes(log)?;
     let ids = seq_ids(log);
     if let Some(w) = ids.windows(2).find(|w| w[0].0 >= w[1].0) {
         return Err(format!(

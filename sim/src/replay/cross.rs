@@ -32,6 +32,8 @@ pub struct RunFacts {
     pub recovered_commit: u64,
     /// (now, entry) per Deliver, in order.
     pub delivered: Vec<(u64, Entry)>,
+    /// Client-visible chat number -> msg_id, of what this node delivered.
+    pub chat_numbers: BTreeMap<u64, String>,
     /// (now, msg_id, seq) per ChatAck reply.
     pub acked: Vec<(u64, String, u64)>,
     /// Chats received from clients.
@@ -66,11 +68,16 @@ impl RunFacts {
     pub fn on_step(&mut self, now: u64, actions: &[Action], s: &Status) {
         for a in actions {
             match a {
-                Action::Deliver(e) => self.delivered.push((now, e.clone())),
+                Action::Deliver(e, numbers) => {
+                    if let (Some(n), Some(m)) = (numbers, e.msg_id()) {
+                        self.chat_numbers.insert(n.seq_no, m.to_string());
+                    }
+                    self.delivered.push((now, e.clone()));
+                }
                 Action::Reply {
                     reply: ClientReply::ChatAck { msg_id, seq_no },
                     ..
-                } => self.acked.push((now, msg_id.clone(), seq_no.0)),
+                } => self.acked.push((now, msg_id.clone(), *seq_no)),
                 _ => {}
             }
         }
@@ -157,7 +164,7 @@ pub fn check(runs: &[&RunFacts]) -> (Vec<String>, u64) {
                 format!("{:?} committed twice: at {prev} and {seq}", c.msg_id),
             );
         }
-        if !submitted.iter().any(|s| *s == c) {
+        if !submitted.contains(&c) {
             push(
                 &mut v,
                 format!(
@@ -180,7 +187,9 @@ pub fn check(runs: &[&RunFacts]) -> (Vec<String>, u64) {
                     );
                 }
             }
-            match canon.get(seq).map(|(_, e)| e.msg_id()) {
+            // Acks name the client-visible chat number, not the log index.
+            let at = runs.iter().find_map(|r| r.chat_numbers.get(seq));
+            match at.map(|m| Some(m.as_str())) {
                 Some(Some(m)) if m == msg_id => {}
                 Some(other) => push(
                     &mut v,

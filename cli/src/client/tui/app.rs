@@ -200,6 +200,7 @@ mod tests {
 
     fn d(seq: u64, msg_id: &str) -> Delivered {
         Delivered {
+            room_seq: 1,
             seq_no: seq,
             term: 1,
             msg_id: msg_id.into(),
