@@ -156,6 +156,9 @@ impl Recorder {
             stopped: false,
         };
         r.begin_segment();
+        // The header on disk at once: a process killed before its first
+        // iteration still leaves a recording that says what it was.
+        r.flush();
         Ok(r)
     }
 

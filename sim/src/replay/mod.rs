@@ -155,8 +155,9 @@ fn start_node(h: &Header, base: &Path) -> Result<(Node, u64), String> {
     ))
 }
 
-/// The steps of an incarnation, segment by segment, with how reading ended.
-fn read_steps(r: &files::RunFiles) -> Result<(Header, Vec<Step>, Option<String>), String> {
+/// The steps of an incarnation, segment by segment, with how reading ended;
+/// None if nothing was recorded (the process died while starting).
+fn read_steps(r: &files::RunFiles) -> Result<Option<(Header, Vec<Step>, Option<String>)>, String> {
     let mut header: Option<Header> = None;
     let mut steps = Vec::new();
     let mut cut = None;
@@ -167,7 +168,12 @@ fn read_steps(r: &files::RunFiles) -> Result<(Header, Vec<Step>, Option<String>)
             break;
         }
         let s = match files::read_segment(path) {
-            Ok(s) => s,
+            Ok(Some(s)) => s,
+            Ok(None) if k == 0 => return Ok(None),
+            Ok(None) => {
+                cut = Some(format!("{} holds no whole header", path.display()));
+                break;
+            }
             Err(e) if k > 0 => {
                 cut = Some(e);
                 break;
@@ -199,8 +205,7 @@ fn read_steps(r: &files::RunFiles) -> Result<(Header, Vec<Step>, Option<String>)
             break;
         }
     }
-    let header = header.ok_or("no segment")?;
-    Ok((header, steps, cut))
+    Ok(header.map(|h| (h, steps, cut)))
 }
 
 fn replay_run(
@@ -209,7 +214,16 @@ fn replay_run(
     global: &mut u64,
     out: &mut NodeReplay,
 ) -> Result<RunReplay, String> {
-    let (h, steps, cut) = read_steps(r)?;
+    let Some((h, steps, cut)) = read_steps(r)? else {
+        return Ok(RunReplay {
+            incarnation: r.incarnation,
+            node_id: 0,
+            steps: 0,
+            cut: Some("nothing recorded: the process died while starting".into()),
+            recovered_commit: 0,
+            facts: cross::RunFacts::default(),
+        });
+    };
     let base = r.base.as_ref().ok_or("its base copy (run-*.base) is missing")?;
     let (mut node, recovered_commit) = start_node(&h, base)?;
     let id = h.config.me.node_id.0;
