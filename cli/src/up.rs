@@ -218,7 +218,9 @@ fn spawn_node(
         File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let mut cmd = Command::new(exe);
     if let Some(r) = record {
-        cmd.arg("node").arg("--record").arg(r.join(format!("node{id}")));
+        cmd.arg("node")
+            .arg("--record")
+            .arg(r.join(format!("node{id}")));
     } else {
         cmd.arg("node");
     }

@@ -56,8 +56,11 @@ fn segment_path(dir: &Path, inc: u64, seg: u32) -> PathBuf {
     dir.join(recording::segment_name(inc, seg))
 }
 
-/// Recording files in `dir`: (incarnation, segment or None, path, bytes), sorted.
-fn list(dir: &Path) -> io::Result<Vec<(u64, Option<u32>, PathBuf, u64)>> {
+/// One recording file: (incarnation, segment or None for the base, path, bytes).
+type FileEntry = (u64, Option<u32>, PathBuf, u64);
+
+/// Recording files in `dir`, sorted.
+fn list(dir: &Path) -> io::Result<Vec<FileEntry>> {
     let mut v = Vec::new();
     for e in fs::read_dir(dir)? {
         let e = e?;
@@ -115,7 +118,10 @@ impl Recorder {
                 fs::remove_file(&f.2)?;
                 total -= f.3;
             }
-            info!("recording: deleted incarnation {old} (--record bound {} bytes)", opts.max_bytes);
+            info!(
+                "recording: deleted incarnation {old} (--record bound {} bytes)",
+                opts.max_bytes
+            );
         }
         let mut src = File::open(log_path)?.take(valid_len);
         let mut base = File::create(base_path(&opts.dir, inc))?;
@@ -188,7 +194,13 @@ impl Recorder {
             self.hashes.push(h as u32);
         }
         self.payload.clear();
-        step_payload(now, self.chain, &self.hashes, &self.input, &mut self.payload);
+        step_payload(
+            now,
+            self.chain,
+            &self.hashes,
+            &self.input,
+            &mut self.payload,
+        );
         encode_frame(&self.payload, &mut self.buf);
         self.step += 1;
     }
@@ -213,7 +225,10 @@ impl Recorder {
             return;
         }
         if let Err(e) = self.file.write_all(&self.buf) {
-            warn!("recording stopped: writing {}: {e}", self.opts.dir.display());
+            warn!(
+                "recording stopped: writing {}: {e}",
+                self.opts.dir.display()
+            );
             self.stopped = true;
             return;
         }

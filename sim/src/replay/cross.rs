@@ -161,7 +161,7 @@ pub fn check(runs: &[&RunFacts]) -> (Vec<String>, u64) {
             );
         }
         let received = submitted.get(c.msg_id.as_str());
-        if !received.is_some_and(|v| v.iter().any(|s| *s == c)) {
+        if !received.is_some_and(|v| v.contains(&c)) {
             push(
                 &mut v,
                 format!(
@@ -188,7 +188,9 @@ pub fn check(runs: &[&RunFacts]) -> (Vec<String>, u64) {
                 Some(Some(m)) if m == msg_id => {}
                 Some(other) => push(
                     &mut v,
-                    format!("{name}: acked {msg_id:?} at {seq}, but {seq} is committed as {other:?}"),
+                    format!(
+                        "{name}: acked {msg_id:?} at {seq}, but {seq} is committed as {other:?}"
+                    ),
                 ),
                 None => push(
                     &mut v,

@@ -84,19 +84,16 @@ pub fn read_segment(path: &Path) -> Result<Option<Segment>, String> {
     };
     let mut steps = Vec::new();
     let mut bad = None;
-    loop {
-        match decode_frame(&body[at..]) {
-            Frame::Whole { payload, used } => match decode_step(payload) {
-                Ok(s) => {
-                    steps.push(s);
-                    at += used;
-                }
-                Err(e) => {
-                    bad = Some(format!("{} at byte {}: {e}", path.display(), at + 8));
-                    break;
-                }
-            },
-            Frame::Torn | Frame::End => break,
+    while let Frame::Whole { payload, used } = decode_frame(&body[at..]) {
+        match decode_step(payload) {
+            Ok(s) => {
+                steps.push(s);
+                at += used;
+            }
+            Err(e) => {
+                bad = Some(format!("{} at byte {}: {e}", path.display(), at + 8));
+                break;
+            }
         }
     }
     Ok(Some(Segment {

@@ -129,7 +129,9 @@ pub fn replay_dir(dir: &Path, opts: ReplayOptions) -> Result<NodeReplay, String>
         }
         match replay_run(&r, opts, &mut global, &mut out) {
             Ok(run) => out.runs.push(run),
-            Err(e) => out.errors.push(format!("incarnation {}: {e}", r.incarnation)),
+            Err(e) => out
+                .errors
+                .push(format!("incarnation {}: {e}", r.incarnation)),
         }
     }
     Ok(out)
@@ -155,9 +157,12 @@ fn start_node(h: &Header, base: &Path) -> Result<(Node, u64), String> {
     ))
 }
 
+/// An incarnation's header, its readable steps and how reading ended.
+type Recorded = (Header, Vec<Step>, Option<String>);
+
 /// The steps of an incarnation, segment by segment, with how reading ended;
 /// None if nothing was recorded (the process died while starting).
-fn read_steps(r: &files::RunFiles) -> Result<Option<(Header, Vec<Step>, Option<String>)>, String> {
+fn read_steps(r: &files::RunFiles) -> Result<Option<Recorded>, String> {
     let mut header: Option<Header> = None;
     let mut steps = Vec::new();
     let mut cut = None;
@@ -201,7 +206,11 @@ fn read_steps(r: &files::RunFiles) -> Result<Option<(Header, Vec<Step>, Option<S
             } else {
                 "torn frame inside the run (not its last segment)"
             };
-            cut = Some(format!("{what}: {} bytes of {}", s.torn_bytes, path.display()));
+            cut = Some(format!(
+                "{what}: {} bytes of {}",
+                s.torn_bytes,
+                path.display()
+            ));
             break;
         }
     }
@@ -224,7 +233,10 @@ fn replay_run(
             facts: cross::RunFacts::default(),
         });
     };
-    let base = r.base.as_ref().ok_or("its base copy (run-*.base) is missing")?;
+    let base = r
+        .base
+        .as_ref()
+        .ok_or("its base copy (run-*.base) is missing")?;
     let (mut node, recovered_commit) = start_node(&h, base)?;
     let id = h.config.me.node_id.0;
     let who = format!("n{id}");
