@@ -257,3 +257,78 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_core::{NodeId, PeerInfo, Seq};
+
+    fn config() -> Config {
+        let me = PeerInfo {
+            node_id: NodeId(1),
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        Config::new(me, Vec::new())
+    }
+
+    /// Feeds `n` steps, each with one action, flushing after every step.
+    fn feed(r: &mut Recorder, n: u64) {
+        for k in 0..n {
+            let input = Input::Persisted { upto: Seq(k) };
+            r.before(&input);
+            r.after(
+                Instant(k),
+                &[Action::Note(chorus_core::Record::Commit { seq: Seq(k) })],
+            );
+            r.flush();
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn segments_rotate_old_runs_go_and_a_run_at_the_bound_stops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("chorus.log");
+        fs::write(&log, vec![7u8; 1000]).unwrap();
+        let dir = tmp.path().join("rec");
+        let opts = RecordOptions {
+            dir: dir.clone(),
+            max_bytes: 20_000,
+            segment_bytes: 2_000,
+        };
+        let mut r = Recorder::start(opts.clone(), &config(), 9, &log, 600).unwrap();
+        feed(&mut r, 100);
+        let first = names(&dir);
+        assert_eq!(
+            fs::metadata(dir.join("run-000001.base")).unwrap().len(),
+            600
+        );
+        assert!(
+            first.iter().filter(|n| n.ends_with(".rec")).count() >= 3,
+            "rotated: {first:?}"
+        );
+        // Keep feeding: the run alone reaches the bound and stops.
+        feed(&mut r, 2000);
+        assert!(r.stopped);
+        let total: u64 = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(total <= 20_000, "{total} bytes");
+        drop(r);
+        // The next incarnation deletes the old one whole to make room.
+        let mut r2 = Recorder::start(opts, &config(), 10, &log, 600).unwrap();
+        feed(&mut r2, 10);
+        let now = names(&dir);
+        assert!(now.iter().all(|n| n.starts_with("run-000002")), "{now:?}");
+    }
+}
