@@ -245,9 +245,11 @@ fn replay_run(
     let mut facts = cross::RunFacts::new(id, h.incarnation, recovered_commit);
     let mut chain = CHAIN_START;
     let mut shown: Option<Status> = None;
+    let mut role_shown = false;
     let mut acts = Vec::new();
     let mut n = 0u64;
-    if opts.trace && *global <= opts.to {
+    let last = (*global + steps.len() as u64).saturating_sub(1);
+    if opts.trace && *global <= opts.to && last >= opts.from {
         let _ = writeln!(
             out.trace,
             "# n{id} incarnation {} (recovered commit {recovered_commit}, step {})",
@@ -290,9 +292,12 @@ fn replay_run(
             for a in &acts {
                 let _ = writeln!(out.trace, "{now:>6} {who} {}", trace::action_text(a));
             }
-            let changed = shown.as_ref().is_none_or(|p| {
-                (p.role, p.term, p.leader) != (status.role, status.term, status.leader)
-            });
+            // The role at the window's first step, then every change.
+            let changed = !role_shown
+                || shown.as_ref().is_none_or(|p| {
+                    (p.role, p.term, p.leader) != (status.role, status.term, status.leader)
+                });
+            role_shown = true;
             if changed {
                 let _ = writeln!(out.trace, "{now:>6} {who} {}", trace::role_text(&status));
             }
