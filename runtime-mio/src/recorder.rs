@@ -56,8 +56,11 @@ fn segment_path(dir: &Path, inc: u64, seg: u32) -> PathBuf {
     dir.join(recording::segment_name(inc, seg))
 }
 
-/// Recording files in `dir`: (incarnation, segment or None, path, bytes), sorted.
-fn list(dir: &Path) -> io::Result<Vec<(u64, Option<u32>, PathBuf, u64)>> {
+/// One recording file: (incarnation, segment or None for the base, path, bytes).
+type FileEntry = (u64, Option<u32>, PathBuf, u64);
+
+/// Recording files in `dir`, sorted.
+fn list(dir: &Path) -> io::Result<Vec<FileEntry>> {
     let mut v = Vec::new();
     for e in fs::read_dir(dir)? {
         let e = e?;
@@ -115,7 +118,10 @@ impl Recorder {
                 fs::remove_file(&f.2)?;
                 total -= f.3;
             }
-            info!("recording: deleted incarnation {old} (--record bound {} bytes)", opts.max_bytes);
+            info!(
+                "recording: deleted incarnation {old} (--record bound {} bytes)",
+                opts.max_bytes
+            );
         }
         let mut src = File::open(log_path)?.take(valid_len);
         let mut base = File::create(base_path(&opts.dir, inc))?;
@@ -156,6 +162,9 @@ impl Recorder {
             stopped: false,
         };
         r.begin_segment();
+        // The header on disk at once: a process killed before its first
+        // iteration still leaves a recording that says what it was.
+        r.flush();
         Ok(r)
     }
 
@@ -185,7 +194,13 @@ impl Recorder {
             self.hashes.push(h as u32);
         }
         self.payload.clear();
-        step_payload(now, self.chain, &self.hashes, &self.input, &mut self.payload);
+        step_payload(
+            now,
+            self.chain,
+            &self.hashes,
+            &self.input,
+            &mut self.payload,
+        );
         encode_frame(&self.payload, &mut self.buf);
         self.step += 1;
     }
@@ -210,7 +225,10 @@ impl Recorder {
             return;
         }
         if let Err(e) = self.file.write_all(&self.buf) {
-            warn!("recording stopped: writing {}: {e}", self.opts.dir.display());
+            warn!(
+                "recording stopped: writing {}: {e}",
+                self.opts.dir.display()
+            );
             self.stopped = true;
             return;
         }
@@ -237,5 +255,80 @@ impl Recorder {
                 self.stopped = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chorus_core::{NodeId, PeerInfo, Seq};
+
+    fn config() -> Config {
+        let me = PeerInfo {
+            node_id: NodeId(1),
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        Config::new(me, Vec::new())
+    }
+
+    /// Feeds `n` steps, each with one action, flushing after every step.
+    fn feed(r: &mut Recorder, n: u64) {
+        for k in 0..n {
+            let input = Input::Persisted { upto: Seq(k) };
+            r.before(&input);
+            r.after(
+                Instant(k),
+                &[Action::Note(chorus_core::Record::Commit { seq: Seq(k) })],
+            );
+            r.flush();
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn segments_rotate_old_runs_go_and_a_run_at_the_bound_stops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("chorus.log");
+        fs::write(&log, vec![7u8; 1000]).unwrap();
+        let dir = tmp.path().join("rec");
+        let opts = RecordOptions {
+            dir: dir.clone(),
+            max_bytes: 20_000,
+            segment_bytes: 2_000,
+        };
+        let mut r = Recorder::start(opts.clone(), &config(), 9, &log, 600).unwrap();
+        feed(&mut r, 100);
+        let first = names(&dir);
+        assert_eq!(
+            fs::metadata(dir.join("run-000001.base")).unwrap().len(),
+            600
+        );
+        assert!(
+            first.iter().filter(|n| n.ends_with(".rec")).count() >= 3,
+            "rotated: {first:?}"
+        );
+        // Keep feeding: the run alone reaches the bound and stops.
+        feed(&mut r, 2000);
+        assert!(r.stopped);
+        let total: u64 = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(total <= 20_000, "{total} bytes");
+        drop(r);
+        // The next incarnation deletes the old one whole to make room.
+        let mut r2 = Recorder::start(opts, &config(), 10, &log, 600).unwrap();
+        feed(&mut r2, 10);
+        let now = names(&dir);
+        assert!(now.iter().all(|n| n.starts_with("run-000002")), "{now:?}");
     }
 }

@@ -155,7 +155,10 @@ pub fn check(runs: &[&RunFacts]) -> (Vec<String>, u64) {
     }
     // No msg_id twice; validity.
     let mut seq_of: BTreeMap<&str, u64> = BTreeMap::new();
-    let submitted: Vec<&Chat> = runs.iter().flat_map(|r| r.submitted.iter()).collect();
+    let mut submitted: BTreeMap<&str, Vec<&Chat>> = BTreeMap::new();
+    for c in runs.iter().flat_map(|r| r.submitted.iter()) {
+        submitted.entry(c.msg_id.as_str()).or_default().push(c);
+    }
     for (seq, (_, e)) in &canon {
         let Body::Chat(c) = &e.body else { continue };
         if let Some(prev) = seq_of.insert(&c.msg_id, *seq) {
@@ -164,7 +167,8 @@ pub fn check(runs: &[&RunFacts]) -> (Vec<String>, u64) {
                 format!("{:?} committed twice: at {prev} and {seq}", c.msg_id),
             );
         }
-        if !submitted.contains(&c) {
+        let received = submitted.get(c.msg_id.as_str());
+        if !received.is_some_and(|v| v.contains(&c)) {
             push(
                 &mut v,
                 format!(
@@ -193,7 +197,9 @@ pub fn check(runs: &[&RunFacts]) -> (Vec<String>, u64) {
                 Some(Some(m)) if m == msg_id => {}
                 Some(other) => push(
                     &mut v,
-                    format!("{name}: acked {msg_id:?} at {seq}, but {seq} is committed as {other:?}"),
+                    format!(
+                        "{name}: acked {msg_id:?} at {seq}, but {seq} is committed as {other:?}"
+                    ),
                 ),
                 None => push(
                     &mut v,

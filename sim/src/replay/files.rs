@@ -60,9 +60,18 @@ pub struct Segment {
     pub bad: Option<String>,
 }
 
-/// Reads one segment file.
-pub fn read_segment(path: &Path) -> Result<Segment, String> {
+/// Reads one segment file; `Ok(None)` if it holds less than its magic and
+/// header (the process died before its first write reached the file).
+pub fn read_segment(path: &Path) -> Result<Option<Segment>, String> {
     let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if recording::MAGIC.starts_with(&bytes[..bytes.len().min(recording::MAGIC.len())])
+        && matches!(
+            decode_frame(bytes.get(recording::MAGIC.len()..).unwrap_or_default()),
+            Frame::Torn | Frame::End
+        )
+    {
+        return Ok(None);
+    }
     let body = bytes
         .strip_prefix(recording::MAGIC.as_slice())
         .ok_or_else(|| format!("{}: not a chorus recording (bad magic)", path.display()))?;
@@ -71,29 +80,26 @@ pub fn read_segment(path: &Path) -> Result<Segment, String> {
             decode_header(payload).map_err(|e| format!("{}: {e}", path.display()))?,
             used,
         ),
-        _ => return Err(format!("{}: torn header", path.display())),
+        _ => unreachable!("a torn or missing header returned above"),
     };
     let mut steps = Vec::new();
     let mut bad = None;
-    loop {
-        match decode_frame(&body[at..]) {
-            Frame::Whole { payload, used } => match decode_step(payload) {
-                Ok(s) => {
-                    steps.push(s);
-                    at += used;
-                }
-                Err(e) => {
-                    bad = Some(format!("{} at byte {}: {e}", path.display(), at + 8));
-                    break;
-                }
-            },
-            Frame::Torn | Frame::End => break,
+    while let Frame::Whole { payload, used } = decode_frame(&body[at..]) {
+        match decode_step(payload) {
+            Ok(s) => {
+                steps.push(s);
+                at += used;
+            }
+            Err(e) => {
+                bad = Some(format!("{} at byte {}: {e}", path.display(), at + 8));
+                break;
+            }
         }
     }
-    Ok(Segment {
+    Ok(Some(Segment {
         header,
         steps,
         torn_bytes: body.len() - at,
         bad,
-    })
+    }))
 }

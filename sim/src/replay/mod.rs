@@ -129,7 +129,9 @@ pub fn replay_dir(dir: &Path, opts: ReplayOptions) -> Result<NodeReplay, String>
         }
         match replay_run(&r, opts, &mut global, &mut out) {
             Ok(run) => out.runs.push(run),
-            Err(e) => out.errors.push(format!("incarnation {}: {e}", r.incarnation)),
+            Err(e) => out
+                .errors
+                .push(format!("incarnation {}: {e}", r.incarnation)),
         }
     }
     Ok(out)
@@ -146,7 +148,9 @@ fn start_node(h: &Header, base: &Path) -> Result<(Node, u64), String> {
             h.base_len
         ));
     }
-    let replayed = record::replay_into(&bytes, Log::new(h.config.log_cache_entries))
+    // Every entry in memory (the real node read evicted ones back through
+    // its ColdLog; the entries, and so the actions, are the same).
+    let replayed = record::replay_into(&bytes, Log::default())
         .map_err(|e| format!("{}: {e}", base.display()))?;
     let commit = replayed.recovered.commit_seq.0;
     Ok((
@@ -155,8 +159,12 @@ fn start_node(h: &Header, base: &Path) -> Result<(Node, u64), String> {
     ))
 }
 
-/// The steps of an incarnation, segment by segment, with how reading ended.
-fn read_steps(r: &files::RunFiles) -> Result<(Header, Vec<Step>, Option<String>), String> {
+/// An incarnation's header, its readable steps and how reading ended.
+type Recorded = (Header, Vec<Step>, Option<String>);
+
+/// The steps of an incarnation, segment by segment, with how reading ended;
+/// None if nothing was recorded (the process died while starting).
+fn read_steps(r: &files::RunFiles) -> Result<Option<Recorded>, String> {
     let mut header: Option<Header> = None;
     let mut steps = Vec::new();
     let mut cut = None;
@@ -167,7 +175,12 @@ fn read_steps(r: &files::RunFiles) -> Result<(Header, Vec<Step>, Option<String>)
             break;
         }
         let s = match files::read_segment(path) {
-            Ok(s) => s,
+            Ok(Some(s)) => s,
+            Ok(None) if k == 0 => return Ok(None),
+            Ok(None) => {
+                cut = Some(format!("{} holds no whole header", path.display()));
+                break;
+            }
             Err(e) if k > 0 => {
                 cut = Some(e);
                 break;
@@ -195,12 +208,15 @@ fn read_steps(r: &files::RunFiles) -> Result<(Header, Vec<Step>, Option<String>)
             } else {
                 "torn frame inside the run (not its last segment)"
             };
-            cut = Some(format!("{what}: {} bytes of {}", s.torn_bytes, path.display()));
+            cut = Some(format!(
+                "{what}: {} bytes of {}",
+                s.torn_bytes,
+                path.display()
+            ));
             break;
         }
     }
-    let header = header.ok_or("no segment")?;
-    Ok((header, steps, cut))
+    Ok(header.map(|h| (h, steps, cut)))
 }
 
 fn replay_run(
@@ -209,17 +225,31 @@ fn replay_run(
     global: &mut u64,
     out: &mut NodeReplay,
 ) -> Result<RunReplay, String> {
-    let (h, steps, cut) = read_steps(r)?;
-    let base = r.base.as_ref().ok_or("its base copy (run-*.base) is missing")?;
+    let Some((h, steps, cut)) = read_steps(r)? else {
+        return Ok(RunReplay {
+            incarnation: r.incarnation,
+            node_id: 0,
+            steps: 0,
+            cut: Some("nothing recorded: the process died while starting".into()),
+            recovered_commit: 0,
+            facts: cross::RunFacts::default(),
+        });
+    };
+    let base = r
+        .base
+        .as_ref()
+        .ok_or("its base copy (run-*.base) is missing")?;
     let (mut node, recovered_commit) = start_node(&h, base)?;
     let id = h.config.me.node_id.0;
     let who = format!("n{id}");
     let mut facts = cross::RunFacts::new(id, h.incarnation, recovered_commit);
     let mut chain = CHAIN_START;
     let mut shown: Option<Status> = None;
+    let mut role_shown = false;
     let mut acts = Vec::new();
     let mut n = 0u64;
-    if opts.trace && *global <= opts.to {
+    let last = (*global + steps.len() as u64).saturating_sub(1);
+    if opts.trace && *global <= opts.to && last >= opts.from {
         let _ = writeln!(
             out.trace,
             "# n{id} incarnation {} (recovered commit {recovered_commit}, step {})",
@@ -262,9 +292,12 @@ fn replay_run(
             for a in &acts {
                 let _ = writeln!(out.trace, "{now:>6} {who} {}", trace::action_text(a));
             }
-            let changed = shown.as_ref().is_none_or(|p| {
-                (p.role, p.term, p.leader) != (status.role, status.term, status.leader)
-            });
+            // The role at the window's first step, then every change.
+            let changed = !role_shown
+                || shown.as_ref().is_none_or(|p| {
+                    (p.role, p.term, p.leader) != (status.role, status.term, status.leader)
+                });
+            role_shown = true;
             if changed {
                 let _ = writeln!(out.trace, "{now:>6} {who} {}", trace::role_text(&status));
             }
