@@ -379,7 +379,11 @@ impl Runtime {
                 CoreRole::Leader => "leader",
             }
             .to_string(),
-            term: s.term.0,
+            // The durable term, not the one in memory: with asynchronous
+            // fsyncs a term can be visible before it is durable, and a
+            // power loss then restarts the node in the term before (no
+            // message carried it). Shown durable, it never goes back.
+            term: self.durable_term,
             leader: s.leader.map(|l| l.0),
             leader_addr: s.leader.and_then(addr_of),
             commit_seq: self.delivered_chats,

@@ -88,12 +88,29 @@ impl Runtime {
     fn mark_durable(&mut self, offset: u64) {
         self.durable_bytes = offset;
         self.log.durable_up_to(offset);
+        while let Some(&(end, term)) = self.pending_terms.front() {
+            if end > offset {
+                break;
+            }
+            self.durable_term = self.durable_term.max(term);
+            self.pending_terms.pop_front();
+        }
+    }
+
+    /// A term record ending at file offset `end` was appended: STATUS shows
+    /// it once it is durable (a power loss before then restarts the node
+    /// in the term before, which is allowed: no message carried it).
+    fn note_term(&mut self, end: u64, r: &Record) {
+        if let Record::Term { term, .. } = r {
+            self.pending_terms.push_back((end, term.0));
+        }
     }
 
     fn write_records(&mut self, actions: &[Action]) -> Result<(), RuntimeError> {
         for a in actions {
             if let Action::Persist(r) | Action::Note(r) = a {
-                self.log.append(r);
+                let end = self.log.append(r);
+                self.note_term(end, r);
             }
         }
         self.log.write_queued()?;
@@ -114,6 +131,7 @@ impl Runtime {
                         self.gated.truncated(from);
                     }
                     let end = self.log.append(&r);
+                    self.note_term(end, &r);
                     self.persist_end = end;
                     persisted = true;
                     if matches!(r, Record::Term { .. } | Record::Truncate { .. }) {

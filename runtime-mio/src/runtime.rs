@@ -29,7 +29,7 @@ use chorus_core::gate::Gate;
 use chorus_core::{Action, Input, Node, NodeId, Seq, Status};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -92,6 +92,10 @@ pub struct Runtime {
     pub(crate) gated: Gate,
     /// The durable point last reported to the core (`Input::Persisted`).
     reported_durable: Seq,
+    /// The highest term durably recorded (what STATUS shows), and term
+    /// records written but not yet durable with the offset each ends at.
+    pub(crate) durable_term: u64,
+    pub(crate) pending_terms: VecDeque<(u64, u64)>,
     clock: Clock,
     /// Core time of the current iteration.
     pub(crate) now: chorus_core::Instant,
@@ -273,6 +277,7 @@ impl Runtime {
         let node = cold::node(core, opened.replayed, opened.log.path(), rng_seed)?;
         let last_status = node.status();
         let delivered_chats = node.numbering().chats();
+        let durable_term = node.status().term.0;
         let scheme = if tls.is_some() { "TLS" } else { "plaintext" };
         info!("n{} listening on {local_addr} ({scheme})", me.0);
         let mut runtime = Runtime {
@@ -290,6 +295,8 @@ impl Runtime {
             barrier_end: recovered_bytes,
             gated: Gate::new(),
             reported_durable,
+            durable_term,
+            pending_terms: VecDeque::new(),
             clock: Clock::new(),
             now: chorus_core::Instant(0),
             peers: PeerTable::new(opts.limits.reconnect_min_ms, opts.limits.reconnect_max_ms),
