@@ -7,9 +7,12 @@
 //! power losses drop what was not fsynced, and the harness's ordinary
 //! verdict must report an acknowledged message lost or two nodes
 //! disagreeing on the order (exit 1, with the line that reproduces the run).
+//! A catch is likely, not certain, in one 35 s run (4 of 5 seeds measured):
+//! up to three seeds are tried, and the test fails only if none catches it
+//! (so a broken build passes with odds well under 1 %, not one in five).
 //! Without the slowed fsync the same run is not caught (RELIABILITY.md). Needs root, iproute2, nftables
 //! and strace; elsewhere it is skipped with a message saying why. Bounded:
-//! under 80 s, the harness is stopped (SIGTERM, then SIGKILL, by PID) if it
+//! under 80 s a run (three at most), the harness is stopped (SIGTERM, then SIGKILL, by PID) if it
 //! overstays.
 
 #[path = "common/chaos.rs"]
@@ -19,7 +22,7 @@ use chaos::{run_chaos, skip_reason};
 use std::time::{Duration, Instant};
 
 const DURATION_S: u64 = 35;
-const SEED: &str = "0x51";
+const SEEDS: [&str; 3] = ["0x51", "0x52", "0x53"];
 
 #[test]
 fn the_harness_catches_a_build_that_acks_before_its_fsync() {
@@ -28,12 +31,30 @@ fn the_harness_catches_a_build_that_acks_before_its_fsync() {
         return;
     }
     let started = Instant::now();
+    let mut missed = Vec::new();
+    for seed in SEEDS {
+        match attempt(seed) {
+            Ok(()) => {
+                println!(
+                    "caught with seed {seed} after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            Err(why) => missed.push(format!("seed {seed}: {why}")),
+        }
+    }
+    panic!("the broken build was not caught:\n{}", missed.join("\n"));
+}
+
+/// One harness run; Ok if it caught the broken build the way it must.
+fn attempt(seed: &str) -> Result<(), String> {
     let duration = DURATION_S.to_string();
     let args = [
         "--nodes",
         "5",
         "--seed",
-        SEED,
+        seed,
         "--unsafe-ack-before-fsync",
         "--slow-fsync-ms",
         "20",
@@ -46,13 +67,10 @@ fn the_harness_catches_a_build_that_acks_before_its_fsync() {
     ];
     let run = run_chaos(&args, Duration::from_secs(75), Duration::from_secs(3));
     let (report, err) = (run.report, run.stderr);
-    let status = run.status;
-    let status = status.expect("chorus chaos overstayed its bound");
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "the broken build was not caught ({status}):\n{report}\n{err}"
-    );
+    let status = run.status.expect("chorus chaos overstayed its bound");
+    if status.code() != Some(1) {
+        return Err(format!("not caught ({status}):\n{report}\n{err}"));
+    }
     assert!(report.contains("VIOLATIONS: "), "{report}");
     assert!(
         report.contains("(an acknowledged message was lost)")
@@ -63,7 +81,6 @@ fn the_harness_catches_a_build_that_acks_before_its_fsync() {
         report.contains("reproduce: chorus chaos") && report.contains("--unsafe-ack-before-fsync"),
         "{report}"
     );
-    println!("caught in {:.1} s", started.elapsed().as_secs_f64());
     // The harness keeps the logs of a failed run for the user; this failure
     // was the point, so its files go (bounded /tmp use across CI runs).
     if let Some(dir) = report
@@ -72,4 +89,5 @@ fn the_harness_catches_a_build_that_acks_before_its_fsync() {
     {
         let _ = std::fs::remove_dir_all(dir.trim());
     }
+    Ok(())
 }
