@@ -226,9 +226,12 @@ impl TlsLine {
         while conn.is_handshaking() {
             conn.complete_io(&mut sock)?;
         }
-        Ok(TlsLine {
+        let mut line = TlsLine {
             s: BufReader::new(StreamOwned::new(conn, sock)),
-        })
+        };
+        // chorus's dialect: without HELLO a client gets only SEQ_CHAT lines.
+        line.send(br#"{"type":"HELLO","proto":2,"client":"tls_security-test/0"}"#)?;
+        Ok(line)
     }
 
     fn peer_cert(&self) -> Vec<u8> {

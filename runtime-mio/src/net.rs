@@ -196,7 +196,9 @@ impl Runtime {
                 Err(e) => return self.close_conn(token, &format!("read error: {e}")),
             };
             if matches!(c.role, Role::Fresh) && c.deadline.is_some() && !c.stream.is_handshaking() {
-                c.deadline = None; // TLS is up: from here on, as a plain connection
+                // TLS is up: from here on, as a plain connection (whose
+                // silence for SEED_IDLE makes it a listening seed client).
+                c.deadline = Some(std::time::Instant::now() + SEED_IDLE);
             }
             if c.stream.has_pending_tls() {
                 self.dirty.insert(token); // a handshake answer to send

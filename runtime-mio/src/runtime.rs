@@ -489,11 +489,12 @@ impl Runtime {
             .map(|(&t, _)| t)
             .collect();
         for t in expired {
-            let fresh = self
-                .conns
-                .get(&t)
-                .is_some_and(|c| matches!(c.role, crate::conn::Role::Fresh));
+            let fresh = self.conns.get(&t).is_some_and(|c| {
+                matches!(c.role, crate::conn::Role::Fresh) && !c.stream.is_handshaking()
+            });
             if fresh {
+                // Silent, but past any TLS handshake: a seed client that
+                // only listens (a stalled TLS handshake is closed instead).
                 self.seed_listener(t);
             } else {
                 self.close_conn(t, "timed out");
