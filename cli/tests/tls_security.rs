@@ -453,15 +453,23 @@ fn a_man_in_the_middle_on_a_peer_link_is_refused() {
     // Node 1 refused the proxy's certificate and never linked through it
     // (it may link to node 2 directly once the cluster tells it node 2's
     // real address).
-    let log1 = n.log(0);
+    // The refusal is logged when node 1's dial fails; under load that line
+    // can land a moment after the proxy saw the handshake begin.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("cannot reach n2") && l.contains("invalid peer certificate"))
+    };
+    let mut log1 = n.log(0);
+    while !refused(&log1) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        log1 = n.log(0);
+    }
     assert!(
         !log1.contains(&format!("(127.0.0.1:{proxy}))")),
         "linked via the proxy: {log1}"
     );
-    assert!(
-        log1.contains("cannot reach n2: read error: invalid peer certificate"),
-        "{log1}"
-    );
+    assert!(refused(&log1), "{log1}");
     // The cluster carries on over the other links.
     chat_eventually(&n, 0, &tls, "around-the-mitm");
 }
