@@ -93,9 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             jobs,
             trace,
             inject_bug,
-        } => {
-            Ok(explore_cmd(seeds, start, jobs, trace, inject_bug))
-        }
+        } => Ok(explore_cmd(seeds, start, jobs, trace, inject_bug)),
     }
 }
 

@@ -162,7 +162,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(found) => found,
         None => return Ok(ExitCode::from(130)), // interrupted while waiting
     };
-    print_summary(&cluster, &data_dir, leader, term, http_ports.as_deref(), certs.as_deref());
+    print_summary(
+        &cluster,
+        &data_dir,
+        leader,
+        term,
+        http_ports.as_deref(),
+        certs.as_deref(),
+    );
     let code = if args.no_client {
         watch(&mut cluster, &stop);
         ExitCode::SUCCESS
@@ -291,7 +298,9 @@ fn spawn_node(
         File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     let mut cmd = Command::new(exe);
     if let Some(r) = record {
-        cmd.arg("node").arg("--record").arg(r.join(format!("node{id}")));
+        cmd.arg("node")
+            .arg("--record")
+            .arg(r.join(format!("node{id}")));
     } else {
         cmd.arg("node");
     }

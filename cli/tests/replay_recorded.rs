@@ -45,8 +45,8 @@ fn replay(args: &[&Path]) -> (Option<i32>, String) {
         .args(args)
         .output()
         .expect("run chorus sim replay");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code(), text)
 }
 

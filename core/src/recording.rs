@@ -174,7 +174,13 @@ pub fn header_payload(h: &Header) -> Vec<u8> {
 }
 
 /// The payload of a step whose input JSON is `input_json`.
-pub fn step_payload(now: Instant, chain: u64, hashes: &[u32], input_json: &[u8], out: &mut Vec<u8>) {
+pub fn step_payload(
+    now: Instant,
+    chain: u64,
+    hashes: &[u32],
+    input_json: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(&now.0.to_le_bytes());
     out.extend_from_slice(&chain.to_le_bytes());
     out.extend_from_slice(&(hashes.len() as u32).to_le_bytes());

@@ -42,6 +42,7 @@ mod streams;
 mod syncer;
 pub mod tls;
 pub mod transport;
+pub mod ws;
 
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;

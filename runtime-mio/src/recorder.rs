@@ -115,7 +115,10 @@ impl Recorder {
                 fs::remove_file(&f.2)?;
                 total -= f.3;
             }
-            info!("recording: deleted incarnation {old} (--record bound {} bytes)", opts.max_bytes);
+            info!(
+                "recording: deleted incarnation {old} (--record bound {} bytes)",
+                opts.max_bytes
+            );
         }
         let mut src = File::open(log_path)?.take(valid_len);
         let mut base = File::create(base_path(&opts.dir, inc))?;
@@ -185,7 +188,13 @@ impl Recorder {
             self.hashes.push(h as u32);
         }
         self.payload.clear();
-        step_payload(now, self.chain, &self.hashes, &self.input, &mut self.payload);
+        step_payload(
+            now,
+            self.chain,
+            &self.hashes,
+            &self.input,
+            &mut self.payload,
+        );
         encode_frame(&self.payload, &mut self.buf);
         self.step += 1;
     }
@@ -210,7 +219,10 @@ impl Recorder {
             return;
         }
         if let Err(e) = self.file.write_all(&self.buf) {
-            warn!("recording stopped: writing {}: {e}", self.opts.dir.display());
+            warn!(
+                "recording stopped: writing {}: {e}",
+                self.opts.dir.display()
+            );
             self.stopped = true;
             return;
         }

@@ -257,12 +257,13 @@ impl Runtime {
                 let dir = r.dir.clone();
                 let valid_len = opened.replayed.valid_len;
                 Some(
-                    Recorder::start(r, &core, rng_seed, opened.log.path(), valid_len)
-                        .map_err(|err| RuntimeError::Storage {
+                    Recorder::start(r, &core, rng_seed, opened.log.path(), valid_len).map_err(
+                        |err| RuntimeError::Storage {
                             file: dir,
                             op: "starting the recording (--record)",
                             err,
-                        })?,
+                        },
+                    )?,
                 )
             }
             None => None,

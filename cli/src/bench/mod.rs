@@ -210,7 +210,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 args.heartbeat_ms,
                 args.leader_timeout_ms,
                 args.keep,
-            args.record,
+                args.record,
             )?;
             Some(c)
         } else {

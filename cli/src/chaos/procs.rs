@@ -146,7 +146,8 @@ impl Nodes {
             let trace = node
                 .log_dir
                 .with_extension(format!("strace.{}", node.starts + 1));
-            let mut args = durable::strace_args(&log_path.to_string_lossy(), &trace.to_string_lossy());
+            let mut args =
+                durable::strace_args(&log_path.to_string_lossy(), &trace.to_string_lossy());
             if self.slow_fsync_ms > 0 {
                 let dash = args.pop().expect("strace_args ends with --");
                 let us = self.slow_fsync_ms * 1000;

@@ -102,7 +102,11 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
             let mut all = String::new();
             for id in 1..=args.nodes {
                 let d = dir.join(format!("node{id}"));
-                println!("  n{id}: {}   replay: chorus sim replay {}", d.display(), d.display());
+                println!(
+                    "  n{id}: {}   replay: chorus sim replay {}",
+                    d.display(),
+                    d.display()
+                );
                 all.push_str(&format!(" {}", d.display()));
             }
             println!("  cross-node check: chorus sim replay{all}");

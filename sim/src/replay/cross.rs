@@ -184,7 +184,9 @@ pub fn check(runs: &[&RunFacts]) -> (Vec<String>, u64) {
                 Some(Some(m)) if m == msg_id => {}
                 Some(other) => push(
                     &mut v,
-                    format!("{name}: acked {msg_id:?} at {seq}, but {seq} is committed as {other:?}"),
+                    format!(
+                        "{name}: acked {msg_id:?} at {seq}, but {seq} is committed as {other:?}"
+                    ),
                 ),
                 None => push(
                     &mut v,

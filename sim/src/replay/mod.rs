@@ -129,7 +129,9 @@ pub fn replay_dir(dir: &Path, opts: ReplayOptions) -> Result<NodeReplay, String>
         }
         match replay_run(&r, opts, &mut global, &mut out) {
             Ok(run) => out.runs.push(run),
-            Err(e) => out.errors.push(format!("incarnation {}: {e}", r.incarnation)),
+            Err(e) => out
+                .errors
+                .push(format!("incarnation {}: {e}", r.incarnation)),
         }
     }
     Ok(out)
@@ -195,7 +197,11 @@ fn read_steps(r: &files::RunFiles) -> Result<(Header, Vec<Step>, Option<String>)
             } else {
                 "torn frame inside the run (not its last segment)"
             };
-            cut = Some(format!("{what}: {} bytes of {}", s.torn_bytes, path.display()));
+            cut = Some(format!(
+                "{what}: {} bytes of {}",
+                s.torn_bytes,
+                path.display()
+            ));
             break;
         }
     }
@@ -210,7 +216,10 @@ fn replay_run(
     out: &mut NodeReplay,
 ) -> Result<RunReplay, String> {
     let (h, steps, cut) = read_steps(r)?;
-    let base = r.base.as_ref().ok_or("its base copy (run-*.base) is missing")?;
+    let base = r
+        .base
+        .as_ref()
+        .ok_or("its base copy (run-*.base) is missing")?;
     let (mut node, recovered_commit) = start_node(&h, base)?;
     let id = h.config.me.node_id.0;
     let who = format!("n{id}");
