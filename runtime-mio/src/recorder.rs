@@ -56,8 +56,11 @@ fn segment_path(dir: &Path, inc: u64, seg: u32) -> PathBuf {
     dir.join(recording::segment_name(inc, seg))
 }
 
-/// Recording files in `dir`: (incarnation, segment or None, path, bytes), sorted.
-fn list(dir: &Path) -> io::Result<Vec<(u64, Option<u32>, PathBuf, u64)>> {
+/// One recording file: (incarnation, segment or None, path, bytes).
+type RecordingFile = (u64, Option<u32>, PathBuf, u64);
+
+/// Recording files in `dir`, sorted.
+fn list(dir: &Path) -> io::Result<Vec<RecordingFile>> {
     let mut v = Vec::new();
     for e in fs::read_dir(dir)? {
         let e = e?;
