@@ -88,6 +88,17 @@ pub struct NodeFile {
     /// 10000 ms; also the keep-alive idle limit).
     #[serde(default)]
     pub http_timeout_ms: Option<u64>,
+    /// Origins a browser page may open `/ws` from (`"*"`: any). Default:
+    /// this node's HTTP port as http(s)://localhost, 127.0.0.1, [::1] and
+    /// its own host; a request without Origin (not a browser) is accepted.
+    #[serde(default)]
+    pub ws_allowed_origins: Option<Vec<String>>,
+    /// A silent `/ws` session is pinged after this (default 20000 ms) ...
+    #[serde(default)]
+    pub ws_ping_interval_ms: Option<u64>,
+    /// ... and closed (code 1008) if no pong comes within this (default 20000 ms).
+    #[serde(default)]
+    pub ws_pong_timeout_ms: Option<u64>,
     /// Open connections from one source IP address (default 256).
     #[serde(default)]
     pub max_connections_per_address: Option<usize>,
@@ -238,6 +249,9 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
     if f.http_timeout_ms == Some(0) {
         return Err("http_timeout_ms must be at least 1".into());
     }
+    if f.ws_ping_interval_ms == Some(0) || f.ws_pong_timeout_ms == Some(0) {
+        return Err("ws_ping_interval_ms and ws_pong_timeout_ms must be at least 1".into());
+    }
     if f.http_max_connections == Some(0) {
         return Err("http_max_connections must be at least 1".into());
     }
@@ -327,6 +341,15 @@ impl NodeFile {
             }
             if let Some(n) = self.http_timeout_ms {
                 http.timeout_ms = n;
+            }
+            if let Some(o) = &self.ws_allowed_origins {
+                http.ws_allowed_origins = o.clone();
+            }
+            if let Some(n) = self.ws_ping_interval_ms {
+                http.ws_ping_interval_ms = n;
+            }
+            if let Some(n) = self.ws_pong_timeout_ms {
+                http.ws_pong_timeout_ms = n;
             }
             opts.http = Some(http);
         }

@@ -14,7 +14,8 @@
 //! (backoff), `recorder` (`--record`: inputs for replay), `observe` (logs),
 //! `http` (the HTTP port: /metrics, /healthz, /readyz, /status), `metrics`
 //! (the counters it exports), `tls` (certificates into rustls configs),
-//! `transport` (plain TCP or TLS under the line framing), `limits`
+//! `transport` (plain TCP, TLS or a WebSocket under the line framing), `ws`
+//! (a WebSocket's text frames as lines, for `/ws`), `limits`
 //! (per-connection CHAT rate, connections per source address), `clock`,
 //! `options`, `error`.
 #![forbid(unsafe_code)]
@@ -42,6 +43,7 @@ mod streams;
 mod syncer;
 pub mod tls;
 pub mod transport;
+pub mod ws;
 
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;

@@ -167,6 +167,10 @@ impl Runtime {
                 return self.fail_conn(token, ErrorCode::BadRequest, msg);
             }
         };
+        if self.conns.get(&token).is_some_and(|c| c.stream.is_ws()) {
+            let msg = "a peer link cannot run over a WebSocket".to_string();
+            return self.fail_conn(token, ErrorCode::Forbidden, msg);
+        }
         let anonymous = self
             .conns
             .get(&token)

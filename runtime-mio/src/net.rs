@@ -404,7 +404,14 @@ impl Runtime {
         let Some(mut c) = self.conns.remove(&token) else {
             return;
         };
-        c.stream.close_notify();
+        // A WebSocket's close code says why (`ws.rs`); "done" after an ERROR
+        // (`fail_conn`) is a refusal, not a normal end.
+        let ws_why = if c.closing && why == "done" {
+            "closed after an ERROR line"
+        } else {
+            why
+        };
+        c.stream.close_because(ws_why);
         if let Some(ip) = c.from {
             self.per_address.release(ip);
         }

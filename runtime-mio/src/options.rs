@@ -104,6 +104,15 @@ pub struct HttpOptions {
     /// `/readyz` answers 200 only if a leader is known and this node has
     /// delivered up to at most this many entries short of its commit point.
     pub ready_max_lag: u64,
+    /// `Origin`s a `/ws` upgrade may come from (`"*"`: any). Empty: this
+    /// node's HTTP port as `http(s)://{localhost,127.0.0.1,[::1],host}:port`
+    /// (`http/upgrade.rs`). A request without `Origin` (not a browser) is
+    /// accepted; any other origin is refused with 403.
+    pub ws_allowed_origins: Vec<String>,
+    /// A `/ws` session silent this long is pinged.
+    pub ws_ping_interval_ms: u64,
+    /// A ping unanswered this long closes the session (close code 1008).
+    pub ws_pong_timeout_ms: u64,
 }
 
 impl HttpOptions {
@@ -116,6 +125,9 @@ impl HttpOptions {
             max_response_bytes: 4 << 20,
             timeout_ms: 10_000,
             ready_max_lag: 1000,
+            ws_allowed_origins: Vec::new(),
+            ws_ping_interval_ms: 20_000,
+            ws_pong_timeout_ms: 20_000,
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum Transport {
     Plain(TcpStream),
     /// Boxed: a rustls connection is a few KiB and most fields of `Conn` are small.
     Tls(Box<TlsStream>),
+    /// A WebSocket of the HTTP port (`ws.rs`) over plain TCP or TLS: its
+    /// text frames read and written as lines.
+    Ws(Box<crate::ws::WsStream>),
 }
 
 /// A rustls connection (either side) over a nonblocking TCP stream.
@@ -68,6 +71,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => s,
             Transport::Tls(t) => &t.sock,
+            Transport::Ws(w) => w.inner().tcp(),
         }
     }
 
@@ -75,17 +79,26 @@ impl Transport {
         match self {
             Transport::Plain(s) => s,
             Transport::Tls(t) => &mut t.sock,
+            Transport::Ws(w) => w.inner_mut().tcp_mut(),
         }
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self, Transport::Tls(_))
+        match self {
+            Transport::Ws(w) => w.inner().is_tls(),
+            t => matches!(t, Transport::Tls(_)),
+        }
+    }
+
+    /// A WebSocket session of the HTTP port (never a peer link).
+    pub fn is_ws(&self) -> bool {
+        matches!(self, Transport::Ws(_))
     }
 
     /// Still negotiating TLS (always false for plain TCP).
     pub fn is_handshaking(&self) -> bool {
         match self {
-            Transport::Plain(_) => false,
+            Transport::Plain(_) | Transport::Ws(_) => false,
             Transport::Tls(t) => t.tls.is_handshaking(),
         }
     }
@@ -94,7 +107,7 @@ impl Transport {
     /// ours presents none, a peer node its node certificate).
     pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
         match self {
-            Transport::Plain(_) => None,
+            Transport::Plain(_) | Transport::Ws(_) => None,
             Transport::Tls(t) => t.tls.peer_certificates(),
         }
     }
@@ -104,6 +117,7 @@ impl Transport {
         match self {
             Transport::Plain(_) => false,
             Transport::Tls(t) => t.tls.wants_write(),
+            Transport::Ws(w) => w.has_pending(),
         }
     }
 
@@ -112,15 +126,31 @@ impl Transport {
         match self {
             Transport::Plain(_) => Ok(()),
             Transport::Tls(t) => t.write_out(),
+            Transport::Ws(w) => w.flush_out().map(|_| ()),
         }
     }
 
     /// Best effort on close: tell a TLS peer we are done (close_notify).
     pub fn close_notify(&mut self) {
-        if let Transport::Tls(t) = self {
-            t.tls.send_close_notify();
-            let _ = t.write_out();
+        match self {
+            Transport::Plain(_) => {}
+            Transport::Tls(t) => {
+                t.tls.send_close_notify();
+                let _ = t.write_out();
+            }
+            Transport::Ws(w) => {
+                w.close_for("done");
+                w.inner_mut().close_notify();
+            }
         }
+    }
+
+    /// `close_notify`, with a WebSocket close code chosen for `why`.
+    pub fn close_because(&mut self, why: &str) {
+        if let Transport::Ws(w) = self {
+            w.close_for(why);
+        }
+        self.close_notify();
     }
 }
 
@@ -172,6 +202,7 @@ impl Read for Transport {
         match self {
             Transport::Plain(s) => s.read(out),
             Transport::Tls(t) => t.read_plain(out),
+            Transport::Ws(w) => w.read(out),
         }
     }
 }
@@ -188,6 +219,7 @@ impl Write for Transport {
                 }
                 Ok(n)
             }
+            Transport::Ws(w) => w.write(buf),
         }
     }
 
@@ -195,6 +227,7 @@ impl Write for Transport {
         match self {
             Transport::Plain(s) => s.flush(),
             Transport::Tls(t) => t.write_out(),
+            Transport::Ws(w) => w.flush_out().map(|_| ()),
         }
     }
 }

@@ -294,6 +294,12 @@ impl Cluster {
         );
     }
 
+    /// The process id of node `i`, if it runs.
+    #[allow(dead_code)] // not every test reads it
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
+    }
+
     /// Index of the node a majority of live nodes follow, once it says it
     /// leads; panics (with the node logs) after `timeout`.
     pub fn wait_for_leader(&self, timeout: Duration) -> usize {

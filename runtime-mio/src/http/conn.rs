@@ -31,6 +31,8 @@ pub(crate) struct HttpConn {
     out_head: usize,
     /// Close once the response is written (Connection: close, an error).
     pub close_after: bool,
+    /// Becomes a WebSocket once the 101 response is written.
+    pub upgrade: bool,
     /// The current request/response cycle must be over by then.
     pub deadline: Instant,
     pub peer: String,
@@ -45,6 +47,7 @@ impl HttpConn {
             out: Vec::new(),
             out_head: 0,
             close_after: false,
+            upgrade: false,
             deadline,
             peer,
         }
@@ -113,7 +116,6 @@ impl HttpConn {
     /// The socket and the bytes received after the last request consumed,
     /// for a protocol that takes the connection over (the caller
     /// deregisters the socket from HTTP first).
-    #[allow(dead_code)] // the WebSocket upgrade of the web-client issue
     pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
         (self.stream, self.inbuf)
     }

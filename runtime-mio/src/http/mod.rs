@@ -15,6 +15,7 @@
 
 mod conn;
 mod routes;
+mod upgrade;
 
 use crate::options::HttpOptions;
 use crate::runtime::Runtime;
@@ -41,6 +42,11 @@ pub(crate) struct HttpServer {
     token: Token,
     local_addr: SocketAddr,
     conns: HashMap<Token, HttpConn>,
+    /// WebSocket sessions taken over from HTTP (they live in `Runtime::conns`;
+    /// this set only drives their pings).
+    ws: BTreeSet<Token>,
+    /// When the next WebSocket ping sweep is due.
+    ws_sweep: Instant,
     /// Connections that stopped on `REQUESTS_PER_PASS` with requests left.
     again: BTreeSet<Token>,
     pub opts: HttpOptions,
@@ -68,13 +74,17 @@ impl HttpServer {
         if !self.again.is_empty() {
             return Some(Instant::now());
         }
-        self.conns.values().map(|c| c.deadline).min()
+        let ws = (!self.ws.is_empty()).then_some(self.ws_sweep);
+        self.conns.values().map(|c| c.deadline).chain(ws).min()
     }
 }
 
 fn reason(status: u16) -> &'static str {
     match status {
+        101 => "Switching Protocols",
         200 => "OK",
+        403 => "Forbidden",
+        426 => "Upgrade Required",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -118,6 +128,8 @@ struct Head {
     path: String,
     close: bool,
     has_body: bool,
+    /// The headers a WebSocket upgrade (`upgrade.rs`) looks at.
+    ws: upgrade::WsHeaders,
 }
 
 enum Parsed {
@@ -141,7 +153,9 @@ fn parse(buf: &[u8]) -> Parsed {
     let target = req.path.unwrap_or("/");
     let mut close = req.version == Some(0);
     let mut has_body = false;
+    let mut ws = upgrade::WsHeaders::default();
     for h in req.headers.iter() {
+        ws.note(h.name, h.value);
         let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
         if h.name.eq_ignore_ascii_case("connection") {
             close = value.contains("close") || (close && !value.contains("keep-alive"));
@@ -158,6 +172,7 @@ fn parse(buf: &[u8]) -> Parsed {
         path: target.split('?').next().unwrap_or("/").to_string(),
         close,
         has_body,
+        ws,
     })
 }
 
@@ -179,6 +194,8 @@ impl Runtime {
             local_addr,
             conns: HashMap::new(),
             again: BTreeSet::new(),
+            ws: BTreeSet::new(),
+            ws_sweep: Instant::now(),
             opts,
             started: Instant::now(),
         });
@@ -269,6 +286,9 @@ impl Runtime {
             if c.writing() {
                 return; // the writable event brings us back
             }
+            if c.upgrade {
+                return self.ws_take_over(token);
+            }
             if c.close_after {
                 return self.http_close(token, "answered");
             }
@@ -320,6 +340,9 @@ impl Runtime {
             r.headers.push("Allow: GET, HEAD".into());
             return self.http_answer(token, &r, false, true);
         }
+        if head.path == upgrade::WS_PATH {
+            return self.ws_upgrade(token, &head);
+        }
         match self.route(&head.path) {
             Routed::Reply(r) => self.http_answer(token, &r, head.head_only, head.close),
         }
@@ -362,6 +385,7 @@ impl Runtime {
         for t in late {
             self.http_close(t, "timed out");
         }
+        self.ws_sweep(now);
         for t in again {
             self.http_drive(t);
         }
