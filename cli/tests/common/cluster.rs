@@ -47,6 +47,7 @@ impl Timing {
     };
 }
 
+#[derive(Debug)]
 pub struct TestNode {
     pub id: u64,
     pub port: u16,
@@ -57,6 +58,7 @@ pub struct TestNode {
     child: Option<Child>,
 }
 
+#[derive(Debug)]
 pub struct Cluster {
     pub dir: PathBuf,
     pub nodes: Vec<TestNode>,
