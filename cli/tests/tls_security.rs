@@ -469,7 +469,16 @@ fn a_man_in_the_middle_on_a_peer_link_is_refused() {
         !log1.contains(&format!("(127.0.0.1:{proxy}))")),
         "linked via the proxy: {log1}"
     );
-    assert!(refused(&log1), "{log1}");
+    // Node 1 logs the refusal when its own dial through the proxy fails.
+    // Sometimes node 2 dials node 1 first: node 1's dial is then superseded
+    // and it learns node 2's real address before its handshake with the
+    // proxy ends, so no refusal is logged; what must hold either way is
+    // asserted above (no handshake with the proxy completed) and just here
+    // (no link through it).
+    assert!(
+        refused(&log1) || log1.contains("peer n2 moved to"),
+        "neither refused the proxy nor learned n2's real address: {log1}"
+    );
     // The cluster carries on over the other links.
     chat_eventually(&n, 0, &tls, "around-the-mitm");
 }
