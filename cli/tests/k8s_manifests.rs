@@ -96,6 +96,38 @@ impl Drop for Procs {
 fn the_shared_config_forms_a_cluster_from_pod_hostnames() {
     let _serial = cluster::one_at_a_time();
     let dir = cluster::temp_dir("k8s-pods");
+    // A port `free_ports` handed out can be taken again (by another
+    // process's outgoing connection) before the pod binds it: then that pod
+    // exits at once, and the three pods start again on new ports.
+    let (ports, procs) = (0..3)
+        .find_map(|_| start_pods(&dir))
+        .expect("three attempts to start the pods on free ports failed");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready: Vec<serde_json::Value> = (0..3)
+            .filter_map(|i| http::get(ports[3 + i], "/status"))
+            .filter_map(|(_, b)| serde_json::from_str(&b).ok())
+            .filter(|s: &serde_json::Value| s["ready"] == true)
+            .collect();
+        if ready.len() == 3 {
+            let mut ids: Vec<u64> = ready
+                .iter()
+                .map(|s| s["node_id"].as_u64().unwrap())
+                .collect();
+            ids.sort();
+            assert_eq!(ids, [1, 2, 3], "node ids from the pod ordinals");
+            assert!(ready.iter().all(|s| s["peer_links_up"] == 2));
+            break;
+        }
+        assert!(Instant::now() < until, "the pods never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts the three pods on fresh ports; `None` if one exits at once.
+fn start_pods(dir: &std::path::Path) -> Option<(Vec<u16>, Procs)> {
     let ports = cluster::free_ports(6);
     // Pods differ by name, not port: on one loopback they need their own ports.
     let mut text = shared_config().replace("log_dir = \"/data\"", "");
@@ -140,26 +172,13 @@ fn the_shared_config_forms_a_cluster_from_pod_hostnames() {
             .unwrap();
         procs.0.push(child);
     }
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready: Vec<serde_json::Value> = (0..3)
-            .filter_map(|i| http::get(ports[3 + i], "/status"))
-            .filter_map(|(_, b)| serde_json::from_str(&b).ok())
-            .filter(|s: &serde_json::Value| s["ready"] == true)
-            .collect();
-        if ready.len() == 3 {
-            let mut ids: Vec<u64> = ready
-                .iter()
-                .map(|s| s["node_id"].as_u64().unwrap())
-                .collect();
-            ids.sort();
-            assert_eq!(ids, [1, 2, 3], "node ids from the pod ordinals");
-            assert!(ready.iter().all(|s| s["peer_links_up"] == 2));
-            break;
-        }
-        assert!(Instant::now() < until, "the pods never became ready");
-        std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(300));
+    if procs
+        .0
+        .iter_mut()
+        .any(|c| c.try_wait().ok().flatten().is_some())
+    {
+        return None;
     }
-    drop(procs);
-    let _ = std::fs::remove_dir_all(&dir);
+    Some((ports, procs))
 }
