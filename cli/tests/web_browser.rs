@@ -55,7 +55,8 @@ fn room_history(addr: &str, room: &str) -> Vec<String> {
     let mut ids = Vec::new();
     let mut after = 0u64;
     loop {
-        let req = serde_json::json!({"type": "HISTORY", "room_id": room, "after": after, "limit": 1000});
+        let req =
+            serde_json::json!({"type": "HISTORY", "room_id": room, "after": after, "limit": 1000});
         let hello = if after == 0 {
             "{\"type\":\"HELLO\",\"proto\":2,\"client\":\"web_browser.rs/1\"}\n"
         } else {

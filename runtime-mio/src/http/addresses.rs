@@ -93,7 +93,12 @@ impl Runtime {
         let own = self.own_http_addr();
         own.iter()
             .cloned()
-            .chain(self.peer_http.values().filter(|a| Some(*a) != own.as_ref()).cloned())
+            .chain(
+                self.peer_http
+                    .values()
+                    .filter(|a| Some(*a) != own.as_ref())
+                    .cloned(),
+            )
             .collect()
     }
 }

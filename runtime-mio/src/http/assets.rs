@@ -82,10 +82,19 @@ mod tests {
         let page = find("/").unwrap();
         assert!(page.content_type.starts_with("text/html"));
         assert!(std::str::from_utf8(page.body).unwrap().contains("app.js"));
-        assert!(find("/app.js").unwrap().content_type.starts_with("text/javascript"));
-        assert!(find("/style.css").unwrap().content_type.starts_with("text/css"));
+        assert!(find("/app.js")
+            .unwrap()
+            .content_type
+            .starts_with("text/javascript"));
+        assert!(find("/style.css")
+            .unwrap()
+            .content_type
+            .starts_with("text/css"));
         assert!(find("/../Cargo.toml").is_none() && find("/app.js/").is_none());
-        assert_ne!(find("/app.js").unwrap().etag, find("/style.css").unwrap().etag);
+        assert_ne!(
+            find("/app.js").unwrap().etag,
+            find("/style.css").unwrap().etag
+        );
     }
 
     #[test]

@@ -361,9 +361,10 @@ impl Runtime {
                 // A cached static file still current: its headers, no body
                 // (Content-Length stays the file's, as RFC 9110 §8.6 allows).
                 let fresh = r.status == 200
-                    && r.etag.as_deref().zip(head.if_none_match.as_deref()).is_some_and(
-                        |(tag, inm)| assets::matches(inm, tag),
-                    );
+                    && r.etag
+                        .as_deref()
+                        .zip(head.if_none_match.as_deref())
+                        .is_some_and(|(tag, inm)| assets::matches(inm, tag));
                 if fresh {
                     r.status = 304;
                 }
