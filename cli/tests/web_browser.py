@@ -192,6 +192,8 @@ class Carol:
         for line in pipe:
             into.append(line.rstrip("\n"))
 
+    name = "carol"
+
     def say(self, text):
         self.p.stdin.write(text + "\n")
         self.p.stdin.flush()
@@ -300,6 +302,8 @@ def main():
             who.say(text)
             time.sleep(0.3)
         texts = texts1 + ["alice before the crash 1", "alice before the crash 2"] + [t for _, t in script2]
+        author = {t: who.name for who, t in script1 + script2}
+        author.update({"alice before the crash 1": "alice", "alice before the crash 2": "alice"})
         for p in pages:
             wait(f"{p.name}: every message committed", lambda p=p: all(
                 t in [m["text"] for m in p.committed()] for t in texts), timeout=60)
@@ -325,8 +329,7 @@ def main():
         ok(f"both pages: the {tail} new messages once each, in one order, marked delivered")
         order = bob.committed()
         wait("carol saw every message", lambda: all(
-            ("alice" if t.startswith("alice") else "bob" if t.startswith("bob") else "carol", t)
-            in carol.seen() for t in texts), timeout=60)
+            (author[t], t) in carol.seen() for t in texts), timeout=60)
         carol_new = [x for x in carol.seen() if x[1] in texts]
         page_new = [(m["user"], m["text"]) for m in order if m["text"] in texts]
         assert carol_new == page_new, f"carol's order differs:\n{carol_new}\n{page_new}"

@@ -27,7 +27,6 @@ const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 4000;
 const HELLO_TIMEOUT_MS = 5000;
 const SILENT_MS = 15000;
-const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 const $ = (id) => document.getElementById(id);
 
@@ -105,8 +104,9 @@ function room(id) {
       members: [],
       loadingOlder: false,
       gapPending: false,
-      firstAsked: false, // its newest page was asked for
-      firstDone: false, // and has come
+      // Its newest page: 'none', 'want' (waiting for LIST to say how many
+      // messages it has), 'asked' (HISTORY sent), 'done'.
+      first: 'none',
     };
     state.rooms.set(id, r);
   }
@@ -336,8 +336,7 @@ function onHistoryEnd() {
     if (h.tag.gap) room(h.tag.gap).gapPending = false;
     if (h.tag.first) {
       const r = room(h.tag.first);
-      r.firstDone = true;
-      if (r.lastRead === null) r.lastRead = r.newest;
+      firstDone(r);
       if (r.id === state.current) scrollToBottom();
       renderOlderButton();
       renderRooms();
@@ -376,13 +375,37 @@ function followRoom(id) {
   const r = room(id);
   if (state.ready) {
     subscribe();
-    if (!r.firstDone && !r.firstAsked) firstPage(id);
+    if (r.first === 'none') firstPage(id);
   }
 }
 
+// A room's newest page is HISTORY `before` its message count + 1, so LIST
+// comes first (the count can only grow meanwhile; the subscription, started
+// before, has anything newer).
 function firstPage(id) {
-  room(id).firstAsked = true;
-  requestHistory({ type: 'HISTORY', room_id: id, before: MAX_SAFE, limit: PAGE }, { first: id });
+  room(id).first = 'want';
+  send({ type: 'LIST' });
+}
+
+function onRooms(m) {
+  state.listed = m.rooms || [];
+  const counts = new Map(state.listed.map((r) => [r.room_id, r.messages || 0]));
+  for (const r of state.rooms.values()) {
+    if (r.first !== 'want') continue;
+    const n = counts.get(r.id) || 0;
+    if (n === 0) {
+      firstDone(r);
+    } else {
+      r.first = 'asked';
+      requestHistory({ type: 'HISTORY', room_id: r.id, before: n + 1, limit: PAGE }, { first: r.id });
+    }
+  }
+  renderRooms();
+}
+
+function firstDone(r) {
+  r.first = 'done';
+  if (r.lastRead === null) r.lastRead = r.newest;
 }
 
 function joinRoom(id) {
@@ -501,7 +524,7 @@ function onReady(m, host) {
   send({ type: 'LIST' });
   subscribe();
   for (const id of state.joined) {
-    if (!room(id).firstDone) firstPage(id);
+    if (room(id).first !== 'done') firstPage(id);
   }
   pumpHistory();
   resendAll(0);
@@ -524,7 +547,7 @@ function onLine(m, host) {
     case 'HISTORY_END': return onHistoryEnd(m);
     case 'ROOM_EVENT': return onRoomEvent(m);
     case 'WHO': return onWho(m);
-    case 'ROOMS': state.listed = m.rooms || []; return renderRooms();
+    case 'ROOMS': return onRooms(m);
     case 'STATUS': return onStatus(m);
     case 'ERROR': return notice(`The node says: ${m.message} (${m.code})`);
     default: return undefined;
