@@ -95,13 +95,16 @@ def seed_room(port, n):
 
 
 class Page:
-    def __init__(self, name, http_port, width, height):
+    def __init__(self, name, http_port, width, height, phone=False):
         self.name = name
         self.profile = tempfile.mkdtemp(prefix=f"chorus-web-{name}-")
         o = webdriver.ChromeOptions()
         o.binary_location = "/usr/bin/chromium"
         for f in CHROME_FLAGS + [f"--user-data-dir={self.profile}", f"--window-size={width},{height}"]:
             o.add_argument(f)
+        if phone:  # a window cannot be that narrow: emulate the phone's screen
+            metrics = {"width": width, "height": height, "pixelRatio": 2.0, "touch": True}
+            o.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
         o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
         self.d.set_page_load_timeout(T)
@@ -226,7 +229,7 @@ def main():
     ok(f"{OLD} older messages in #{ROOM}")
 
     alice = Page("alice", http[leader], 1280, 800)  # on the node that will die
-    bob = Page("bob", http[followers[0]], 390, 844)  # phone width
+    bob = Page("bob", http[followers[0]], 390, 844, phone=True)
     carol = Carol(ports[followers[1]], [f"127.0.0.1:{p}" for p in ports])
     pages = [alice, bob]
     try:
@@ -268,6 +271,17 @@ def main():
             const on = [...document.querySelectorAll('#member-list li.online')].map(l => l.dataset.user);
             return on.includes('alice') && on.includes('bob') ? on : null;"""))
         ok(f"presence: online {members}")
+        width = bob.js("return window.innerWidth;")
+        assert width == 390, f"bob's page is {width} px wide, not a phone's 390"
+        assert bob.by_id("toggle-rooms").is_displayed() and not bob.by_id("rooms").is_displayed()
+        ok("bob's page is one column at phone width (rooms in a drawer)")
+
+        # The topic, set from the keyboard on one page, shows on the other.
+        alice.by_id("edit-topic").send_keys(Keys.ENTER)
+        wait("the topic box has focus", lambda: alice.d.switch_to.active_element.get_attribute("id") == "topic-input")
+        alice.d.switch_to.active_element.send_keys("failover drill at noon", Keys.ENTER)
+        wait("bob sees the topic", lambda: bob.by_id("topic").text == "failover drill at noon")
+        ok("topic set on one page shows on the other")
         alice.shot("desktop-alice")
         bob.shot("phone-bob")
 
@@ -291,6 +305,18 @@ def main():
         wait("bob back in the lobby", lambda: bob.by_id("room-title").text == f"#{ROOM}")
 
         # Phase 2: the leader dies while alice's messages are in flight.
+        # Every message of one's own is first shown pending ("sending"):
+        # record each one the page adds in that state.
+        alice.js("""
+            window.pendingSeen = [];
+            new MutationObserver((muts) => {
+              for (const m of muts) for (const n of m.addedNodes) {
+                if (n.classList && n.classList.contains('pending')
+                    && n.querySelector('.mark').getAttribute('aria-label') === 'sending') {
+                  window.pendingSeen.push(n.querySelector('.text').textContent);
+                }
+              }
+            }).observe(document.getElementById('messages'), {childList: true});""")
         alice.say("alice before the crash 1")
         alice.say("alice before the crash 2")
         os.kill(ARGS["leader_pid"], signal.SIGKILL)
@@ -308,6 +334,9 @@ def main():
             wait(f"{p.name}: every message committed", lambda p=p: all(
                 t in [m["text"] for m in p.committed()] for t in texts), timeout=60)
             wait(f"{p.name}: nothing left pending", lambda p=p: not any(m["pending"] for m in p.messages()))
+        mine = [t for t in texts if author.get(t) == "alice" and t not in texts1]
+        assert alice.js("return window.pendingSeen;") == mine, alice.js("return window.pendingSeen;")
+        ok("alice's messages showed pending, then delivered")
         killed_node = leader + 1
         assert f"node {killed_node} " not in alice.conn(), alice.conn()
         ok(f"alice's page failed over: {alice.conn()}")
@@ -348,11 +377,11 @@ def main():
         for p in pages:
             try:
                 p.shot(f"failure-{p.name}")
-                print(f"{p.name} conn: {p.conn()}\n{p.name} messages: {p.messages()[-30:]}", flush=True)
+                print(f"{p.name} conn: {p.conn()}\n{p.name} messages: {p.messages()[-12:]}", flush=True)
                 print(f"{p.name} console: {p.console_errors()}", flush=True)
             except Exception as e:  # noqa: BLE001 - best effort on the way out
                 print(f"({p.name}: {e})")
-        print(f"carol stdout: {carol.lines[-30:]}\ncarol stderr: {carol.err[-30:]}", flush=True)
+        print(f"carol stdout: {carol.lines[-12:]}\ncarol stderr: {carol.err[-12:]}", flush=True)
         raise
     finally:
         for p in pages:
