@@ -125,6 +125,8 @@ class Page:
         room = self.d.switch_to.active_element
         assert room.get_attribute("id") == "room-input", room.get_attribute("id")
         assert room.get_attribute("value") == ROOM, "the room comes from the URL's #"
+        outline = self.js("return getComputedStyle(document.activeElement).outlineStyle;")
+        assert outline == "solid", f"no visible focus on the focused field: {outline}"
         room.send_keys(Keys.ENTER)
         wait(f"{self.name} connected", lambda: "Connected to node" in self.by_id("conn").text)
 
@@ -370,6 +372,20 @@ def main():
             # A refused connection to the dead node is expected; nothing else.
             errs = [e for e in errs if "/ws" not in e.get("message", "")]
             assert not errs, f"{p.name}: console errors {errs}"
+        # A new name, from the keyboard: the others see the rename.
+        bob.by_id("rename").send_keys(Keys.ENTER)
+        field = bob.by_id("name-input")
+        wait("bob's name prompt has focus", lambda: bob.d.switch_to.active_element == field)
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys("robert", Keys.ENTER)
+        wait("bob is robert", lambda: bob.by_id("me-name").text == "robert")
+        wait("alice sees the rename", lambda: alice.js("""
+            return [...document.querySelectorAll('#messages li.event')]
+              .some(e => e.textContent.includes('bob is now robert'));"""))
+        wait("alice's member list shows robert", lambda: alice.js("""
+            const names = [...document.querySelectorAll('#member-list li')].map(l => l.dataset.user);
+            return names.includes('robert') && !names.includes('bob');"""))
+        ok("a rename shows on the other page and in its member list")
         print(f"ORDER {ROOM} {json.dumps([m['id'] for m in order])}", flush=True)
         carol.finish()
         ok("done")
