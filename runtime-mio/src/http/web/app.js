@@ -532,7 +532,15 @@ function onReady(m, host) {
 }
 
 function onStatus(m) {
-  const known = Array.isArray(m.http_members) ? m.http_members : [];
+  const known = [];
+  for (const addr of Array.isArray(m.http_members) ? m.http_members : []) {
+    if (typeof addr !== 'string') continue;
+    known.push(addr);
+    // Behind published ports (containers) a node's own name may not resolve
+    // here: also try its port on the host this page came from.
+    const port = addr.slice(addr.lastIndexOf(':') + 1);
+    if (/^[0-9]+$/.test(port)) known.push(`${location.hostname}:${port}`);
+  }
   const current = state.nodes[state.nodeIndex];
   const all = [current, ...state.nodes, ...known].filter((h, i, a) => h && a.indexOf(h) === i);
   state.nodes = all.slice(0, 64);
