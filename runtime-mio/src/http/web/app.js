@@ -797,7 +797,9 @@ function wire() {
   $('topic-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     if (!state.current) return;
-    sendReliable({ type: 'TOPIC', room_id: state.current, topic: $('topic-input').value }, 'topic');
+    const topic = $('topic-input').value.trim();
+    if (utf8Len(topic) > 390) return notice('A topic is at most 390 bytes.');
+    sendReliable({ type: 'TOPIC', room_id: state.current, topic }, 'topic');
     $('topic-form').hidden = true;
     $('edit-topic').setAttribute('aria-expanded', 'false');
     $('edit-topic').focus();
