@@ -127,7 +127,7 @@ function timeEl(ms) {
 
 function mark(li, acked) {
   const m = li.querySelector('.mark');
-  m.textContent = acked ? '✓' : '…';
+  m.textContent = acked ? '✓' : 'sending…';
   m.title = acked ? 'delivered' : 'sending';
   m.setAttribute('aria-label', acked ? 'delivered' : 'sending');
   li.classList.toggle('pending', !acked);
