@@ -322,6 +322,9 @@ def main():
         alice.say("alice before the crash 1")
         alice.say("alice before the crash 2")
         os.kill(ARGS["leader_pid"], signal.SIGKILL)
+        # At once: the page is losing or has lost its node; this one waits in
+        # the outbox and goes out on the next connection.
+        alice.say("alice while reconnecting")
         ok("leader SIGKILLed")
         script2 = [(bob, "bob during failover"), (carol, "carol during failover"),
                    (alice, "alice during failover"), (bob, "bob after"), (carol, "carol after"),
@@ -329,9 +332,10 @@ def main():
         for who, text in script2:
             who.say(text)
             time.sleep(0.3)
-        texts = texts1 + ["alice before the crash 1", "alice before the crash 2"] + [t for _, t in script2]
+        crash = ["alice before the crash 1", "alice before the crash 2", "alice while reconnecting"]
+        texts = texts1 + crash + [t for _, t in script2]
         author = {t: who.name for who, t in script1 + script2}
-        author.update({"alice before the crash 1": "alice", "alice before the crash 2": "alice"})
+        author.update({t: "alice" for t in crash})
         for p in pages:
             wait(f"{p.name}: every message committed", lambda p=p: all(
                 t in [m["text"] for m in p.committed()] for t in texts), timeout=60)
