@@ -301,7 +301,8 @@ fn handshake_with_the_right_secret_links_both_ways() {
         r: BufReader::new(back.try_clone().unwrap()),
         w: back,
     };
-    let Handshake::Hello { node_id, nonce } = serde_json::from_value(back.recv().unwrap()).unwrap()
+    let Handshake::Hello { node_id, nonce, .. } =
+        serde_json::from_value(back.recv().unwrap()).unwrap()
     else {
         panic!("expected HELLO");
     };
