@@ -40,10 +40,10 @@ fn plain_client_shows_history_sends_and_prints_acks() {
     assert_eq!(
         c.stdout_lines(),
         [
-            "[seq 1] bob: before",
-            "[seq 3] alice: one",
-            "[seq 4] alice: two",
-            "[seq 5] alice: three"
+            "[#general 1] bob: before",
+            "[#general 2] alice: one",
+            "[#general 3] alice: two",
+            "[#general 4] alice: three"
         ],
         "{}",
         c.dump()
