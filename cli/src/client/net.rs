@@ -10,8 +10,8 @@
 
 use super::request::{Command, Request};
 use super::session::{Event, Out, Session};
-use super::wire::{self, Down, Up};
 use crate::tls_dial::{self, ClientTls, Stream};
+use chorus_core::client_wire::{ClientLine, ServerLine};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
@@ -46,7 +46,7 @@ enum Input {
     /// From the reader of connection number `generation`.
     Line {
         generation: u64,
-        line: Down,
+        line: ServerLine,
     },
     Garbage {
         generation: u64,
@@ -296,7 +296,7 @@ impl Driver {
         }
     }
 
-    fn write(&mut self, line: &Up) -> std::io::Result<()> {
+    fn write(&mut self, line: &ClientLine) -> std::io::Result<()> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(()); // closed earlier in this batch: resent on reconnect
         };
@@ -359,9 +359,12 @@ fn read_loop(stream: Stream, generation: u64, tx: SyncSender<Input>) {
         if text.is_empty() {
             continue;
         }
-        let input = match wire::parse_down(text) {
+        let input = match serde_json::from_str::<ServerLine>(text) {
             Ok(line) => Input::Line { generation, line },
-            Err(reason) => Input::Garbage { generation, reason },
+            Err(e) => Input::Garbage {
+                generation,
+                reason: e.to_string(),
+            },
         };
         if tx.send(input).is_err() {
             return;

@@ -3,7 +3,6 @@
 //! `msg_id`, wait in the outbox until a CHAT_ACK, and are resent with the
 //! same id after a timeout or a failover, so each is applied once.
 
-use super::wire::{RoomsUp, Up};
 use chorus_core::client_wire::ClientLine;
 
 /// A change to committed state, acknowledged by CHAT_ACK.
@@ -18,30 +17,33 @@ pub enum Command {
 
 impl Command {
     /// The line that asks a node for it.
-    pub fn line(&self, msg_id: String, sender_id: u64, user: Option<&str>) -> Up {
+    pub fn line(&self, msg_id: String, sender_id: u64, user: Option<&str>) -> ClientLine {
         match self.clone() {
-            Command::Chat { room, payload } => Up::Core(ClientLine::Chat {
+            Command::Chat { room, payload } => ClientLine::Chat {
                 msg_id,
                 payload,
                 room_id: room,
                 sender_id,
                 term: None,
                 user: user.map(str::to_string),
-            }),
-            Command::Join { room } => Up::Rooms(RoomsUp::Join {
+            },
+            Command::Join { room } => ClientLine::Join {
                 room_id: room,
-                msg_id,
-            }),
-            Command::Part { room } => Up::Rooms(RoomsUp::Part {
+                msg_id: Some(msg_id),
+            },
+            Command::Part { room } => ClientLine::Part {
                 room_id: room,
-                msg_id,
-            }),
-            Command::Topic { room, topic } => Up::Rooms(RoomsUp::Topic {
+                msg_id: Some(msg_id),
+            },
+            Command::Topic { room, topic } => ClientLine::Topic {
                 room_id: room,
                 topic,
-                msg_id,
-            }),
-            Command::Nick { name } => Up::Rooms(RoomsUp::Nick { name, msg_id }),
+                msg_id: Some(msg_id),
+            },
+            Command::Nick { name } => ClientLine::Nick {
+                name,
+                msg_id: Some(msg_id),
+            },
         }
     }
 }

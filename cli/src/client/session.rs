@@ -22,8 +22,10 @@ use super::addrs::AddrBook;
 use super::joined::{Fetch, Joined, Kind, Page};
 use super::outbox::Outbox;
 use super::request::{Command, Request};
-use super::wire::{Down, RoomEvent, RoomInfo, RoomsDown, RoomsUp, Up, Who};
-use chorus_core::client_wire::{ClientLine, Delivered, NodeStatus, ServerLine};
+use super::wire::Who;
+use chorus_core::client_wire::{
+    ClientLine, Delivered, NodeStatus, RoomEventLine as RoomEvent, RoomInfo, ServerLine,
+};
 use std::time::{Duration, Instant};
 
 /// What this client calls itself in HELLO.
@@ -31,12 +33,12 @@ const CLIENT: &str = concat!("chorus-client/", env!("CARGO_PKG_VERSION"));
 
 /// The HELLO this client opens every connection with (full dialect), naming
 /// the session.
-pub fn hello(user: &str) -> Up {
-    Up::Rooms(RoomsUp::Hello {
+pub fn hello(user: &str) -> ClientLine {
+    ClientLine::Hello {
         proto: chorus_core::client_wire::PROTO,
-        client: CLIENT.into(),
-        user: user.to_string(),
-    })
+        client: Some(CLIENT.into()),
+        user: Some(user.to_string()),
+    }
 }
 
 /// Tunables of a client session.
@@ -123,7 +125,7 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Out {
     /// Write this line on the current connection.
-    Send(Up),
+    Send(ClientLine),
     /// Hand this to the UI.
     Event(Event),
     /// Close the current connection (and fail over) for this reason.
@@ -131,7 +133,13 @@ pub enum Out {
 }
 
 fn send(line: ClientLine) -> Out {
-    Out::Send(Up::Core(line))
+    Out::Send(line)
+}
+
+fn who_line(room: &str) -> Out {
+    Out::Send(ClientLine::Who {
+        room_id: room.to_string(),
+    })
 }
 
 #[derive(Debug)]
@@ -252,7 +260,7 @@ impl Session {
             Request::Do(cmd) => self.submit(msg_id, cmd, now, out),
             Request::Who(room) => {
                 if self.conn.is_some() {
-                    out.push(Out::Send(Up::Rooms(RoomsUp::Who { room_id: room })));
+                    out.push(who_line(&room));
                 }
             }
             Request::List => {
@@ -310,14 +318,12 @@ impl Session {
     }
 
     /// A line from the current connection.
-    pub fn on_line(&mut self, line: Down, now: Instant, out: &mut Vec<Out>) {
+    pub fn on_line(&mut self, line: ServerLine, now: Instant, out: &mut Vec<Out>) {
         match line {
-            Down::Core(ServerLine::ChatAck { msg_id, seq_no }) => {
-                self.acked(msg_id, seq_no, now, out)
-            }
-            Down::Core(ServerLine::SeqChat(d)) => self.delivered(d, now, out),
-            Down::Core(ServerLine::Status(st)) => self.status(st, out),
-            Down::Core(ServerLine::HistoryEnd { .. }) => {
+            ServerLine::ChatAck { msg_id, seq_no } => self.acked(msg_id, seq_no, now, out),
+            ServerLine::SeqChat(d) => self.delivered(d, now, out),
+            ServerLine::Status(st) => self.status(st, out),
+            ServerLine::HistoryEnd { .. } => {
                 if let Some(p) = self.joined.page_done() {
                     out.push(Out::Event(Event::PageEnd {
                         room: p.room,
@@ -325,37 +331,32 @@ impl Session {
                     }));
                 }
             }
-            Down::Core(ServerLine::Hello(_)) => {}
-            Down::Core(ServerLine::Rooms { rooms, truncated }) => {
-                let rooms = rooms
-                    .into_iter()
-                    .map(|r| RoomInfo {
-                        room_id: r.room_id,
-                        messages: r.messages,
-                        members: 0,
-                        online: 0,
-                        topic: String::new(),
-                    })
-                    .collect();
-                self.rooms(rooms, truncated, out)
-            }
-            Down::Core(ServerLine::Error { code, message }) => out.push(Out::Event(
-                Event::Notice(format!("node error ({code:?}): {message}")),
-            )),
-            Down::Rooms(RoomsDown::Who(w)) => out.push(Out::Event(Event::Who(w))),
-            Down::Rooms(RoomsDown::RoomEvent(e)) => {
+            ServerLine::Hello(_) => {}
+            ServerLine::Rooms { rooms, truncated } => self.rooms(rooms, truncated, out),
+            ServerLine::Error { code, message } => out.push(Out::Event(Event::Notice(format!(
+                "node error ({code:?}): {message}"
+            )))),
+            ServerLine::Who {
+                room_id,
+                topic,
+                members,
+                truncated,
+            } => out.push(Out::Event(Event::Who(Who {
+                room_id,
+                topic,
+                members,
+                truncated,
+            }))),
+            ServerLine::RoomEvent(e) => {
                 if !self.joined.contains(&e.room_id) {
                     return;
                 }
                 if self.view.as_deref() == Some(e.room_id.as_str()) {
                     // Members changed: refresh the list now, not at the next poll.
-                    out.push(Out::Send(Up::Rooms(RoomsUp::Who {
-                        room_id: e.room_id.clone(),
-                    })));
+                    out.push(who_line(&e.room_id));
                 }
                 out.push(Out::Event(Event::RoomEvent(e)));
             }
-            Down::Rooms(RoomsDown::Rooms { rooms, truncated }) => self.rooms(rooms, truncated, out),
         }
     }
 
@@ -400,9 +401,7 @@ impl Session {
         let fresh = c.last_who_at == now;
         if fresh || now.saturating_duration_since(c.last_who_at) >= self.s.who_every {
             c.last_who_at = now;
-            out.push(Out::Send(Up::Rooms(RoomsUp::Who {
-                room_id: room.clone(),
-            })));
+            out.push(who_line(room));
         }
     }
 

@@ -9,8 +9,9 @@
 //! them: HELLO's `user`, JOIN/PART/TOPIC/NICK acknowledged and pushed as
 //! ROOM_EVENT to the room's subscribers, WHO (everyone named on a live
 //! connection is online), LIST with members and topics, SUBSCRIBE of many
-//! rooms, HISTORY pages by room_seq. The rooms lines are read as JSON values
-//! here, so the fake does not depend on the client's own types.
+//! rooms, HISTORY pages by room_seq. HELLO and the rooms lines are read as
+//! JSON values and answered with `json!`, so that the fake checks the
+//! protocol's shape as written down rather than the client's own types.
 //!
 //! Bounds: lines are read with a 1 MiB cap; everything is torn down when the
 //! FakeNode is dropped.
@@ -367,7 +368,13 @@ impl FakeNode {
         silent: bool,
     ) {
         match line {
-            ClientLine::Hello { .. } => {}
+            // Answered by `rooms_line` before a line gets here.
+            ClientLine::Hello { .. }
+            | ClientLine::Join { .. }
+            | ClientLine::Part { .. }
+            | ClientLine::Topic { .. }
+            | ClientLine::Nick { .. }
+            | ClientLine::Who { .. } => {}
             ClientLine::Chat {
                 msg_id,
                 payload,

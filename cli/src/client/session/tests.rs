@@ -10,8 +10,8 @@ fn session() -> Session {
     Session::new(s, AddrBook::new("a:1".into(), ["b:2".to_string()]))
 }
 
-fn chat(seq: u64, room_seq: u64, room: &str, msg_id: &str) -> Down {
-    Down::Core(ServerLine::SeqChat(Delivered {
+fn chat(seq: u64, room_seq: u64, room: &str, msg_id: &str) -> ServerLine {
+    ServerLine::SeqChat(Delivered {
         room_seq,
         seq_no: seq,
         term: 1,
@@ -21,11 +21,11 @@ fn chat(seq: u64, room_seq: u64, room: &str, msg_id: &str) -> Down {
         user: Some("alice".into()),
         payload: format!("m{seq}"),
         ts_ms: 0,
-    }))
+    })
 }
 
-fn status(commit: u64) -> Down {
-    Down::Core(ServerLine::Status(NodeStatus {
+fn status(commit: u64) -> ServerLine {
+    ServerLine::Status(NodeStatus {
         node_id: 1,
         role: "leader".into(),
         term: 1,
@@ -35,18 +35,18 @@ fn status(commit: u64) -> Down {
         log_commit: commit,
         log_last: commit,
         members: vec!["a:1".into(), "c:3".into()],
-    }))
-}
-
-fn ack(msg_id: &str, seq_no: u64) -> Down {
-    Down::Core(ServerLine::ChatAck {
-        msg_id: msg_id.into(),
-        seq_no,
     })
 }
 
-fn rooms(list: &[(&str, u64)]) -> Down {
-    Down::Rooms(RoomsDown::Rooms {
+fn ack(msg_id: &str, seq_no: u64) -> ServerLine {
+    ServerLine::ChatAck {
+        msg_id: msg_id.into(),
+        seq_no,
+    }
+}
+
+fn rooms(list: &[(&str, u64)]) -> ServerLine {
+    ServerLine::Rooms {
         rooms: list
             .iter()
             .map(|(r, n)| RoomInfo {
@@ -58,17 +58,17 @@ fn rooms(list: &[(&str, u64)]) -> Down {
             })
             .collect(),
         truncated: false,
-    })
+    }
 }
 
-fn history_end() -> Down {
-    Down::Core(ServerLine::HistoryEnd {
+fn history_end() -> ServerLine {
+    ServerLine::HistoryEnd {
         next_seq: 0,
         commit_seq: 0,
-    })
+    }
 }
 
-fn sends(out: &[Out]) -> Vec<Up> {
+fn sends(out: &[Out]) -> Vec<ClientLine> {
     out.iter()
         .filter_map(|o| match o {
             Out::Send(l) => Some(l.clone()),
@@ -86,39 +86,39 @@ fn events(out: &[Out]) -> Vec<Event> {
         .collect()
 }
 
-fn subscribe(from: u64, rooms: &[&str]) -> Up {
-    Up::Core(ClientLine::Subscribe {
+fn subscribe(from: u64, rooms: &[&str]) -> ClientLine {
+    ClientLine::Subscribe {
         from_seq: Some(from),
         room_id: None,
         rooms: rooms.iter().map(|r| r.to_string()).collect(),
-    })
+    }
 }
 
-fn page(room: &str, before: u64, limit: usize) -> Up {
-    Up::Core(ClientLine::History {
+fn page(room: &str, before: u64, limit: usize) -> ClientLine {
+    ClientLine::History {
         from_seq: None,
         limit: Some(limit),
         room_id: Some(room.into()),
         after: None,
         before: Some(before),
-    })
+    }
 }
 
-fn status_line() -> Up {
-    Up::Core(ClientLine::Status {})
+fn status_line() -> ClientLine {
+    ClientLine::Status {}
 }
 
-fn who(room: &str) -> Up {
-    Up::Rooms(RoomsUp::Who {
+fn who(room: &str) -> ClientLine {
+    ClientLine::Who {
         room_id: room.into(),
-    })
+    }
 }
 
-fn join_id(lines: &[Up]) -> String {
+fn join_id(lines: &[ClientLine]) -> String {
     lines
         .iter()
         .find_map(|l| match l {
-            Up::Rooms(RoomsUp::Join { msg_id, .. }) => Some(msg_id.clone()),
+            ClientLine::Join { msg_id, .. } => msg_id.clone(),
             _ => None,
         })
         .expect("a JOIN was sent")
@@ -142,7 +142,7 @@ fn connect_says_hello_with_name_joins_subscribes_then_fetches_one_page() {
     let lines = sends(&out);
     assert_eq!(lines[0], hello("alice"));
     assert_eq!(lines[1], status_line());
-    assert!(matches!(&lines[2], Up::Rooms(RoomsUp::Join { room_id, .. }) if room_id == "general"));
+    assert!(matches!(&lines[2], ClientLine::Join { room_id, .. } if room_id == "general"));
     assert_eq!(lines[3], who("general"));
     out.clear();
     s.on_line(status(1500), t, &mut out);
@@ -151,7 +151,7 @@ fn connect_says_hello_with_name_joins_subscribes_then_fetches_one_page() {
         vec![
             subscribe(1501, &["general"]),
             status_line(),
-            Up::Core(ClientLine::List {})
+            ClientLine::List {}
         ]
     );
     assert_eq!(s.addrs.all(), ["a:1", "b:2", "c:3"]);
@@ -243,14 +243,14 @@ fn failover_resumes_every_room_from_where_it_left_off_and_resends_commands() {
     assert_eq!(lines[0], hello("alice"));
     assert_eq!(lines[1], subscribe(20, &["general", "random"]));
     assert_eq!(lines[2], status_line());
-    assert_eq!(lines[3], Up::Core(ClientLine::List {}));
+    assert_eq!(lines[3], ClientLine::List {});
     // The unacknowledged JOIN and chat go again with their ids; the acked
     // JOIN does not.
     let resent: Vec<_> = lines[4..]
         .iter()
         .filter_map(|l| match l {
-            Up::Rooms(RoomsUp::Join { msg_id, .. }) => Some(msg_id.clone()),
-            Up::Core(ClientLine::Chat { msg_id, user, .. }) => {
+            ClientLine::Join { msg_id, .. } => msg_id.clone(),
+            ClientLine::Chat { msg_id, user, .. } => {
                 assert_eq!(user.as_deref(), Some("alice"));
                 Some(msg_id.clone())
             }
@@ -276,10 +276,10 @@ fn nick_is_the_hello_name_once_acknowledged() {
         t,
         &mut out,
     );
-    assert!(sends(&out).contains(&Up::Rooms(RoomsUp::Nick {
+    assert!(sends(&out).contains(&ClientLine::Nick {
         name: "bob".into(),
-        msg_id: "n".into()
-    })));
+        msg_id: Some("n".into())
+    }));
     out.clear();
     s.on_line(ack("n", 3), t, &mut out);
     assert_eq!(
@@ -355,7 +355,7 @@ fn retry_after_timeout_then_give_up_on_silent_node() {
     s.on_tick(t + Duration::from_secs(1), &mut out);
     assert!(!sends(&out)
         .iter()
-        .any(|l| matches!(l, Up::Rooms(RoomsUp::Join { .. }))));
+        .any(|l| matches!(l, ClientLine::Join { .. })));
     s.on_tick(t + Duration::from_secs(3), &mut out);
     assert_eq!(join_id(&sends(&out)), join);
     out.clear();
@@ -380,11 +380,12 @@ fn members_are_polled_and_refreshed_after_a_room_event() {
         user: "bob".into(),
         topic: None,
         name: None,
+        term: 1,
         msg_id: "e".into(),
         ts_ms: 0,
         seq_no: 1,
     };
-    s.on_line(Down::Rooms(RoomsDown::RoomEvent(e.clone())), t, &mut out);
+    s.on_line(ServerLine::RoomEvent(e.clone()), t, &mut out);
     assert_eq!(sends(&out), vec![who("general")]);
     assert_eq!(events(&out), vec![Event::RoomEvent(e)]);
 }

@@ -11,8 +11,7 @@ use super::room::{Pending, RoomView};
 use crate::client::joined::MAX_ROOMS;
 use crate::client::request::{Command, Request};
 use crate::client::session::Event;
-use crate::client::wire::RoomInfo;
-use chorus_core::client_wire::NodeStatus;
+use chorus_core::client_wire::{NodeStatus, RoomInfo};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::BTreeSet;
 

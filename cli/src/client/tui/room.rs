@@ -11,8 +11,8 @@
 //! out; a page back stops at the bound), `MAX_EVENT_IDS` remembered room
 //! event ids, `MAX_MEMBERS` members shown.
 
-use crate::client::wire::{Member, RoomEvent, Who};
-use chorus_core::client_wire::Delivered;
+use crate::client::wire::{MemberInfo, Who};
+use chorus_core::client_wire::{Delivered, RoomEventLine as RoomEvent};
 use std::collections::{BTreeMap, VecDeque};
 
 pub const MAX_ITEMS: usize = 5000;
@@ -50,7 +50,7 @@ pub struct RoomView {
     pub pending: VecDeque<Pending>,
     pub unread: usize,
     pub topic: String,
-    pub members: Vec<Member>,
+    pub members: Vec<MemberInfo>,
     pub members_truncated: bool,
     /// Lines scrolled up from the bottom.
     pub scroll: usize,
@@ -130,15 +130,13 @@ impl RoomView {
 
     /// A committed room event; false if seen before (e.g. after failover).
     pub fn event(&mut self, e: &RoomEvent) -> bool {
-        if !e.msg_id.is_empty() {
-            if self.event_ids.contains(&e.msg_id) {
-                return false;
-            }
-            if self.event_ids.len() >= MAX_EVENT_IDS {
-                self.event_ids.pop_front();
-            }
-            self.event_ids.push_back(e.msg_id.clone());
+        if self.event_ids.contains(&e.msg_id) {
+            return false;
         }
+        if self.event_ids.len() >= MAX_EVENT_IDS {
+            self.event_ids.pop_front();
+        }
+        self.event_ids.push_back(e.msg_id.clone());
         if let Some(t) = &e.topic {
             if e.event == "topic" {
                 self.topic = t.clone();
@@ -253,6 +251,7 @@ mod tests {
             user: "carol".into(),
             topic: None,
             name: None,
+            term: 1,
             msg_id: id.into(),
             ts_ms: 0,
             seq_no: seq,

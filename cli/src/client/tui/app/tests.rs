@@ -1,8 +1,8 @@
 //! The full-screen client's reactions, without a terminal.
 
 use super::*;
-use crate::client::wire::{Member, RoomEvent, Who};
-use chorus_core::client_wire::Delivered;
+use crate::client::wire::{MemberInfo as Member, Who};
+use chorus_core::client_wire::{Delivered, RoomEventLine as RoomEvent};
 
 fn key(c: KeyCode) -> KeyEvent {
     KeyEvent::new(c, KeyModifiers::NONE)
@@ -126,6 +126,7 @@ fn who_topic_nick_and_events() {
         user: "alice".into(),
         topic: Some("ship it".into()),
         name: None,
+        term: 1,
         msg_id: "t".into(),
         ts_ms: 0,
         seq_no: 1,
