@@ -148,8 +148,15 @@ pub fn run_until(args: Args, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
     let book = addrs::AddrBook::new(first, args.peers.iter().cloned());
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let tls = crate::tls_dial::from_ca(args.ca.as_deref())?;
+    let full_screen = !args.plain && interactive;
+    if full_screen {
+        // The first screenful of a room, and of each page back: two
+        // screens' worth, so that the first PageUp needs no round trip.
+        let rows = ratatui::crossterm::terminal::size().map_or(40, |(_, h)| h as u64);
+        settings.page = (rows * 2).clamp(20, 200);
+    }
     let client = net::Client::start(session::Session::new(settings.clone(), book), tls);
-    if args.plain || !interactive {
+    if !full_screen {
         Ok(plain::run(client, &args, stop))
     } else {
         tui::run(client, &settings, stop)

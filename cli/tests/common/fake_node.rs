@@ -56,6 +56,8 @@ struct State {
     next_conn: u64,
     /// Every room command received (to check resends), as (type, msg_id).
     commands: Vec<(String, String)>,
+    /// Every HISTORY page asked, as (room, before, limit).
+    pages: Vec<(String, Option<u64>, Option<usize>)>,
     addrs: Vec<String>,
     /// CHAT lines received, per node (to check resends).
     chats_received: Vec<usize>,
@@ -135,6 +137,11 @@ impl FakeCluster {
     /// Room commands received by any node, as (type, msg_id).
     pub fn commands(&self) -> Vec<(String, String)> {
         self.0.lock().unwrap().commands.clone()
+    }
+
+    /// HISTORY pages asked of any node, as (room, before, limit).
+    pub fn pages(&self) -> Vec<(String, Option<u64>, Option<usize>)> {
+        self.0.lock().unwrap().pages.clone()
     }
 
     pub fn members(&self, room: &str) -> Vec<String> {
@@ -449,6 +456,7 @@ impl FakeNode {
                 }
                 // Only what the client asks: a page of one room below `before`.
                 let room = room_id.unwrap_or_default();
+                st.pages.push((room.clone(), before, limit));
                 let before = before.unwrap_or(u64::MAX);
                 let chats: Vec<&Delivered> = st
                     .log

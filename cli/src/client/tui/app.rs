@@ -296,7 +296,8 @@ impl App {
         let Some(r) = self.room_mut() else {
             return Action::None;
         };
-        let top = r.len().saturating_sub(height);
+        // The view's first line is a header above the room's lines.
+        let top = (r.len() + 1).saturating_sub(height);
         r.scroll = (r.scroll + PAGE_LINES).min(top);
         if r.scroll < top || r.loading_older || !r.loaded || r.full {
             return Action::None;

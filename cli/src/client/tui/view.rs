@@ -108,15 +108,17 @@ fn draw_messages(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new("").block(block), area);
         return;
     };
-    let total = room.len();
+    // The room's lines under one line saying what is above them (the
+    // beginning, or how to load more): PageUp scrolls up to it.
+    let total = room.len() + 1;
     let end = total.saturating_sub(room.scroll);
     let start = end.saturating_sub(height);
     let mut lines: Vec<Line> = Vec::with_capacity(height);
-    if start == 0 && height > total.saturating_sub(room.scroll) {
+    if start == 0 {
         lines.push(top_line(room));
     }
     lines.extend(
-        room.lines(start, end)
+        room.lines(start.saturating_sub(1), end.saturating_sub(1))
             .into_iter()
             .map(|l| draw_line(&app.me, l)),
     );

@@ -181,7 +181,8 @@ fn page_up_at_the_top_asks_for_the_page_before() {
         room: "general".into(),
         initial: true,
     });
-    // 8 lines, 5 on screen: the first PageUp reaches the top and asks.
+    // 8 lines under the header line, 5 on screen: the first PageUp
+    // reaches the top and asks.
     assert_eq!(
         app.on_key(key(KeyCode::PageUp)),
         Action::Ask(vec![Request::Older {
