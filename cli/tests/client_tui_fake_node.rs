@@ -126,5 +126,10 @@ fn history_is_paged_from_the_node_as_page_up_reaches_the_top() {
     t.wait_screen(Duration::from_secs(5), |s| s.contains("bob: old 150"))
         .unwrap_or_else(|s| panic!("PageDown did not return:\n{s}"));
     t.press("Escape");
-    assert_eq!(t.wait_exit(Duration::from_secs(20)), Some(0), "{}", t.screen());
+    assert_eq!(
+        t.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        t.screen()
+    );
 }

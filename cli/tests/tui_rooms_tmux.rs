@@ -102,7 +102,10 @@ fn node_view(addr: &str) -> Value {
     let mut rooms = BTreeMap::new();
     for room in ["general", "dev"] {
         let who = ask(addr, json!({"type": "WHO", "room_id": room}), "WHO");
-        rooms.insert(room, json!({"who": who, "history": history(addr, Some(room))}));
+        rooms.insert(
+            room,
+            json!({"who": who, "history": history(addr, Some(room))}),
+        );
     }
     json!({
         "list": ask(addr, json!({"type": "LIST"}), "ROOMS"),
@@ -166,14 +169,18 @@ fn three_tuis_two_rooms_a_leader_kill_and_everyone_agrees() {
     let cat = tui(&c, others[1], "cat", false);
     for (t, name) in [(&ann, "ann"), (&bob, "bob"), (&cat, "cat")] {
         expect(t, &c, "connected, in #general", |s| {
-            s.contains("● node") && s.contains("[1 #general]") && s.contains(&format!("you are {name}"))
+            s.contains("● node")
+                && s.contains("[1 #general]")
+                && s.contains(&format!("you are {name}"))
         });
     }
 
     // A topic for #general, seen in every header.
     say(&ann, "/topic welcome to general");
     for t in [&ann, &bob, &cat] {
-        expect(t, &c, "the topic", |s| s.contains("topic: welcome to general"));
+        expect(t, &c, "the topic", |s| {
+            s.contains("topic: welcome to general")
+        });
     }
     // bob and cat move to #dev; ann talks in #general: unread for them.
     say(&bob, "/join #dev");
@@ -182,7 +189,9 @@ fn three_tuis_two_rooms_a_leader_kill_and_everyone_agrees() {
         expect(t, &c, "#dev on view", |s| s.contains("[2 #dev]"));
     }
     say(&ann, "hello from ann");
-    expect(&ann, &c, "ann's message", |s| shows_message(s, "ann", "hello from ann ✓"));
+    expect(&ann, &c, "ann's message", |s| {
+        shows_message(s, "ann", "hello from ann ✓")
+    });
     for t in [&bob, &cat] {
         expect(t, &c, "unread count", |s| s.contains(" 1 #general (1) "));
     }
@@ -190,10 +199,14 @@ fn three_tuis_two_rooms_a_leader_kill_and_everyone_agrees() {
     expect(&cat, &c, "#dev's topic", |s| s.contains("topic: dev talk"));
     // cat renames; the event and the new name show everywhere in #dev.
     say(&cat, "/nick cathy");
-    expect(&bob, &c, "the rename", |s| s.contains("cat is now known as cathy"));
+    expect(&bob, &c, "the rename", |s| {
+        s.contains("cat is now known as cathy")
+    });
     expect(&cat, &c, "cathy's name", |s| s.contains("you are cathy"));
     say(&cat, "first from cathy");
-    expect(&bob, &c, "cathy's message", |s| shows_message(s, "cathy", "first from cathy"));
+    expect(&bob, &c, "cathy's message", |s| {
+        shows_message(s, "cathy", "first from cathy")
+    });
     // bob's member list (wide screen) shows all of #dev online.
     expect(&bob, &c, "#dev's members", |s| {
         s.contains("● bob") && s.contains("● cathy") && s.contains("members 2/2")
@@ -210,7 +223,9 @@ fn three_tuis_two_rooms_a_leader_kill_and_everyone_agrees() {
         shows_message(s, "bob", "dev after the kill")
     });
     for t in [&bob, &cat] {
-        expect(t, &c, "two unread in #general", |s| s.contains(" 1 #general (2) "));
+        expect(t, &c, "two unread in #general", |s| {
+            s.contains(" 1 #general (2) ")
+        });
     }
     // ann joins #dev after her failover: its first page has the names.
     say(&ann, "/join #dev");

@@ -166,9 +166,7 @@ pub fn run_until(args: Args, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
 /// $USER, so that people in a room see names without typing --name (if it
 /// is a valid name: a name has no spaces).
 fn default_name() -> Option<String> {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| wire::name(u).is_ok())
+    std::env::var("USER").ok().filter(|u| wire::name(u).is_ok())
 }
 
 /// A random id for this client process (shown when it has no name); six

@@ -114,7 +114,10 @@ pub enum Event {
     /// A room's members and topic (polled while the room is on view).
     Who(Who),
     /// The LIST answer.
-    Rooms { rooms: Vec<RoomInfo>, truncated: bool },
+    Rooms {
+        rooms: Vec<RoomInfo>,
+        truncated: bool,
+    },
     /// The connected node's view of the cluster.
     Status(NodeStatus),
     /// Something worth showing (an ERROR line, a bad line from the node).
@@ -235,7 +238,11 @@ impl Session {
             self.ask_status(out);
         }
         for u in self.outbox.take_all_for_send(now) {
-            out.push(Out::Send(u.cmd.line(u.msg_id, self.s.sender_id, Some(&self.name))));
+            out.push(Out::Send(u.cmd.line(
+                u.msg_id,
+                self.s.sender_id,
+                Some(&self.name),
+            )));
         }
         if !self.outbox.is_empty() {
             self.stalled_since = Some(now);
@@ -297,13 +304,18 @@ impl Session {
         }
         if self.conn.is_some() {
             self.outbox.mark_sent(&msg_id, now);
-            out.push(Out::Send(cmd.line(msg_id, self.s.sender_id, Some(&self.name))));
+            out.push(Out::Send(cmd.line(
+                msg_id,
+                self.s.sender_id,
+                Some(&self.name),
+            )));
         }
         // Rooms are streamed from the moment they are asked for (a SUBSCRIBE
         // needs no membership), so the user sees the room at once.
         match cmd {
             Command::Join { room } => {
-                if self.joined.add(&room, self.high_seq) && self.subscribed {
+                let added = self.joined.add(&room, self.high_seq);
+                if added && self.subscribed {
                     self.subscribe(out);
                 }
             }
@@ -382,7 +394,11 @@ impl Session {
             }
         }
         for u in self.outbox.take_due(now, self.s.retry_after) {
-            out.push(Out::Send(u.cmd.line(u.msg_id, self.s.sender_id, Some(&self.name))));
+            out.push(Out::Send(u.cmd.line(
+                u.msg_id,
+                self.s.sender_id,
+                Some(&self.name),
+            )));
         }
     }
 

@@ -203,7 +203,11 @@ fn push_event(st: &mut State, room: &str, mut event: Value) {
 }
 
 fn text(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().trim_start_matches('#').to_string()
+    v[key]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches('#')
+        .to_string()
 }
 
 /// One fake node; clones share it.
@@ -325,14 +329,25 @@ impl FakeNode {
         if st.applied.insert(msg_id.clone()) {
             match kind.as_str() {
                 "JOIN" => {
-                    st.members.entry(room.clone()).or_default().insert(me.clone());
-                    push_event(st, &room, json!({"event": "join", "user": me, "msg_id": msg_id}));
+                    st.members
+                        .entry(room.clone())
+                        .or_default()
+                        .insert(me.clone());
+                    push_event(
+                        st,
+                        &room,
+                        json!({"event": "join", "user": me, "msg_id": msg_id}),
+                    );
                 }
                 "PART" => {
                     if let Some(m) = st.members.get_mut(&room) {
                         m.remove(&me);
                     }
-                    push_event(st, &room, json!({"event": "leave", "user": me, "msg_id": msg_id}));
+                    push_event(
+                        st,
+                        &room,
+                        json!({"event": "leave", "user": me, "msg_id": msg_id}),
+                    );
                 }
                 "TOPIC" => {
                     let topic = v["topic"].as_str().unwrap_or_default().to_string();
@@ -352,7 +367,8 @@ impl FakeNode {
                         let m = st.members.get_mut(&r).unwrap();
                         m.remove(&me);
                         m.insert(name.clone());
-                        let e = json!({"event": "nick", "user": me, "name": name, "msg_id": msg_id});
+                        let e =
+                            json!({"event": "nick", "user": me, "name": name, "msg_id": msg_id});
                         push_event(st, &r, e);
                     }
                     st.names.insert(conn, name);
@@ -491,7 +507,10 @@ impl FakeNode {
                         })
                     })
                     .collect();
-                write_line(out, &json!({"type": "ROOMS", "rooms": list, "truncated": false}));
+                write_line(
+                    out,
+                    &json!({"type": "ROOMS", "rooms": list, "truncated": false}),
+                );
             }
         }
     }

@@ -23,9 +23,15 @@ const MAX_MEMBERS: usize = 1000;
 /// A timeline line.
 #[derive(Clone, Debug)]
 pub enum Item {
-    Chat { d: Delivered, own: bool },
+    Chat {
+        d: Delivered,
+        own: bool,
+    },
     /// A join / leave / topic / nick, as text.
-    Event { text: String, ts_ms: u64 },
+    Event {
+        text: String,
+        ts_ms: u64,
+    },
     /// The client's own note (command output, help).
     Note(String),
 }
@@ -143,7 +149,13 @@ impl RoomView {
             }
         }
         let text = event_text(e);
-        self.push_at(e.seq_no, Item::Event { text, ts_ms: e.ts_ms });
+        self.push_at(
+            e.seq_no,
+            Item::Event {
+                text,
+                ts_ms: e.ts_ms,
+            },
+        );
         true
     }
 

@@ -41,9 +41,8 @@ pub fn draw(f: &mut Frame, app: &App) {
         topic,
     );
     let (msgs, members) = if main.width >= MEMBERS_MIN_WIDTH {
-        let [m, w] =
-            Layout::horizontal([Constraint::Min(20), Constraint::Length(MEMBERS_WIDTH)])
-                .areas(main);
+        let [m, w] = Layout::horizontal([Constraint::Min(20), Constraint::Length(MEMBERS_WIDTH)])
+            .areas(main);
         (m, Some(w))
     } else {
         (main, None)
@@ -79,7 +78,10 @@ fn room_bar(app: &App) -> Line<'static> {
             } else {
                 Style::new()
             };
-            spans.push(Span::styled(format!(" {} #{}{unread} ", i + 1, r.name), style));
+            spans.push(Span::styled(
+                format!(" {} #{}{unread} ", i + 1, r.name),
+                style,
+            ));
         }
         spans.push(Span::raw(" "));
     }
@@ -148,7 +150,10 @@ fn draw_line(me: &str, l: RoomLine) -> Line<'static> {
                 .bold()
                 .fg(if *own { Color::Green } else { Color::Cyan });
             let mut spans = vec![
-                Span::styled(format!("#{:<5}", d.room_seq), Style::new().fg(Color::Yellow)),
+                Span::styled(
+                    format!("#{:<5}", d.room_seq),
+                    Style::new().fg(Color::Yellow),
+                ),
                 Span::styled(format!("{} ", time_of_day(d.ts_ms)), Style::new().dim()),
                 Span::styled(sender(d), who),
                 Span::raw(": "),
@@ -189,10 +194,7 @@ fn pending_line(me: &str, p: &Pending) -> Line<'static> {
 fn draw_members(f: &mut Frame, room: &RoomView, area: Rect) {
     let online = room.members.iter().filter(|m| m.online).count();
     let more = if room.members_truncated { "+" } else { "" };
-    let block = Block::bordered().title(format!(
-        " members {online}/{}{more} ",
-        room.members.len()
-    ));
+    let block = Block::bordered().title(format!(" members {online}/{}{more} ", room.members.len()));
     let height = block.inner(area).height as usize;
     let lines: Vec<Line> = room
         .members

@@ -175,7 +175,12 @@ fn page_up_at_the_top_asks_for_the_page_before() {
     let mut app = app();
     app.view_height = 5;
     for i in 0..8 {
-        app.on_event(Event::History(d(100 + i, 50 + i, "general", &i.to_string())));
+        app.on_event(Event::History(d(
+            100 + i,
+            50 + i,
+            "general",
+            &i.to_string(),
+        )));
     }
     app.on_event(Event::PageEnd {
         room: "general".into(),
