@@ -287,9 +287,9 @@ fn three_tuis_two_rooms_a_leader_kill_and_everyone_agrees() {
 
     // cathy quits: offline on every live node within the leader timeout
     // plus two heartbeats (her TCP connection closes; the gossip carries it).
+    let quit_at = Instant::now();
     cat.press("Escape");
     assert_eq!(cat.wait_exit(WAIT), Some(0), "{}", cat.screen());
-    let quit_at = Instant::now();
     let bound = Duration::from_millis(timing.leader_timeout_ms + 2 * timing.heartbeat_interval_ms);
     let want = everyone([true, true, false]);
     for addr in &live {

@@ -172,7 +172,8 @@ pub struct Session {
     /// Highest chat number known to exist (STATUS or a live line): where a
     /// room joined now starts live.
     high_seq: u64,
-    /// The room on view, whose members are polled.
+    /// The room on view, whose members are polled (None: no UI shows
+    /// members, e.g. the plain mode).
     view: Option<String>,
     outbox: Outbox,
     /// Since when pending messages have waited without any ack on this
@@ -191,7 +192,7 @@ impl Session {
             joined: Joined::default(),
             subscribed: false,
             high_seq: 0,
-            view: s.rooms.first().cloned(),
+            view: None,
             stalled_since: None,
             addrs,
             s,

@@ -7,7 +7,15 @@ fn session() -> Session {
     let mut s = Settings::new(vec!["general".into()], "alice".into(), 7);
     s.max_unacked = 3;
     s.page = 50;
-    Session::new(s, AddrBook::new("a:1".into(), ["b:2".to_string()]))
+    let mut s = Session::new(s, AddrBook::new("a:1".into(), ["b:2".to_string()]));
+    // The TUI shows #general (and polls its members).
+    s.request(
+        String::new(),
+        Request::View(Some("general".into())),
+        Instant::now(),
+        &mut vec![],
+    );
+    s
 }
 
 fn chat(seq: u64, room_seq: u64, room: &str, msg_id: &str) -> ServerLine {

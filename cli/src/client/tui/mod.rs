@@ -12,6 +12,7 @@ mod room;
 mod view;
 
 use super::net::Client;
+use super::request::Request;
 use super::session::Settings;
 use app::{Action, App};
 use input::Input;
@@ -52,6 +53,8 @@ enum End {
 
 pub fn run(client: Client, s: &Settings, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
     let mut app = App::new(&s.rooms, s.name.clone(), s.max_unacked);
+    // Poll the members of the room on view (the driver's queue is empty now).
+    let _ = client.try_request(Request::View(app.room().map(|r| r.name.clone())));
     let mut terminal = ratatui::try_init()?;
     let done = Arc::new(AtomicBool::new(false));
     let restore = Restore(done.clone());
