@@ -285,6 +285,17 @@ fn three_tuis_two_rooms_a_leader_kill_and_everyone_agrees() {
     assert_eq!(list[1]["room_id"], "general");
     assert_eq!(list[1]["topic"], "welcome to general");
 
+    // /rooms and /who print what the nodes said.
+    say(&bob, "/rooms");
+    expect(&bob, &c, "/rooms", |s| {
+        s.contains("#dev · 2 messages · 3 members (3 online) · dev talk")
+            && s.contains("#general · 2 messages · 3 members (3 online) · welcome to general")
+    });
+    say(&ann, "/who");
+    expect(&ann, &c, "/who", |s| {
+        s.contains("members of #dev (3): ●ann ●bob ●cathy")
+    });
+
     // cathy quits: offline on every live node within the leader timeout
     // plus two heartbeats (her TCP connection closes; the gossip carries it).
     let quit_at = Instant::now();

@@ -84,7 +84,8 @@ impl Joined {
         self.rooms.is_empty()
     }
 
-    /// Adds a room, live from `from_seq`; false if it is full or already in.
+    /// Adds a room, complete up to chat number `covered` (live after it);
+    /// false if the set is full or has it already.
     pub fn add(&mut self, room: &str, covered: u64) -> bool {
         if self.rooms.len() >= MAX_ROOMS || self.rooms.contains_key(room) {
             return false;

@@ -343,6 +343,7 @@ impl Session {
                         initial: p.initial,
                     }));
                 }
+                self.list_if_unfetched(out);
             }
             ServerLine::Hello(_) => {}
             ServerLine::Rooms { rooms, truncated } => self.rooms(rooms, truncated, out),
@@ -438,6 +439,14 @@ impl Session {
         self.ask_status(out);
         if let Some(c) = self.conn.as_mut() {
             c.barrier = Some(c.statuses_sent);
+        }
+        self.list_if_unfetched(out);
+    }
+
+    /// Asks LIST if a room's first screenful is still to be fetched (after
+    /// a subscription, or once a page is answered when too many were out).
+    fn list_if_unfetched(&mut self, out: &mut Vec<Out>) {
+        if let Some(c) = self.conn.as_mut() {
             if !self.joined.to_fetch().is_empty() && !c.list_for_fetch {
                 c.list_for_fetch = true;
                 out.push(send(ClientLine::List {}));
@@ -446,18 +455,23 @@ impl Session {
     }
 
     /// A page further back in `room`, below room_seq `before`.
+    /// When it cannot be asked now (no connection, too many pages out),
+    /// the UI is told the page ended, so that it may ask again.
     fn older(&mut self, room: String, before: u64, out: &mut Vec<Out>) {
-        if self.conn.is_none() || before <= 1 || !self.joined.contains(&room) {
-            return;
-        }
         let page = Page {
             lo: before.saturating_sub(self.s.page).max(1),
-            hi: before - 1,
+            hi: before.saturating_sub(1),
             room: room.clone(),
             initial: false,
         };
-        if self.joined.ask_page(page) {
+        let ok = self.conn.is_some() && before > 1 && self.joined.contains(&room);
+        if ok && self.joined.ask_page(page) {
             out.push(self.page_line(room, before));
+        } else {
+            out.push(Out::Event(Event::PageEnd {
+                room,
+                initial: false,
+            }));
         }
     }
 

@@ -397,3 +397,43 @@ fn members_are_polled_and_refreshed_after_a_room_event() {
     assert_eq!(sends(&out), vec![who("general")]);
     assert_eq!(events(&out), vec![Event::RoomEvent(e)]);
 }
+
+#[test]
+fn a_page_that_cannot_be_asked_ends_at_once_and_later_rooms_are_fetched() {
+    let mut s = session();
+    let t = Instant::now();
+    connected(&mut s, 100, 10, t); // general's first page is out
+    let mut out = vec![];
+    let older = |room: &str, before| Request::Older {
+        room: room.into(),
+        before,
+    };
+    // Below room_seq 1 there is nothing: ended at once, nothing asked.
+    s.request(String::new(), older("general", 1), t, &mut out);
+    assert!(sends(&out).is_empty());
+    assert_eq!(
+        events(&out),
+        vec![Event::PageEnd {
+            room: "general".into(),
+            initial: false
+        }]
+    );
+    // Three more pages fill the bound (4): the fifth ends at once.
+    for before in [9, 8, 7] {
+        s.request(String::new(), older("general", before), t, &mut out);
+    }
+    out.clear();
+    s.request(String::new(), older("general", 6), t, &mut out);
+    assert!(sends(&out).is_empty());
+    // A room joined meanwhile gets no page from its LIST answer (full)...
+    let join = Command::Join { room: "dev".into() };
+    s.request("j".into(), Request::Do(join), t, &mut out);
+    s.on_line(rooms(&[("dev", 30), ("general", 10)]), t, &mut out);
+    out.clear();
+    // ...but once a page is answered, LIST again, and then its page.
+    s.on_line(history_end(), t, &mut out);
+    assert!(sends(&out).contains(&ClientLine::List {}));
+    out.clear();
+    s.on_line(rooms(&[("dev", 30), ("general", 10)]), t, &mut out);
+    assert_eq!(sends(&out), vec![page("dev", 31, 50)]);
+}
