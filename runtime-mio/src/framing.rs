@@ -2,6 +2,10 @@
 //!
 //! `LineReader` holds at most one partial line (≤ its `max_line`) plus one read
 //! chunk; a line longer than `max_line` is an error, never a bigger buffer.
+//! The socket is read into one chunk shared by every connection of the
+//! thread, and a connection keeps only the bytes it has not consumed yet: an
+//! idle connection holds no read buffer at all (a node holds tens of
+//! thousands of them), and a drained buffer over `KEEP_BYTES` is freed.
 //! `OutBuf` keeps the unsent tail of partial writes (so framing survives short
 //! writes) and refuses to grow past its `max`: the caller then disconnects.
 
@@ -9,6 +13,14 @@ use std::io::{self, Read, Write};
 
 /// Bytes asked of the socket per read.
 const CHUNK: usize = 64 * 1024;
+/// A drained buffer (read or write) keeps at most this much capacity, so an
+/// idle connection costs little and a busy one does not reallocate per line.
+const KEEP_BYTES: usize = 4 * 1024;
+
+std::thread_local! {
+    /// The one read chunk of this thread (the node's loop is one thread).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; CHUNK]);
+}
 
 /// The outcome of one read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,28 +89,20 @@ impl LineReader {
             self.scanned -= self.start;
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + CHUNK, 0);
-        loop {
-            match r.read(&mut self.buf[len..]) {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    return Ok(ReadStatus::Eof);
-                }
+        SCRATCH.with_borrow_mut(|chunk| loop {
+            match r.read(chunk) {
+                Ok(0) => return Ok(ReadStatus::Eof),
                 Ok(n) => {
-                    self.buf.truncate(len + n);
+                    self.buf.extend_from_slice(&chunk[..n]);
                     return Ok(ReadStatus::Data(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    if e.kind() == io::ErrorKind::WouldBlock {
-                        return Ok(ReadStatus::WouldBlock);
-                    }
-                    return Err(e);
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(ReadStatus::WouldBlock)
                 }
+                Err(e) => return Err(e),
             }
-        }
+        })
     }
 
     /// The next complete line without its `\n` (and a trailing `\r`).
@@ -120,6 +124,17 @@ impl LineReader {
                 Ok(Some(line))
             }
             None => {
+                if self.start == self.buf.len() {
+                    // Everything consumed: keep no large buffer.
+                    self.start = 0;
+                    self.scanned = 0;
+                    if self.buf.capacity() > KEEP_BYTES {
+                        self.buf = Vec::new();
+                    } else {
+                        self.buf.clear();
+                    }
+                    return Ok(None);
+                }
                 self.scanned = self.buf.len();
                 if self.buffered() > self.max_line {
                     return Err(LineTooLong { max: self.max_line });
@@ -185,10 +200,11 @@ impl OutBuf {
                 Err(e) => return Err(e),
             }
         }
-        self.buf.clear();
         self.head = 0;
-        if self.buf.capacity() > 1 << 20 {
-            self.buf.shrink_to(64 * 1024);
+        if self.buf.capacity() > KEEP_BYTES {
+            self.buf = Vec::new(); // an idle connection keeps no large buffer
+        } else {
+            self.buf.clear();
         }
         Ok(true)
     }
@@ -340,6 +356,25 @@ mod tests {
         out.push_line(b"12345678").unwrap();
         assert_eq!(out.push_line(b"x"), Err(Overflow));
         assert_eq!(out.pending(), 9);
+    }
+
+    #[test]
+    fn a_drained_reader_and_writer_keep_no_large_buffer() {
+        let mut r = LineReader::new(1 << 20);
+        let big = [vec![b'x'; 50_000], b"\n".to_vec()].concat();
+        r.read_from(&mut &big[..]).unwrap();
+        assert_eq!(r.next_line().unwrap().map(|l| l.len()), Some(50_000));
+        assert_eq!(r.next_line().unwrap(), None);
+        assert!(r.buf.capacity() <= KEEP_BYTES);
+        let mut out = OutBuf::new(1 << 20);
+        out.push_line(&big).unwrap();
+        let mut sink = Sink {
+            got: Vec::new(),
+            step: usize::MAX,
+            budget: 10,
+        };
+        assert!(out.write_to(&mut sink).unwrap());
+        assert!(out.buf.capacity() <= KEEP_BYTES);
     }
 
     #[test]

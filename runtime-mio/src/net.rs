@@ -375,6 +375,7 @@ impl Runtime {
     }
 
     pub(crate) fn flush_conn(&mut self, token: Token) {
+        let low_water = self.limits.stream_low_water_bytes;
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
@@ -383,6 +384,9 @@ impl Runtime {
             .out
             .write_to(&mut c.stream)
             .and_then(|empty| c.stream.flush_tls().map(|()| empty));
+        if c.out.pending() < low_water {
+            self.streaming.drained(token); // a stream paused on its pace goes on
+        }
         self.metrics
             .bytes_out
             .inc_by(before.saturating_sub(c.out.pending()) as u64);

@@ -118,12 +118,14 @@ pub struct Runtime {
     pub(crate) delivered_chats: u64,
     /// Connections with output to flush at the end of the iteration.
     pub(crate) dirty: BTreeSet<Token>,
-    /// Clients with a history job or a subscription.
-    pub(crate) streaming: BTreeSet<Token>,
+    /// Clients with a history job or a subscription (`streams.rs`).
+    pub(crate) streaming: crate::streams::StreamSet,
+    /// `delivered` when every stream was last pumped.
+    pub(crate) pumped_delivered: Seq,
+    /// Chat lines encoded once for all subscribers (`streams.rs`).
+    pub(crate) line_cache: crate::streams::LineCache,
     /// Connections whose read budget ran out with data possibly left.
     pub(crate) read_again: BTreeSet<Token>,
-    /// A stream stopped on its scan budget, not on the client's pace.
-    pub(crate) pump_again: bool,
     last_status: Status,
     /// TLS settings in force (`None`: plaintext) and the files they came from.
     pub(crate) tls: Option<TlsContext>,
@@ -312,9 +314,10 @@ impl Runtime {
             delivered,
             delivered_chats,
             dirty: BTreeSet::new(),
-            streaming: BTreeSet::new(),
+            streaming: Default::default(),
+            pumped_delivered: Seq(0),
+            line_cache: Default::default(),
             read_again: BTreeSet::new(),
-            pump_again: false,
             last_status,
             tls,
             tls_paths: opts.tls,
@@ -466,7 +469,7 @@ impl Runtime {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() || self.pump_again || !self.actions.is_empty() || self.fed {
+        if !self.read_again.is_empty() || self.streaming.has_woken() || !self.actions.is_empty() || self.fed {
             return Some(Duration::ZERO);
         }
         let core = self.node.next_deadline().map(|d| self.clock.at(d));
