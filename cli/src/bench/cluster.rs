@@ -29,6 +29,25 @@ pub struct ProcStats {
     pub peak_rss_kib: u64,
 }
 
+/// Seconds a process has spent runnable but waiting for a CPU
+/// (/proc/PID/schedstat, second field): on a shared box, how much of a
+/// latency figure is other processes' load.
+pub fn run_queue_wait_s(pid: u32) -> Option<f64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let ns: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+/// The 1-minute load average of the machine.
+pub fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The current resident set size (VmRSS) of a process, KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

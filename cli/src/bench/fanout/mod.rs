@@ -92,7 +92,7 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
     let (targets, publish_to) = if args.connect.is_empty() {
         cluster::serve_http(true);
         cluster::extra_config(&format!(
-            "max_connections = {NODE_MAX_CONNECTIONS}\nmax_connections_per_address = {NODE_MAX_CONNECTIONS}\n"
+            "max_connections = {NODE_MAX_CONNECTIONS}\nmax_connections_per_address = {NODE_MAX_CONNECTIONS}\nhttp_max_connections = 1024\n"
         ));
         let nodes = (args.nodes as u64).max(n.div_ceil(NODE_SESSIONS)) as usize;
         let (c, leader, _) = Cluster::start_elected(
@@ -146,6 +146,8 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
         .map(|p| p.and_then(cluster::rss_kib))
         .collect();
     let cpu_before = cpu_of(own.as_mut());
+    let wait_before = wait_of(own.as_ref());
+    let load = cluster::load_average();
     let ready: u64 = procs.iter().filter_map(|p| p.ready.as_ref()).map(|r| r.ready).sum();
     let room = args.room.clone();
     let published = publish::run(publish_to, &room, args.publish, args.rate.unwrap_or(50.0), args.size)?;
@@ -153,6 +155,7 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
     wait_results(&mut procs, &rx, grace)?;
     let seconds = published.seconds;
     let cpu_after = cpu_of(own.as_mut());
+    let wait_after = wait_of(own.as_ref());
     let mut report = build_report(args, n, workers, &targets, &procs, own.as_ref(), &published, connect_s);
     let per_target = sessions_per_target(&procs, targets.len());
     let mut rss_rows = Vec::new();
@@ -175,6 +178,15 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
         ));
     }
     report.set("nodes_sessions", json!(rss_rows));
+    let sum = |v: &[Option<f64>]| v.iter().flatten().sum::<f64>();
+    let (ran, waited) = (sum(&cpu_after) - sum(&cpu_before), sum(&wait_after) - sum(&wait_before));
+    if own.is_some() {
+        report.line(&format!(
+            "box: load average {} at the start; during publishing the nodes ran {ran:.2} CPU s and waited {waited:.2} s for a CPU",
+            load.map_or("-".into(), |l| format!("{l:.1}"))
+        ));
+        report.set("box", json!({"load_average_1m": load, "nodes_cpu_s": ran, "nodes_run_queue_wait_s": waited}));
+    }
     if let Some(c) = own.as_ref() {
         let usage: Vec<NodeUsage> = c
             .nodes
@@ -203,6 +215,11 @@ fn node_pids(c: Option<&Cluster>) -> Vec<Option<u32>> {
 
 fn cpu_of(c: Option<&mut Cluster>) -> Vec<Option<f64>> {
     c.map(|c| c.nodes.iter_mut().map(|n| n.stats().map(|s| s.cpu_s)).collect())
+        .unwrap_or_default()
+}
+
+fn wait_of(c: Option<&Cluster>) -> Vec<Option<f64>> {
+    c.map(|c| c.nodes.iter().map(|n| n.pid().and_then(cluster::run_queue_wait_s)).collect())
         .unwrap_or_default()
 }
 
@@ -368,6 +385,9 @@ fn build_report(
     r.line(&format!(
         "deliveries: {deliveries} of {expected} in {span_s:.2} s = {rate:.0} deliveries/s; {complete} subscribers got every message in order"
     ));
+    let worker_cpu: f64 = res.iter().map(|x| x.cpu_s).sum();
+    r.line(&format!("workers: {worker_cpu:.2} CPU seconds in all (the subscribers' side)"));
+    r.set("workers_cpu_s", json!(worker_cpu));
     r.line(&format!(
         "delivery latency (send → received, ms): p50 {:.1}  p99 {:.1}  max {:.1}",
         lat.p50 as f64 / 1e3,

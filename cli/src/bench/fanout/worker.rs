@@ -197,7 +197,7 @@ impl Worker {
     }
 
     fn on_event(&mut self, i: usize, writable: bool, readable: bool) {
-        let room = self.spec.room.clone();
+        let room = self.spec.room.as_str();
         let Some(s) = self.sessions.get_mut(i) else {
             return;
         };
@@ -207,9 +207,8 @@ impl Worker {
                     unreachable!()
                 };
                 let host = self.spec.targets[s.target].http.map(|a| a.to_string()).unwrap_or_default();
-                match session::start(sock, s.transport, &host, &room) {
-                    Ok(st) => s.state = st,
-                    Err(e) => return self.fail(i, e),
+                if let Err(e) = session::start(sock, s.transport, &host, room).map(|st| s.state = st) {
+                    return self.fail(i, e);
                 }
             } else if let Err(e) = s.state.on_writable() {
                 return self.fail(i, e);
@@ -221,7 +220,7 @@ impl Worker {
         let messages = self.spec.messages;
         let Sess { state, book, .. } = s;
         let totals = &mut self.totals;
-        let result = state.on_readable(&room, &mut self.scratch, &mut |line| {
+        let result = state.on_readable(room, &mut self.scratch, &mut |line| {
             on_line(book, totals, messages, line)
         });
         if let Err(e) = result {
@@ -306,6 +305,7 @@ impl Worker {
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
                 .collect(),
             errors: self.totals.errors.clone(),
+            cpu_s: crate::bench::cluster::proc_stats(std::process::id()).map_or(0.0, |s| s.cpu_s),
         }
     }
 }
