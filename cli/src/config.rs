@@ -105,6 +105,10 @@ pub struct NodeFile {
     /// this to what that limit allows.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// A subscriber whose stream stays paused this long because it does not
+    /// read is disconnected with ERROR `slow_consumer` (default 10000 ms).
+    #[serde(default)]
+    pub slow_subscriber_ms: Option<u64>,
     /// Open connections from one source IP address (default 256).
     #[serde(default)]
     pub max_connections_per_address: Option<usize>,
@@ -263,11 +267,12 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
     }
     if f.max_connections_per_address == Some(0)
         || f.max_connections == Some(0)
+        || f.slow_subscriber_ms == Some(0)
         || f.client_rate_per_sec == Some(0)
         || f.client_rate_burst == Some(0)
     {
         return Err(
-            "max_connections, max_connections_per_address, client_rate_per_sec and client_rate_burst must be at least 1"
+            "max_connections, slow_subscriber_ms, max_connections_per_address, client_rate_per_sec and client_rate_burst must be at least 1"
                 .into(),
         );
     }
@@ -362,6 +367,7 @@ impl NodeFile {
         }
         let l = &mut opts.limits;
         l.max_connections = self.max_connections.unwrap_or(l.max_connections);
+        l.slow_subscriber_ms = self.slow_subscriber_ms.unwrap_or(l.slow_subscriber_ms);
         l.max_connections_per_address = self
             .max_connections_per_address
             .unwrap_or(l.max_connections_per_address);

@@ -155,6 +155,9 @@ pub struct OutBuf {
     buf: Vec<u8>,
     head: usize,
     max: usize,
+    /// What was written so far ends with a whole line (`head` is at a line
+    /// start), so the unsent bytes can be dropped without cutting a line.
+    at_line_start: bool,
 }
 
 impl OutBuf {
@@ -163,6 +166,7 @@ impl OutBuf {
             buf: Vec::new(),
             head: 0,
             max,
+            at_line_start: true,
         }
     }
 
@@ -189,12 +193,30 @@ impl OutBuf {
         Ok(())
     }
 
+    /// Drops the unsent lines, except the rest of one partly written (the
+    /// receiver must never see a cut line). For a subscriber being
+    /// disconnected: what it missed it can ask for again, by seq_no.
+    pub fn drop_unsent_lines(&mut self) {
+        let keep = if self.at_line_start {
+            self.head
+        } else {
+            self.buf[self.head..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.buf.len(), |i| self.head + i + 1)
+        };
+        self.buf.truncate(keep);
+    }
+
     /// Writes until drained or the socket would block. `Ok(true)` when empty.
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
         while self.head < self.buf.len() {
             match w.write(&self.buf[self.head..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.head += n,
+                Ok(n) => {
+                    self.head += n;
+                    self.at_line_start = self.buf[self.head - 1] == b'\n';
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
@@ -347,6 +369,28 @@ mod tests {
         sink.budget = 100;
         assert!(out.write_to(&mut sink).unwrap());
         assert_eq!(sink.got, b"hello\nworld\n!\n");
+        assert_eq!(out.pending(), 0);
+    }
+
+    #[test]
+    fn dropping_unsent_lines_keeps_the_partly_written_one() {
+        let mut out = OutBuf::new(1000);
+        for l in [&b"first"[..], b"second", b"third"] {
+            out.push_line(l).unwrap();
+        }
+        let mut sink = Sink {
+            got: Vec::new(),
+            step: 8,
+            budget: 1,
+        };
+        assert!(!out.write_to(&mut sink).unwrap()); // "first\nse" went out
+        out.drop_unsent_lines();
+        out.push_line(b"ERR").unwrap();
+        sink.budget = 100;
+        assert!(out.write_to(&mut sink).unwrap());
+        assert_eq!(sink.got, b"first\nsecond\nERR\n");
+        out.push_line(b"x").unwrap();
+        out.drop_unsent_lines(); // at a line start: everything unsent goes
         assert_eq!(out.pending(), 0);
     }
 

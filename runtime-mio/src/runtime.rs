@@ -475,7 +475,10 @@ impl Runtime {
         let core = self.node.next_deadline().map(|d| self.clock.at(d));
         let conns = self.conns.values().filter_map(|c| c.deadline).min();
         let http = self.http.as_ref().and_then(|h| h.next_deadline());
-        [core, conns, self.peers.next_retry(), http]
+        let slow = self
+            .streaming
+            .next_slow_deadline(Duration::from_millis(self.limits.slow_subscriber_ms));
+        [core, conns, self.peers.next_retry(), http, slow]
             .into_iter()
             .flatten()
             .min()
@@ -503,6 +506,7 @@ impl Runtime {
                 self.close_conn(t, "timed out");
             }
         }
+        self.drop_slow_subscribers();
         for id in self.peers.due(now) {
             self.dial(id);
         }

@@ -26,7 +26,10 @@ use crate::runtime::Runtime;
 use chorus_core::client_wire::{Delivered, SeedSeqChat, ServerLine};
 use chorus_core::{Node, Numbers, Seq};
 use mio::Token;
+use chorus_core::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use tracing::warn;
 
 /// Encoded chat lines kept for the subscribers that have not reached them.
 /// Subscribers of one room move together, so a few hundred suffice; past
@@ -39,8 +42,9 @@ pub(crate) struct StreamSet {
     all: BTreeSet<Token>,
     /// To pump at the next `pump_streams` even if nothing was delivered.
     wake: BTreeSet<Token>,
-    /// Stopped at the low-water mark: woken once their output drains.
-    stalled: BTreeSet<Token>,
+    /// Stopped at the low-water mark since then: woken once their output
+    /// drains, disconnected if that takes `slow_subscriber_ms`.
+    stalled: BTreeMap<Token, Instant>,
 }
 
 impl StreamSet {
@@ -58,9 +62,23 @@ impl StreamSet {
 
     /// `t`'s output went below the low-water mark: a stalled stream resumes.
     pub(crate) fn drained(&mut self, t: Token) {
-        if self.stalled.remove(&t) {
+        if self.stalled.remove(&t).is_some() {
             self.wake.insert(t);
         }
+    }
+
+    /// When the longest-paused stream reaches `limit` (None: none paused).
+    pub(crate) fn next_slow_deadline(&self, limit: Duration) -> Option<Instant> {
+        self.stalled.values().min().map(|&since| since + limit)
+    }
+
+    /// The streams paused for `limit` or longer at `now`.
+    fn slow(&self, now: Instant, limit: Duration) -> Vec<Token> {
+        self.stalled
+            .iter()
+            .filter(|(_, &since)| since + limit <= now)
+            .map(|(&t, _)| t)
+            .collect()
     }
 
     /// Some stream has work without a new delivery (poll without waiting).
@@ -179,6 +197,35 @@ impl Runtime {
         }
     }
 
+    /// Paced, then disconnected: a subscriber whose stream stayed paused
+    /// (it does not read what it is sent) for `slow_subscriber_ms` loses its
+    /// unsent lines and gets ERROR `slow_consumer` saying how to resume.
+    /// The others never wait for it: each stream moves on its own.
+    pub(crate) fn drop_slow_subscribers(&mut self) {
+        let limit = Duration::from_millis(self.limits.slow_subscriber_ms);
+        for token in self.streaming.slow(Instant::now(), limit) {
+            self.streaming.remove(&token);
+            let Some(c) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            c.out.drop_unsent_lines();
+            self.metrics.slow_clients.inc();
+            warn!(
+                "{}: its stream waited {} ms for it to read; disconnecting (slow consumer)",
+                c.label,
+                limit.as_millis()
+            );
+            let msg = format!(
+                "slow consumer: you read slower than your rooms are written, and your stream \
+                 waited {} ms for you; the lines not yet sent are dropped and the connection \
+                 is closed. Reconnect and SUBSCRIBE with from_seq = the seq_no after the last \
+                 one you received",
+                limit.as_millis()
+            );
+            self.fail_conn(token, ErrorCode::SlowConsumer, msg);
+        }
+    }
+
     fn pump(&mut self, token: Token) {
         let delivered = self.delivered;
         let delivered_chats = self.delivered_chats;
@@ -202,7 +249,7 @@ impl Runtime {
                 break;
             }
             if c.out.pending() >= low_water {
-                self.streaming.stalled.insert(token);
+                self.streaming.stalled.entry(token).or_insert_with(Instant::now);
                 break;
             }
             if scan == 0 {
