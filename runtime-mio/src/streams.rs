@@ -223,6 +223,12 @@ impl Runtime {
                 limit.as_millis()
             );
             self.fail_conn(token, ErrorCode::SlowConsumer, msg);
+            // What is already queued (kernel buffers, at most the low-water
+            // mark here) gets as long to drain as the stream waited, so a
+            // reader that is slow but alive sees the ERROR before the close.
+            if let Some(c) = self.conns.get_mut(&token) {
+                c.deadline = Some(Instant::now() + limit);
+            }
         }
     }
 
