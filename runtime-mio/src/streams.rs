@@ -60,6 +60,11 @@ impl StreamSet {
         self.stalled.remove(t);
     }
 
+    /// Every client with a stream.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Token> {
+        self.all.iter()
+    }
+
     /// `t`'s output went below the low-water mark: a stalled stream resumes.
     pub(crate) fn drained(&mut self, t: Token) {
         if self.stalled.remove(&t).is_some() {
