@@ -367,3 +367,50 @@ fn open(dst: SocketAddr, src: Option<Ipv4Addr>) -> std::io::Result<TcpStream> {
     }
     Ok(TcpStream::from_std(std::net::TcpStream::from(fd)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals() -> Totals {
+        Totals {
+            deliveries: 0,
+            first_ns: 0,
+            last_ns: 0,
+            hist: crate::bench::report::new_hist(),
+            errors: Vec::new(),
+            ready: 0,
+            failed: 0,
+            connecting: 1,
+        }
+    }
+
+    fn chat(idx: u64) -> Vec<u8> {
+        let p = super::super::wire::payload(idx, mono_ns(), 40);
+        format!("{{\"type\":\"SEQ_CHAT\",\"payload\":\"{p}\"}}").into_bytes()
+    }
+
+    #[test]
+    fn a_session_counts_only_after_its_status_and_notices_a_gap() {
+        let (mut b, mut t) = (Book::default(), totals());
+        on_line(&mut b, &mut t, 3, &chat(0)); // before STATUS: ignored
+        assert_eq!(t.deliveries, 0);
+        on_line(&mut b, &mut t, 3, b"{\"type\":\"STATUS\",\"node_id\":1}");
+        assert!(b.ready && t.ready == 1 && t.connecting == 0);
+        on_line(&mut b, &mut t, 3, &chat(0));
+        on_line(&mut b, &mut t, 3, &chat(2)); // 1 skipped
+        assert!(b.out_of_order);
+        assert_eq!((t.deliveries, b.next), (2, 3));
+    }
+
+    #[test]
+    fn a_repeat_is_out_of_order() {
+        let (mut b, mut t) = (Book::default(), totals());
+        on_line(&mut b, &mut t, 2, b"{\"type\":\"STATUS\"}");
+        on_line(&mut b, &mut t, 2, &chat(0));
+        on_line(&mut b, &mut t, 2, &chat(1));
+        assert!(!b.out_of_order && b.next == 2);
+        on_line(&mut b, &mut t, 2, &chat(1));
+        assert!(b.out_of_order);
+    }
+}
