@@ -101,7 +101,11 @@ fn fanout_bench_delivers_every_message_to_every_subscriber() {
     let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object on stdout");
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["mode"], "fanout", "{v}");
-    assert_eq!(v["config"]["transports"], serde_json::json!(["json", "ws"]), "{v}");
+    assert_eq!(
+        v["config"]["transports"],
+        serde_json::json!(["json", "ws"]),
+        "{v}"
+    );
     assert_eq!(v["sessions"]["ready"], 300, "{v}");
     assert_eq!(v["sessions"]["failed"], 0, "{v}");
     let per_node: Vec<u64> = v["sessions"]["per_node"]

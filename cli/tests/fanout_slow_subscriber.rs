@@ -45,7 +45,8 @@ fn small_buffer_subscriber(addr: &str) -> TcpStream {
 /// A reading subscriber: (arrival time of each message, seq_nos in order).
 fn reader(addr: String, stop: Arc<AtomicBool>) -> thread::JoinHandle<(Vec<Instant>, Vec<u64>)> {
     let mut c = Conn::connect(&addr).unwrap();
-    c.send(&json!({"type":"SUBSCRIBE","room_id":"fan"})).unwrap();
+    c.send(&json!({"type":"SUBSCRIBE","room_id":"fan"}))
+        .unwrap();
     c.send(&json!({"type":"STATUS"})).unwrap();
     c.recv_type("STATUS", Duration::from_secs(5));
     thread::spawn(move || {
@@ -71,7 +72,8 @@ fn publish(addr: &str) -> Instant {
     let payload = "p".repeat(PAYLOAD);
     let mut acked = 0;
     for i in 0..MESSAGES {
-        let chat = json!({"type":"CHAT","room_id":"fan","msg_id":format!("slow-{i}"),"payload":payload});
+        let chat =
+            json!({"type":"CHAT","room_id":"fan","msg_id":format!("slow-{i}"),"payload":payload});
         c.send(&chat).unwrap();
         if i >= 16 {
             c.recv_type("CHAT_ACK", Duration::from_secs(20));
@@ -97,7 +99,8 @@ fn a_subscriber_that_does_not_read_is_paced_then_disconnected_and_slows_no_one()
     let started = Instant::now();
     let last_ack = publish(&addr);
     let publish_s = (last_ack - started).as_secs_f64();
-    let got: Vec<(Vec<Instant>, Vec<u64>)> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let got: Vec<(Vec<Instant>, Vec<u64>)> =
+        readers.into_iter().map(|r| r.join().unwrap()).collect();
     for (at, seqs) in &got {
         let want: Vec<u64> = (1..=MESSAGES).collect();
         assert_eq!(seqs, &want, "a reader missed or reordered messages");
@@ -114,13 +117,21 @@ fn a_subscriber_that_does_not_read_is_paced_then_disconnected_and_slows_no_one()
     // The node decides after SLOW_MS of pacing; it logs it.
     let log_path = c.nodes[0].stderr_path.clone();
     let deadline = Instant::now() + Duration::from_millis(SLOW_MS) + Duration::from_secs(15);
-    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("slow consumer") {
-        assert!(Instant::now() < deadline, "never disconnected\n{}", c.logs());
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("slow consumer")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never disconnected\n{}",
+            c.logs()
+        );
         thread::sleep(Duration::from_millis(100));
     }
 
     // Now it reads: whole lines in order, then the ERROR, then the end.
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut r = BufReader::new(slow);
     let (mut seqs, mut error) = (Vec::new(), None);
     let mut line = String::new();
@@ -140,13 +151,19 @@ fn a_subscriber_that_does_not_read_is_paced_then_disconnected_and_slows_no_one()
         }
     }
     let want: Vec<u64> = (1..=seqs.len() as u64).collect();
-    assert_eq!(seqs, want, "the slow subscriber's lines are in order, from the first");
+    assert_eq!(
+        seqs, want,
+        "the slow subscriber's lines are in order, from the first"
+    );
     assert!(
         (seqs.len() as u64) < MESSAGES,
         "the slow subscriber was paced: it cannot have been sent everything"
     );
     let error = error.expect("an ERROR line before the close");
     assert_eq!(error["code"], "slow_consumer", "{error}");
-    assert!(error["message"].as_str().unwrap().contains("from_seq"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("from_seq"),
+        "{error}"
+    );
     stop.store(true, Ordering::Relaxed);
 }

@@ -475,7 +475,11 @@ impl Runtime {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() || self.streaming.has_woken() || !self.actions.is_empty() || self.fed {
+        if !self.read_again.is_empty()
+            || self.streaming.has_woken()
+            || !self.actions.is_empty()
+            || self.fed
+        {
             return Some(Duration::ZERO);
         }
         let core = self.node.next_deadline().map(|d| self.clock.at(d));

@@ -24,9 +24,9 @@ use crate::conn::{Cursor, Role};
 use crate::net::encode;
 use crate::runtime::Runtime;
 use chorus_core::client_wire::{Delivered, SeedSeqChat, ServerLine};
+use chorus_core::ErrorCode;
 use chorus_core::{Node, Numbers, Seq};
 use mio::Token;
-use chorus_core::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -195,7 +195,9 @@ impl Runtime {
             self.streaming.wake.clear();
             self.streaming.all.iter().copied().collect()
         } else {
-            std::mem::take(&mut self.streaming.wake).into_iter().collect()
+            std::mem::take(&mut self.streaming.wake)
+                .into_iter()
+                .collect()
         };
         for t in tokens {
             self.pump(t);
@@ -260,7 +262,10 @@ impl Runtime {
                 break;
             }
             if c.out.pending() >= low_water {
-                self.streaming.stalled.entry(token).or_insert_with(Instant::now);
+                self.streaming
+                    .stalled
+                    .entry(token)
+                    .or_insert_with(Instant::now);
                 break;
             }
             if scan == 0 {

@@ -431,7 +431,15 @@ mod tests {
 
     #[test]
     fn config_names_every_other_node_as_seed() {
-        let t = config_toml(1, &[7001, 7002, 7003], None, 100, 1000, Path::new("/d"), "s");
+        let t = config_toml(
+            1,
+            &[7001, 7002, 7003],
+            None,
+            100,
+            1000,
+            Path::new("/d"),
+            "s",
+        );
         assert!(t.starts_with("node_id = 2\nhost = \"127.0.0.1\"\nport = 7002\n"));
         assert!(t.contains("heartbeat_interval_ms = 100\nleader_timeout_ms = 1000\n"));
         assert!(t.contains("log_dir = \"/d/n2\"\n"));

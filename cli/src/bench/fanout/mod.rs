@@ -15,15 +15,15 @@
 
 mod publish;
 mod session;
-pub mod worker;
 mod wire;
+pub mod worker;
 
 use super::cluster::{self, Cluster};
 use super::report::{new_hist, Lat, NodeUsage, Report};
 use super::Args;
-pub use session::Transport;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+pub use session::Transport;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -86,7 +86,10 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
     validate(args, n)?;
     let workers = args
         .workers
-        .unwrap_or_else(|| n.div_ceil(WORKER_SESSIONS).max(if n >= 2000 { 2 } else { 1 }))
+        .unwrap_or_else(|| {
+            n.div_ceil(WORKER_SESSIONS)
+                .max(if n >= 2000 { 2 } else { 1 })
+        })
         .clamp(1, n);
     let mut own = None;
     let (targets, publish_to) = if args.connect.is_empty() {
@@ -148,20 +151,44 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
     let cpu_before = cpu_of(own.as_mut());
     let wait_before = wait_of(own.as_ref());
     let load = cluster::load_average();
-    let ready: u64 = procs.iter().filter_map(|p| p.ready.as_ref()).map(|r| r.ready).sum();
+    let ready: u64 = procs
+        .iter()
+        .filter_map(|p| p.ready.as_ref())
+        .map(|r| r.ready)
+        .sum();
     let room = args.room.clone();
-    let published = publish::run(publish_to, &room, args.publish, args.rate.unwrap_or(50.0), args.size)?;
+    let published = publish::run(
+        publish_to,
+        &room,
+        args.publish,
+        args.rate.unwrap_or(50.0),
+        args.size,
+    )?;
     let grace = Duration::from_secs(10);
     wait_results(&mut procs, &rx, grace)?;
     let seconds = published.seconds;
     let cpu_after = cpu_of(own.as_mut());
     let wait_after = wait_of(own.as_ref());
-    let mut report = build_report(args, n, workers, &targets, &procs, own.as_ref(), &published, connect_s);
+    let mut report = build_report(
+        args,
+        n,
+        workers,
+        &targets,
+        &procs,
+        own.as_ref(),
+        &published,
+        connect_s,
+    );
     let per_target = sessions_per_target(&procs, targets.len());
     let mut rss_rows = Vec::new();
     for (i, sessions) in per_target.iter().enumerate() {
-        let per = match (baseline.get(i).copied().flatten(), idle.get(i).copied().flatten()) {
-            (Some(b), Some(a)) if *sessions > 0 => Some(a.saturating_sub(b) as f64 * 1024.0 / *sessions as f64),
+        let per = match (
+            baseline.get(i).copied().flatten(),
+            idle.get(i).copied().flatten(),
+        ) {
+            (Some(b), Some(a)) if *sessions > 0 => {
+                Some(a.saturating_sub(b) as f64 * 1024.0 / *sessions as f64)
+            }
             _ => None,
         };
         rss_rows.push(json!({"node": i + 1, "sessions": sessions,
@@ -172,20 +199,33 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
             "n{}: {} sessions, RSS {} → {} KiB idle = {} per idle session",
             i + 1,
             sessions,
-            baseline.get(i).copied().flatten().map_or("-".into(), |v| v.to_string()),
-            idle.get(i).copied().flatten().map_or("-".into(), |v| v.to_string()),
+            baseline
+                .get(i)
+                .copied()
+                .flatten()
+                .map_or("-".into(), |v| v.to_string()),
+            idle.get(i)
+                .copied()
+                .flatten()
+                .map_or("-".into(), |v| v.to_string()),
             per.map_or("-".into(), |b| format!("{:.1} KiB", b / 1024.0)),
         ));
     }
     report.set("nodes_sessions", json!(rss_rows));
     let sum = |v: &[Option<f64>]| v.iter().flatten().sum::<f64>();
-    let (ran, waited) = (sum(&cpu_after) - sum(&cpu_before), sum(&wait_after) - sum(&wait_before));
+    let (ran, waited) = (
+        sum(&cpu_after) - sum(&cpu_before),
+        sum(&wait_after) - sum(&wait_before),
+    );
     if own.is_some() {
         report.line(&format!(
             "box: load average {} at the start; during publishing the nodes ran {ran:.2} CPU s and waited {waited:.2} s for a CPU",
             load.map_or("-".into(), |l| format!("{l:.1}"))
         ));
-        report.set("box", json!({"load_average_1m": load, "nodes_cpu_s": ran, "nodes_run_queue_wait_s": waited}));
+        report.set(
+            "box",
+            json!({"load_average_1m": load, "nodes_cpu_s": ran, "nodes_run_queue_wait_s": waited}),
+        );
     }
     if let Some(c) = own.as_ref() {
         let usage: Vec<NodeUsage> = c
@@ -195,8 +235,15 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
             .map(|(i, p)| NodeUsage {
                 id: p.id,
                 pid: p.pid(),
-                role: if p.addr == publish_to { "leader".into() } else { "follower".into() },
-                cpu_s: match (cpu_before.get(i).copied().flatten(), cpu_after.get(i).copied().flatten()) {
+                role: if p.addr == publish_to {
+                    "leader".into()
+                } else {
+                    "follower".into()
+                },
+                cpu_s: match (
+                    cpu_before.get(i).copied().flatten(),
+                    cpu_after.get(i).copied().flatten(),
+                ) {
                     (Some(a), Some(b)) => Some(b - a),
                     _ => None,
                 },
@@ -210,22 +257,38 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
 }
 
 fn node_pids(c: Option<&Cluster>) -> Vec<Option<u32>> {
-    c.map(|c| c.nodes.iter().map(|n| n.pid()).collect()).unwrap_or_default()
+    c.map(|c| c.nodes.iter().map(|n| n.pid()).collect())
+        .unwrap_or_default()
 }
 
 fn cpu_of(c: Option<&mut Cluster>) -> Vec<Option<f64>> {
-    c.map(|c| c.nodes.iter_mut().map(|n| n.stats().map(|s| s.cpu_s)).collect())
-        .unwrap_or_default()
+    c.map(|c| {
+        c.nodes
+            .iter_mut()
+            .map(|n| n.stats().map(|s| s.cpu_s))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn wait_of(c: Option<&Cluster>) -> Vec<Option<f64>> {
-    c.map(|c| c.nodes.iter().map(|n| n.pid().and_then(cluster::run_queue_wait_s)).collect())
-        .unwrap_or_default()
+    c.map(|c| {
+        c.nodes
+            .iter()
+            .map(|n| n.pid().and_then(cluster::run_queue_wait_s))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 type Lines = mpsc::Receiver<(usize, String)>;
 
-fn spawn_workers(args: &Args, n: u64, workers: u64, targets: &[Target]) -> Result<(Vec<WorkerProc>, Lines)> {
+fn spawn_workers(
+    args: &Args,
+    n: u64,
+    workers: u64,
+    targets: &[Target],
+) -> Result<(Vec<WorkerProc>, Lines)> {
     let exe = std::env::current_exe().context("cannot find the chorus executable")?;
     let (tx, rx) = mpsc::channel();
     let mut procs = Vec::new();
@@ -277,9 +340,13 @@ fn spawn_workers(args: &Args, n: u64, workers: u64, targets: &[Target]) -> Resul
 fn take_line(procs: &mut [WorkerProc], idx: usize, line: &str) -> Result<()> {
     let p = &mut procs[idx];
     if p.ready.is_none() {
-        p.ready = Some(serde_json::from_str(line).with_context(|| format!("worker {idx} said {line:?}"))?);
+        p.ready = Some(
+            serde_json::from_str(line).with_context(|| format!("worker {idx} said {line:?}"))?,
+        );
     } else {
-        p.result = Some(serde_json::from_str(line).with_context(|| format!("worker {idx} said {line:?}"))?);
+        p.result = Some(
+            serde_json::from_str(line).with_context(|| format!("worker {idx} said {line:?}"))?,
+        );
     }
     Ok(())
 }
@@ -357,8 +424,16 @@ fn build_report(
         "transports": names, "publish": args.publish, "size": args.size,
         "rate": args.rate.unwrap_or(50.0), "room": args.room});
     let mut r = Report::new("fanout", header, config);
-    let ready: u64 = procs.iter().filter_map(|p| p.ready.as_ref()).map(|x| x.ready).sum();
-    let failed: u64 = procs.iter().filter_map(|p| p.ready.as_ref()).map(|x| x.failed).sum();
+    let ready: u64 = procs
+        .iter()
+        .filter_map(|p| p.ready.as_ref())
+        .map(|x| x.ready)
+        .sum();
+    let failed: u64 = procs
+        .iter()
+        .filter_map(|p| p.ready.as_ref())
+        .map(|x| x.failed)
+        .sum();
     let res: Vec<&WorkerResult> = procs.iter().filter_map(|p| p.result.as_ref()).collect();
     let deliveries: u64 = res.iter().map(|x| x.deliveries).sum();
     let complete: u64 = res.iter().map(|x| x.complete).sum();
@@ -366,7 +441,11 @@ fn build_report(
     let out_of_order: u64 = res.iter().map(|x| x.out_of_order).sum();
     let last = res.iter().map(|x| x.last_ns).max().unwrap_or(0);
     let span_s = last.saturating_sub(published.first_ns) as f64 / 1e9;
-    let rate = if span_s > 0.0 { deliveries as f64 / span_s } else { 0.0 };
+    let rate = if span_s > 0.0 {
+        deliveries as f64 / span_s
+    } else {
+        0.0
+    };
     let mut h = new_hist();
     for x in &res {
         for &(v, c) in &x.latency_us {
@@ -386,7 +465,9 @@ fn build_report(
         "deliveries: {deliveries} of {expected} in {span_s:.2} s = {rate:.0} deliveries/s; {complete} subscribers got every message in order"
     ));
     let worker_cpu: f64 = res.iter().map(|x| x.cpu_s).sum();
-    r.line(&format!("workers: {worker_cpu:.2} CPU seconds in all (the subscribers' side)"));
+    r.line(&format!(
+        "workers: {worker_cpu:.2} CPU seconds in all (the subscribers' side)"
+    ));
     r.set("workers_cpu_s", json!(worker_cpu));
     r.line(&format!(
         "delivery latency (send → received, ms): p50 {:.1}  p99 {:.1}  max {:.1}",
@@ -394,15 +475,27 @@ fn build_report(
         lat.p99 as f64 / 1e3,
         lat.max as f64 / 1e3
     ));
-    r.set("sessions", json!({"requested": n, "ready": ready, "failed": failed,
+    r.set(
+        "sessions",
+        json!({"requested": n, "ready": ready, "failed": failed,
         "subscribe_seconds": (connect_s * 100.0).round() / 100.0,
-        "per_node": sessions_per_target(procs, targets.len())}));
-    r.set("published", json!({"acked": published.acked, "errors": published.errors, "seconds": published.seconds}));
-    r.set("deliveries", json!({"count": deliveries, "expected": expected, "per_s": rate.round(),
+        "per_node": sessions_per_target(procs, targets.len())}),
+    );
+    r.set(
+        "published",
+        json!({"acked": published.acked, "errors": published.errors, "seconds": published.seconds}),
+    );
+    r.set(
+        "deliveries",
+        json!({"count": deliveries, "expected": expected, "per_s": rate.round(),
         "span_s": span_s, "complete_subscribers": complete, "dropped_subscribers": dropped,
-        "out_of_order_subscribers": out_of_order}));
-    r.set("latency_ms", json!({"p50": lat.p50 as f64 / 1e3, "p99": lat.p99 as f64 / 1e3,
-        "max": lat.max as f64 / 1e3, "count": lat.count}));
+        "out_of_order_subscribers": out_of_order}),
+    );
+    r.set(
+        "latency_ms",
+        json!({"p50": lat.p50 as f64 / 1e3, "p99": lat.p99 as f64 / 1e3,
+        "max": lat.max as f64 / 1e3, "count": lat.count}),
+    );
     let mut errors: Vec<String> = procs
         .iter()
         .filter_map(|p| p.ready.as_ref())
@@ -415,10 +508,17 @@ fn build_report(
     }
     r.set("session_errors", json!(errors));
     if ready < n {
-        r.fail(&format!("{} of {n} subscribers could not subscribe", n - ready));
+        r.fail(&format!(
+            "{} of {n} subscribers could not subscribe",
+            n - ready
+        ));
     }
     if published.acked < args.publish {
-        r.fail(&format!("{} of {} messages were not acknowledged", args.publish - published.acked, args.publish));
+        r.fail(&format!(
+            "{} of {} messages were not acknowledged",
+            args.publish - published.acked,
+            args.publish
+        ));
     }
     if complete < ready {
         r.fail(&format!(

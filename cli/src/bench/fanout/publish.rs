@@ -31,10 +31,13 @@ pub struct Published {
 }
 
 pub fn run(to: SocketAddr, room: &str, messages: u64, rate: f64, size: usize) -> Result<Published> {
-    let mut s = proto::open(to, Duration::from_secs(2)).with_context(|| format!("publisher: cannot connect to {to}"))?;
+    let mut s = proto::open(to, Duration::from_secs(2))
+        .with_context(|| format!("publisher: cannot connect to {to}"))?;
     s.write_all(proto::hello().as_bytes())?;
     let reader = s.try_clone()?;
-    reader.tcp().set_read_timeout(Some(Duration::from_millis(200)))?;
+    reader
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(200)))?;
     let acked = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let (a, e) = (acked.clone(), errors.clone());
@@ -62,7 +65,9 @@ pub fn run(to: SocketAddr, room: &str, messages: u64, rate: f64, size: usize) ->
             s.write_all(&buf).context("publisher: write failed")?;
         }
         let next = Duration::from_secs_f64((sent as f64) / rate);
-        let wait = next.saturating_sub(started.elapsed()).min(Duration::from_millis(5));
+        let wait = next
+            .saturating_sub(started.elapsed())
+            .min(Duration::from_millis(5));
         if sent < messages && !wait.is_zero() {
             std::thread::sleep(wait);
         }
@@ -78,7 +83,12 @@ pub fn run(to: SocketAddr, room: &str, messages: u64, rate: f64, size: usize) ->
 
 /// Counts acknowledgements until all came or none came for `ACK_WAIT`;
 /// returns when the last one came.
-fn read_acks(r: crate::tls_dial::Stream, messages: u64, acked: &AtomicU64, errors: &AtomicU64) -> Option<u64> {
+fn read_acks(
+    r: crate::tls_dial::Stream,
+    messages: u64,
+    acked: &AtomicU64,
+    errors: &AtomicU64,
+) -> Option<u64> {
     let mut r = BufReader::new(r);
     let mut line = Vec::new();
     let mut last = None;

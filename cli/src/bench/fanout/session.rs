@@ -173,7 +173,9 @@ impl State {
                         *self = State::WsHandshake(Box::new(m));
                         Ok(())
                     }
-                    Err(HandshakeError::Failure(e)) => Err(format!("websocket upgrade failed: {e}")),
+                    Err(HandshakeError::Failure(e)) => {
+                        Err(format!("websocket upgrade failed: {e}"))
+                    }
                 }
             }
             State::Ws(ws) => read_ws(ws, on_line),
@@ -253,7 +255,9 @@ fn read_ws(ws: &mut WebSocket<TcpStream>, on_line: &mut dyn FnMut(&[u8])) -> Res
             }
             Ok(Message::Ping(_)) => flush_ws(ws)?, // tungstenite queued the pong
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(())
+            }
             Err(e) => return Err(format!("websocket: {e}")),
         }
     }

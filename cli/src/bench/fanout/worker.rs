@@ -73,7 +73,10 @@ pub fn run() -> Result<ExitCode> {
     crate::node_cmd::raise_fd_limit();
     let mut line = String::new();
     let stdin = std::io::stdin();
-    stdin.lock().read_line(&mut line).context("reading the worker spec")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the worker spec")?;
     let spec: WorkerSpec = serde_json::from_str(&line).context("bad worker spec")?;
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -89,7 +92,11 @@ pub fn run() -> Result<ExitCode> {
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for ev in events.iter() {
             if ev.token() != WAKER {
-                w.on_event(ev.token().0, ev.is_writable(), ev.is_readable() || ev.is_read_closed() || ev.is_error());
+                w.on_event(
+                    ev.token().0,
+                    ev.is_writable(),
+                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                );
             }
         }
         if !ready_sent && (w.all_settled() || Instant::now() >= ready_by) {
@@ -152,7 +159,9 @@ impl Worker {
     }
 
     fn start_more(&mut self, poll: &Poll) {
-        while self.next_start < self.spec.sessions as usize && self.totals.connecting < CONNECTING_MAX {
+        while self.next_start < self.spec.sessions as usize
+            && self.totals.connecting < CONNECTING_MAX
+        {
             let g = self.spec.first + self.next_start as u64;
             let target = (g % self.spec.targets.len() as u64) as usize;
             let transport = self.spec.transports[(g % self.spec.transports.len() as u64) as usize];
@@ -169,7 +178,11 @@ impl Worker {
             match opened {
                 Ok(mut s) => {
                     let token = Token(self.sessions.len());
-                    match poll.registry().register(&mut s, token, Interest::READABLE | Interest::WRITABLE) {
+                    match poll.registry().register(
+                        &mut s,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         Ok(()) => {
                             state = State::Connecting(s);
                             self.totals.connecting += 1;
@@ -206,8 +219,13 @@ impl Worker {
                 let State::Connecting(sock) = std::mem::replace(&mut s.state, State::Closed) else {
                     unreachable!()
                 };
-                let host = self.spec.targets[s.target].http.map(|a| a.to_string()).unwrap_or_default();
-                if let Err(e) = session::start(sock, s.transport, &host, room).map(|st| s.state = st) {
+                let host = self.spec.targets[s.target]
+                    .http
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                if let Err(e) =
+                    session::start(sock, s.transport, &host, room).map(|st| s.state = st)
+                {
                     return self.fail(i, e);
                 }
             } else if let Err(e) = s.state.on_writable() {
@@ -289,7 +307,10 @@ impl Worker {
             .clone()
             .filter(|s| s.book.next == m && !s.book.out_of_order)
             .count() as u64;
-        let dropped = ready.clone().filter(|s| s.book.failed && s.book.next < m).count() as u64;
+        let dropped = ready
+            .clone()
+            .filter(|s| s.book.failed && s.book.next < m)
+            .count() as u64;
         let out_of_order = ready.filter(|s| s.book.out_of_order).count() as u64;
         WorkerResult {
             deliveries: self.totals.deliveries,
