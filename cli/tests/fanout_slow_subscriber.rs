@@ -167,3 +167,38 @@ fn a_subscriber_that_does_not_read_is_paced_then_disconnected_and_slows_no_one()
     );
     stop.store(true, Ordering::Relaxed);
 }
+
+/// The soft and hard "Max open files" of a process (/proc/PID/limits).
+fn open_file_limits(pid: u32) -> (String, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    (f[3].to_string(), f[4].to_string())
+}
+
+#[test]
+fn a_node_raises_its_open_file_limit_and_keeps_max_connections_within_it() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    // Start the node with a low soft limit (it inherits ours), as a shell
+    // with the usual `ulimit -n 1024` would.
+    let mut lim = getrlimit(Resource::Nofile);
+    let hard = lim.maximum;
+    lim.current = Some(hard.map_or(1024, |h| h.min(1024)));
+    setrlimit(Resource::Nofile, lim).unwrap();
+    let c = Cluster::start_with_config(1, Timing::TEST, "max_connections = 100000000\n");
+    c.wait_for_leader(Duration::from_secs(20));
+    let (soft, hard_seen) = open_file_limits(c.pid(0).unwrap());
+    assert_eq!(
+        soft, hard_seen,
+        "the node runs with its soft limit raised to the hard one"
+    );
+    let log = std::fs::read_to_string(&c.nodes[0].stderr_path).unwrap();
+    assert!(
+        log.contains("max_connections 100000000 is above what the open-file limit"),
+        "{log}"
+    );
+    assert!(log.contains("open-file limit"), "{log}");
+}

@@ -40,6 +40,19 @@ func rssKiB(pid string) int64 {
 	return -1
 }
 
+// cpuS is the user+system CPU time of a process, seconds.
+func cpuS(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100
+}
+
 type sub struct {
 	next int64 // next expected index
 	bad  int32
@@ -121,6 +134,10 @@ func main() {
 	for i, p := range pidList {
 		idle[i] = rssKiB(p)
 	}
+	serverCPU0, selfCPU0 := 0.0, cpuS("self")
+	for _, p := range pidList {
+		serverCPU0 += cpuS(p)
+	}
 	pub, err := nats.Connect(servers[0])
 	if err != nil {
 		panic(err)
@@ -150,6 +167,10 @@ func main() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	got := atomic.LoadInt64(&deliveries)
+	serverCPU, selfCPU := -serverCPU0, cpuS("self")-selfCPU0
+	for _, p := range pidList {
+		serverCPU += cpuS(p)
+	}
 	complete := 0
 	for i, s := range subs {
 		if conns[i] != nil && s.bad == 0 && s.next == int64(*m) {
@@ -181,6 +202,8 @@ func main() {
 	fmt.Printf("deliveries: %d of %d in %.2f s = %.0f deliveries/s; %d subscribers got every message in order\n",
 		got, want, span, float64(got)/span, complete)
 	fmt.Printf("delivery latency (send -> received, ms): p50 %.1f  p99 %.1f  max %.1f\n", q(0.5), q(0.99), q(1.0))
+	fmt.Printf("cpu: servers %.2f s, subscribers+publisher %.2f s = %.2f µs per delivery in all\n",
+		serverCPU, selfCPU, (serverCPU+selfCPU)*1e6/float64(got))
 	for i := range pidList {
 		per := float64(idle[i]-base[i]) * 1024 / float64(perServer[i])
 		fmt.Printf("server %d: %d connections, RSS %d -> %d KiB idle = %.1f KiB per idle connection\n",

@@ -226,6 +226,15 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
             "box",
             json!({"load_average_1m": load, "nodes_cpu_s": ran, "nodes_run_queue_wait_s": waited}),
         );
+        let workers_cpu = report.get_f64("workers_cpu_s").unwrap_or(0.0);
+        let deliveries = report.get_f64("delivered_count").unwrap_or(0.0);
+        if deliveries > 0.0 {
+            let us = (ran + workers_cpu) * 1e6 / deliveries;
+            report.line(&format!(
+                "cpu: nodes {ran:.2} s, subscribers {workers_cpu:.2} s = {us:.2} µs per delivery in all"
+            ));
+            report.set("cpu_us_per_delivery", json!((us * 100.0).round() / 100.0));
+        }
     }
     if let Some(c) = own.as_ref() {
         let usage: Vec<NodeUsage> = c
@@ -464,9 +473,13 @@ fn build_report(
     r.line(&format!(
         "deliveries: {deliveries} of {expected} in {span_s:.2} s = {rate:.0} deliveries/s; {complete} subscribers got every message in order"
     ));
-    let worker_cpu: f64 = res.iter().map(|x| x.cpu_s).sum();
+    // While publishing only (after the Ready line), as for the nodes.
+    let worker_cpu: f64 = procs
+        .iter()
+        .filter_map(|p| Some(p.result.as_ref()?.cpu_s - p.ready.as_ref()?.cpu_s))
+        .sum();
     r.line(&format!(
-        "workers: {worker_cpu:.2} CPU seconds in all (the subscribers' side)"
+        "workers: {worker_cpu:.2} CPU seconds while publishing (the subscribers' side)"
     ));
     r.set("workers_cpu_s", json!(worker_cpu));
     r.line(&format!(
@@ -485,6 +498,7 @@ fn build_report(
         "published",
         json!({"acked": published.acked, "errors": published.errors, "seconds": published.seconds}),
     );
+    r.set("delivered_count", json!(deliveries));
     r.set(
         "deliveries",
         json!({"count": deliveries, "expected": expected, "per_s": rate.round(),

@@ -56,6 +56,8 @@ pub struct Ready {
     pub per_target: Vec<u64>,
     /// A few failure reasons (at most 5), for the report.
     pub errors: Vec<String>,
+    /// CPU seconds used so far (connecting and subscribing).
+    pub cpu_s: f64,
 }
 
 /// The end of a worker.

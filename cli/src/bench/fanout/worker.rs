@@ -289,6 +289,7 @@ impl Worker {
             failed: self.totals.failed,
             per_target,
             errors: self.totals.errors.clone(),
+            cpu_s: crate::bench::cluster::proc_stats(std::process::id()).map_or(0.0, |s| s.cpu_s),
         }
     }
 
