@@ -387,6 +387,19 @@ impl Runtime {
         if c.out.pending() < low_water {
             self.streaming.drained(token); // a stream paused on its pace goes on
         }
+        let pending = c.out.pending() > 0 || c.stream.has_pending_tls();
+        if written.is_ok() && c.from.is_some() && pending != c.write_interest {
+            // Accepted connections wait for WRITABLE only with output pending.
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let registry = self.poll.registry();
+            if registry.reregister(c.stream.tcp_mut(), token, interest).is_ok() {
+                c.write_interest = pending;
+            }
+        }
         self.metrics
             .bytes_out
             .inc_by(before.saturating_sub(c.out.pending()) as u64);

@@ -377,7 +377,9 @@ impl Runtime {
 
     /// Runs until shut down (Ok) or a fatal error (storage, poll).
     pub fn run(mut self) -> Result<(), RuntimeError> {
-        let mut events = Events::with_capacity(512);
+        // Large: with thousands of subscribers, one delivery makes as many
+        // sockets ready, and each poll round costs a pass over the timers.
+        let mut events = Events::with_capacity(4096);
         self.now = self.clock.now();
         self.feed(Input::Start);
         self.finish_iteration()?;
