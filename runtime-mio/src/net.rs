@@ -396,7 +396,10 @@ impl Runtime {
                 Interest::READABLE
             };
             let registry = self.poll.registry();
-            if registry.reregister(c.stream.tcp_mut(), token, interest).is_ok() {
+            if registry
+                .reregister(c.stream.tcp_mut(), token, interest)
+                .is_ok()
+            {
                 c.write_interest = pending;
             }
         }

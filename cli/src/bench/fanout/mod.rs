@@ -91,50 +91,7 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
                 .max(if n >= 2000 { 2 } else { 1 })
         })
         .clamp(1, n);
-    let mut own = None;
-    let (targets, publish_to) = if args.connect.is_empty() {
-        cluster::serve_http(true);
-        cluster::extra_config(&format!(
-            "max_connections = {NODE_MAX_CONNECTIONS}\nmax_connections_per_address = {NODE_MAX_CONNECTIONS}\nhttp_max_connections = 1024\n"
-        ));
-        let nodes = (args.nodes as u64).max(n.div_ceil(NODE_SESSIONS)) as usize;
-        let (c, leader, _) = Cluster::start_elected(
-            nodes,
-            args.heartbeat_ms,
-            args.leader_timeout_ms,
-            args.keep,
-            args.record,
-        )?;
-        let t = c
-            .nodes
-            .iter()
-            .map(|p| Target {
-                tcp: p.addr,
-                http: p.http,
-            })
-            .collect::<Vec<_>>();
-        let to = c.nodes[leader].addr;
-        own = Some(c);
-        (t, to)
-    } else {
-        let tcp = super::resolve(&args.connect)?;
-        let http = super::resolve(&args.http_connect)?;
-        let t: Vec<Target> = tcp
-            .iter()
-            .enumerate()
-            .map(|(i, &a)| Target {
-                tcp: a,
-                http: http.get(i).copied(),
-            })
-            .collect();
-        let st = super::proto::status(tcp[0], Duration::from_secs(2))?;
-        let to = st
-            .leader_addr
-            .as_deref()
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or(tcp[0]);
-        (t, to)
-    };
+    let (mut own, targets, publish_to) = targets(args, n)?;
     let baseline: Vec<Option<u64>> = node_pids(own.as_ref())
         .iter()
         .map(|p| p.and_then(cluster::rss_kib))
@@ -151,11 +108,6 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
     let cpu_before = cpu_of(own.as_mut());
     let wait_before = wait_of(own.as_ref());
     let load = cluster::load_average();
-    let ready: u64 = procs
-        .iter()
-        .filter_map(|p| p.ready.as_ref())
-        .map(|r| r.ready)
-        .sum();
     let room = args.room.clone();
     let published = publish::run(
         publish_to,
@@ -180,89 +132,161 @@ pub fn run(args: &Args, n: u64) -> Result<Report> {
         connect_s,
     );
     let per_target = sessions_per_target(&procs, targets.len());
+    rss_report(&mut report, &per_target, &baseline, &idle);
+    if let Some(c) = own.as_ref() {
+        let cpu = Usage {
+            cpu_before,
+            cpu_after,
+            wait_before,
+            wait_after,
+        };
+        cpu_report(&mut report, c, &cpu, load, publish_to, seconds);
+    }
+    Ok(report)
+}
+
+/// The cluster (started, with limits raised for N sessions, or given by
+/// --connect), the nodes as workers reach them, and where to publish.
+fn targets(args: &Args, n: u64) -> Result<(Option<Cluster>, Vec<Target>, SocketAddr)> {
+    if args.connect.is_empty() {
+        cluster::serve_http(true);
+        cluster::extra_config(&format!(
+            "max_connections = {NODE_MAX_CONNECTIONS}\nmax_connections_per_address = {NODE_MAX_CONNECTIONS}\nhttp_max_connections = 1024\n"
+        ));
+        let nodes = (args.nodes as u64).max(n.div_ceil(NODE_SESSIONS)) as usize;
+        let (c, leader, _) = Cluster::start_elected(
+            nodes,
+            args.heartbeat_ms,
+            args.leader_timeout_ms,
+            args.keep,
+            args.record,
+        )?;
+        let t = c
+            .nodes
+            .iter()
+            .map(|p| Target {
+                tcp: p.addr,
+                http: p.http,
+            })
+            .collect::<Vec<_>>();
+        let to = c.nodes[leader].addr;
+        return Ok((Some(c), t, to));
+    }
+    let tcp = super::resolve(&args.connect)?;
+    let http = super::resolve(&args.http_connect)?;
+    let t: Vec<Target> = tcp
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| Target {
+            tcp: a,
+            http: http.get(i).copied(),
+        })
+        .collect();
+    let st = super::proto::status(tcp[0], Duration::from_secs(2))?;
+    let to = st
+        .leader_addr
+        .as_deref()
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .unwrap_or(tcp[0]);
+    Ok((None, t, to))
+}
+
+/// Node CPU and run-queue wait before and after publishing.
+struct Usage {
+    cpu_before: Vec<Option<f64>>,
+    cpu_after: Vec<Option<f64>>,
+    wait_before: Vec<Option<f64>>,
+    wait_after: Vec<Option<f64>>,
+}
+
+/// Sessions and RSS per idle session, per node.
+fn rss_report(
+    report: &mut Report,
+    per_target: &[u64],
+    baseline: &[Option<u64>],
+    idle: &[Option<u64>],
+) {
     let mut rss_rows = Vec::new();
-    for (i, sessions) in per_target.iter().enumerate() {
-        let per = match (
+    for (i, &sessions) in per_target.iter().enumerate() {
+        let (b, a) = (
             baseline.get(i).copied().flatten(),
             idle.get(i).copied().flatten(),
-        ) {
-            (Some(b), Some(a)) if *sessions > 0 => {
-                Some(a.saturating_sub(b) as f64 * 1024.0 / *sessions as f64)
+        );
+        let per = match (b, a) {
+            (Some(b), Some(a)) if sessions > 0 => {
+                Some(a.saturating_sub(b) as f64 * 1024.0 / sessions as f64)
             }
             _ => None,
         };
         rss_rows.push(json!({"node": i + 1, "sessions": sessions,
-            "rss_baseline_kib": baseline.get(i).copied().flatten(),
-            "rss_idle_kib": idle.get(i).copied().flatten(),
+            "rss_baseline_kib": b, "rss_idle_kib": a,
             "rss_per_session_bytes": per.map(f64::round)}));
+        let kib = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
         report.line(&format!(
-            "n{}: {} sessions, RSS {} → {} KiB idle = {} per idle session",
+            "n{}: {sessions} sessions, RSS {} → {} KiB idle = {} per idle session",
             i + 1,
-            sessions,
-            baseline
-                .get(i)
-                .copied()
-                .flatten()
-                .map_or("-".into(), |v| v.to_string()),
-            idle.get(i)
-                .copied()
-                .flatten()
-                .map_or("-".into(), |v| v.to_string()),
+            kib(b),
+            kib(a),
             per.map_or("-".into(), |b| format!("{:.1} KiB", b / 1024.0)),
         ));
     }
     report.set("nodes_sessions", json!(rss_rows));
+}
+
+/// CPU of the started nodes while publishing, their wait for a CPU, and
+/// CPU per delivery (nodes and subscribers together).
+fn cpu_report(
+    report: &mut Report,
+    c: &Cluster,
+    u: &Usage,
+    load: Option<f64>,
+    leader: SocketAddr,
+    seconds: f64,
+) {
     let sum = |v: &[Option<f64>]| v.iter().flatten().sum::<f64>();
-    let (ran, waited) = (
-        sum(&cpu_after) - sum(&cpu_before),
-        sum(&wait_after) - sum(&wait_before),
+    let ran = sum(&u.cpu_after) - sum(&u.cpu_before);
+    let waited = sum(&u.wait_after) - sum(&u.wait_before);
+    report.line(&format!(
+        "box: load average {} at the start; during publishing the nodes ran {ran:.2} CPU s and waited {waited:.2} s for a CPU",
+        load.map_or("-".into(), |l| format!("{l:.1}"))
+    ));
+    report.set(
+        "box",
+        json!({"load_average_1m": load, "nodes_cpu_s": ran, "nodes_run_queue_wait_s": waited}),
     );
-    if own.is_some() {
+    let workers_cpu = report.get_f64("workers_cpu_s").unwrap_or(0.0);
+    let deliveries = report.get_f64("delivered_count").unwrap_or(0.0);
+    if deliveries > 0.0 {
+        let us = (ran + workers_cpu) * 1e6 / deliveries;
         report.line(&format!(
-            "box: load average {} at the start; during publishing the nodes ran {ran:.2} CPU s and waited {waited:.2} s for a CPU",
-            load.map_or("-".into(), |l| format!("{l:.1}"))
+            "cpu: nodes {ran:.2} s, subscribers {workers_cpu:.2} s = {us:.2} µs per delivery in all"
         ));
-        report.set(
-            "box",
-            json!({"load_average_1m": load, "nodes_cpu_s": ran, "nodes_run_queue_wait_s": waited}),
-        );
-        let workers_cpu = report.get_f64("workers_cpu_s").unwrap_or(0.0);
-        let deliveries = report.get_f64("delivered_count").unwrap_or(0.0);
-        if deliveries > 0.0 {
-            let us = (ran + workers_cpu) * 1e6 / deliveries;
-            report.line(&format!(
-                "cpu: nodes {ran:.2} s, subscribers {workers_cpu:.2} s = {us:.2} µs per delivery in all"
-            ));
-            report.set("cpu_us_per_delivery", json!((us * 100.0).round() / 100.0));
-        }
+        report.set("cpu_us_per_delivery", json!((us * 100.0).round() / 100.0));
     }
-    if let Some(c) = own.as_ref() {
-        let usage: Vec<NodeUsage> = c
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, p)| NodeUsage {
-                id: p.id,
-                pid: p.pid(),
-                role: if p.addr == publish_to {
-                    "leader".into()
-                } else {
-                    "follower".into()
-                },
-                cpu_s: match (
-                    cpu_before.get(i).copied().flatten(),
-                    cpu_after.get(i).copied().flatten(),
-                ) {
-                    (Some(a), Some(b)) => Some(b - a),
-                    _ => None,
-                },
-                peak_rss_kib: p.last_stats.map(|s| s.peak_rss_kib),
-            })
-            .collect();
-        report.nodes(&usage, seconds.max(1e-3));
-    }
-    let _ = ready;
-    Ok(report)
+    let usage: Vec<NodeUsage> = c
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| NodeUsage {
+            id: p.id,
+            pid: p.pid(),
+            role: if p.addr == leader {
+                "leader"
+            } else {
+                "follower"
+            }
+            .into(),
+            cpu_s: match (
+                u.cpu_before.get(i).copied().flatten(),
+                u.cpu_after.get(i).copied().flatten(),
+            ) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            },
+            peak_rss_kib: p.last_stats.map(|s| s.peak_rss_kib),
+        })
+        .collect();
+    report.nodes(&usage, seconds.max(1e-3));
 }
 
 fn node_pids(c: Option<&Cluster>) -> Vec<Option<u32>> {
