@@ -31,7 +31,8 @@ pub struct Target {
 pub struct WorkerSpec {
     pub targets: Vec<Target>,
     /// Global index of this worker's first session; session g goes to
-    /// target `g % targets.len()` over `transports[g % transports.len()]`.
+    /// target `g % targets.len()` over `transports[(g / targets.len()) %
+    /// transports.len()]`, so every node gets every transport evenly.
     pub first: u64,
     pub sessions: u64,
     pub transports: Vec<Transport>,

@@ -164,7 +164,9 @@ impl Worker {
         {
             let g = self.spec.first + self.next_start as u64;
             let target = (g % self.spec.targets.len() as u64) as usize;
-            let transport = self.spec.transports[(g % self.spec.transports.len() as u64) as usize];
+            let round = g / self.spec.targets.len() as u64;
+            let transport =
+                self.spec.transports[(round % self.spec.transports.len() as u64) as usize];
             let t = &self.spec.targets[target];
             let dst = match transport {
                 Transport::Json => Some(t.tcp),
