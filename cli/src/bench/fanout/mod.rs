@@ -221,13 +221,15 @@ fn rss_report(
         rss_rows.push(json!({"node": i + 1, "sessions": sessions,
             "rss_baseline_kib": b, "rss_idle_kib": a,
             "rss_per_session_bytes": per.map(f64::round)}));
-        let kib = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+        let (Some(b), Some(a), Some(per)) = (b, a, per) else {
+            let why = "RSS is measured only on a cluster the bench started";
+            report.line(&format!("n{}: {sessions} sessions ({why})", i + 1));
+            continue;
+        };
         report.line(&format!(
-            "n{}: {sessions} sessions, RSS {} → {} KiB idle = {} per idle session",
+            "n{}: {sessions} sessions, RSS {b} → {a} KiB idle = {:.1} KiB per idle session",
             i + 1,
-            kib(b),
-            kib(a),
-            per.map_or("-".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+            per / 1024.0,
         ));
     }
     report.set("nodes_sessions", json!(rss_rows));
