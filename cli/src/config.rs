@@ -99,6 +99,16 @@ pub struct NodeFile {
     /// ... and closed (code 1008) if no pong comes within this (default 20000 ms).
     #[serde(default)]
     pub ws_pong_timeout_ms: Option<u64>,
+    /// Open client connections (JSON lines and `/ws` sessions together,
+    /// plus peer links; default 1024). More are told `busy` and closed. A
+    /// node raises its open-file limit to the hard limit at start and holds
+    /// this to what that limit allows.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// A subscriber whose stream stays paused this long because it does not
+    /// read is disconnected with ERROR `slow_consumer` (default 10000 ms).
+    #[serde(default)]
+    pub slow_subscriber_ms: Option<u64>,
     /// Open connections from one source IP address (default 256).
     #[serde(default)]
     pub max_connections_per_address: Option<usize>,
@@ -256,11 +266,13 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
         return Err("http_max_connections must be at least 1".into());
     }
     if f.max_connections_per_address == Some(0)
+        || f.max_connections == Some(0)
+        || f.slow_subscriber_ms == Some(0)
         || f.client_rate_per_sec == Some(0)
         || f.client_rate_burst == Some(0)
     {
         return Err(
-            "max_connections_per_address, client_rate_per_sec and client_rate_burst must be at least 1"
+            "max_connections, slow_subscriber_ms, max_connections_per_address, client_rate_per_sec and client_rate_burst must be at least 1"
                 .into(),
         );
     }
@@ -354,6 +366,8 @@ impl NodeFile {
             opts.http = Some(http);
         }
         let l = &mut opts.limits;
+        l.max_connections = self.max_connections.unwrap_or(l.max_connections);
+        l.slow_subscriber_ms = self.slow_subscriber_ms.unwrap_or(l.slow_subscriber_ms);
         l.max_connections_per_address = self
             .max_connections_per_address
             .unwrap_or(l.max_connections_per_address);

@@ -139,6 +139,11 @@ pub struct Conn {
     pub from: Option<std::net::IpAddr>,
     /// The CHAT rate limit of an accepted connection.
     pub rate: Option<crate::limits::TokenBucket>,
+    /// Registered for WRITABLE too. An accepted connection asks for it only
+    /// while it has output pending (`net.rs` `flush_conn`): otherwise every
+    /// ACK freeing send-buffer space would wake the loop once per
+    /// subscriber per message.
+    pub write_interest: bool,
 }
 
 impl Conn {
@@ -159,6 +164,7 @@ impl Conn {
             label,
             from: None,
             rate: None,
+            write_interest: true,
         }
     }
 

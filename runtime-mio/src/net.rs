@@ -375,6 +375,7 @@ impl Runtime {
     }
 
     pub(crate) fn flush_conn(&mut self, token: Token) {
+        let low_water = self.limits.stream_low_water_bytes;
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
@@ -383,6 +384,25 @@ impl Runtime {
             .out
             .write_to(&mut c.stream)
             .and_then(|empty| c.stream.flush_tls().map(|()| empty));
+        if c.out.pending() < low_water {
+            self.streaming.drained(token); // a stream paused on its pace goes on
+        }
+        let pending = c.out.pending() > 0 || c.stream.has_pending_tls();
+        if written.is_ok() && c.from.is_some() && pending != c.write_interest {
+            // Accepted connections wait for WRITABLE only with output pending.
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let registry = self.poll.registry();
+            if registry
+                .reregister(c.stream.tcp_mut(), token, interest)
+                .is_ok()
+            {
+                c.write_interest = pending;
+            }
+        }
         self.metrics
             .bytes_out
             .inc_by(before.saturating_sub(c.out.pending()) as u64);

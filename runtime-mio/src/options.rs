@@ -36,6 +36,11 @@ pub struct Limits {
     /// History and subscription lines are only produced while a client has
     /// fewer unsent bytes than this: streams follow the client's reading pace.
     pub stream_low_water_bytes: usize,
+    /// A client whose stream stays paused at `stream_low_water_bytes` this
+    /// long (it reads slower than the room is written) is disconnected:
+    /// its unsent whole lines are dropped, ERROR `slow_consumer` is sent
+    /// (it says how to resume) and the connection closed. Default 10 s.
+    pub slow_subscriber_ms: u64,
     /// Log entries one client stream may scan per loop iteration (room filters
     /// can skip many); the rest continues in the next iteration.
     pub stream_scan_per_iteration: usize,
@@ -69,6 +74,7 @@ impl Default for Limits {
             max_client_output_bytes: 8 << 20,
             max_peer_output_bytes: 64 << 20,
             stream_low_water_bytes: 256 << 10,
+            slow_subscriber_ms: 10_000,
             stream_scan_per_iteration: 4096,
             max_connections: 1024,
             read_budget_bytes: 1 << 20,
