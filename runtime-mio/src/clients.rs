@@ -78,6 +78,14 @@ impl Runtime {
             debug!("seed client {token:?}: not sent (no seed type): {line:?}");
             return;
         }
+        if let Some(lines) = self.irc_render(token, line) {
+            for l in lines {
+                if !self.push_line(token, &l) {
+                    return;
+                }
+            }
+            return;
+        }
         let bytes = encode(line);
         self.push_line(token, &bytes);
     }
@@ -259,7 +267,7 @@ impl Runtime {
 
     /// The LIST answer: rooms by name with their message counts, at most
     /// `HISTORY_LIMIT_MAX` of them.
-    fn room_list(&self) -> ServerLine {
+    pub(crate) fn room_list(&self) -> ServerLine {
         let n = self.node.numbering();
         let rooms = n
             .rooms()
@@ -305,7 +313,7 @@ impl Runtime {
         }
     }
 
-    fn on_chat(&mut self, token: Token, chat: Chat) {
+    pub(crate) fn on_chat(&mut self, token: Token, chat: Chat) {
         let now = self.now.0;
         let limited = self
             .conns
@@ -339,7 +347,7 @@ impl Runtime {
         });
     }
 
-    fn on_history(&mut self, token: Token, job: HistoryJob) {
+    pub(crate) fn on_history(&mut self, token: Token, job: HistoryJob) {
         let max = self.limits.max_history_jobs;
         let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) else {
             return;
@@ -447,8 +455,13 @@ impl Runtime {
             }
         }
         for l in &lines {
-            if !self.push_line(token, &encode(l)) {
-                return;
+            let out = self
+                .irc_render(token, l)
+                .unwrap_or_else(|| vec![encode(l)]);
+            for bytes in out {
+                if !self.push_line(token, &bytes) {
+                    return;
+                }
             }
         }
     }

@@ -37,6 +37,9 @@ pub enum Dialect {
     Seed,
     /// HELLO {proto: 2}: the full protocol.
     Full,
+    /// The IRC gateway (`irc/`): IRC lines in and out, rendered from the
+    /// same session-layer lines (`irc/render.rs`).
+    Irc,
 }
 
 /// A client's stream of committed chats (SUBSCRIBE).
@@ -68,6 +71,8 @@ pub struct ClientState {
     /// The client closed its sending side; the connection stays open only
     /// until its outstanding answers are written (or the linger deadline).
     pub read_closed: bool,
+    /// An IRC connection's own state (`Dialect::Irc` only).
+    pub irc: Option<Box<crate::irc::IrcSession>>,
 }
 
 impl ClientState {

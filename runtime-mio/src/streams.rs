@@ -109,6 +109,7 @@ impl Runtime {
             return;
         };
         let node = &mut self.node;
+        let irc_server = self.irc.as_ref().map_or("", |i| i.name.as_str());
         let seed = st.is_seed();
         let mut wrote = false;
         let mut overflow = false;
@@ -117,6 +118,7 @@ impl Runtime {
                 self.pump_again = true;
                 break;
             }
+            let replay = !st.history.is_empty();
             let line = if let Some(job) = st.history.front_mut() {
                 let step = if job.remaining == 0 {
                     Step::End
@@ -161,11 +163,14 @@ impl Runtime {
                 break;
             };
             if let Some(l) = line {
-                let bytes = match &l {
-                    Line::Full(l) => encode(l),
-                    Line::Seed(l) => encode(l),
+                let lines = match (&l, st.irc.as_deref()) {
+                    (Line::Full(l), Some(s)) => crate::irc::render(s, irc_server, l, replay),
+                    (Line::Full(l), None) => vec![encode(l)],
+                    (Line::Seed(l), _) => vec![encode(l)],
                 };
-                overflow = c.out.push_line(&bytes).is_err();
+                for bytes in lines {
+                    overflow = overflow || c.out.push_line(&bytes).is_err();
+                }
                 wrote = true;
             }
         }
