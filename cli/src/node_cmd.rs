@@ -22,6 +22,7 @@ use std::process::ExitCode;
     max_line_bytes (1048576), log_cache_entries (4096), listen_host (host),\n  \
     http_port (none: no HTTP; serves /metrics /healthz /readyz /status), http_host (listen_host),\n  \
     ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000),\n  \
+    irc_port (none: no IRC gateway), irc_host (listen_host), irc_join_replay (50),\n  \
     max_connections_per_address (256), client_rate_per_sec (10000),\n  \
     client_rate_burst (20000), [tls] cert, key, ca (PEM paths; absent: plaintext, with a warning).\n\
     SIGHUP re-reads the [tls] files (new connections use them).\n\

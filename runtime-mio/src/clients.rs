@@ -455,9 +455,7 @@ impl Runtime {
             }
         }
         for l in &lines {
-            let out = self
-                .irc_render(token, l)
-                .unwrap_or_else(|| vec![encode(l)]);
+            let out = self.irc_render(token, l).unwrap_or_else(|| vec![encode(l)]);
             for bytes in out {
                 if !self.push_line(token, &bytes) {
                     return;

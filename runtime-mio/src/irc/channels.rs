@@ -109,7 +109,11 @@ impl Runtime {
             return;
         };
         if !s.channels.remove(&room) {
-            return self.irc_numeric(token, ERR_NOTONCHANNEL, &[chan, "You're not on that channel"]);
+            return self.irc_numeric(
+                token,
+                ERR_NOTONCHANNEL,
+                &[chan, "You're not on that channel"],
+            );
         }
         let mask = s.mask();
         self.stream_remove_room(token, &room);
@@ -165,13 +169,19 @@ impl Runtime {
         text: &str,
     ) -> Result<(), (&'static str, &'static str)> {
         if !target.starts_with('#') {
-            return Err((ERR_NOSUCHNICK, "No such nick/channel (chorus has rooms only: write to a #channel)"));
+            return Err((
+                ERR_NOSUCHNICK,
+                "No such nick/channel (chorus has rooms only: write to a #channel)",
+            ));
         }
         let room = room_of(target).ok_or((ERR_NOSUCHCHANNEL, "No such channel"))?;
         let me = self.me.0;
         let s = self.irc_session(token).ok_or((ERR_NOSUCHCHANNEL, "gone"))?;
         if !s.channels.contains(room) {
-            return Err((ERR_CANNOTSENDTOCHAN, "Cannot send to channel (join it first)"));
+            return Err((
+                ERR_CANNOTSENDTOCHAN,
+                "Cannot send to channel (join it first)",
+            ));
         }
         let chat = Chat {
             msg_id: s.next_msg_id(),
@@ -221,7 +231,11 @@ impl Runtime {
 
     pub(crate) fn irc_who(&mut self, token: Token, m: &Message) {
         let mask = m.params.first().cloned().unwrap_or_else(|| "*".into());
-        let server = self.irc.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+        let server = self
+            .irc
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
         if let Some(room) = room_of(&mask) {
             for mem in self.irc_members(room) {
                 let flags = if mem.away { "G" } else { "H" };
@@ -235,7 +249,11 @@ impl Runtime {
 
     pub(crate) fn irc_whois(&mut self, token: Token, m: &Message) {
         let nick = m.params.last().cloned().unwrap_or_default();
-        let server = self.irc.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+        let server = self
+            .irc
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
         let found = self.conns.values().find_map(|c| match &c.role {
             Role::Client(st) => st
                 .irc
@@ -286,7 +304,11 @@ impl Runtime {
             }
             match modes.trim_start_matches('+') {
                 "" => self.irc_numeric(token, RPL_CHANNELMODEIS, &[&target, "+nt"]),
-                "b" => self.irc_numeric(token, RPL_ENDOFBANLIST, &[&target, "End of channel ban list"]),
+                "b" => self.irc_numeric(
+                    token,
+                    RPL_ENDOFBANLIST,
+                    &[&target, "End of channel ban list"],
+                ),
                 _ => {
                     let why = "You're not channel operator (chorus channel modes are fixed: +nt)";
                     self.irc_numeric(token, ERR_CHANOPRIVSNEEDED, &[&target, why]);

@@ -87,7 +87,13 @@ pub fn parse(line: &[u8]) -> Result<Message, ParseError> {
 /// A parameter as it may appear inside a line: no CR, LF or NUL.
 fn clean(p: &str) -> String {
     p.chars()
-        .map(|c| if matches!(c, '\r' | '\n' | '\0') { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\r' | '\n' | '\0') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 

@@ -63,7 +63,11 @@ impl Runtime {
             return self.irc_numeric(token, ERR_NOTREGISTERED, &["You have not registered"]);
         }
         if m.params.len() < c.min_params {
-            return self.irc_numeric(token, ERR_NEEDMOREPARAMS, &[c.name, "Not enough parameters"]);
+            return self.irc_numeric(
+                token,
+                ERR_NEEDMOREPARAMS,
+                &[c.name, "Not enough parameters"],
+            );
         }
         (c.handler)(self, token, &m);
     }
@@ -76,7 +80,9 @@ mod tests {
     #[test]
     fn the_table_has_each_command_once_in_upper_case() {
         let mut names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_uppercase())));
+        assert!(names
+            .iter()
+            .all(|n| n.chars().all(|c| c.is_ascii_uppercase())));
         names.sort();
         names.dedup();
         assert_eq!(names.len(), COMMANDS.len());

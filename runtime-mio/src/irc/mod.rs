@@ -31,8 +31,8 @@ use crate::limits::TokenBucket;
 use crate::options::IrcOptions;
 use crate::runtime::Runtime;
 use crate::transport::Transport;
-use chorus_core::client_wire::ServerLine;
 use crate::RuntimeError;
+use chorus_core::client_wire::ServerLine;
 use mio::net::TcpListener;
 use mio::{Interest, Token};
 use std::io::Write;
@@ -222,10 +222,6 @@ impl Runtime {
     }
 
     pub(crate) fn irc_session(&mut self, token: Token) -> Option<&mut IrcSession> {
-        self.conns
-            .get_mut(&token)?
-            .client_mut()?
-            .irc
-            .as_deref_mut()
+        self.conns.get_mut(&token)?.client_mut()?.irc.as_deref_mut()
     }
 }

@@ -3,7 +3,7 @@
 //! PASS (accepted and ignored: identity is not authenticated yet), PING/PONG,
 //! QUIT, AWAY and MOTD; then the welcome burst 001–005 and the MOTD.
 
-use super::codec::{as_nick, line, Message};
+use super::codec::{as_nick, line, server_time, Message};
 use super::numerics::*;
 use super::session::{valid_nick, CAPS};
 use crate::conn::MAX_SUBSCRIBED_ROOMS;
@@ -20,7 +20,10 @@ const VERSION: &str = concat!("chorus-", env!("CARGO_PKG_VERSION"));
 
 impl Runtime {
     fn irc_server_name(&self) -> String {
-        self.irc.as_ref().map(|i| i.name.clone()).unwrap_or_default()
+        self.irc
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default()
     }
 
     fn irc_send(&mut self, token: Token, prefix: &str, command: &str, params: &[&str]) {
@@ -180,16 +183,12 @@ impl Runtime {
             c.deadline = None; // the registration deadline no longer applies
         }
         let server = self.irc_server_name();
-        let created = self
-            .irc
-            .as_ref()
-            .map_or(0, |i| i.started_ms)
-            .to_string();
+        let created = server_time(self.irc.as_ref().map_or(0, |i| i.started_ms));
         let welcome = format!("Welcome to chorus, {mask}");
         self.irc_numeric(token, RPL_WELCOME, &[&welcome]);
         let host = format!("Your host is {server}, running {VERSION}");
         self.irc_numeric(token, RPL_YOURHOST, &[&host]);
-        let created = format!("This server was created at {created} ms after the Unix epoch");
+        let created = format!("This server was created {created}");
         self.irc_numeric(token, RPL_CREATED, &[&created]);
         self.irc_numeric(token, RPL_MYINFO, &[&server, VERSION, "i", "nt"]);
         let chanlimit = format!("CHANLIMIT=#:{MAX_SUBSCRIBED_ROOMS}");
@@ -207,9 +206,12 @@ impl Runtime {
             "are supported by this server",
         ];
         self.irc_numeric(token, RPL_ISUPPORT, &isupport);
-        self.irc_motd(token, &Message {
-            command: "MOTD".into(),
-            params: Vec::new(),
-        });
+        self.irc_motd(
+            token,
+            &Message {
+                command: "MOTD".into(),
+                params: Vec::new(),
+            },
+        );
     }
 }

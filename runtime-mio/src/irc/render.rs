@@ -11,12 +11,7 @@ use chorus_core::client_wire::{Delivered, ServerLine};
 
 /// IRC lines for one session-layer line. `replay`: from a JOIN's history
 /// page (the session's own messages are shown then too).
-pub(crate) fn render(
-    s: &IrcSession,
-    server: &str,
-    l: &ServerLine,
-    replay: bool,
-) -> Vec<Vec<u8>> {
+pub(crate) fn render(s: &IrcSession, server: &str, l: &ServerLine, replay: bool) -> Vec<Vec<u8>> {
     let mut out = match l {
         ServerLine::SeqChat(d) => {
             if !replay && s.is_mine(&d.msg_id) && !s.echo_message {
