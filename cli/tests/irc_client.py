@@ -45,7 +45,7 @@ class IrcUser:
         self.conn = None
         # Handlers are the reactor's (global): added once, each filters on
         # its own connection.
-        for ev in ["welcome", "pubmsg", "join", "disconnect"]:
+        for ev in ["welcome", "pubmsg", "join", "disconnect", "nicknameinuse"]:
             reactor.add_global_handler(ev, self.on_event)
         self.connect(port)
 
@@ -70,6 +70,11 @@ class IrcUser:
                 self.times += 1
         elif e.type == "disconnect":
             self.disconnects += 1
+        elif e.type == "nicknameinuse":
+            # Presence may still list the nick on the node that died (for
+            # up to the leader timeout): take another, as IRC clients do.
+            self.nick += "_"
+            c.nick(self.nick)
 
     def say(self, text):
         self.conn.privmsg("#" + ROOM, text)

@@ -205,6 +205,18 @@ fn irc_registration_caps_and_bad_input_get_the_numerics_of_the_spec() {
     b.until(" 376 bob ");
     b.send("JOIN #general");
     b.until(" 353 bob = #general :alice bob");
+    // Room events: bob's join reaches alice; a topic set by alice reaches
+    // both when it commits, and is what TOPIC and a JOIN's 332 show.
+    a.until(":bob!bob@chorus JOIN :#general");
+    a.send("TOPIC #general :the plan");
+    a.until(":alice!alice@chorus TOPIC #general :the plan");
+    b.until(":alice!alice@chorus TOPIC #general :the plan");
+    b.expect("TOPIC #general", " 332 bob #general :the plan");
+    b.expect(
+        "LIST",
+        " 322 bob #general 2 :[0 messages, 2 online] the plan",
+    );
+    b.expect("WHOIS alice", " 319 bob alice :#general");
     b.send("PRIVMSG #general :one\u{1}two");
     a.until("@time=");
     b.send("PRIVMSG #general,#other :to two targets");
@@ -247,6 +259,17 @@ fn irc_registration_caps_and_bad_input_get_the_numerics_of_the_spec() {
         replayed[1].ends_with("PRIVMSG #general :to two targets"),
         "{got:?}"
     );
+
+    // A rename is a committed nick event: answered at once, shown to the
+    // room when it commits; the old nick is free again.
+    b.send("NICK bobby");
+    b.until(":bob!bob@chorus NICK :bobby");
+    a.until(":bob!bob@chorus NICK :bobby");
+    a.expect("NAMES #general", " 353 alice = #general :alice bobby carol");
+    // PART is a leave event.
+    r.send("PART #general :done");
+    r.until(":carol!c@chorus PART #general :done");
+    a.until(":carol!carol@chorus PART :#general");
 
     // Past both limits together (8191 + 512): ERROR and closed.
     let huge = format!("PRIVMSG #general :{}", "y".repeat(9000));

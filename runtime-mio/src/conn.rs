@@ -71,6 +71,8 @@ pub struct ClientState {
     /// The client closed its sending side; the connection stays open only
     /// until its outstanding answers are written (or the linger deadline).
     pub read_closed: bool,
+    /// The session's name (HELLO `user` or NICK), if it has one (`rooms.rs`).
+    pub name: Option<String>,
     /// An IRC connection's own state (`Dialect::Irc` only).
     pub irc: Option<Box<crate::irc::IrcSession>>,
 }

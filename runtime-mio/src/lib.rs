@@ -40,6 +40,7 @@ mod observe;
 mod options;
 mod peers;
 pub mod recorder;
+pub mod rooms;
 mod runtime;
 mod sessions;
 pub mod storage;

@@ -163,7 +163,7 @@ impl Runtime {
                 break;
             };
             if let Some(l) = line {
-                let lines = match (&l, st.irc.as_deref()) {
+                let lines = match (&l, st.irc.as_deref_mut()) {
                     (Line::Full(l), Some(s)) => crate::irc::render(s, irc_server, l, replay),
                     (Line::Full(l), None) => vec![encode(l)],
                     (Line::Seed(l), _) => vec![encode(l)],

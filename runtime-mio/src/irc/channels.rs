@@ -1,16 +1,21 @@
-//! Channel commands: JOIN (subscribe to the room, replay its last
-//! messages), PART, PRIVMSG and NOTICE (a CHAT of the session layer with a
-//! msg_id made here), TOPIC, NAMES, WHO, WHOIS, LIST and a minimal MODE.
-//! Who is in a channel: the IRC sessions of this node that joined it.
+//! Channel commands onto the session layer's rooms (`rooms.rs`,
+//! `sessions.rs`): JOIN (the room event, unless the nick is a member
+//! already; the room added to the connection's stream; its last messages
+//! replayed), PART (the leave event), TOPIC (read, or the topic event),
+//! PRIVMSG and NOTICE (a CHAT with a msg_id made here), NAMES, WHO and LIST
+//! (the committed members and topics with presence), WHOIS (presence and
+//! the rooms of a name) and a minimal MODE. Every event and message carries
+//! a msg_id of this connection, so its commit is recognised when it comes
+//! back (`render.rs`).
 
-use super::codec::{line, Message};
+use super::codec::{as_nick, line, Message};
 use super::numerics::*;
 use super::session::room_of;
 use crate::clock::wall_ms;
 use crate::conn::Role;
 use crate::runtime::Runtime;
 use chorus_core::client_wire::ServerLine;
-use chorus_core::Chat;
+use chorus_core::{Chat, Event};
 use mio::Token;
 
 /// Targets one PRIVMSG/NOTICE may name (ISUPPORT MAXTARGETS).
@@ -18,12 +23,14 @@ const MAX_TARGETS: usize = 4;
 /// Channels one JOIN/PART line may name (each is one subscription change).
 const MAX_JOIN_LIST: usize = 16;
 
-/// A member of a channel as this node sees it.
+/// A member of a channel: the committed membership, presence, and what
+/// this node knows of it if it is one of its IRC sessions.
 struct Member {
     nick: String,
     user: String,
     realname: String,
-    away: bool,
+    /// Online (presence) and not marked away.
+    here: bool,
 }
 
 impl Runtime {
@@ -32,26 +39,46 @@ impl Runtime {
         self.push_line_crlf(token, &l);
     }
 
-    /// IRC sessions of this node in `room`, by nick.
-    fn irc_members(&self, room: &str) -> Vec<Member> {
-        let mut m: Vec<Member> = self
-            .conns
-            .values()
-            .filter(|c| !c.closing)
-            .filter_map(|c| match &c.role {
-                Role::Client(st) => st.irc.as_deref(),
-                _ => None,
+    /// This node's registered IRC session named `nick`, if any.
+    fn local_irc(&self, nick: &str) -> Option<&super::IrcSession> {
+        self.conns.values().find_map(|c| match &c.role {
+            Role::Client(st) => st
+                .irc
+                .as_deref()
+                .filter(|s| s.registered && s.target() == nick),
+            _ => None,
+        })
+    }
+
+    /// The members of `room` in name order (WHO of the session layer), with
+    /// `me` added while its own join is not committed yet.
+    fn irc_members(&self, room: &str, me: Option<&str>) -> Vec<Member> {
+        let mut names: Vec<(String, bool)> = match self.who(room) {
+            ServerLine::Who { members, .. } => {
+                members.into_iter().map(|m| (m.user, m.online)).collect()
+            }
+            _ => Vec::new(),
+        };
+        if let Some(me) = me {
+            if !names.iter().any(|(n, _)| n == me) {
+                names.push((me.to_string(), true));
+                names.sort();
+            }
+        }
+        names
+            .into_iter()
+            .map(|(nick, online)| {
+                let local = self.local_irc(&nick);
+                Member {
+                    user: local
+                        .and_then(|s| s.user.clone())
+                        .unwrap_or_else(|| as_nick(&nick)),
+                    realname: local.map(|s| s.realname.clone()).unwrap_or_default(),
+                    here: online && local.is_none_or(|s| s.away.is_none()),
+                    nick: as_nick(&nick),
+                }
             })
-            .filter(|s| s.registered && s.channels.contains(room))
-            .map(|s| Member {
-                nick: s.target().to_string(),
-                user: s.user.clone().unwrap_or_default(),
-                realname: s.realname.clone(),
-                away: s.away.is_some(),
-            })
-            .collect();
-        m.sort_by(|a, b| a.nick.cmp(&b.nick));
-        m
+            .collect()
     }
 
     pub(crate) fn irc_join(&mut self, token: Token, m: &Message) {
@@ -81,6 +108,8 @@ impl Runtime {
             return;
         }
         let mask = s.mask();
+        let nick = s.target().to_string();
+        let msg_id = s.next_msg_id();
         let Ok(next) = self.stream_add_room(token, &room) else {
             let why = "You have joined too many channels";
             return self.irc_numeric(token, ERR_TOOMANYCHANNELS, &[chan, why]);
@@ -88,7 +117,18 @@ impl Runtime {
         if let Some(s) = self.irc_session(token) {
             s.channels.insert(room.clone());
         }
+        // Membership is committed and outlives the connection: a nick that
+        // is a member already (a reconnect) is not joined twice.
+        let member = self
+            .node
+            .rooms()
+            .get(&room)
+            .is_some_and(|r| r.members.contains(&nick));
+        if !member {
+            self.on_room_request(token, Event::Join, &room, None, Some(msg_id));
+        }
         self.irc_reply(token, &mask, "JOIN", &[chan]);
+        self.irc_topic_of(token, &room, false);
         self.irc_names_of(token, &room);
         let n = self.irc.as_ref().map_or(0, |i| i.opts.join_replay);
         self.replay_room(token, &room, next, n);
@@ -116,7 +156,9 @@ impl Runtime {
             );
         }
         let mask = s.mask();
+        let msg_id = s.next_msg_id();
         self.stream_remove_room(token, &room);
+        self.on_room_request(token, Event::Leave, &room, None, Some(msg_id));
         self.irc_reply(token, &mask, "PART", &[chan, reason]);
     }
 
@@ -190,21 +232,46 @@ impl Runtime {
             user: s.nick.clone(),
             payload: text.to_string(),
             ts_ms: wall_ms(),
+            event: None,
         };
         self.on_chat(token, chat);
         Ok(())
     }
 
+    /// TOPIC #chan: the committed topic; TOPIC #chan :text sets it (a room
+    /// event; every member's client shows it when it commits).
     pub(crate) fn irc_topic(&mut self, token: Token, m: &Message) {
-        let chan = &m.params[0];
-        if room_of(chan).is_none() {
-            return self.irc_numeric(token, ERR_NOSUCHCHANNEL, &[chan, "No such channel"]);
+        let chan = m.params[0].clone();
+        let Some(room) = room_of(&chan).map(str::to_string) else {
+            return self.irc_numeric(token, ERR_NOSUCHCHANNEL, &[&chan, "No such channel"]);
+        };
+        let Some(text) = m.params.get(1) else {
+            return self.irc_topic_of(token, &room, true);
+        };
+        let Some(s) = self.irc_session(token) else {
+            return;
+        };
+        if !s.channels.contains(&room) {
+            let why = "You're not on that channel";
+            return self.irc_numeric(token, ERR_NOTONCHANNEL, &[&chan, why]);
         }
-        if m.params.len() > 1 {
-            let why = "You're not channel operator (chorus rooms have no topics yet)";
-            return self.irc_numeric(token, ERR_CHANOPRIVSNEEDED, &[chan, why]);
+        let msg_id = s.next_msg_id();
+        let topic = Some(text.clone());
+        self.on_room_request(token, Event::Topic, &room, topic, Some(msg_id));
+    }
+
+    /// 332 with the room's topic; 331 if it has none and `always`.
+    fn irc_topic_of(&mut self, token: Token, room: &str, always: bool) {
+        let topic = match self.who(room) {
+            ServerLine::Who { topic, .. } => topic,
+            _ => String::new(),
+        };
+        let chan = format!("#{room}");
+        if !topic.is_empty() {
+            self.irc_numeric(token, RPL_TOPIC, &[&chan, &topic]);
+        } else if always {
+            self.irc_numeric(token, RPL_NOTOPIC, &[&chan, "No topic is set"]);
         }
-        self.irc_numeric(token, RPL_NOTOPIC, &[chan, "No topic is set"]);
     }
 
     pub(crate) fn irc_names_cmd(&mut self, token: Token, m: &Message) {
@@ -222,7 +289,12 @@ impl Runtime {
     /// 353 lines (within 512 bytes each) and 366.
     fn irc_names_of(&mut self, token: Token, room: &str) {
         let chan = format!("#{room}");
-        let nicks: Vec<String> = self.irc_members(room).into_iter().map(|m| m.nick).collect();
+        let me = self
+            .irc_session(token)
+            .filter(|s| s.channels.contains(room))
+            .map(|s| s.target().to_string());
+        let members = self.irc_members(room, me.as_deref());
+        let nicks: Vec<String> = members.into_iter().map(|m| m.nick).collect();
         for chunk in nicks.chunks(20) {
             self.irc_numeric(token, RPL_NAMREPLY, &["=", &chan, &chunk.join(" ")]);
         }
@@ -236,9 +308,13 @@ impl Runtime {
             .as_ref()
             .map(|i| i.name.clone())
             .unwrap_or_default();
-        if let Some(room) = room_of(&mask) {
-            for mem in self.irc_members(room) {
-                let flags = if mem.away { "G" } else { "H" };
+        if let Some(room) = room_of(&mask).map(str::to_string) {
+            let me = self
+                .irc_session(token)
+                .filter(|s| s.channels.contains(&room))
+                .map(|s| s.target().to_string());
+            for mem in self.irc_members(&room, me.as_deref()) {
+                let flags = if mem.here { "H" } else { "G" };
                 let last = format!("0 {}", mem.realname);
                 let params = [&mask, &mem.user, "chorus", &server, &mem.nick, flags, &last];
                 self.irc_numeric(token, RPL_WHOREPLY, &params.map(|p| p as &str));
@@ -247,49 +323,58 @@ impl Runtime {
         self.irc_numeric(token, RPL_ENDOFWHO, &[&mask, "End of WHO list"]);
     }
 
+    /// WHOIS: anyone online anywhere in the cluster (presence), with the
+    /// rooms the name is a member of; user, real name and away are known
+    /// for this node's own IRC sessions.
     pub(crate) fn irc_whois(&mut self, token: Token, m: &Message) {
         let nick = m.params.last().cloned().unwrap_or_default();
-        let server = self
-            .irc
-            .as_ref()
-            .map(|i| i.name.clone())
-            .unwrap_or_default();
-        let found = self.conns.values().find_map(|c| match &c.role {
-            Role::Client(st) => st
+        if !self.node.presence().is_online(&nick) {
+            self.irc_numeric(token, ERR_NOSUCHNICK, &[&nick, "No such nick/channel"]);
+            return self.irc_numeric(token, RPL_ENDOFWHOIS, &[&nick, "End of /WHOIS list"]);
+        }
+        let local = self.local_irc(&nick).cloned();
+        let server = match &local {
+            Some(_) => self
                 .irc
-                .as_deref()
-                .filter(|s| s.registered && s.target().eq_ignore_ascii_case(&nick))
-                .cloned(),
-            _ => None,
-        });
-        match found {
-            Some(s) => {
-                let user = s.user.clone().unwrap_or_default();
-                let real = s.realname.clone();
-                let n = s.target().to_string();
-                self.irc_numeric(token, RPL_WHOISUSER, &[&n, &user, "chorus", "*", &real]);
-                let chans: Vec<String> = s.channels.iter().map(|r| format!("#{r}")).collect();
-                if !chans.is_empty() {
-                    self.irc_numeric(token, RPL_WHOISCHANNELS, &[&n, &chans.join(" ")]);
-                }
-                self.irc_numeric(token, RPL_WHOISSERVER, &[&n, &server, "a chorus node"]);
-                if let Some(a) = &s.away {
-                    self.irc_numeric(token, RPL_AWAY, &[&n, a]);
-                }
-            }
-            None => self.irc_numeric(token, ERR_NOSUCHNICK, &[&nick, "No such nick/channel"]),
+                .as_ref()
+                .map(|i| i.name.clone())
+                .unwrap_or_default(),
+            None => "chorus".to_string(),
+        };
+        let chans: Vec<String> = self
+            .node
+            .rooms()
+            .rooms_of(&nick)
+            .map(|r| format!("#{r}"))
+            .collect();
+        let user = local
+            .as_ref()
+            .and_then(|s| s.user.clone())
+            .unwrap_or_else(|| as_nick(&nick));
+        let real = local
+            .as_ref()
+            .map(|s| s.realname.clone())
+            .unwrap_or_default();
+        self.irc_numeric(token, RPL_WHOISUSER, &[&nick, &user, "chorus", "*", &real]);
+        for chunk in chans.chunks(20) {
+            self.irc_numeric(token, RPL_WHOISCHANNELS, &[&nick, &chunk.join(" ")]);
+        }
+        self.irc_numeric(token, RPL_WHOISSERVER, &[&nick, &server, "a chorus node"]);
+        if let Some(a) = local.as_ref().and_then(|s| s.away.clone()) {
+            self.irc_numeric(token, RPL_AWAY, &[&nick, &a]);
         }
         self.irc_numeric(token, RPL_ENDOFWHOIS, &[&nick, "End of /WHOIS list"]);
     }
 
+    /// LIST: every room with its members, presence and topic.
     pub(crate) fn irc_list(&mut self, token: Token, _m: &Message) {
         self.irc_numeric(token, RPL_LISTSTART, &["Channel", "Users  Name"]);
         if let ServerLine::Rooms { rooms, .. } = self.room_list() {
             for r in rooms {
-                let users = self.irc_members(&r.room_id).len().to_string();
-                let topic = format!("{} messages", r.messages);
+                let users = r.members.to_string();
+                let topic = format!("[{} messages, {} online] {}", r.messages, r.online, r.topic);
                 let chan = format!("#{}", r.room_id);
-                self.irc_numeric(token, RPL_LIST, &[&chan, &users, &topic]);
+                self.irc_numeric(token, RPL_LIST, &[&chan, &users, topic.trim_end()]);
             }
         }
         self.irc_numeric(token, RPL_LISTEND, &["End of /LIST"]);

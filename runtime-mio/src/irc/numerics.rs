@@ -20,6 +20,7 @@ pub const RPL_LIST: &str = "322";
 pub const RPL_LISTEND: &str = "323";
 pub const RPL_CHANNELMODEIS: &str = "324";
 pub const RPL_NOTOPIC: &str = "331";
+pub const RPL_TOPIC: &str = "332";
 pub const RPL_WHOREPLY: &str = "352";
 pub const RPL_NAMREPLY: &str = "353";
 pub const RPL_ENDOFNAMES: &str = "366";

@@ -79,9 +79,10 @@ impl Runtime {
         }
     }
 
-    /// True if another IRC connection of this node uses `nick`.
+    /// True if `nick` is online anywhere in the cluster (presence) or
+    /// another IRC connection of this node chose it during registration.
     fn irc_nick_taken(&self, token: Token, nick: &str) -> bool {
-        self.conns.iter().any(|(t, c)| {
+        self.node.presence().is_online(nick) || self.conns.iter().any(|(t, c)| {
             *t != token
                 && matches!(&c.role, crate::conn::Role::Client(st)
                     if st.irc.as_ref().is_some_and(|s| s.nick.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(nick)))
@@ -96,6 +97,12 @@ impl Runtime {
         if !valid_nick(&nick) {
             return self.irc_numeric(token, ERR_ERRONEUSNICKNAME, &[&nick, "Erroneous nickname"]);
         }
+        if self
+            .irc_session(token)
+            .is_some_and(|s| s.nick.as_deref() == Some(nick.as_str()))
+        {
+            return; // already its nick (it is online as itself)
+        }
         if self.irc_nick_taken(token, &nick) {
             let why = "Nickname is already in use";
             return self.irc_numeric(token, ERR_NICKNAMEINUSE, &[&nick, why]);
@@ -104,8 +111,12 @@ impl Runtime {
             return;
         };
         if s.registered {
+            // A rename of the session: committed as a nick event that
+            // renames it in every room (`rooms.rs`); answered at once.
             let old = s.mask();
+            let msg_id = s.next_msg_id();
             s.nick = Some(nick.clone());
+            self.on_nick(token, nick.clone(), Some(msg_id));
             self.irc_send(token, &old, "NICK", &[&nick]);
         } else {
             s.nick = Some(nick);
@@ -179,6 +190,9 @@ impl Runtime {
         }
         s.registered = true;
         let mask = s.mask();
+        // The nick is the session's name from now on (presence: online).
+        let nick = s.nick.clone();
+        self.set_session_name(token, nick);
         if let Some(c) = self.conns.get_mut(&token) {
             c.deadline = None; // the registration deadline no longer applies
         }

@@ -32,6 +32,8 @@ pub struct IrcSession {
     pub msg_prefix: String,
     /// Messages sent so far (the rest of each msg_id).
     pub sent: u64,
+    /// The msg_id of the last rename shown (one is pushed per shared room).
+    pub last_rename: String,
 }
 
 impl IrcSession {
