@@ -280,7 +280,7 @@ impl Runtime {
         };
         for chan in list.split(',').take(MAX_JOIN_LIST) {
             match room_of(chan) {
-                Some(room) => self.irc_names_of(token, &room.to_string()),
+                Some(room) => self.irc_names_of(token, room),
                 None => self.irc_numeric(token, RPL_ENDOFNAMES, &[chan, "End of /NAMES list"]),
             }
         }
