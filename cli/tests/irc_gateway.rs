@@ -80,7 +80,11 @@ impl Raw {
 
     /// Lines until one contains `what` (panics after 10 s), that one included.
     fn until(&mut self, what: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.until_within(what, Duration::from_secs(10))
+    }
+
+    fn until_within(&mut self, what: &str, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
         let mut got = Vec::new();
         while Instant::now() < deadline {
             let mut l = String::new();
@@ -280,4 +284,69 @@ fn irc_registration_caps_and_bad_input_get_the_numerics_of_the_spec() {
     a.send("QUIT :bye");
     a.until("ERROR :Closing link: Quit: bye");
     assert!(a.closed());
+}
+
+/// The node's resident memory (kB), from /proc.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn an_irc_client_that_never_reads_is_paced_and_costs_bounded_memory() {
+    let _one = cluster::one_at_a_time();
+    // A small log cache, so the node's memory is mostly what clients hold.
+    let c = Cluster::start_with_irc(1, Timing::TEST, "log_cache_entries = 64\n");
+    c.wait_for_leader(Duration::from_secs(20));
+    let port = c.nodes[0].irc_port.unwrap();
+    let pid = c.pid(0).unwrap();
+    let join = |nick: &str| {
+        let mut r = Raw::connect(port);
+        r.send(&format!("NICK {nick}"));
+        r.send(&format!("USER {nick} 0 * :{nick}"));
+        r.send("JOIN #flood");
+        r.until(" 366 ");
+        r
+    };
+    let mut slow = join("slow");
+    let mut fast = join("fast");
+    let before = rss_kb(pid);
+    // 80 MB of chat from a JSON client: 400 messages of 200 KB, each 400+
+    // IRC lines for the two IRC sessions.
+    let mut j = TcpStream::connect(("127.0.0.1", c.nodes[0].port)).unwrap();
+    j.write_all(b"{\"type\":\"HELLO\",\"proto\":2,\"client\":\"flood/1\"}\n")
+        .unwrap();
+    let body = "x".repeat(200_000);
+    let drain = j.try_clone().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut &drain, &mut std::io::sink()));
+    for i in 0..400 {
+        let line = serde_json::json!({"type":"CHAT","msg_id":format!("f{i}"),"room_id":"flood","user":"flood","payload":format!("m{i}:{body}")});
+        j.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+    j.write_all(b"{\"type\":\"CHAT\",\"msg_id\":\"fdone\",\"room_id\":\"flood\",\"user\":\"flood\",\"payload\":\"done\"}\n")
+        .unwrap();
+    // The reader gets everything while the other reads nothing.
+    let t = Instant::now();
+    let got = fast.until_within("PRIVMSG #flood :done", Duration::from_secs(90));
+    let lines = got.len();
+    let peak = rss_kb(pid);
+    eprintln!(
+        "fast reader: {lines} lines in {:?}; node RSS {before} kB before, {peak} kB with a non-reader behind by ~80 MB",
+        t.elapsed()
+    );
+    assert!(lines > 80_000, "{lines} lines");
+    // Unbounded, the non-reader's backlog alone would be ~80 MB.
+    assert!(
+        peak < before + 48_000,
+        "node RSS grew from {before} kB to {peak} kB: a non-reading IRC client is buffered"
+    );
+    // Paced, not dropped: the non-reader catches up when it reads.
+    let got = slow.until_within("PRIVMSG #flood :done", Duration::from_secs(90));
+    assert!(got.len() > 80_000, "{}", got.len());
+    assert!(got.iter().any(|l| l.contains("PRIVMSG #flood :m0:xxx")));
 }
