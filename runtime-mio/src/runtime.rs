@@ -507,10 +507,12 @@ impl Runtime {
             let fresh = self.conns.get(&t).is_some_and(|c| {
                 matches!(c.role, crate::conn::Role::Fresh) && !c.stream.is_handshaking()
             });
-            let irc_unregistered = self
-                .conns
-                .get_mut(&t)
-                .is_some_and(|c| !c.closing && c.client_mut().is_some_and(|s| s.irc.is_some()));
+            let irc_unregistered = self.conns.get_mut(&t).is_some_and(|c| {
+                !c.closing
+                    && c.client_mut().is_some_and(|s| {
+                        !s.read_closed && s.irc.as_ref().is_some_and(|i| !i.registered)
+                    })
+            });
             if fresh {
                 // Silent, but past any TLS handshake: a seed client that
                 // only listens (a stalled TLS handshake is closed instead).
