@@ -143,6 +143,8 @@ pub struct Runtime {
     pub(crate) http: Option<HttpServer>,
     /// The IRC gateway's port, when configured (`irc/`).
     pub(crate) irc: Option<crate::irc::IrcServer>,
+    /// Peers' HTTP addresses from their HELLO (`http/addresses.rs`).
+    pub(crate) peer_http: std::collections::BTreeMap<NodeId, String>,
 }
 
 /// Binds a nonblocking listener; `key` names the config key to change when
@@ -333,6 +335,7 @@ impl Runtime {
             metrics,
             http: None,
             irc: None,
+            peer_http: std::collections::BTreeMap::new(),
         };
         runtime.start_http(opts.http)?;
         runtime.start_irc(opts.irc)?;

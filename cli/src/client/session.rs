@@ -352,6 +352,7 @@ mod tests {
             log_commit: commit,
             log_last: commit,
             members: vec!["a:1".into(), "c:3".into()],
+            http_members: Vec::new(),
         })
     }
 

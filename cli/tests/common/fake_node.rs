@@ -250,6 +250,7 @@ impl FakeNode {
                         log_commit: n,
                         log_last: n,
                         members: st.addrs.clone(),
+                        http_members: Vec::new(),
                     };
                     write_line(&mut out, &ServerLine::Status(status));
                 }
