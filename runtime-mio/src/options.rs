@@ -140,6 +140,31 @@ impl HttpOptions {
     }
 }
 
+/// The IRC gateway's port (`irc/`). Plaintext, like the HTTP port: bind it
+/// to loopback or a trusted network.
+#[derive(Clone, Debug)]
+pub struct IrcOptions {
+    /// Where it listens (port 0 picks a free port, for tests).
+    pub host: String,
+    pub port: u16,
+    /// Messages a JOIN replays from the channel's history (at most 1000).
+    pub join_replay: usize,
+    /// A connection must finish registration (NICK, USER, CAP END) within
+    /// this; later: `ERROR` and closed.
+    pub register_timeout_ms: u64,
+}
+
+impl IrcOptions {
+    pub fn new(host: String, port: u16) -> IrcOptions {
+        IrcOptions {
+            host,
+            port,
+            join_replay: 50,
+            register_timeout_ms: 60_000,
+        }
+    }
+}
+
 /// Everything one node needs.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -157,6 +182,8 @@ pub struct NodeOptions {
     pub listen_host: Option<String>,
     /// The HTTP port; None: no HTTP port.
     pub http: Option<HttpOptions>,
+    /// The IRC gateway's port; None: no IRC port.
+    pub irc: Option<IrcOptions>,
     /// TLS on the port (clients and peers); `None`: plaintext, with a warning.
     pub tls: Option<crate::tls::TlsPaths>,
     /// Chaos-harness only: perform sends, deliveries and client replies
@@ -182,6 +209,7 @@ impl NodeOptions {
             limits: Limits::default(),
             listen_host: None,
             http: None,
+            irc: None,
             tls: None,
             unsafe_ack_before_fsync: false,
             unsafe_skip_fsync: false,

@@ -143,6 +143,8 @@ pub struct Runtime {
     pub(crate) metrics: Metrics,
     /// The HTTP port, when configured (`http/`).
     pub(crate) http: Option<HttpServer>,
+    /// The IRC gateway's port, when configured (`irc/`).
+    pub(crate) irc: Option<crate::irc::IrcServer>,
     /// Peers' HTTP addresses from their HELLO (`http/addresses.rs`).
     pub(crate) peer_http: std::collections::BTreeMap<NodeId, String>,
 }
@@ -335,15 +337,22 @@ impl Runtime {
             waker,
             metrics,
             http: None,
+            irc: None,
             peer_http: std::collections::BTreeMap::new(),
         };
         runtime.start_http(opts.http)?;
+        runtime.start_irc(opts.irc)?;
         Ok(runtime)
     }
 
     /// The address the node listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The IRC port's address, when it has one.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc.as_ref().map(|i| i.local_addr())
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -513,10 +522,18 @@ impl Runtime {
             let fresh = self.conns.get(&t).is_some_and(|c| {
                 matches!(c.role, crate::conn::Role::Fresh) && !c.stream.is_handshaking()
             });
+            let irc_unregistered = self.conns.get_mut(&t).is_some_and(|c| {
+                !c.closing
+                    && c.client_mut().is_some_and(|s| {
+                        !s.read_closed && s.irc.as_ref().is_some_and(|i| !i.registered)
+                    })
+            });
             if fresh {
                 // Silent, but past any TLS handshake: a seed client that
                 // only listens (a stalled TLS handshake is closed instead).
                 self.seed_listener(t);
+            } else if irc_unregistered {
+                self.irc_close(t, "registration timed out (send NICK and USER)");
             } else {
                 self.close_conn(t, "timed out");
             }

@@ -21,6 +21,8 @@
 //! output buffer.
 
 use crate::conn::{Cursor, Role};
+use crate::framing::{OutBuf, Overflow};
+use crate::irc::IrcSession;
 use crate::net::encode;
 use crate::runtime::Runtime;
 use chorus_core::client_wire::{Delivered, SeedSeqChat, ServerLine};
@@ -186,6 +188,26 @@ fn advance(node: &mut Node, cursor: &mut Cursor, delivered: Seq) -> Step {
     }
 }
 
+/// Writes one full-dialect line: as is, or rendered for an IRC session
+/// (which may make it several lines, or none).
+fn push_full(
+    out: &mut OutBuf,
+    irc: Option<&mut IrcSession>,
+    server: &str,
+    line: &ServerLine,
+    replay: bool,
+) -> Result<(), Overflow> {
+    match irc {
+        Some(s) => {
+            for bytes in crate::irc::render(s, server, line, replay) {
+                out.push_line(&bytes)?;
+            }
+            Ok(())
+        }
+        None => out.push_line(&encode(line)),
+    }
+}
+
 impl Runtime {
     /// Advances the client streams that can move: all of them when
     /// something new was delivered, else only the woken ones.
@@ -254,6 +276,7 @@ impl Runtime {
         };
         let node = &mut self.node;
         let cache = &mut self.line_cache;
+        let irc_server = self.irc.as_ref().map_or("", |i| i.name.as_str());
         let seed = st.is_seed();
         let mut wrote = false;
         let mut overflow = false;
@@ -272,6 +295,9 @@ impl Runtime {
                 self.streaming.wake.insert(token);
                 break;
             }
+            // An IRC session's lines are rendered for it alone (its tags, its
+            // own messages); JSON-line clients share one encoding per dialect.
+            let replay = !st.history.is_empty();
             let pushed = if let Some(job) = st.history.front_mut() {
                 let step = if job.remaining == 0 {
                     Step::End
@@ -292,8 +318,20 @@ impl Runtime {
                             commit_seq: delivered_chats,
                         };
                         st.history.pop_front();
-                        Some(c.out.push_line(&encode(&end)))
+                        Some(push_full(
+                            &mut c.out,
+                            st.irc.as_deref_mut(),
+                            irc_server,
+                            &end,
+                            replay,
+                        ))
                     }
+                    Step::Saw(index) if st.irc.is_some() => delivered_at(node, index).map(|d| {
+                        job.remaining -= 1;
+                        job.next_seq_no = d.seq_no + 1;
+                        let line = ServerLine::SeqChat(d);
+                        push_full(&mut c.out, st.irc.as_deref_mut(), irc_server, &line, replay)
+                    }),
                     Step::Saw(index) => cache.get(node, index, false).map(|e| {
                         job.remaining -= 1;
                         job.next_seq_no = e.seq_no + 1;
@@ -304,6 +342,12 @@ impl Runtime {
                 scan -= 1;
                 match advance(node, &mut sub.cursor, delivered) {
                     Step::End => break,
+                    Step::Saw(index) if st.irc.is_some() => delivered_at(node, index)
+                        .filter(|d| d.seq_no >= sub.min_seq_no)
+                        .map(|d| {
+                            let line = ServerLine::SeqChat(d);
+                            push_full(&mut c.out, st.irc.as_deref_mut(), irc_server, &line, false)
+                        }),
                     Step::Saw(index) => cache
                         .get(node, index, seed)
                         .filter(|e| e.seq_no >= sub.min_seq_no)
