@@ -458,6 +458,7 @@ impl FakeNode {
                     log_commit: n,
                     log_last: n,
                     members: st.addrs.clone(),
+                    http_members: Vec::new(),
                 };
                 write_line(out, &ServerLine::Status(status));
             }

@@ -43,6 +43,7 @@ fn status(commit: u64) -> ServerLine {
         log_commit: commit,
         log_last: commit,
         members: vec!["a:1".into(), "c:3".into()],
+        http_members: Vec::new(),
     })
 }
 
