@@ -18,14 +18,17 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A base port whose `n` ports are free right now (a small race accepted).
+/// A base port whose `n` ports, and the `n` HTTP ports `chorus up` puts
+/// 3000 above them, are free right now (a small race with other processes
+/// accepted; tests of this binary take turns through `one_at_a_time`).
 fn free_base_port(n: u16) -> u16 {
     for _ in 0..200 {
         let base = cluster::free_ports(1)[0];
         if base > 60000 {
             continue;
         }
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if (0..n).all(|i| free(base + i) && free(base + 3000 + i)) {
             return base;
         }
     }
@@ -115,6 +118,7 @@ fn up_no_client(name: &str) -> (Child, std::path::PathBuf, u16, Vec<i32>) {
 
 #[test]
 fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
+    let _one = cluster::one_at_a_time();
     let (mut child, dir, base, pids) = up_no_client("up");
     for n in 1..=3 {
         assert!(dir.join(format!("node{n}.toml")).exists());
@@ -216,6 +220,7 @@ fn node_pids(seen: &[String]) -> Vec<i32> {
 
 #[test]
 fn nodes_do_not_outlive_a_sigkilled_up() {
+    let _one = cluster::one_at_a_time();
     let (mut child, dir, _base, pids) = up_no_client("up-kill");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -236,6 +241,7 @@ fn nodes_do_not_outlive_a_sigkilled_up() {
 
 #[test]
 fn up_reports_a_busy_port_and_how_to_pick_another() {
+    let _one = cluster::one_at_a_time();
     let dir = cluster::temp_dir("up-busy");
     let base = free_base_port(3);
     let _busy = TcpListener::bind(("127.0.0.1", base + 1)).unwrap();
@@ -261,7 +267,12 @@ fn up_reports_a_busy_port_and_how_to_pick_another() {
 
 #[test]
 fn up_with_its_client_in_a_terminal_then_quit_stops_the_nodes() {
+    let _one = cluster::one_at_a_time();
     if !tmux::available() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is missing in CI (.ci/run installs it)"
+        );
         eprintln!("SKIPPED: tmux is not installed (apt-get install -y tmux)");
         return;
     }

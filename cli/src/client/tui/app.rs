@@ -421,6 +421,9 @@ impl App {
         if self.current >= i && self.current > 0 {
             self.current -= 1;
         }
+        if let Some(r) = self.room_mut() {
+            r.unread = 0; // on view now: read
+        }
         let view = self.room().map(|r| r.name.clone());
         Action::Ask(vec![
             Request::Do(Command::Part { room: name }),
