@@ -30,12 +30,20 @@ fn default_leader_timeout() -> u64 {
 
 /// `[tls]`: the node's certificate, key and the cluster CA (PEM files, as
 /// `chorus certs` writes them). All three or none; none is plaintext.
+/// `{node_id}` in `cert` or `key` is replaced by the node's id.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub ca: PathBuf,
+    /// TLS on the HTTP port too (https, wss); default true.
+    #[serde(default = "default_true")]
+    pub http: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The file format of one node's config.
@@ -351,6 +359,7 @@ impl NodeFile {
             if let Some(n) = self.ws_pong_timeout_ms {
                 http.ws_pong_timeout_ms = n;
             }
+            http.tls = self.tls.as_ref().is_none_or(|t| t.http);
             opts.http = Some(http);
         }
         let l = &mut opts.limits;
@@ -359,9 +368,13 @@ impl NodeFile {
             .unwrap_or(l.max_connections_per_address);
         l.client_rate_per_sec = self.client_rate_per_sec.unwrap_or(l.client_rate_per_sec);
         l.client_rate_burst = self.client_rate_burst.unwrap_or(l.client_rate_burst);
+        // `{node_id}` in a path is this node's id: one config shared by every
+        // member (deploy/k8s) names each node's own certificate.
+        let id = self.node_id.to_string();
+        let own = |p: &PathBuf| PathBuf::from(p.to_string_lossy().replace("{node_id}", &id));
         opts.tls = self.tls.as_ref().map(|t| TlsPaths {
-            cert: t.cert.clone(),
-            key: t.key.clone(),
+            cert: own(&t.cert),
+            key: own(&t.key),
             ca: t.ca.clone(),
         });
         if let Some(n) = self.max_line_bytes {
@@ -465,6 +478,10 @@ seed_nodes = [
         let t = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\nkey = \"n1.key\"\nca = \"ca.pem\"\n");
         let tls = parse_toml(&t).unwrap().to_options().tls.unwrap();
         assert_eq!(tls.ca, PathBuf::from("ca.pem"));
+        let shared = format!("{TOML}\n[tls]\ncert = \"n{{node_id}}.pem\"\nkey = \"t/n{{node_id}}.key\"\nca = \"ca.pem\"\nhttp = false\n");
+        let opts = parse_toml(&shared).unwrap().to_options();
+        let tls = opts.tls.unwrap();
+        assert_eq!((tls.cert, tls.key), (PathBuf::from("n1.pem"), PathBuf::from("t/n1.key")));
         let partial = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\n");
         assert!(parse_toml(&partial)
             .unwrap_err()

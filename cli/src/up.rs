@@ -38,10 +38,11 @@ the directory for a fresh start.
 
 Nodes listen on 127.0.0.1, ports BASE_PORT .. BASE_PORT+N-1. If a port is in
 use, pick others with --base-port (e.g. --base-port 6001). Each node also
-serves HTTP (/metrics, /healthz, /readyz, /status) on HTTP_BASE_PORT+N-1
+serves HTTP (/metrics, /healthz, /readyz, /status, /ws) on HTTP_BASE_PORT+N-1
 (default BASE_PORT+3000, so 8001.. for 5001..); --no-http turns that off.
-`chorus status --connect 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003`
-shows the cluster.
+With TLS (the default) that port is https/wss with the same certificates.
+`chorus status --connect 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003
+--ca DATA_DIR/certs/ca.pem` shows the cluster.
 
 The client is the full-screen one on a terminal; without a terminal (stdin
 or stdout redirected) it runs in plain mode on stdin/stdout and `chorus up`
@@ -420,8 +421,16 @@ fn print_summary(
     }
     if let Some(ports) = http_ports {
         let list: Vec<String> = ports.iter().map(|p| format!("{HOST}:{p}")).collect();
+        let (scheme, ca, curl) = match certs {
+            Some(c) => {
+                let ca = c.join("ca.pem");
+                let ca = ca.display();
+                ("https", format!(" --ca {ca}"), format!("curl --cacert {ca} "))
+            }
+            None => ("http", String::new(), "curl ".into()),
+        };
         eprintln!(
-            "  metrics: http://{}/metrics   table: chorus status --connect {}",
+            "  metrics: {curl}{scheme}://{}/metrics   table: chorus status --connect {}{ca}",
             list[0],
             list.join(",")
         );

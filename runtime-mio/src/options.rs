@@ -113,6 +113,10 @@ pub struct HttpOptions {
     pub ws_ping_interval_ms: u64,
     /// A ping unanswered this long closes the session (close code 1008).
     pub ws_pong_timeout_ms: u64,
+    /// With `[tls]`: serve https and wss on this port with the node's
+    /// certificate (the default). False keeps it plaintext (e.g. behind a
+    /// proxy that terminates TLS), with a warning at start.
+    pub tls: bool,
 }
 
 impl HttpOptions {
@@ -128,6 +132,7 @@ impl HttpOptions {
             ws_allowed_origins: Vec::new(),
             ws_ping_interval_ms: 20_000,
             ws_pong_timeout_ms: 20_000,
+            tls: true,
         }
     }
 }
