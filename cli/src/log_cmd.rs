@@ -208,6 +208,7 @@ mod tests {
                 user: None,
                 payload: "hi".into(),
                 ts_ms: 5,
+                event: None,
             }),
         };
         assert_eq!(

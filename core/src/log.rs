@@ -317,6 +317,7 @@ mod tests {
                 user: None,
                 payload: "x".repeat(10),
                 ts_ms: 0,
+                event: None,
             }),
         }
     }

@@ -40,6 +40,7 @@ fn chat(id: &str) -> Chat {
         user: None,
         payload: format!("payload of {id}"),
         ts_ms: 0,
+        event: None,
     }
 }
 

@@ -304,6 +304,7 @@ mod tests {
                 user: None,
                 payload: payload.into(),
                 ts_ms: 1,
+                event: None,
             }),
         }
     }

@@ -99,6 +99,7 @@ impl Clients {
             user: None,
             payload: format!("m{}", key.n),
             ts_ms: now_ms,
+            event: None,
         };
         client.sent.push(Sent {
             chat: chat.clone(),
