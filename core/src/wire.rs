@@ -300,4 +300,8 @@ pub enum ErrorCode {
     Unavailable,
     /// The session sends faster than its rate limit; retry later (same msg_id).
     RateLimited,
+    /// Wrong user or password, or the request needs a login first.
+    Unauthorized,
+    /// The name is taken (a registration), or the state changed meanwhile.
+    Conflict,
 }

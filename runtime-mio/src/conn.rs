@@ -70,6 +70,10 @@ pub struct ClientState {
     pub read_closed: bool,
     /// The session's name (HELLO `user` or NICK), if it has one (`rooms.rs`).
     pub name: Option<String>,
+    /// The account this session logged in as (`login.rs`).
+    pub account: Option<String>,
+    /// A LOGIN of this session is being checked (one at a time).
+    pub login_pending: bool,
 }
 
 impl ClientState {

@@ -31,10 +31,12 @@ pub mod framing;
 mod http;
 mod limits;
 mod links;
+pub mod login;
 mod metrics;
 mod net;
 mod observe;
 mod options;
+pub mod password;
 mod peers;
 pub mod recorder;
 pub mod rooms;
@@ -49,7 +51,8 @@ pub mod ws;
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;
 pub use options::{
-    unsafe_ack_from_env, unsafe_skip_fsync_from_env, HttpOptions, Limits, NodeOptions,
+    unsafe_ack_from_env, unsafe_skip_fsync_from_env, AccountOptions, HttpOptions, Limits,
+    NodeOptions, Registration,
     DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
 pub use recorder::RecordOptions;

@@ -141,6 +141,8 @@ pub struct Runtime {
     pub(crate) metrics: Metrics,
     /// The HTTP port, when configured (`http/`).
     pub(crate) http: Option<HttpServer>,
+    /// Accounts, logins and their limits (`login.rs`).
+    pub(crate) login: crate::login::LoginState,
 }
 
 /// Binds a nonblocking listener; `key` names the config key to change when
@@ -327,6 +329,8 @@ impl Runtime {
             per_address: Default::default(),
             reload: Arc::new(AtomicBool::new(false)),
             shutdown: Arc::new(AtomicBool::new(false)),
+            login: crate::login::LoginState::new(opts.accounts, waker.clone())
+                .map_err(RuntimeError::Accounts)?,
             waker,
             metrics,
             http: None,
@@ -404,6 +408,7 @@ impl Runtime {
             for t in std::mem::take(&mut self.read_again) {
                 self.read_conn(t);
             }
+            self.on_password_results();
             self.on_timers();
             self.finish_iteration()?;
         }

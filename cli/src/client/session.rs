@@ -47,6 +47,9 @@ pub struct Settings {
     /// On the first connect, show history from this many sequence numbers
     /// before the commit point (all rooms count; other rooms are filtered).
     pub history_window: u64,
+    /// Log in as `name` with this password on every connection (`--login`);
+    /// chats wait until the node says LOGGED_IN.
+    pub password: Option<String>,
 }
 
 impl Settings {
@@ -60,6 +63,7 @@ impl Settings {
             failover_after: Duration::from_secs(10),
             status_every: Duration::from_secs(2),
             history_window: 1000,
+            password: None,
         }
     }
 }
@@ -101,6 +105,8 @@ struct Conn {
     addr: String,
     subscribed: bool,
     last_status_at: Instant,
+    /// Chats may be sent (logged in, or no login asked for).
+    ready: bool,
 }
 
 /// The client state across connections.
@@ -151,23 +157,44 @@ impl Session {
         }));
         // chorus's own dialect (PROTOCOL.md): HELLO before anything else.
         out.push(Out::Send(hello()));
+        let login = match (&self.s.name, &self.s.password) {
+            (Some(user), Some(password)) => Some(ClientLine::Login {
+                user: user.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        };
+        let ready = login.is_none();
+        out.extend(login.map(Out::Send));
         out.push(Out::Send(ClientLine::Status {}));
         let mut conn = Conn {
             addr: addr.to_string(),
             subscribed: false,
             last_status_at: now,
+            ready,
         };
         if let Some(from) = self.resume_from {
             out.push(Out::Send(self.subscribe_line(from)));
             conn.subscribed = true;
         }
         self.conn = Some(conn);
-        for u in self.outbox.take_all_for_send(now) {
-            out.push(Out::Send(self.chat_line(u.msg_id, u.payload)));
+        if ready {
+            self.send_outbox(now, out);
         }
         if !self.outbox.is_empty() {
             self.stalled_since = Some(now);
         }
+    }
+
+    /// Sends every unacknowledged chat (on a connection that is ready).
+    fn send_outbox(&mut self, now: Instant, out: &mut Vec<Out>) {
+        for u in self.outbox.take_all_for_send(now) {
+            out.push(Out::Send(self.chat_line(u.msg_id, u.payload)));
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.ready)
     }
 
     /// The current connection ended.
@@ -197,7 +224,7 @@ impl Session {
         if self.stalled_since.is_none() {
             self.stalled_since = Some(now);
         }
-        if self.conn.is_some() {
+        if self.ready() {
             self.outbox.mark_sent(&msg_id, now);
             out.push(Out::Send(self.chat_line(msg_id, payload)));
         }
@@ -213,7 +240,15 @@ impl Session {
             | ServerLine::Hello(_)
             | ServerLine::Rooms { .. }
             | ServerLine::Who { .. }
-            | ServerLine::RoomEvent(_) => {}
+            | ServerLine::RoomEvent(_)
+            | ServerLine::Account { .. } => {}
+            ServerLine::LoggedIn { user } => {
+                out.push(Out::Event(Event::Notice(format!("logged in as {user}"))));
+                if let Some(c) = self.conn.as_mut() {
+                    c.ready = true;
+                }
+                self.send_outbox(now, out);
+            }
             ServerLine::Error { code, message } => out.push(Out::Event(Event::Notice(format!(
                 "node error ({code:?}): {message}"
             )))),
@@ -239,6 +274,9 @@ impl Session {
                 )));
                 return;
             }
+        }
+        if !self.ready() {
+            return; // still logging in: chats go once LOGGED_IN comes
         }
         for u in self.outbox.take_due(now, self.s.retry_after) {
             out.push(Out::Send(self.chat_line(u.msg_id, u.payload)));
