@@ -310,7 +310,11 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
         return Err("http_timeout_ms must be at least 1".into());
     }
     if let Some(a) = &f.accounts {
-        if let Some(r) = a.registration.as_deref().filter(|r| !["open", "closed"].contains(r)) {
+        if let Some(r) = a
+            .registration
+            .as_deref()
+            .filter(|r| !["open", "closed"].contains(r))
+        {
             return Err(format!(
                 "[accounts] registration = {r:?}: \"open\" or \"closed\""
             ));
@@ -544,7 +548,10 @@ seed_nodes = [
         let shared = format!("{TOML}\n[tls]\ncert = \"n{{node_id}}.pem\"\nkey = \"t/n{{node_id}}.key\"\nca = \"ca.pem\"\nhttp = false\n");
         let opts = parse_toml(&shared).unwrap().to_options();
         let tls = opts.tls.unwrap();
-        assert_eq!((tls.cert, tls.key), (PathBuf::from("n1.pem"), PathBuf::from("t/n1.key")));
+        assert_eq!(
+            (tls.cert, tls.key),
+            (PathBuf::from("n1.pem"), PathBuf::from("t/n1.key"))
+        );
         let partial = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\n");
         assert!(parse_toml(&partial)
             .unwrap_err()

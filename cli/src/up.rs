@@ -425,7 +425,11 @@ fn print_summary(
             Some(c) => {
                 let ca = c.join("ca.pem");
                 let ca = ca.display();
-                ("https", format!(" --ca {ca}"), format!("curl --cacert {ca} "))
+                (
+                    "https",
+                    format!(" --ca {ca}"),
+                    format!("curl --cacert {ca} "),
+                )
             }
             None => ("http", String::new(), "curl ".into()),
         };

@@ -70,8 +70,9 @@ fn secret(t: &Target) -> anyhow::Result<String> {
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
         return Ok(s.trim_end_matches(['\n', '\r']).to_string());
     }
-    std::env::var("CHORUS_CLUSTER_SECRET")
-        .map_err(|_| anyhow::anyhow!("give the cluster secret: CHORUS_CLUSTER_SECRET or --secret-file"))
+    std::env::var("CHORUS_CLUSTER_SECRET").map_err(|_| {
+        anyhow::anyhow!("give the cluster secret: CHORUS_CLUSTER_SECRET or --secret-file")
+    })
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -90,7 +91,8 @@ fn read_password() -> anyhow::Result<String> {
 fn admin(op: &str, t: &Target, password: Option<String>) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_millis(t.timeout_ms.max(1));
     let tls = crate::tls_dial::from_ca(t.ca.as_deref())?;
-    let stream = crate::tls_dial::connect_str(&t.connect, &tls, timeout).map_err(anyhow::Error::msg)?;
+    let stream =
+        crate::tls_dial::connect_str(&t.connect, &tls, timeout).map_err(anyhow::Error::msg)?;
     let line = ClientLine::UserAdmin {
         op: op.to_string(),
         user: t.name.clone(),
@@ -118,7 +120,11 @@ fn admin(op: &str, t: &Target, password: Option<String>) -> anyhow::Result<ExitC
                 return Ok(ExitCode::SUCCESS);
             }
             Some("ERROR") => {
-                eprintln!("refused: {} ({})", v["message"].as_str().unwrap_or(""), v["code"]);
+                eprintln!(
+                    "refused: {} ({})",
+                    v["message"].as_str().unwrap_or(""),
+                    v["code"]
+                );
                 return Ok(ExitCode::from(1));
             }
             _ => {}
@@ -132,7 +138,8 @@ fn hash_bench(count: u32, params: Argon2Params) -> anyhow::Result<ExitCode> {
     let mut times = Vec::new();
     for i in 0..count.max(1) {
         let t0 = Instant::now();
-        let h = password::hash(&format!("bench password {i}"), &params).map_err(anyhow::Error::msg)?;
+        let h =
+            password::hash(&format!("bench password {i}"), &params).map_err(anyhow::Error::msg)?;
         times.push(t0.elapsed());
         assert!(password::verify(&h, &format!("bench password {i}")));
     }

@@ -20,13 +20,13 @@ mod cluster;
 mod tls_line;
 
 use rustls::ClientConfig;
-use std::sync::Arc;
-use tls_line::TlsConn;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tls_line::TlsConn;
 
 const WAIT: Duration = Duration::from_secs(30);
 const ACK_WAIT: Duration = Duration::from_secs(10);
@@ -102,12 +102,7 @@ fn status(http_port: u16, tls: &Arc<ClientConfig>) -> Option<Value> {
 }
 
 /// Waits for one of `nodes` to be leader in a term above `after`.
-fn wait_leader(
-    http: &[u16],
-    nodes: &[usize],
-    after: u64,
-    tls: &Arc<ClientConfig>,
-) -> (usize, u64) {
+fn wait_leader(http: &[u16], nodes: &[usize], after: u64, tls: &Arc<ClientConfig>) -> (usize, u64) {
     let until = Instant::now() + WAIT;
     loop {
         for &i in nodes {

@@ -145,9 +145,10 @@ fn the_shared_config_forms_a_cluster_from_pod_hostnames() {
 fn start_pods(dir: &std::path::Path) -> Option<(Vec<u16>, Procs)> {
     let ports = cluster::free_ports(6);
     // Pods differ by name, not port: on one loopback they need their own ports.
-    let mut text = shared_config()
-        .replace("log_dir = \"/data\"", "")
-        .replace("/etc/chorus-tls/", &format!("{}/", dir.join("certs").display()));
+    let mut text = shared_config().replace("log_dir = \"/data\"", "").replace(
+        "/etc/chorus-tls/",
+        &format!("{}/", dir.join("certs").display()),
+    );
     assert!(text.contains("[tls]"), "the shared config runs TLS: {text}");
     for (i, p) in ports[..3].iter().enumerate() {
         text = text.replace(

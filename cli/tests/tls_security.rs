@@ -723,7 +723,11 @@ fn the_http_port_serves_https_and_wss_with_the_node_certificate() {
     // A client trusting another CA refuses the node.
     let other = dir.join("other");
     make_ca(&other, &[]);
-    let err = https_get(&http_addrs[leader], "/healthz", &client_tls(&other.join("ca.pem")));
+    let err = https_get(
+        &http_addrs[leader],
+        "/healthz",
+        &client_tls(&other.join("ca.pem")),
+    );
     assert!(
         err.as_ref().map_or(true, |a| a.is_empty()),
         "a client of another CA got {err:?}"
@@ -737,27 +741,55 @@ fn the_http_port_serves_https_and_wss_with_the_node_certificate() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "chorus status --ca: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chorus status --ca: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(report["leader"], serde_json::json!(leader as u64 + 1), "{text}");
-    assert!(text.contains("\"client_sessions\""), "answered by /status: {text}");
+    assert_eq!(
+        report["leader"],
+        serde_json::json!(leader as u64 + 1),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"client_sessions\""),
+        "answered by /status: {text}"
+    );
     // Without --ca it speaks plaintext HTTP, which a TLS port does not answer.
     let out = Command::new(BIN)
-        .args(["status", "--json", "--timeout-ms", "1000", "--connect", &http_addrs[0]])
+        .args([
+            "status",
+            "--json",
+            "--timeout-ms",
+            "1000",
+            "--connect",
+            &http_addrs[0],
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // Plaintext HTTP on the https port: no HTTP answer (a TLS alert at most),
     // and the port serves the next client.
     let mut plain = TcpStream::connect(&http_addrs[leader]).unwrap();
-    plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     plain
         .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut got = Vec::new();
     let _ = plain.read_to_end(&mut got);
-    assert!(!String::from_utf8_lossy(&got).contains("HTTP/1.1"), "{got:?}");
+    assert!(
+        !String::from_utf8_lossy(&got).contains("HTTP/1.1"),
+        "{got:?}"
+    );
     assert!(got.len() < 16, "more than an alert: {got:?}");
     let again = https_get(&http_addrs[leader], "/healthz", &tls).unwrap();
     assert!(again.starts_with("HTTP/1.1 200"), "{again}");

@@ -156,10 +156,16 @@ mod tests {
             vec![true, false, false, true, false, true, true, false, false, false]
         );
         let ann = a.get("ann").unwrap();
-        assert_eq!((ann.hash.as_str(), ann.disabled, ann.registered_at), ("h2", false, Seq(1)));
+        assert_eq!(
+            (ann.hash.as_str(), ann.disabled, ann.registered_at),
+            ("h2", false, Seq(1))
+        );
         let bob = a.get("bob").unwrap();
         assert_eq!((bob.hash.as_str(), bob.disabled), ("h4", true));
-        assert!(a.get("cat").is_none(), "a registration without a hash is ignored");
+        assert!(
+            a.get("cat").is_none(),
+            "a registration without a hash is ignored"
+        );
         assert_eq!(a.len(), 2);
         assert_eq!(Accounts::from_entries(&log), a);
         assert_eq!(a.upto(), Seq(10));

@@ -6,6 +6,7 @@
 //! depends on it is emitted; the term never decreases; timers are a fixed
 //! table and a stale fire is a no-op.
 
+use crate::accounts::Accounts;
 use crate::config::{Config, InjectedBug};
 use crate::entry::{Chat, Entry};
 use crate::io::{Action, Input, Role, Status};
@@ -14,7 +15,6 @@ use crate::numbering::Numbering;
 use crate::presence::Presence;
 use crate::record::{Record, Recovered};
 use crate::rooms::Rooms;
-use crate::accounts::Accounts;
 use crate::types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
 use crate::wire::PeerMsg;
 use rand_chacha::ChaCha8Rng;

@@ -52,8 +52,7 @@ pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;
 pub use options::{
     unsafe_ack_from_env, unsafe_skip_fsync_from_env, AccountOptions, HttpOptions, Limits,
-    NodeOptions, Registration,
-    DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
+    NodeOptions, Registration, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
 pub use recorder::RecordOptions;
 pub use runtime::{ReloadHandle, Runtime, ShutdownHandle};

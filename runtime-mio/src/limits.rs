@@ -129,7 +129,8 @@ impl LoginFailures {
         if self.by_key.len() >= MAX_LOGIN_KEYS && !self.by_key.contains_key(key) {
             // Forget every key idle for a minute or more (rare: only under
             // attack); if none is, forget this failure.
-            self.by_key.retain(|_, (_, last)| now_ms.saturating_sub(*last) < 60_000);
+            self.by_key
+                .retain(|_, (_, last)| now_ms.saturating_sub(*last) < 60_000);
             if self.by_key.len() >= MAX_LOGIN_KEYS {
                 return;
             }

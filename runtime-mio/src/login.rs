@@ -199,7 +199,11 @@ impl Runtime {
     }
 
     /// The name a NICK (or HELLO `user`) of `token` gives the session.
-    pub(crate) fn nick_name(&mut self, token: Token, name: String) -> Result<String, (ErrorCode, String)> {
+    pub(crate) fn nick_name(
+        &mut self,
+        token: Token,
+        name: String,
+    ) -> Result<String, (ErrorCode, String)> {
         if !self.login.enabled() {
             return Ok(name);
         }
@@ -213,13 +217,21 @@ impl Runtime {
             ));
         }
         if !self.login.opts.guests {
-            return Err((ErrorCode::Unauthorized, "LOGIN first: guests are off".into()));
+            return Err((
+                ErrorCode::Unauthorized,
+                "LOGIN first: guests are off".into(),
+            ));
         }
         Ok(guest(&name))
     }
 
     /// TOPIC and KICK with accounts on: the room's creator only.
-    pub(crate) fn room_operator_check(&mut self, token: Token, event: Event, room: &str) -> Result<(), String> {
+    pub(crate) fn room_operator_check(
+        &mut self,
+        token: Token,
+        event: Event,
+        room: &str,
+    ) -> Result<(), String> {
         if event != Event::Kick && !(event == Event::Topic && self.login.enabled()) {
             return Ok(());
         }
@@ -231,7 +243,10 @@ impl Runtime {
                 event.name().to_uppercase(),
                 r.creator
             )),
-            None => Err(format!("{} {room}: no such room", event.name().to_uppercase())),
+            None => Err(format!(
+                "{} {room}: no such room",
+                event.name().to_uppercase()
+            )),
         }
     }
 
@@ -292,7 +307,11 @@ impl Runtime {
         let from = self.client_from(token);
         let now = self.now.0;
         let o = &self.login.opts;
-        let (free, base, max) = (o.login_free_failures, o.login_delay_ms, o.login_delay_max_ms);
+        let (free, base, max) = (
+            o.login_free_failures,
+            o.login_delay_ms,
+            o.login_delay_max_ms,
+        );
         let wait = [Some(format!("u:{user}")), from.map(|ip| format!("a:{ip}"))]
             .into_iter()
             .flatten()
@@ -392,7 +411,10 @@ impl Runtime {
             return;
         }
         if !same_secret(secret.as_bytes(), &self.secret) {
-            warn!("USER_ADMIN with a wrong cluster secret from {:?}", self.client_from(token));
+            warn!(
+                "USER_ADMIN with a wrong cluster secret from {:?}",
+                self.client_from(token)
+            );
             let msg = "USER_ADMIN: wrong cluster secret".to_string();
             return self.refuse(token, ErrorCode::Unauthorized, msg);
         }
@@ -426,7 +448,9 @@ impl Runtime {
         let exists = accounts.get(&user).is_some();
         let full = accounts.len() >= self.login.opts.max_accounts;
         let refusal = match op {
-            Event::Register if exists => Some((ErrorCode::Conflict, format!("{what}: {user} exists"))),
+            Event::Register if exists => {
+                Some((ErrorCode::Conflict, format!("{what}: {user} exists")))
+            }
             Event::Register if full => Some((
                 ErrorCode::Busy,
                 format!("{what}: the cluster holds its limit of accounts (max_accounts)"),
@@ -465,7 +489,14 @@ impl Runtime {
         }
     }
 
-    fn submit_account_event(&mut self, token: Token, op: Event, user: String, payload: String, login_after: bool) {
+    fn submit_account_event(
+        &mut self,
+        token: Token,
+        op: Event,
+        user: String,
+        payload: String,
+        login_after: bool,
+    ) {
         if self.login.pending.len() >= MAX_PENDING_OPS {
             let msg = "too many account changes in flight; retry in a moment".into();
             return self.refuse(token, ErrorCode::Busy, msg);
@@ -507,20 +538,40 @@ impl Runtime {
         };
         for done in pool.take_done() {
             match (done.tag, done.outcome) {
-                (Tag::Login { token, user, real, from }, Outcome::Verified(ok)) => {
+                (
+                    Tag::Login {
+                        token,
+                        user,
+                        real,
+                        from,
+                    },
+                    Outcome::Verified(ok),
+                ) => {
                     // A disabled or vanished account fails even with its
                     // password (the check ran on the dummy hash, or late).
                     let still = self.node.accounts().get(&user).is_some_and(|a| !a.disabled);
                     self.login_finished(token, user, ok && real && still, from);
                 }
-                (Tag::Hash { token, op, user, login_after }, Outcome::Hashed(Ok(phc))) => {
+                (
+                    Tag::Hash {
+                        token,
+                        op,
+                        user,
+                        login_after,
+                    },
+                    Outcome::Hashed(Ok(phc)),
+                ) => {
                     if self.conns.contains_key(&token) {
                         self.submit_account_event(token, op, user, phc, login_after);
                     }
                 }
                 (Tag::Hash { token, .. }, Outcome::Hashed(Err(e))) => {
                     warn!("hashing a password failed: {e}");
-                    self.refuse(token, ErrorCode::Unavailable, format!("hashing failed: {e}"));
+                    self.refuse(
+                        token,
+                        ErrorCode::Unavailable,
+                        format!("hashing failed: {e}"),
+                    );
                 }
                 (tag, outcome) => warn!("password pool: {tag:?} got {outcome:?}"),
             }
@@ -556,6 +607,11 @@ impl Runtime {
         let Some((op, c)) = e.event().filter(|(ev, _)| ev.is_account()) else {
             return;
         };
+        if op == Event::Disable {
+            // On every node: the account's sessions end here too.
+            let user = c.user.clone().unwrap_or_default();
+            self.end_sessions_of(&user);
+        }
         let Some(p) = self.login.pending.get_mut(&c.msg_id) else {
             return;
         };
@@ -571,7 +627,10 @@ impl Runtime {
             _ => account.is_some_and(|a| a.disabled),
         };
         if !took {
-            let msg = format!("{}: {user} was registered by someone else meanwhile", op.name().to_uppercase());
+            let msg = format!(
+                "{}: {user} was registered by someone else meanwhile",
+                op.name().to_uppercase()
+            );
             return self.refuse(token, ErrorCode::Conflict, msg);
         }
         let name = match op {
@@ -585,20 +644,19 @@ impl Runtime {
         };
         self.answer(token, &line);
         if login_after {
-            self.login_finished(token, user.clone(), true, None);
-        }
-        if op == Event::Disable {
-            self.end_sessions_of(&user);
+            self.login_finished(token, user, true, None);
         }
     }
 
-    /// A disabled account's sessions on this node are logged out (closed
-    /// with an ERROR).
+    /// A disabled account's sessions on this node end (ERROR
+    /// `unauthorized`, then the connection is closed).
     fn end_sessions_of(&mut self, user: &str) {
         let tokens: Vec<Token> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(&c.role, Role::Client(st) if st.account.as_deref() == Some(user)))
+            .filter(
+                |(_, c)| matches!(&c.role, Role::Client(st) if st.account.as_deref() == Some(user)),
+            )
             .map(|(&t, _)| t)
             .collect();
         for t in tokens {

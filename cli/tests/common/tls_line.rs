@@ -19,7 +19,10 @@ pub fn trust(ca: &Path) -> Arc<ClientConfig> {
     chorus_runtime_mio::tls::client_config(ca, None).expect("a readable CA")
 }
 
-fn dial(port: u16, tls: &Arc<ClientConfig>) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
+fn dial(
+    port: u16,
+    tls: &Arc<ClientConfig>,
+) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
     let sock = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
     sock.set_nodelay(true)?;
     sock.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -117,7 +120,8 @@ impl TlsConn {
 
     /// One CHAT, waiting for its CHAT_ACK; returns the seq_no.
     pub fn chat_acked(&mut self, msg_id: &str, payload: &str, timeout: Duration) -> u64 {
-        let chat = json!({"type": "CHAT", "room_id": "general", "msg_id": msg_id, "payload": payload});
+        let chat =
+            json!({"type": "CHAT", "room_id": "general", "msg_id": msg_id, "payload": payload});
         self.send(&chat).expect("send CHAT");
         let ack = self.recv_type("CHAT_ACK", timeout);
         assert_eq!(ack["msg_id"], msg_id, "{ack}");

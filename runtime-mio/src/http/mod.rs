@@ -236,7 +236,11 @@ impl Runtime {
                     return;
                 }
             };
-            let tls = self.tls.as_ref().filter(|_| h.opts.tls).map(|t| t.http_server.clone());
+            let tls = self
+                .tls
+                .as_ref()
+                .filter(|_| h.opts.tls)
+                .map(|t| t.http_server.clone());
             if h.conns.len() >= h.opts.max_connections {
                 if tls.is_none() {
                     // (A plaintext answer means nothing to a TLS client.)
