@@ -19,6 +19,10 @@
 //!   1, per room from 1), and after every step each node's count of
 //!   delivered chats is that of the canonical history up to its delivery
 //!   point (also right after a restart, when the node rebuilt it);
+//! - room state: every node's rooms (members, topics, creators) are the fold
+//!   of the committed history up to where it delivered (checked whenever it
+//!   has delivered all of it), and a room event is acknowledged only once
+//!   committed, durably on a majority;
 //! - at most one leader per term;
 //! - persist-before-effect: a delivered entry is durable on the delivering node
 //!   and on a majority; an acked chat is durable on a majority; an APPEND_ACK or
@@ -30,7 +34,8 @@
 use crate::storage::{Disk, EntryId};
 use crate::workload::{Clients, MsgKey};
 use chorus_core::record::{Record, Recovered};
-use chorus_core::{Body, Entry, NodeId, Numbers, PeerMsg, Role, Seq, Status, Term};
+use chorus_core::rooms::Rooms;
+use chorus_core::{Body, Chat, Entry, NodeId, Numbers, PeerMsg, Role, Seq, Status, Term};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -64,6 +69,8 @@ pub struct Checker {
     chat_index: Vec<Seq>,
     /// Chats per room in the canonical history.
     room_chats: BTreeMap<String, u64>,
+    /// The room state of the canonical history (`chorus_core::rooms`).
+    canon_rooms: Rooms,
     seq_of_key: BTreeMap<MsgKey, Seq>,
     /// Chat seq_no → the message acked with it.
     acked_at: BTreeMap<u64, MsgKey>,
@@ -99,6 +106,7 @@ impl Checker {
             canon_numbers: Vec::new(),
             chat_index: Vec::new(),
             room_chats: BTreeMap::new(),
+            canon_rooms: Rooms::default(),
             seq_of_key: BTreeMap::new(),
             acked_at: BTreeMap::new(),
             delivered: vec![Seq(0); n],
@@ -129,12 +137,12 @@ impl Checker {
         &self.canon
     }
 
-    /// Chats in the canonical history up to `seq`.
+    /// Chat messages (not room events) in the canonical history up to `seq`.
     pub fn chats_upto(&self, seq: Seq) -> usize {
         let end = (seq.0 as usize).min(self.canon.len());
         self.canon[..end]
             .iter()
-            .filter(|e| e.chat().is_some())
+            .filter(|e| e.message().is_some())
             .count()
     }
 
@@ -311,10 +319,16 @@ impl Checker {
     fn extend_canon(&mut self, now: u64, e: &Entry, clients: &Clients) {
         let seq = e.seq_no;
         self.canon.push(e.clone());
+        self.canon_rooms.apply(e);
         let Body::Chat(chat) = &e.body else {
             self.canon_numbers.push(None);
             return;
         };
+        if chat.event.is_some() {
+            self.canon_numbers.push(None);
+            self.check_submitted(now, seq, chat, clients);
+            return;
+        }
         self.chat_index.push(seq);
         let in_room = self.room_chats.entry(chat.room_id.clone()).or_insert(0);
         *in_room += 1;
@@ -323,16 +337,39 @@ impl Checker {
             seq_no: chat_no,
             room_seq: *in_room,
         }));
+        let Some(key) = self.check_submitted(now, seq, chat, clients) else {
+            return;
+        };
+        if let Some(acked) = self.acked_at.get(&chat_no) {
+            if *acked != key {
+                let what =
+                    format!("{acked} was acked as #{chat_no}, but {key} was committed as it");
+                fail(&mut self.violations, now, what);
+            }
+        }
+    }
+
+    /// Validity and no duplicates for a submission entering the history at
+    /// `seq`; its client key.
+    fn check_submitted(
+        &mut self,
+        now: u64,
+        seq: Seq,
+        chat: &Chat,
+        clients: &Clients,
+    ) -> Option<MsgKey> {
         let Some(key) = MsgKey::parse(&chat.msg_id) else {
             let what = format!("{seq} holds msg_id {:?} no client submitted", chat.msg_id);
             fail(&mut self.violations, now, what);
-            return;
+            return None;
         };
         match clients.sent(key) {
             Some(s)
                 if s.chat.room_id == chat.room_id
                     && s.chat.payload == chat.payload
-                    && s.chat.sender_id == chat.sender_id => {}
+                    && s.chat.sender_id == chat.sender_id
+                    && s.chat.event == chat.event
+                    && s.chat.user == chat.user => {}
             _ => {
                 let what = format!("{seq} holds {key}, which differs from what was submitted");
                 fail(&mut self.violations, now, what);
@@ -342,12 +379,69 @@ impl Checker {
             let what = format!("{key} committed twice: at {prev} and {seq}");
             fail(&mut self.violations, now, what);
         }
-        if let Some(acked) = self.acked_at.get(&chat_no) {
-            if *acked != key {
-                let what =
-                    format!("{acked} was acked as #{chat_no}, but {key} was committed as it");
+        Some(key)
+    }
+
+    /// After a step of node `i`: if it delivered the whole committed history,
+    /// its room state is that history's fold.
+    pub fn on_rooms(&mut self, now: u64, i: usize, delivered: Seq, rooms: &Rooms) {
+        if delivered != self.canon_len() || *rooms == self.canon_rooms {
+            return;
+        }
+        let what = format!(
+            "n{} room state at {delivered} differs from the fold of the committed history",
+            i + 1
+        );
+        fail(&mut self.violations, now, what);
+    }
+
+    /// Node `i` answers a client: room event `msg_id` is committed, before
+    /// chat `seq_no`. It answers just before it delivers the entry, so the
+    /// event may be its next delivery.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_event_ack(
+        &mut self,
+        now: u64,
+        i: usize,
+        msg_id: &str,
+        seq_no: u64,
+        disks: &[Disk],
+        clients: &mut Clients,
+    ) {
+        let Some(key) = MsgKey::parse(msg_id) else {
+            let what = format!("n{} acked unknown msg_id {msg_id:?}", i + 1);
+            fail(&mut self.violations, now, what);
+            return;
+        };
+        if let Some(before) = clients.ack(key, seq_no) {
+            if before != seq_no {
+                let what = format!("{key} acked before #{before} and later before #{seq_no}");
                 fail(&mut self.violations, now, what);
             }
+        }
+        let seq = self
+            .seq_of_key
+            .get(&key)
+            .copied()
+            .unwrap_or(self.delivered[i].next());
+        let chats_before = self.chat_index.partition_point(|&x| x < seq) as u64;
+        if seq_no != chats_before + 1 {
+            let what = format!(
+                "n{} acked event {key} ({seq}) before #{seq_no}, but {chats_before} chats precede it",
+                i + 1
+            );
+            fail(&mut self.violations, now, what);
+        }
+        let copies = disks
+            .iter()
+            .filter(|d| d.entry(seq).is_some_and(|e| e.key == Some(key)))
+            .count();
+        if copies < self.majority {
+            let what = format!(
+                "n{} acked event {key} at {seq} while only {copies} nodes had it durably",
+                i + 1
+            );
+            fail(&mut self.violations, now, what);
         }
     }
 

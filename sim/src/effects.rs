@@ -60,9 +60,26 @@ impl Sim {
                     .on_deliver(now, i, &e, numbers, &self.disks, &self.clients);
             }
             Action::Reply { reply, .. } => {
-                if let ClientReply::ChatAck { msg_id, seq_no } = reply {
-                    self.checker
-                        .on_ack(now, i, &msg_id, seq_no, &self.disks, &mut self.clients);
+                match reply {
+                    ClientReply::ChatAck { msg_id, seq_no } => {
+                        self.checker.on_ack(
+                            now,
+                            i,
+                            &msg_id,
+                            seq_no,
+                            &self.disks,
+                            &mut self.clients,
+                        );
+                    }
+                    ClientReply::EventAck { msg_id, seq_no } => self.checker.on_event_ack(
+                        now,
+                        i,
+                        &msg_id,
+                        seq_no,
+                        &self.disks,
+                        &mut self.clients,
+                    ),
+                    _ => {}
                 }
                 // Errors (Busy) need nothing: the client's timer resends.
             }

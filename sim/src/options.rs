@@ -32,6 +32,13 @@ pub struct SimOptions {
     /// it starts, peer messages wait for the records before them, and the
     /// node learns its durable point through `Input::Persisted`.
     pub async_fsync_ms: Option<(u64, u64)>,
+    /// Chance (ppm) that a client's submission is a room event (join,
+    /// leave, topic or rename) instead of a chat. Above 0, clients also hold
+    /// named sessions on their nodes (presence), checked to converge.
+    pub room_events_ppm: u32,
+    /// Clients hold named sessions on their nodes (presence); on in swarm
+    /// runs with room events and in scenarios with room steps.
+    pub sessions: bool,
 }
 
 impl Default for SimOptions {
@@ -49,6 +56,8 @@ impl Default for SimOptions {
             bug: None,
             trace: false,
             async_fsync_ms: None,
+            room_events_ppm: 0,
+            sessions: false,
         }
     }
 }

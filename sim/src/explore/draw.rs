@@ -56,6 +56,9 @@ impl SwarmOptions {
         if let Some((lo, hi)) = s.async_fsync_ms {
             d += &format!(" async-fsync({lo}..={hi} ms)");
         }
+        if s.room_events_ppm > 0 {
+            d += &format!(" rooms({}ppm)", s.room_events_ppm);
+        }
         if let Some(i) = self.leave_down {
             d += &format!(" n{}-down-in-liveness", i + 1);
         }
@@ -104,6 +107,8 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         bug,
         trace: false,
         async_fsync_ms: None,
+        room_events_ppm: 0,
+        sessions: false,
     };
     let safety_ms = lt * between(&mut r, 15, 40);
     let mut o = SwarmOptions {
@@ -131,6 +136,13 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
             hi = between(&mut r, (hb / 2).max(1), hb);
         }
         o.sim.async_fsync_ms = Some((0, hi));
+    }
+    // Half the seeds are people in rooms: a tenth to two fifths of the
+    // submissions are joins, leaves, topics and renames, and every client
+    // holds a named session (presence).
+    if below(&mut r, 2) == 0 {
+        o.sim.room_events_ppm = between(&mut r, 100_000, 400_000) as u32;
+        o.sim.sessions = true;
     }
     o
 }
