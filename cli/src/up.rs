@@ -93,6 +93,10 @@ pub struct Args {
     /// certificates in DATA_DIR/certs and every link uses TLS).
     #[arg(long)]
     pub plaintext: bool,
+    /// Turn accounts on (`[accounts] enabled`, registration open): users
+    /// log in (`chorus client --login`), operators use `chorus user`.
+    #[arg(long)]
+    pub accounts: bool,
 }
 
 /// One started node.
@@ -154,7 +158,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (i, &port) in ports.iter().enumerate() {
         let id = i as u16 + 1;
         let http = http_ports.as_ref().map(|p| p[i]);
-        let config = write_config(&data_dir, id, &ports, http, &secret, certs.as_deref())?;
+        let mut config = write_config(&data_dir, id, &ports, http, &secret, certs.as_deref())?;
+        if args.accounts {
+            config = append_accounts(config)?;
+        }
         cluster
             .nodes
             .push(spawn_node(&data_dir, id, port, &config, record.as_deref())?);
@@ -267,6 +274,14 @@ fn write_config(
         ));
     }
     let path = dir.join(format!("node{id}.toml"));
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Adds `[accounts]` (on, registration open) to a written config.
+fn append_accounts(path: PathBuf) -> anyhow::Result<PathBuf> {
+    let mut text = fs::read_to_string(&path)?;
+    text.push_str("\n[accounts]\nenabled = true\nregistration = \"open\"\n");
     fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
