@@ -4,7 +4,8 @@
 //! unknown user answered as slowly (the dummy hash); impersonation refused on
 //! JSON lines and on /ws (PyPI `websockets`), guests visibly `~name`; a
 //! brute force slowed by the growing delays; the operators' `chorus user
-//! add|disable`; TOPIC and KICK for the room's creator only; and a leader
+//! add|disable`; TOPIC and KICK for the room's creator only; an account's message
+//! rate over all its sessions; and a leader
 //! SIGKILL while users are logged in: a session on a surviving node carries
 //! on, and `chorus client --login` logs in again on its own after failing
 //! over. Every wait is bounded; only processes started here are killed.
@@ -424,4 +425,48 @@ fn a_leader_kill_leaves_logged_in_sessions_working_and_clients_log_in_again() {
             );
         }
     }
+}
+
+#[test]
+fn an_account_over_its_message_rate_is_limited_across_its_sessions() {
+    let c = Cluster::start_with_http(
+        3,
+        Timing::TEST,
+        &accounts_config("account_rate_per_sec = 5\naccount_rate_burst = 5\n"),
+    );
+    let leader = c.wait_for_leader(Duration::from_secs(20));
+    let mut one = conn(&c, leader);
+    register(&mut one, "erin", "erin-password");
+    let mut two = conn(&c, leader);
+    assert_eq!(login(&mut two, "erin", "erin-password")["type"], "LOGGED_IN");
+    // 10 CHATs from each of erin's two sessions at once: the account's
+    // bucket (5, refilling 5/s) takes about 5 of the 20, whichever session.
+    for i in 0..10 {
+        for (s, c) in [("a", &mut one), ("b", &mut two)] {
+            c.send(&json!({"type": "CHAT", "msg_id": format!("{s}{i}"), "payload": "x"}))
+                .unwrap();
+        }
+    }
+    let (mut acked, mut limited) = (0, 0);
+    for c in [&mut one, &mut two] {
+        for _ in 0..10 {
+            let v = answer(c, "CHAT_ACK");
+            if v["type"] == "CHAT_ACK" {
+                acked += 1;
+            } else {
+                assert_eq!(code(&v), "rate_limited", "{v}");
+                assert!(v["message"].as_str().unwrap().contains("account erin"), "{v}");
+                limited += 1;
+            }
+        }
+    }
+    assert!((5..=8).contains(&acked), "{acked} acked, {limited} limited");
+    // A guest is not an account: its own connection's bound applies.
+    let mut guest = conn(&c, leader);
+    for i in 0..10 {
+        assert_eq!(chat_as(&mut guest, &format!("g{i}"), None)["type"], "CHAT_ACK");
+    }
+    // A second later erin is served again.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(chat_as(&mut one, "later", None)["type"], "CHAT_ACK");
 }
