@@ -438,7 +438,10 @@ fn an_account_over_its_message_rate_is_limited_across_its_sessions() {
     let mut one = conn(&c, leader);
     register(&mut one, "erin", "erin-password");
     let mut two = conn(&c, leader);
-    assert_eq!(login(&mut two, "erin", "erin-password")["type"], "LOGGED_IN");
+    assert_eq!(
+        login(&mut two, "erin", "erin-password")["type"],
+        "LOGGED_IN"
+    );
     // 10 CHATs from each of erin's two sessions at once: the account's
     // bucket (5, refilling 5/s) takes about 5 of the 20, whichever session.
     for i in 0..10 {
@@ -455,7 +458,10 @@ fn an_account_over_its_message_rate_is_limited_across_its_sessions() {
                 acked += 1;
             } else {
                 assert_eq!(code(&v), "rate_limited", "{v}");
-                assert!(v["message"].as_str().unwrap().contains("account erin"), "{v}");
+                assert!(
+                    v["message"].as_str().unwrap().contains("account erin"),
+                    "{v}"
+                );
                 limited += 1;
             }
         }
@@ -464,7 +470,10 @@ fn an_account_over_its_message_rate_is_limited_across_its_sessions() {
     // A guest is not an account: its own connection's bound applies.
     let mut guest = conn(&c, leader);
     for i in 0..10 {
-        assert_eq!(chat_as(&mut guest, &format!("g{i}"), None)["type"], "CHAT_ACK");
+        assert_eq!(
+            chat_as(&mut guest, &format!("g{i}"), None)["type"],
+            "CHAT_ACK"
+        );
     }
     // A second later erin is served again.
     std::thread::sleep(Duration::from_millis(1100));
