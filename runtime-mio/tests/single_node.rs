@@ -472,7 +472,11 @@ fn rooms_are_listed_paged_by_room_seq_and_subscribed_together() {
     let rooms = c.recv_type("ROOMS");
     assert_eq!(
         rooms["rooms"],
-        json!([{"room_id":"a","messages":30},{"room_id":"b","messages":30},{"room_id":"c","messages":30}])
+        json!([
+            {"room_id":"a","messages":30,"members":0,"online":0,"topic":""},
+            {"room_id":"b","messages":30,"members":0,"online":0,"topic":""},
+            {"room_id":"c","messages":30,"members":0,"online":0,"topic":""}
+        ])
     );
     let h = |after: Option<u64>, before: Option<u64>, limit: u64| json!({"type":"HISTORY","room_id":"a","after":after,"before":before,"limit":limit});
     assert_eq!(
