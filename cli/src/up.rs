@@ -449,6 +449,13 @@ fn print_summary(
             None => ("http", String::new(), "curl ".into()),
         };
         eprintln!(
+            "  web chat: {}",
+            list.iter()
+                .map(|a| format!("{scheme}://{a}/"))
+                .collect::<Vec<_>>()
+                .join("  ")
+        );
+        eprintln!(
             "  metrics: {curl}{scheme}://{}/metrics   table: chorus status --connect {}{ca}",
             list[0],
             list.join(",")

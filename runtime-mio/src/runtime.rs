@@ -143,6 +143,8 @@ pub struct Runtime {
     pub(crate) http: Option<HttpServer>,
     /// Accounts, logins and their limits (`login.rs`).
     pub(crate) login: crate::login::LoginState,
+    /// Peers' HTTP addresses from their HELLO (`http/addresses.rs`).
+    pub(crate) peer_http: std::collections::BTreeMap<NodeId, String>,
 }
 
 /// Binds a nonblocking listener; `key` names the config key to change when
@@ -334,6 +336,7 @@ impl Runtime {
             waker,
             metrics,
             http: None,
+            peer_http: std::collections::BTreeMap::new(),
         };
         runtime.start_http(opts.http)?;
         Ok(runtime)
