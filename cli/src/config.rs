@@ -30,12 +30,69 @@ fn default_leader_timeout() -> u64 {
 
 /// `[tls]`: the node's certificate, key and the cluster CA (PEM files, as
 /// `chorus certs` writes them). All three or none; none is plaintext.
+/// `{node_id}` in `cert` or `key` is replaced by the node's id.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub ca: PathBuf,
+    /// TLS on the HTTP port too (https, wss); default true.
+    #[serde(default = "default_true")]
+    pub http: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[accounts]`: logins and their limits (runtime-mio `AccountOptions`;
+/// every key but `enabled` has the default documented there).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsFile {
+    #[serde(default)]
+    pub enabled: bool,
+    /// "open" (anyone may REGISTER) or "closed" (operators: `chorus user add`).
+    #[serde(default)]
+    pub registration: Option<String>,
+    pub guests: Option<bool>,
+    pub argon2_memory_kib: Option<u32>,
+    pub argon2_iterations: Option<u32>,
+    pub argon2_parallelism: Option<u32>,
+    pub hash_workers: Option<usize>,
+    pub hash_queue: Option<usize>,
+    pub max_accounts: Option<usize>,
+    pub account_rate_per_sec: Option<u32>,
+    pub account_rate_burst: Option<u32>,
+    pub login_free_failures: Option<u32>,
+    pub login_delay_ms: Option<u64>,
+    pub login_delay_max_ms: Option<u64>,
+}
+
+impl AccountsFile {
+    fn to_options(&self) -> chorus_runtime_mio::AccountOptions {
+        let mut o = chorus_runtime_mio::AccountOptions {
+            enabled: self.enabled,
+            ..Default::default()
+        };
+        if self.registration.as_deref() == Some("open") {
+            o.registration = chorus_runtime_mio::Registration::Open;
+        }
+        o.guests = self.guests.unwrap_or(o.guests);
+        o.argon2.memory_kib = self.argon2_memory_kib.unwrap_or(o.argon2.memory_kib);
+        o.argon2.iterations = self.argon2_iterations.unwrap_or(o.argon2.iterations);
+        o.argon2.parallelism = self.argon2_parallelism.unwrap_or(o.argon2.parallelism);
+        o.hash_workers = self.hash_workers.unwrap_or(o.hash_workers);
+        o.hash_queue = self.hash_queue.unwrap_or(o.hash_queue);
+        o.max_accounts = self.max_accounts.unwrap_or(o.max_accounts);
+        o.account_rate_per_sec = self.account_rate_per_sec.unwrap_or(o.account_rate_per_sec);
+        o.account_rate_burst = self.account_rate_burst.unwrap_or(o.account_rate_burst);
+        o.login_free_failures = self.login_free_failures.unwrap_or(o.login_free_failures);
+        o.login_delay_ms = self.login_delay_ms.unwrap_or(o.login_delay_ms);
+        o.login_delay_max_ms = self.login_delay_max_ms.unwrap_or(o.login_delay_max_ms);
+        o
+    }
 }
 
 /// The file format of one node's config.
@@ -133,6 +190,9 @@ pub struct NodeFile {
     /// TLS on the port; absent: plaintext (the node warns at start).
     #[serde(default)]
     pub tls: Option<TlsFile>,
+    /// Accounts and logins; absent: off (names are not authenticated).
+    #[serde(default)]
+    pub accounts: Option<AccountsFile>,
 }
 
 /// Why a config cannot be used.
@@ -284,6 +344,18 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
     if f.http_timeout_ms == Some(0) {
         return Err("http_timeout_ms must be at least 1".into());
     }
+    if let Some(a) = &f.accounts {
+        if let Some(r) = a
+            .registration
+            .as_deref()
+            .filter(|r| !["open", "closed"].contains(r))
+        {
+            return Err(format!(
+                "[accounts] registration = {r:?}: \"open\" or \"closed\""
+            ));
+        }
+        a.to_options().argon2.check()?;
+    }
     if f.ws_ping_interval_ms == Some(0) || f.ws_pong_timeout_ms == Some(0) {
         return Err("ws_ping_interval_ms and ws_pong_timeout_ms must be at least 1".into());
     }
@@ -388,6 +460,7 @@ impl NodeFile {
             if let Some(n) = self.ws_pong_timeout_ms {
                 http.ws_pong_timeout_ms = n;
             }
+            http.tls = self.tls.as_ref().is_none_or(|t| t.http);
             opts.http = Some(http);
         }
         if let Some(port) = self.irc_port {
@@ -410,11 +483,18 @@ impl NodeFile {
             .unwrap_or(l.max_connections_per_address);
         l.client_rate_per_sec = self.client_rate_per_sec.unwrap_or(l.client_rate_per_sec);
         l.client_rate_burst = self.client_rate_burst.unwrap_or(l.client_rate_burst);
+        // `{node_id}` in a path is this node's id: one config shared by every
+        // member (deploy/k8s) names each node's own certificate.
+        let id = self.node_id.to_string();
+        let own = |p: &PathBuf| PathBuf::from(p.to_string_lossy().replace("{node_id}", &id));
         opts.tls = self.tls.as_ref().map(|t| TlsPaths {
-            cert: t.cert.clone(),
-            key: t.key.clone(),
+            cert: own(&t.cert),
+            key: own(&t.key),
             ca: t.ca.clone(),
         });
+        if let Some(a) = &self.accounts {
+            opts.accounts = a.to_options();
+        }
         if let Some(n) = self.max_line_bytes {
             opts.limits.max_line_bytes = n;
             opts.limits.max_peer_line_bytes = opts.limits.max_peer_line_bytes.max(n * 16);
@@ -516,6 +596,13 @@ seed_nodes = [
         let t = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\nkey = \"n1.key\"\nca = \"ca.pem\"\n");
         let tls = parse_toml(&t).unwrap().to_options().tls.unwrap();
         assert_eq!(tls.ca, PathBuf::from("ca.pem"));
+        let shared = format!("{TOML}\n[tls]\ncert = \"n{{node_id}}.pem\"\nkey = \"t/n{{node_id}}.key\"\nca = \"ca.pem\"\nhttp = false\n");
+        let opts = parse_toml(&shared).unwrap().to_options();
+        let tls = opts.tls.unwrap();
+        assert_eq!(
+            (tls.cert, tls.key),
+            (PathBuf::from("n1.pem"), PathBuf::from("t/n1.key"))
+        );
         let partial = format!("{TOML}\n[tls]\ncert = \"n1.pem\"\n");
         assert!(parse_toml(&partial)
             .unwrap_err()

@@ -18,6 +18,7 @@ mod sim_cmd;
 mod status_cmd;
 mod tls_dial;
 mod up;
+mod user_cmd;
 
 /// chorus: a replicated chat cluster with one total order.
 #[derive(Debug, Parser)]
@@ -50,6 +51,9 @@ enum Cmd {
     /// TLS certificates: a cluster CA (`certs init DIR`) and node
     /// certificates signed by it (`certs node N --dir DIR --host H`).
     Certs(certs::Args),
+    /// Accounts: `user add|passwd|disable NAME --connect HOST:PORT` (an
+    /// operator, with the cluster secret), `user hash-bench`.
+    User(user_cmd::Args),
     /// Chaos harness (root): a real cluster in network namespaces through
     /// seeded crashes, pauses, partitions and packet loss; checks the logs.
     Chaos(chaos::Args),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Cmd::Chaos(a) => chaos::run(a),
         Cmd::Status(a) => status_cmd::run(a),
         Cmd::Certs(a) => certs::run(a),
+        Cmd::User(a) => user_cmd::run(a),
     };
     match result {
         Ok(code) => code,

@@ -11,7 +11,6 @@
 use crate::client::probe;
 use serde::{Deserialize, Serialize};
 use std::io::{IsTerminal, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -31,8 +30,9 @@ pub struct Args {
     /// Deadline for each node's answer.
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
-    /// For client ports that use TLS (the STATUS-line fallback): verify the
-    /// nodes against this CA (`chorus up` prints it).
+    /// The nodes use TLS: speak https to their HTTP ports (TLS to their
+    /// client ports for the STATUS-line fallback), verifying them against
+    /// this CA (`chorus up` prints it).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<std::path::PathBuf>,
 }
@@ -76,17 +76,19 @@ struct Report {
     ok: bool,
 }
 
-/// `GET /status` over plain HTTP/1.1, parsed with httparse.
-fn http_status(addr: &str, timeout: Duration) -> Result<Result<Row, String>, String> {
-    let sock = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("{addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{addr}: resolves to nothing"))?;
-    let mut s = TcpStream::connect_timeout(&sock, timeout).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout))
+/// `GET /status` over HTTP/1.1 (https when `tls`: the node's HTTP port
+/// serves TLS with the certificate of its client port), parsed with httparse.
+fn http_status(
+    addr: &str,
+    timeout: Duration,
+    tls: &crate::tls_dial::ClientTls,
+) -> Result<Result<Row, String>, String> {
+    let mut s = crate::tls_dial::connect_str(addr, tls, timeout)?;
+    s.tcp()
+        .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
+    s.tcp()
+        .set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
@@ -109,7 +111,7 @@ fn http_status(addr: &str, timeout: Duration) -> Result<Result<Row, String>, Str
 }
 
 fn ask(addr: &str, timeout: Duration, tls: &crate::tls_dial::ClientTls) -> Result<Row, String> {
-    match http_status(addr, timeout) {
+    match http_status(addr, timeout, tls) {
         Ok(answer) => answer,
         Err(http_err) => match probe::status(addr, timeout, tls) {
             Ok(s) => Ok(Row {

@@ -38,12 +38,14 @@ the directory for a fresh start.
 
 Nodes listen on 127.0.0.1, ports BASE_PORT .. BASE_PORT+N-1. If a port is in
 use, pick others with --base-port (e.g. --base-port 6001). Each node also
-serves HTTP (/metrics, /healthz, /readyz, /status) on HTTP_BASE_PORT+N-1
+serves HTTP (/metrics, /healthz, /readyz, /status, /ws) on HTTP_BASE_PORT+N-1
 (default BASE_PORT+3000, so 8001.. for 5001..); --no-http turns that off.
 Each node also runs the IRC gateway on IRC_BASE_PORT+N-1 (default 6667..,
 so irssi's `/connect 127.0.0.1 6667` reaches node 1); --no-irc turns it off.
-`chorus status --connect 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003`
-shows the cluster.
+With TLS (the default) the HTTP port is https/wss with the same certificates
+(the IRC port stays plaintext).
+`chorus status --connect 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003
+--ca DATA_DIR/certs/ca.pem` shows the cluster.
 
 The client is the full-screen one on a terminal; without a terminal (stdin
 or stdout redirected) it runs in plain mode on stdin/stdout and `chorus up`
@@ -100,6 +102,10 @@ pub struct Args {
     /// certificates in DATA_DIR/certs and every link uses TLS).
     #[arg(long)]
     pub plaintext: bool,
+    /// Turn accounts on (`[accounts] enabled`, registration open): users
+    /// log in (`chorus client --login`), operators use `chorus user`.
+    #[arg(long)]
+    pub accounts: bool,
 }
 
 /// One started node.
@@ -171,7 +177,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let http = http_ports.as_ref().map(|p| p[i]);
         let irc = irc_ports.as_ref().map(|p| p[i]);
         let extra = Extra { http, irc };
-        let config = write_config(&data_dir, id, &ports, extra, &secret, certs.as_deref())?;
+        let mut config = write_config(&data_dir, id, &ports, extra, &secret, certs.as_deref())?;
+        if args.accounts {
+            config = append_accounts(config)?;
+        }
         cluster
             .nodes
             .push(spawn_node(&data_dir, id, port, &config, record.as_deref())?);
@@ -295,6 +304,14 @@ fn write_config(
         ));
     }
     let path = dir.join(format!("node{id}.toml"));
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Adds `[accounts]` (on, registration open) to a written config.
+fn append_accounts(path: PathBuf) -> anyhow::Result<PathBuf> {
+    let mut text = fs::read_to_string(&path)?;
+    text.push_str("\n[accounts]\nenabled = true\nregistration = \"open\"\n");
     fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
@@ -450,15 +467,27 @@ fn print_summary(
     }
     if let Some(ports) = http_ports {
         let list: Vec<String> = ports.iter().map(|p| format!("{HOST}:{p}")).collect();
+        let (scheme, ca, curl) = match certs {
+            Some(c) => {
+                let ca = c.join("ca.pem");
+                let ca = ca.display();
+                (
+                    "https",
+                    format!(" --ca {ca}"),
+                    format!("curl --cacert {ca} "),
+                )
+            }
+            None => ("http", String::new(), "curl ".into()),
+        };
         eprintln!(
             "  web chat: {}",
             list.iter()
-                .map(|a| format!("http://{a}/"))
+                .map(|a| format!("{scheme}://{a}/"))
                 .collect::<Vec<_>>()
                 .join("  ")
         );
         eprintln!(
-            "  metrics: http://{}/metrics   table: chorus status --connect {}",
+            "  metrics: {curl}{scheme}://{}/metrics   table: chorus status --connect {}{ca}",
             list[0],
             list.join(",")
         );

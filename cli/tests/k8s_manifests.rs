@@ -4,13 +4,15 @@
 //! ConfigMap's shared config forms a real cluster the way the StatefulSet
 //! starts it: three `chorus node --node-id-from-hostname` processes with
 //! HOSTNAME chorus-0..2 and CHORUS_CLUSTER_SECRET, the shared config's peer
-//! names pointed at loopback. Bounded waits; only processes started here
+//! names pointed at loopback and its TLS files (`/etc/chorus-tls`, the
+//! Secret chorus-tls) at certificates deploy/make-certs.sh made; the pods
+//! are asked /status over https, verified against that CA. Bounded waits; only processes started here
 //! are killed.
 
 #[path = "common/cluster.rs"]
 mod cluster;
-#[path = "common/http.rs"]
-mod http;
+#[path = "common/tls_line.rs"]
+mod tls_line;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -96,6 +98,19 @@ impl Drop for Procs {
 fn the_shared_config_forms_a_cluster_from_pod_hostnames() {
     let _serial = cluster::one_at_a_time();
     let dir = cluster::temp_dir("k8s-pods");
+    let certs = dir.join("certs");
+    let made = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/make-certs.sh"))
+        .arg("k8s")
+        .arg(&certs)
+        .env("CHORUS", env!("CARGO_BIN_EXE_chorus"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "make-certs.sh: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let tls = tls_line::trust(&certs.join("ca.pem"));
     // A port `free_ports` handed out can be taken again (by another
     // process's outgoing connection) before the pod binds it: then that pod
     // exits at once, and the three pods start again on new ports.
@@ -105,7 +120,7 @@ fn the_shared_config_forms_a_cluster_from_pod_hostnames() {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let ready: Vec<serde_json::Value> = (0..3)
-            .filter_map(|i| http::get(ports[3 + i], "/status"))
+            .filter_map(|i| tls_line::https_get(ports[3 + i], "/status", &tls))
             .filter_map(|(_, b)| serde_json::from_str(&b).ok())
             .filter(|s: &serde_json::Value| s["ready"] == true)
             .collect();
@@ -130,7 +145,11 @@ fn the_shared_config_forms_a_cluster_from_pod_hostnames() {
 fn start_pods(dir: &std::path::Path) -> Option<(Vec<u16>, Procs)> {
     let ports = cluster::free_ports(6);
     // Pods differ by name, not port: on one loopback they need their own ports.
-    let mut text = shared_config().replace("log_dir = \"/data\"", "");
+    let mut text = shared_config().replace("log_dir = \"/data\"", "").replace(
+        "/etc/chorus-tls/",
+        &format!("{}/", dir.join("certs").display()),
+    );
+    assert!(text.contains("[tls]"), "the shared config runs TLS: {text}");
     for (i, p) in ports[..3].iter().enumerate() {
         text = text.replace(
             &format!("host = \"chorus-{i}.chorus-peers\", port = 5001"),

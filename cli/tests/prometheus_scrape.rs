@@ -2,7 +2,8 @@
 //! 200 ms, with the shipped alert rules loaded. The test kills the leader and
 //! asks Prometheus' HTTP query API: exactly one node reports the leader role
 //! and it is the new one; the committed counter keeps growing. Also
-//! `promtool check rules` and `check config` on deploy/prometheus/.
+//! `promtool check rules` and `check config` on deploy/prometheus/ (its
+//! https scrape configs, beside a CA made by `chorus certs`).
 //! Without prometheus installed the test says so and passes, except in CI.
 //! Every wait is bounded; only processes started here are killed.
 
@@ -98,12 +99,28 @@ fn prometheus_sees_one_new_leader_and_commits_growing() {
     }
     let rules = deploy().join("alerts.yml");
     promtool(&["check", "rules", rules.to_str().unwrap()]);
-    promtool(&[
-        "check",
-        "config",
-        deploy().join("prometheus.yml").to_str().unwrap(),
-    ]);
     let mut c = Cluster::start_with_http(3, Timing::TEST, "");
+    // The shipped scrape configs use https with ../certs/ca.pem (what
+    // deploy/make-certs.sh writes): check them in a copy of that layout.
+    let shipped = c.dir.join("shipped");
+    std::fs::create_dir_all(shipped.join("prometheus")).unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["certs", "init"])
+        .arg(shipped.join("certs"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for f in ["prometheus.yml", "prometheus-host.yml", "alerts.yml"] {
+        std::fs::copy(deploy().join(f), shipped.join("prometheus").join(f)).unwrap();
+    }
+    for f in ["prometheus.yml", "prometheus-host.yml"] {
+        let copy = shipped.join("prometheus").join(f);
+        promtool(&["check", "config", copy.to_str().unwrap()]);
+    }
     let leader = c.wait_for_leader(WAIT);
     let dir = c.dir.join("prometheus");
     std::fs::create_dir_all(&dir).unwrap();

@@ -55,6 +55,8 @@ fn make_ca(dir: &Path, ids: &[u64]) {
 struct Nodes {
     dir: PathBuf,
     ports: Vec<u16>,
+    /// HTTP ports (https with `[tls]`), when the test asked for them.
+    http_ports: Vec<u16>,
     procs: Vec<Option<Child>>,
 }
 
@@ -95,7 +97,21 @@ impl Nodes {
         certs: impl Fn(u64) -> Certs,
         dial_port: impl Fn(usize, usize, &[u16]) -> u16,
     ) -> Nodes {
-        let ports = cluster::free_ports(n);
+        Nodes::write_with(dir, n, certs, dial_port, None)
+    }
+
+    /// `write`; with `http`, each node also serves HTTP on a free port, with
+    /// `http` (top-level TOML keys) added to its config.
+    fn write_with(
+        dir: &Path,
+        n: usize,
+        certs: impl Fn(u64) -> Certs,
+        dial_port: impl Fn(usize, usize, &[u16]) -> u16,
+        http: Option<&str>,
+    ) -> Nodes {
+        let all = cluster::free_ports(if http.is_some() { 2 * n } else { n });
+        let (ports, http_ports) = all.split_at(n);
+        let (ports, http_ports) = (ports.to_vec(), http_ports.to_vec());
         for i in 0..n {
             let id = i as u64 + 1;
             let c = certs(id);
@@ -105,6 +121,9 @@ impl Nodes {
                 ports[i],
                 dir.join(format!("node{id}")).display().to_string(),
             );
+            if let Some(extra) = http {
+                t.push_str(&format!("http_port = {}\n{extra}", http_ports[i]));
+            }
             for j in (0..n).filter(|&j| j != i) {
                 t.push_str(&format!(
                     "\n[[seed_nodes]]\nnode_id = {}\nhost = \"127.0.0.1\"\nport = {}\n",
@@ -123,6 +142,7 @@ impl Nodes {
         Nodes {
             dir: dir.to_path_buf(),
             ports,
+            http_ports,
             procs: (0..n).map(|_| None).collect(),
         }
     }
@@ -613,4 +633,166 @@ fn sighup_replaces_the_certificate_without_a_restart() {
     assert!(n.running(0));
     let after = TlsLine::connect(&n.addr(0), &tls).unwrap();
     assert_eq!(after.peer_cert(), new.peer_cert());
+}
+
+/// `GET path` over https to `addr`, verifying the node against `tls`'s CA;
+/// the whole answer (the node closes after it: `Connection: close`).
+fn https_get(addr: &str, path: &str, tls: &Arc<ClientConfig>) -> std::io::Result<String> {
+    let sock = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = ClientConnection::new(tls.clone(), name).map_err(std::io::Error::other)?;
+    let mut s = StreamOwned::new(conn, sock);
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The /ws checks of `websocket.rs` (PyPI `websockets`, `ws_client.py`), over
+/// wss with an ssl context that trusts only `ca`; the JSON-line client there
+/// uses TLS too.
+fn wss_client_checks(n: &Nodes, leader: usize, ca: &Path) {
+    let have = Command::new("python3")
+        .args(["-c", "import websockets"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3 websockets is missing in CI (.ci/run installs it)"
+        );
+        eprintln!("python3 websockets not installed: skipping the wss checks");
+        return;
+    }
+    let follower = (leader + 1) % n.ports.len();
+    let args = serde_json::json!({
+        "leader_http": n.http_ports[leader],
+        "follower_http": n.http_ports[follower],
+        "leader_port": n.ports[leader],
+        "leader_pid": n.pid(leader),
+        "max_line": 64 << 10,
+        "ca": ca.display().to_string(),
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ws_client.py");
+    let out = Command::new("timeout")
+        .args(["120", "python3", script, &args.to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "ws_client.py over wss failed: {stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        n.logs()
+    );
+    assert!(stdout.contains("a normal close is answered with 1000"));
+}
+
+#[test]
+fn the_http_port_serves_https_and_wss_with_the_node_certificate() {
+    let dir = cluster::temp_dir("tls-http");
+    make_ca(&dir.join("ca"), &[1, 2, 3]);
+    let http = "max_line_bytes = 65536\nws_ping_interval_ms = 300\nws_pong_timeout_ms = 600\n";
+    let mut n = Nodes::write_with(
+        &dir,
+        3,
+        |id| certs_in(&dir.join("ca"), id),
+        |_, j, p| p[j],
+        Some(http),
+    );
+    n.start_all();
+    let ca = dir.join("ca/ca.pem");
+    let tls = client_tls(&ca);
+    let leader = n.wait_leader(&[0, 1, 2], &tls);
+    let http_addrs: Vec<String> = n
+        .http_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    for i in 0..3 {
+        assert!(n.log(i).contains("serves HTTPS"), "{}", n.log(i));
+    }
+
+    // https: /metrics and /status, the node verified against the CA.
+    let metrics = https_get(&http_addrs[leader], "/metrics", &tls).unwrap();
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("chorus_messages_committed_total"));
+    // A client trusting another CA refuses the node.
+    let other = dir.join("other");
+    make_ca(&other, &[]);
+    let err = https_get(
+        &http_addrs[leader],
+        "/healthz",
+        &client_tls(&other.join("ca.pem")),
+    );
+    assert!(
+        err.as_ref().map_or(true, |a| a.is_empty()),
+        "a client of another CA got {err:?}"
+    );
+
+    // `chorus status --ca` over https: every node, one leader.
+    let connect = http_addrs.join(",");
+    let out = Command::new(BIN)
+        .args(["status", "--json", "--connect", &connect, "--ca"])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "chorus status --ca: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        report["leader"],
+        serde_json::json!(leader as u64 + 1),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"client_sessions\""),
+        "answered by /status: {text}"
+    );
+    // Without --ca it speaks plaintext HTTP, which a TLS port does not answer.
+    let out = Command::new(BIN)
+        .args([
+            "status",
+            "--json",
+            "--timeout-ms",
+            "1000",
+            "--connect",
+            &http_addrs[0],
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Plaintext HTTP on the https port: no HTTP answer (a TLS alert at most),
+    // and the port serves the next client.
+    let mut plain = TcpStream::connect(&http_addrs[leader]).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    plain
+        .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(
+        !String::from_utf8_lossy(&got).contains("HTTP/1.1"),
+        "{got:?}"
+    );
+    assert!(got.len() < 16, "more than an alert: {got:?}");
+    let again = https_get(&http_addrs[leader], "/healthz", &tls).unwrap();
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+
+    wss_client_checks(&n, leader, &ca);
 }

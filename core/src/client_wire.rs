@@ -110,6 +110,28 @@ pub enum ClientLine {
     },
     /// The members of `room_id`, with presence.
     Who { room_id: String },
+    /// The room's creator removes member `user` from `room_id` (a room event).
+    Kick {
+        room_id: String,
+        user: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
+    },
+    /// Log in to account `user` (with accounts on): `LOGGED_IN` or ERROR
+    /// `unauthorized` / `rate_limited`.
+    Login { user: String, password: String },
+    /// Create account `user` (with `registration = "open"`), then log in:
+    /// `ACCOUNT {op:"register"}` and `LOGGED_IN`, or ERROR `conflict`.
+    Register { user: String, password: String },
+    /// Operators (`chorus user …`): `op` is `add`, `passwd` or `disable`;
+    /// `secret` is the cluster secret. Answered by `ACCOUNT` or ERROR.
+    UserAdmin {
+        op: String,
+        user: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        secret: String,
+    },
     /// Ask for the node's view of the cluster.
     Status {},
 }
@@ -144,6 +166,10 @@ pub enum ServerLine {
     },
     /// A committed room event of a subscribed room.
     RoomEvent(RoomEventLine),
+    /// The session is now account `user`: its messages carry that name.
+    LoggedIn { user: String },
+    /// An account change is committed (`op`: register, add, passwd, disable).
+    Account { op: String, user: String },
     /// Something went wrong with the last request (or the connection).
     Error { code: ErrorCode, message: String },
 }
@@ -160,14 +186,14 @@ pub struct MemberInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomEventLine {
     pub room_id: String,
-    /// "join", "leave", "topic" or "nick".
+    /// "join", "leave", "topic", "nick" or "kick".
     pub event: String,
     /// Who did it (for a nick: the old name).
     pub user: String,
     /// A topic event's new topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
-    /// A nick event's new name.
+    /// A nick event's new name; a kick event's removed member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub term: u64,

@@ -25,6 +25,15 @@ pub enum Event {
     Topic,
     /// `user` is now called `payload`, in every room (`room_id` is empty).
     Nick,
+    /// `user` (the room's creator) removes member `payload` from `room_id`.
+    Kick,
+    /// Account `user` is registered with the password hash `payload` (an
+    /// argon2id PHC string the submitting node computed; `room_id` empty).
+    Register,
+    /// Account `user`'s password hash becomes `payload`.
+    Passwd,
+    /// Account `user` can no longer log in.
+    Disable,
 }
 
 impl Event {
@@ -34,7 +43,16 @@ impl Event {
             Event::Leave => "leave",
             Event::Topic => "topic",
             Event::Nick => "nick",
+            Event::Kick => "kick",
+            Event::Register => "register",
+            Event::Passwd => "passwd",
+            Event::Disable => "disable",
         }
+    }
+
+    /// An account event (`accounts.rs`), not a room event: no room sees it.
+    pub fn is_account(self) -> bool {
+        matches!(self, Event::Register | Event::Passwd | Event::Disable)
     }
 
     /// The log encoding's tag (`record.rs`).
@@ -44,6 +62,10 @@ impl Event {
             Event::Leave => 2,
             Event::Topic => 3,
             Event::Nick => 4,
+            Event::Kick => 5,
+            Event::Register => 6,
+            Event::Passwd => 7,
+            Event::Disable => 8,
         }
     }
 
@@ -53,6 +75,10 @@ impl Event {
             2 => Event::Leave,
             3 => Event::Topic,
             4 => Event::Nick,
+            5 => Event::Kick,
+            6 => Event::Register,
+            7 => Event::Passwd,
+            8 => Event::Disable,
             _ => return None,
         })
     }

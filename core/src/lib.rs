@@ -24,6 +24,7 @@
 //! (inputs, actions and their contract).
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 mod catchup;
 mod client;
 pub mod client_wire;
@@ -49,6 +50,7 @@ pub mod rooms;
 pub mod types;
 pub mod wire;
 
+pub use accounts::{Account, Accounts};
 pub use config::{Config, InjectedBug};
 pub use entry::{Body, Chat, Entry, Event};
 pub use io::{Action, Input, Role, Status};

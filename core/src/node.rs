@@ -6,6 +6,7 @@
 //! depends on it is emitted; the term never decreases; timers are a fixed
 //! table and a stale fire is a no-op.
 
+use crate::accounts::Accounts;
 use crate::config::{Config, InjectedBug};
 use crate::entry::Entry;
 use crate::io::{Action, Input, Role, Status};
@@ -132,6 +133,8 @@ pub struct Node {
     pub(crate) numbering: Numbering,
     /// The fold of the committed log: members, topics (`rooms.rs`).
     pub(crate) rooms: Rooms,
+    /// The fold of the committed log: accounts (`accounts.rs`).
+    pub(crate) accounts: Accounts,
     /// Who is online where: soft state (`presence.rs`).
     pub(crate) presence: Presence,
 }
@@ -163,11 +166,12 @@ impl Node {
         let mut entries = recovered.entries;
         // A log replayed into a bounded cache is folded once its ColdLog is
         // attached (`with_cold_log`): its evicted entries are read from there.
-        let (numbering, rooms) = if recovered.commit_seq.0 == 0 || entries.is_cached(Seq(1)) {
-            fold_committed(&mut entries, recovered.commit_seq)
-        } else {
-            (Numbering::default(), Rooms::default())
-        };
+        let (numbering, rooms, accounts) =
+            if recovered.commit_seq.0 == 0 || entries.is_cached(Seq(1)) {
+                fold_committed(&mut entries, recovered.commit_seq)
+            } else {
+                Default::default()
+            };
         Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             now: Instant(0),
@@ -197,6 +201,7 @@ impl Node {
             pending: Pending::default(),
             numbering,
             rooms,
+            accounts,
             presence: Presence::default(),
             cfg,
         }
@@ -214,6 +219,12 @@ impl Node {
         &self.rooms
     }
 
+    /// The accounts folded from the committed log, up to the last delivered
+    /// entry (`accounts.rs`).
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
     /// Who is online on any node, as far as this node knows (`presence.rs`).
     pub fn presence(&self) -> &Presence {
         &self.presence
@@ -225,7 +236,8 @@ impl Node {
     pub fn with_cold_log(mut self, cold: Box<dyn ColdLog>) -> Node {
         self.log.attach_cold(cold, self.cfg.log_cache_entries);
         if self.numbering.upto() != self.commit_seq {
-            (self.numbering, self.rooms) = fold_committed(&mut self.log, self.commit_seq);
+            (self.numbering, self.rooms, self.accounts) =
+                fold_committed(&mut self.log, self.commit_seq);
         }
         self
     }
@@ -586,15 +598,17 @@ impl Node {
 /// Recovery: the numbering and the room state of the committed prefix of a
 /// replayed log, so both survive restarts (`replay` recovers the log, this
 /// recomputes the folds; evicted entries are read back in bounded batches).
-fn fold_committed(log: &mut Log, commit: Seq) -> (Numbering, Rooms) {
+fn fold_committed(log: &mut Log, commit: Seq) -> (Numbering, Rooms, Accounts) {
     let mut n = Numbering::default();
     let mut r = Rooms::default();
+    let mut a = Accounts::default();
     log.for_each_from(Seq(1), 1024, |e| {
         if e.seq_no <= commit {
             n.apply(e);
             r.apply(e);
+            a.apply(e);
         }
     });
     assert_eq!(n.upto(), commit, "the committed prefix is in the log");
-    (n, r)
+    (n, r, a)
 }

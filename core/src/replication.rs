@@ -208,6 +208,7 @@ impl Node {
         assert_eq!(seq, self.delivered_seq.next(), "deliveries are contiguous");
         let numbers = self.numbering.apply(&entry);
         self.rooms.apply(&entry);
+        self.accounts.apply(&entry);
         if let Some(id) = entry.msg_id() {
             self.pending.remove(id);
             for client in self.waiting.remove(id).unwrap_or_default() {

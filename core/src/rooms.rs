@@ -15,9 +15,11 @@
 //!   that user); `user` becomes a member.
 //! - LEAVE: `user` is no longer a member (the room stays, with its history).
 //! - TOPIC `text`: the room's topic (rooms that exist only).
+//! - KICK `target` by `user`: `target` is no longer a member, if `user`
+//!   created the room (anyone else's KICK changes nothing).
 //! - NICK `old` → `new`: in every room where `old` is a member, `new` is
 //!   instead (names are people until accounts exist: two sessions with one
-//!   name are one member).
+//!   name are one member); a room created by `old` is now created by `new`.
 //!
 //! Memory: one map entry per room plus one string per membership; rooms are
 //! bounded by `Config::max_rooms`, members of a room by
@@ -93,6 +95,14 @@ impl Rooms {
                 }
                 _ => false,
             },
+            // Only the creator removes members (checked here too: the fold
+            // must not depend on who accepted the request).
+            Event::Kick => match self.rooms.get_mut(c.room_id.as_str()) {
+                Some(r) if r.creator == user => r.members.remove(c.payload.as_str()),
+                _ => false,
+            },
+            // Account events belong to `accounts.rs`.
+            Event::Register | Event::Passwd | Event::Disable => false,
             Event::Nick => {
                 let new = c.payload.as_str();
                 if new.is_empty() || new == user {
@@ -102,6 +112,11 @@ impl Rooms {
                 for r in self.rooms.values_mut() {
                     if r.members.remove(user) {
                         r.members.insert(new.to_string());
+                        changed = true;
+                    }
+                    // The creator keeps its rights under its new name.
+                    if r.creator == user {
+                        r.creator = new.to_string();
                         changed = true;
                     }
                 }
@@ -181,20 +196,29 @@ mod tests {
             ev(7, Event::Nick, "", "bob", "rob"),
             ev(8, Event::Leave, "a", "ann", ""),
             ev(9, Event::Leave, "a", "ann", ""),
+            ev(10, Event::Join, "a", "cat", ""),
+            ev(11, Event::Kick, "a", "cat", "rob"),
+            ev(12, Event::Kick, "b", "bob", "rob"),
+            ev(13, Event::Kick, "b", "rob", "rob"),
+            ev(14, Event::Register, "", "rob", "$argon2id$x"),
         ];
         let mut r = Rooms::default();
         let changed: Vec<bool> = log.iter().map(|e| r.apply(e)).collect();
         assert_eq!(
             changed,
-            vec![true, false, true, true, true, false, true, true, false]
+            vec![
+                true, false, true, true, true, false, true, true, false, true, false, false, true,
+                false
+            ]
         );
         let a = r.get("a").unwrap();
         assert_eq!(a.creator, "ann");
         assert_eq!(a.topic, "hello");
-        assert_eq!(a.members.iter().collect::<Vec<_>>(), vec!["rob"]);
-        assert_eq!(r.rooms_of("rob").collect::<Vec<_>>(), vec!["a", "b"]);
+        // cat's KICK of rob in a: refused (ann created a); bob's KICK in b: done.
+        assert_eq!(a.members.iter().collect::<Vec<_>>(), vec!["cat", "rob"]);
+        assert_eq!(r.rooms_of("rob").collect::<Vec<_>>(), vec!["a"]);
         assert!(r.get("zzz").is_none());
         assert_eq!(Rooms::from_entries(&log), r);
-        assert_eq!(r.upto(), Seq(9));
+        assert_eq!(r.upto(), Seq(14));
     }
 }

@@ -303,4 +303,8 @@ pub enum ErrorCode {
     /// A subscriber read its stream too slowly for too long and is
     /// disconnected; SUBSCRIBE again from the seq_no after its last one.
     SlowConsumer,
+    /// Wrong user or password, or the request needs a login first.
+    Unauthorized,
+    /// The name is taken (a registration), or the state changed meanwhile.
+    Conflict,
 }

@@ -125,8 +125,10 @@ impl Runtime {
         });
         self.answer(token, &hello);
         if let Some(name) = user {
-            match crate::rooms::check_name(&name) {
-                Ok(()) => self.set_session_name(token, Some(name)),
+            let checked = crate::rooms::check_name(&name)
+                .and_then(|()| self.nick_name(token, name).map_err(|(_, why)| why));
+            match checked {
+                Ok(name) => self.set_session_name(token, Some(name)),
                 Err(why) => {
                     let msg = format!("HELLO user: {why}; the session has no name (send NICK)");
                     self.refuse(token, ErrorCode::BadRequest, msg);
@@ -206,9 +208,16 @@ impl Runtime {
                 if self.is_seed(token) && !room_id.is_empty() && room_id.len() <= MAX_ID_BYTES {
                     self.seed_subscribe(token, &room_id);
                 }
-                // A named session posts under its name (not authenticated
-                // yet: anyone may take any name).
-                let user = self.session_name(token).or(user);
+                // Who the message is from: the session's account (a CHAT
+                // naming anyone else is refused), a guest's marked name,
+                // or, with accounts off, the session's or the line's name.
+                let user = match self.sender_name(token, user) {
+                    Ok(u) => u,
+                    Err((code, why)) => {
+                        let msg = format!("CHAT {msg_id:?}: {why}");
+                        return self.refuse(token, code, msg);
+                    }
+                };
                 let chat = Chat {
                     msg_id,
                     room_id,
@@ -286,6 +295,19 @@ impl Runtime {
                 msg_id,
             } => self.on_room_request(token, Event::Topic, &room_id, Some(topic), msg_id),
             ClientLine::Nick { name, msg_id } => self.on_nick(token, name, msg_id),
+            ClientLine::Kick {
+                room_id,
+                user,
+                msg_id,
+            } => self.on_room_request(token, Event::Kick, &room_id, Some(user), msg_id),
+            ClientLine::Login { user, password } => self.on_login(token, user, password),
+            ClientLine::Register { user, password } => self.on_register(token, user, password),
+            ClientLine::UserAdmin {
+                op,
+                user,
+                password,
+                secret,
+            } => self.on_user_admin(token, &op, user, password, &secret),
             ClientLine::Who { room_id } => {
                 let who = self.who(&room_id);
                 self.answer(token, &who);
@@ -340,6 +362,16 @@ impl Runtime {
                 chat.msg_id, self.limits.client_rate_per_sec, self.limits.client_rate_burst
             );
             return self.refuse(token, ErrorCode::RateLimited, msg);
+        }
+        if let Some(account) = self.account_of(token).filter(|_| chat.is_message()) {
+            if !self.account_rate_ok(&account) {
+                let o = &self.login.opts;
+                let msg = format!(
+                    "CHAT {:?}: account {account} sends more than {} messages per second (burst {}); retry later with the same msg_id",
+                    chat.msg_id, o.account_rate_per_sec, o.account_rate_burst
+                );
+                return self.refuse(token, ErrorCode::RateLimited, msg);
+            }
         }
         // A rename belongs to no room.
         let roomless = chat.event == Some(Event::Nick);
@@ -421,12 +453,27 @@ impl Runtime {
     /// Performs a core `Reply` (after the records it depends on are durable).
     pub(crate) fn reply_client(&mut self, client: ClientId, reply: &ClientReply) {
         let token = Token(client.0 as usize);
+        // An account change is answered when it is delivered (`login.rs`).
+        let account_op = match reply {
+            ClientReply::ChatAck { msg_id, .. } | ClientReply::EventAck { msg_id, .. } => {
+                self.account_reply(msg_id, false)
+            }
+            ClientReply::Error { .. } => {
+                self.account_failed(token);
+                false
+            }
+            ClientReply::History { .. } => false,
+        };
         let Some(c) = self.conns.get_mut(&token) else {
             return; // the client left; its answer has nowhere to go
         };
         let Role::Client(st) = &mut c.role else {
             return;
         };
+        if account_op {
+            st.outstanding = st.outstanding.saturating_sub(1);
+            return;
+        }
         if st.is_seed() {
             // The seed has no CHAT_ACK or ERROR: its messages come back as
             // SEQ_CHAT lines of its room's subscription.

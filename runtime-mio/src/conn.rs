@@ -75,6 +75,10 @@ pub struct ClientState {
     pub name: Option<String>,
     /// An IRC connection's own state (`Dialect::Irc` only).
     pub irc: Option<Box<crate::irc::IrcSession>>,
+    /// The account this session logged in as (`login.rs`).
+    pub account: Option<String>,
+    /// A LOGIN of this session is being checked (one at a time).
+    pub login_pending: bool,
 }
 
 impl ClientState {

@@ -213,6 +213,7 @@ impl Runtime {
                     self.delivered_chats = n.seq_no;
                 }
                 self.push_room_event(e);
+                self.on_account_delivered(e);
             }
             Action::Reply { client, reply } => self.reply_client(*client, reply),
             Action::PeerKnown(info) => self.peer_known(info.clone()),

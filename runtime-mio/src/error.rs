@@ -53,6 +53,9 @@ pub enum RuntimeError {
     /// The TLS settings cannot be used (a file missing, unreadable or wrong).
     #[error("{0}; fix the [tls] settings (cert, key, ca) or remove them to run in plaintext")]
     Tls(String),
+    /// The `[accounts]` settings cannot be used (argon2 parameters).
+    #[error("{0}; fix the [accounts] settings")]
+    Accounts(String),
     /// The event loop itself failed (poll, registration).
     #[error("event loop failure: {0}")]
     Poll(std::io::Error),

@@ -34,10 +34,12 @@ mod http;
 mod irc;
 mod limits;
 mod links;
+pub mod login;
 mod metrics;
 mod net;
 mod observe;
 mod options;
+pub mod password;
 mod peers;
 pub mod recorder;
 pub mod rooms;
@@ -53,8 +55,9 @@ pub mod ws;
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;
 pub use options::{
-    unsafe_ack_from_env, unsafe_skip_fsync_from_env, HttpOptions, IrcOptions, Limits, NodeOptions,
-    DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
+    unsafe_ack_from_env, unsafe_skip_fsync_from_env, AccountOptions, HttpOptions, IrcOptions,
+    Limits, NodeOptions, Registration, DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV,
+    UNSAFE_SKIP_FSYNC_ENV,
 };
 pub use recorder::RecordOptions;
 pub use runtime::{ReloadHandle, Runtime, ShutdownHandle};

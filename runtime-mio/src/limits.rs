@@ -97,3 +97,80 @@ mod tests {
         assert!(p.admit(a, 2));
     }
 }
+
+/// Failed logins per key (an account name or a source address) with growing
+/// delays: after `free` failures, the next attempt must wait `base · 2^k`
+/// ms (k = failures past `free`, capped at `max`) after the last failure.
+/// Bounded: at most `MAX_KEYS` keys; past it the oldest-failing keys whose
+/// wait is over are forgotten first (an attacker cannot grow it without
+/// bound, and forgetting a key only ever lets its owner in sooner).
+#[derive(Debug, Default)]
+pub struct LoginFailures {
+    by_key: HashMap<String, (u32, u64)>,
+}
+
+/// Keys `LoginFailures` remembers at most.
+pub const MAX_LOGIN_KEYS: usize = 100_000;
+
+impl LoginFailures {
+    /// Milliseconds left before `key` may try again (0: now).
+    pub fn wait_ms(&self, key: &str, now_ms: u64, free: u32, base: u64, max: u64) -> u64 {
+        let Some(&(fails, last)) = self.by_key.get(key) else {
+            return 0;
+        };
+        if fails < free {
+            return 0;
+        }
+        let delay = delay_ms(fails - free, base, max);
+        (last + delay).saturating_sub(now_ms)
+    }
+
+    pub fn fail(&mut self, key: &str, now_ms: u64) {
+        if self.by_key.len() >= MAX_LOGIN_KEYS && !self.by_key.contains_key(key) {
+            // Forget every key idle for a minute or more (rare: only under
+            // attack); if none is, forget this failure.
+            self.by_key
+                .retain(|_, (_, last)| now_ms.saturating_sub(*last) < 60_000);
+            if self.by_key.len() >= MAX_LOGIN_KEYS {
+                return;
+            }
+        }
+        let e = self.by_key.entry(key.to_string()).or_insert((0, now_ms));
+        e.0 = e.0.saturating_add(1);
+        e.1 = now_ms;
+    }
+
+    pub fn clear(&mut self, key: &str) {
+        self.by_key.remove(key);
+    }
+}
+
+/// `base · 2^k`, at most `max`.
+pub fn delay_ms(k: u32, base: u64, max: u64) -> u64 {
+    base.saturating_mul(1u64 << k.min(40)).min(max)
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    #[test]
+    fn failures_past_the_free_ones_double_the_wait() {
+        let mut f = LoginFailures::default();
+        for t in [0, 10, 20] {
+            assert_eq!(f.wait_ms("ann", t, 3, 500, 30_000), 0);
+            f.fail("ann", t);
+        }
+        assert_eq!(f.wait_ms("ann", 20, 3, 500, 30_000), 500);
+        assert_eq!(f.wait_ms("ann", 520, 3, 500, 30_000), 0);
+        f.fail("ann", 520);
+        assert_eq!(f.wait_ms("ann", 520, 3, 500, 30_000), 1000);
+        for _ in 0..20 {
+            f.fail("ann", 600);
+        }
+        assert_eq!(f.wait_ms("ann", 600, 3, 500, 30_000), 30_000);
+        assert_eq!(f.wait_ms("bob", 600, 3, 500, 30_000), 0);
+        f.clear("ann");
+        assert_eq!(f.wait_ms("ann", 600, 3, 500, 30_000), 0);
+    }
+}

@@ -121,6 +121,10 @@ pub struct HttpOptions {
     pub ws_ping_interval_ms: u64,
     /// A ping unanswered this long closes the session (close code 1008).
     pub ws_pong_timeout_ms: u64,
+    /// With `[tls]`: serve https and wss on this port with the node's
+    /// certificate (the default). False keeps it plaintext (e.g. behind a
+    /// proxy that terminates TLS), with a warning at start.
+    pub tls: bool,
 }
 
 impl HttpOptions {
@@ -136,6 +140,70 @@ impl HttpOptions {
             ws_allowed_origins: Vec::new(),
             ws_ping_interval_ms: 20_000,
             ws_pong_timeout_ms: 20_000,
+            tls: true,
+        }
+    }
+}
+
+/// Who may register an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may REGISTER a free name.
+    Open,
+    /// Only operators create accounts (`chorus user add`).
+    Closed,
+}
+
+/// Accounts and logins (`accounts.rs`, `password.rs`). Off by default: a
+/// config without `[accounts]` keeps today's unauthenticated names.
+#[derive(Clone, Debug)]
+pub struct AccountOptions {
+    pub enabled: bool,
+    pub registration: Registration,
+    /// Sessions that did not log in may post, under their name with a `~`
+    /// in front (`~bob`), which no account can have. False: ERROR
+    /// `unauthorized` until LOGIN. Default true.
+    pub guests: bool,
+    /// Cost of new hashes (default m = 19,456 KiB, t = 2, p = 1).
+    pub argon2: crate::password::Argon2Params,
+    /// Hashing threads (default 2) and jobs waiting for them (default 64;
+    /// more: ERROR `busy`).
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+    /// Accounts the cluster holds (default 100,000; more: REGISTER gets
+    /// ERROR `busy`).
+    pub max_accounts: usize,
+    /// CHATs one account may send per second over all its sessions on this
+    /// node (a token bucket; default 20) and in a burst (default 40). More:
+    /// ERROR `rate_limited`.
+    pub account_rate_per_sec: u32,
+    pub account_rate_burst: u32,
+    /// Failed logins for one account, or from one address, allowed without
+    /// delay (default 3). Each further failure doubles the wait before the
+    /// next attempt is even checked, from `login_delay_ms` (default 500) up
+    /// to `login_delay_max_ms` (default 30,000); an attempt inside the wait
+    /// gets ERROR `rate_limited` with the time left. A success clears the
+    /// account's and the address's count.
+    pub login_free_failures: u32,
+    pub login_delay_ms: u64,
+    pub login_delay_max_ms: u64,
+}
+
+impl Default for AccountOptions {
+    fn default() -> AccountOptions {
+        AccountOptions {
+            enabled: false,
+            registration: Registration::Closed,
+            guests: true,
+            argon2: crate::password::Argon2Params::default(),
+            hash_workers: 2,
+            hash_queue: 64,
+            max_accounts: 100_000,
+            account_rate_per_sec: 20,
+            account_rate_burst: 40,
+            login_free_failures: 3,
+            login_delay_ms: 500,
+            login_delay_max_ms: 30_000,
         }
     }
 }
@@ -198,6 +266,8 @@ pub struct NodeOptions {
     pub unsafe_skip_fsync: bool,
     /// `--record DIR`: record every core input for `chorus sim replay`.
     pub record: Option<RecordOptions>,
+    /// Accounts and logins (off by default).
+    pub accounts: AccountOptions,
 }
 
 impl NodeOptions {
@@ -214,6 +284,7 @@ impl NodeOptions {
             unsafe_ack_before_fsync: false,
             unsafe_skip_fsync: false,
             record: None,
+            accounts: AccountOptions::default(),
         }
     }
 }

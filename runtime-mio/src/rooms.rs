@@ -87,7 +87,7 @@ impl Runtime {
     }
 
     /// A msg_id for an event submitted without one: unique to this run.
-    fn event_msg_id(&mut self) -> String {
+    pub(crate) fn event_msg_id(&mut self) -> String {
         self.event_ids += 1;
         format!("n{}-{}-{}", self.me.0, self.boot_ms, self.event_ids)
     }
@@ -119,7 +119,8 @@ impl Runtime {
         self.on_chat(token, chat);
     }
 
-    /// JOIN, PART and TOPIC: a room event of the named session.
+    /// JOIN, PART, TOPIC and KICK: a room event of the named session (for
+    /// KICK, `topic` carries the member removed).
     pub(crate) fn on_room_request(
         &mut self,
         token: Token,
@@ -137,7 +138,15 @@ impl Runtime {
             let msg = format!("{what} {room}: say NICK first (or HELLO with a user)");
             return self.refuse(token, ErrorCode::BadRequest, msg);
         };
+        if let Err(why) = self.room_operator_check(token, event, &room) {
+            return self.refuse(token, ErrorCode::Forbidden, why);
+        }
         let topic = topic.unwrap_or_default();
+        if event == Event::Kick {
+            if let Err(why) = check_name(&topic) {
+                return self.refuse(token, ErrorCode::BadRequest, format!("KICK: {why}"));
+            }
+        }
         if topic.len() > MAX_TOPIC_BYTES {
             let msg = format!("TOPIC {room}: a topic has at most {MAX_TOPIC_BYTES} bytes");
             return self.refuse(token, ErrorCode::BadRequest, msg);
@@ -151,6 +160,11 @@ impl Runtime {
         if let Err(why) = check_name(&name) {
             return self.refuse(token, ErrorCode::BadRequest, format!("NICK: {why}"));
         }
+        // With accounts: a guest's name is marked, an account's is fixed.
+        let name = match self.nick_name(token, name) {
+            Ok(n) => n,
+            Err((code, why)) => return self.refuse(token, code, format!("NICK: {why}")),
+        };
         let old = self.session_name(token);
         self.set_session_name(token, Some(name.clone()));
         match old {
@@ -230,8 +244,8 @@ impl Runtime {
     /// A committed room event: a ROOM_EVENT line to every full-dialect
     /// subscriber of its room (a rename: of every room the new name is in).
     pub(crate) fn push_room_event(&mut self, e: &Entry) {
-        let Some((event, c)) = e.event() else {
-            return;
+        let Some((event, c)) = e.event().filter(|(ev, _)| !ev.is_account()) else {
+            return; // account events are no room's business
         };
         let user = c.user.clone().unwrap_or_default();
         let rooms: Vec<String> = match event {
@@ -249,7 +263,7 @@ impl Runtime {
                 event: event.name().to_string(),
                 user: user.clone(),
                 topic: (event == Event::Topic).then(|| c.payload.clone()),
-                name: (event == Event::Nick).then(|| c.payload.clone()),
+                name: matches!(event, Event::Nick | Event::Kick).then(|| c.payload.clone()),
                 term: e.term.0,
                 msg_id: c.msg_id.clone(),
                 ts_ms: c.ts_ms,

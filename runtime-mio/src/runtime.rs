@@ -145,6 +145,8 @@ pub struct Runtime {
     pub(crate) http: Option<HttpServer>,
     /// The IRC gateway's port, when configured (`irc/`).
     pub(crate) irc: Option<crate::irc::IrcServer>,
+    /// Accounts, logins and their limits (`login.rs`).
+    pub(crate) login: crate::login::LoginState,
     /// Peers' HTTP addresses from their HELLO (`http/addresses.rs`).
     pub(crate) peer_http: std::collections::BTreeMap<NodeId, String>,
 }
@@ -334,6 +336,8 @@ impl Runtime {
             per_address: Default::default(),
             reload: Arc::new(AtomicBool::new(false)),
             shutdown: Arc::new(AtomicBool::new(false)),
+            login: crate::login::LoginState::new(opts.accounts, waker.clone())
+                .map_err(RuntimeError::Accounts)?,
             waker,
             metrics,
             http: None,
@@ -421,6 +425,7 @@ impl Runtime {
             for t in std::mem::take(&mut self.read_again) {
                 self.read_conn(t);
             }
+            self.on_password_results();
             self.on_timers();
             self.finish_iteration()?;
         }

@@ -37,6 +37,10 @@ pub struct TlsPaths {
 #[derive(Clone, Debug)]
 pub struct TlsContext {
     pub server: Arc<ServerConfig>,
+    /// For the HTTP port (https, wss): the same certificate, no client
+    /// certificate asked (a browser asked for one may prompt its user), and
+    /// ALPN `http/1.1` (the only HTTP it speaks).
+    pub http_server: Arc<ServerConfig>,
     /// For dialing peers: presents our certificate, checks theirs.
     pub client: Arc<ClientConfig>,
 }
@@ -132,24 +136,33 @@ impl TlsContext {
             .allow_unauthenticated()
             .build()
             .map_err(|e| format!("TLS CA {}: {e}", paths.ca.display()))?;
+        let bad_pair = |e: rustls::Error| {
+            format!(
+                "TLS certificate {} with key {}: {e}",
+                paths.cert.display(),
+                paths.key.display()
+            )
+        };
+        let certs = load_certs("certificate", &paths.cert)?;
+        let key = load_key(&paths.key)?;
         let server = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| e.to_string())?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                load_certs("certificate", &paths.cert)?,
-                load_key(&paths.key)?,
-            )
-            .map_err(|e| {
-                format!(
-                    "TLS certificate {} with key {}: {e}",
-                    paths.cert.display(),
-                    paths.key.display()
-                )
-            })?;
+            .with_single_cert(certs.clone(), key.clone_key())
+            .map_err(bad_pair)?;
+        // Browsers and curl speak TLS 1.2 too; the HTTP port serves them.
+        let mut http_server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(bad_pair)?;
+        http_server.alpn_protocols = vec![b"http/1.1".to_vec()];
         let client = client_config(&paths.ca, Some((&paths.cert, &paths.key)))?;
         Ok(TlsContext {
             server: Arc::new(server),
+            http_server: Arc::new(http_server),
             client,
         })
     }

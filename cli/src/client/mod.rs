@@ -105,6 +105,10 @@ pub struct Args {
     /// (PEM; `chorus certs init` writes ca.pem). Without it: plaintext.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<std::path::PathBuf>,
+    /// Log in as --name (nodes with `[accounts]`), with the password from
+    /// the environment variable CHORUS_PASSWORD; again on every reconnect.
+    #[arg(long, requires = "name")]
+    pub login: bool,
 }
 
 impl Args {
@@ -122,6 +126,7 @@ impl Args {
             drain_secs: 10,
             linger_ms: 0,
             ca: None,
+            login: false,
         }
     }
 }
@@ -142,6 +147,11 @@ pub fn run_until(args: Args, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
     };
     let room = wire::room_id(&args.room).map_err(|e| anyhow::anyhow!("--room: {e}"))?;
     let mut settings = session::Settings::new(vec![room], name, sender_id);
+    if args.login {
+        let pw = std::env::var("CHORUS_PASSWORD")
+            .map_err(|_| anyhow::anyhow!("--login: set CHORUS_PASSWORD to the password"))?;
+        settings.password = Some(pw);
+    }
     settings.max_unacked = args.max_unacked as usize;
     settings.retry_after = Duration::from_millis(args.retry_ms.max(100));
     let first = format!("{}:{}", args.host, args.port);

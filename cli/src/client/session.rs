@@ -64,6 +64,9 @@ pub struct Settings {
     /// Chats per HISTORY page: the first screenful of a room, and each page
     /// further back.
     pub page: u64,
+    /// Log in as `name` with this password on every connection (`--login`);
+    /// chats wait until the node says LOGGED_IN.
+    pub password: Option<String>,
 }
 
 impl Settings {
@@ -78,6 +81,7 @@ impl Settings {
             status_every: Duration::from_secs(2),
             who_every: Duration::from_secs(3),
             page: 100,
+            password: None,
         }
     }
 }
@@ -157,6 +161,8 @@ struct Conn {
     barrier: Option<u64>,
     /// LIST asked so that first screenfuls can be fetched after its answer.
     list_for_fetch: bool,
+    /// Chats may be sent (logged in, or no login asked for).
+    ready: bool,
 }
 
 /// The client state across connections.
@@ -224,6 +230,14 @@ impl Session {
             addr: addr.to_string(),
         }));
         out.push(Out::Send(hello(&self.name)));
+        // With --login: LOGIN at once; chats wait for LOGGED_IN.
+        let ready = self.s.password.is_none();
+        if let Some(password) = self.s.password.clone() {
+            out.push(Out::Send(ClientLine::Login {
+                user: self.name.clone(),
+                password,
+            }));
+        }
         self.conn = Some(Conn {
             addr: addr.to_string(),
             last_status_at: now,
@@ -232,12 +246,24 @@ impl Session {
             statuses_seen: 0,
             barrier: None,
             list_for_fetch: false,
+            ready,
         });
         if self.subscribed {
             self.subscribe(out);
         } else {
             self.ask_status(out);
         }
+        if ready {
+            self.send_outbox(now, out);
+        }
+        if !self.outbox.is_empty() {
+            self.stalled_since = Some(now);
+        }
+        self.ask_who(now, out);
+    }
+
+    /// Sends every unacknowledged chat (on a connection that is ready).
+    fn send_outbox(&mut self, now: Instant, out: &mut Vec<Out>) {
         for u in self.outbox.take_all_for_send(now) {
             out.push(Out::Send(u.cmd.line(
                 u.msg_id,
@@ -245,10 +271,10 @@ impl Session {
                 Some(&self.name),
             )));
         }
-        if !self.outbox.is_empty() {
-            self.stalled_since = Some(now);
-        }
-        self.ask_who(now, out);
+    }
+
+    fn ready(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.ready)
     }
 
     /// The current connection ended.
@@ -303,7 +329,7 @@ impl Session {
         if self.stalled_since.is_none() {
             self.stalled_since = Some(now);
         }
-        if self.conn.is_some() {
+        if self.ready() {
             self.outbox.mark_sent(&msg_id, now);
             out.push(Out::Send(cmd.line(
                 msg_id,
@@ -345,7 +371,14 @@ impl Session {
                 }
                 self.list_if_unfetched(out);
             }
-            ServerLine::Hello(_) => {}
+            ServerLine::Hello(_) | ServerLine::Account { .. } => {}
+            ServerLine::LoggedIn { user } => {
+                out.push(Out::Event(Event::Notice(format!("logged in as {user}"))));
+                if let Some(c) = self.conn.as_mut() {
+                    c.ready = true;
+                }
+                self.send_outbox(now, out);
+            }
             ServerLine::Rooms { rooms, truncated } => self.rooms(rooms, truncated, out),
             ServerLine::Error { code, message } => out.push(Out::Event(Event::Notice(format!(
                 "node error ({code:?}): {message}"
@@ -394,6 +427,9 @@ impl Session {
                 )));
                 return;
             }
+        }
+        if !self.ready() {
+            return; // still logging in: chats go once LOGGED_IN comes
         }
         for u in self.outbox.take_due(now, self.s.retry_after) {
             out.push(Out::Send(u.cmd.line(

@@ -28,7 +28,13 @@ fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
 impl PlainClient {
     /// `chorus client --plain <args>`.
     pub fn start(args: &[&str]) -> PlainClient {
+        PlainClient::start_with_env(args, &[])
+    }
+
+    /// `start`, with these environment variables set for the client.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> PlainClient {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .envs(env.iter().copied())
             .arg("client")
             .arg("--plain")
             .args(args)

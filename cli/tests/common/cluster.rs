@@ -161,7 +161,7 @@ impl Cluster {
                 timing.heartbeat_interval_ms,
                 timing.leader_timeout_ms,
             );
-            text.push_str(extra);
+            // HTTP first: `extra` may end in a table (`[accounts]`).
             let http_port = http_ports.get(i).copied();
             if let Some(h) = http_port {
                 text.push_str(&format!("http_port = {h}\n"));
@@ -170,6 +170,7 @@ impl Cluster {
             if let Some(p) = irc_port {
                 text.push_str(&format!("irc_port = {p}\n"));
             }
+            text.push_str(extra);
             for (j, p) in ports.iter().enumerate() {
                 if j != i {
                     text.push_str(&format!(

@@ -397,7 +397,11 @@ impl FakeNode {
             | ClientLine::Part { .. }
             | ClientLine::Topic { .. }
             | ClientLine::Nick { .. }
-            | ClientLine::Who { .. } => {}
+            | ClientLine::Who { .. }
+            | ClientLine::Kick { .. }
+            | ClientLine::Login { .. }
+            | ClientLine::Register { .. }
+            | ClientLine::UserAdmin { .. } => {}
             ClientLine::Chat {
                 msg_id,
                 payload,

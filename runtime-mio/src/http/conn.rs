@@ -2,11 +2,16 @@
 //! (bounded by `max_request_bytes`), the response being written (bounded by
 //! `max_response_bytes`, one response at a time) and its deadline.
 //!
+//! The socket is a `Transport`: plain TCP, or TLS when the node has `[tls]`
+//! (https and wss on the same port, with the node's certificate). rustls
+//! may hold handshake messages or records it could not yet write; those
+//! count as "still writing", so the writable event brings us back.
+//!
 //! A connection can leave HTTP (`into_parts`): a route that upgrades (the
 //! WebSocket of the web-client issue) takes the socket and whatever the
 //! client sent after its request head, and runs its own protocol on them.
 
-use mio::net::TcpStream;
+use crate::transport::Transport;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
@@ -23,7 +28,7 @@ pub(crate) enum Filled {
 
 #[derive(Debug)]
 pub(crate) struct HttpConn {
-    pub stream: TcpStream,
+    pub stream: Transport,
     /// Request bytes not yet consumed (at most `max_in`).
     pub inbuf: Vec<u8>,
     max_in: usize,
@@ -39,7 +44,7 @@ pub(crate) struct HttpConn {
 }
 
 impl HttpConn {
-    pub fn new(stream: TcpStream, max_in: usize, deadline: Instant, peer: String) -> HttpConn {
+    pub fn new(stream: Transport, max_in: usize, deadline: Instant, peer: String) -> HttpConn {
         HttpConn {
             stream,
             inbuf: Vec::new(),
@@ -81,12 +86,12 @@ impl HttpConn {
 
     /// A response is still being written.
     pub fn writing(&self) -> bool {
-        self.out_head < self.out.len()
+        self.out_head < self.out.len() || self.stream.has_pending_tls()
     }
 
     /// Queues a whole response (the caller checked its size).
     pub fn queue(&mut self, bytes: Vec<u8>) {
-        debug_assert!(!self.writing(), "one response at a time");
+        debug_assert!(self.out_head >= self.out.len(), "one response at a time");
         self.out = bytes;
         self.out_head = 0;
     }
@@ -106,7 +111,8 @@ impl HttpConn {
                 Err(e) => return Err(e),
             }
         }
-        if !self.writing() {
+        self.stream.flush_tls()?;
+        if self.out_head >= self.out.len() {
             self.out = Vec::new();
             self.out_head = 0;
         }
@@ -116,7 +122,7 @@ impl HttpConn {
     /// The socket and the bytes received after the last request consumed,
     /// for a protocol that takes the connection over (the caller
     /// deregisters the socket from HTTP first).
-    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+    pub fn into_parts(self) -> (Transport, Vec<u8>) {
         (self.stream, self.inbuf)
     }
 }

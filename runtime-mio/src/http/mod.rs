@@ -21,6 +21,7 @@ mod upgrade;
 
 use crate::options::HttpOptions;
 use crate::runtime::Runtime;
+use crate::transport::Transport;
 use crate::RuntimeError;
 use conn::{Filled, HttpConn};
 use mio::net::TcpListener;
@@ -200,7 +201,11 @@ impl Runtime {
         self.poll
             .registry()
             .register(&mut listener, token, Interest::READABLE)?;
-        info!("n{} serves HTTP on {local_addr}", self.me.0);
+        match (&self.tls, opts.tls) {
+            (Some(_), true) => info!("n{} serves HTTPS (and wss) on {local_addr}", self.me.0),
+            (Some(_), false) => warn!("n{} serves HTTP on {local_addr} in PLAINTEXT although [tls] is set (tls.http = false): /ws sessions, /status and /metrics are readable on the network", self.me.0),
+            (None, _) => info!("n{} serves HTTP on {local_addr}", self.me.0),
+        }
         self.http = Some(HttpServer {
             listener,
             token,
@@ -244,9 +249,17 @@ impl Runtime {
                     return;
                 }
             };
+            let tls = self
+                .tls
+                .as_ref()
+                .filter(|_| h.opts.tls)
+                .map(|t| t.http_server.clone());
             if h.conns.len() >= h.opts.max_connections {
-                let busy = Response::text(503, "too many HTTP connections\n");
-                let _ = stream.write(&render(&busy, false, true));
+                if tls.is_none() {
+                    // (A plaintext answer means nothing to a TLS client.)
+                    let busy = Response::text(503, "too many HTTP connections\n");
+                    let _ = stream.write(&render(&busy, false, true));
+                }
                 warn!("http: refused {addr}: {} connections open", h.conns.len());
                 continue;
             }
@@ -258,6 +271,10 @@ impl Runtime {
                 warn!("http: cannot register {addr}: {e}");
                 continue;
             }
+            let stream = match tls {
+                Some(config) => Transport::tls_server(stream, config),
+                None => Transport::Plain(stream),
+            };
             let conn = HttpConn::new(stream, max_in, deadline, addr.to_string());
             if let Some(h) = self.http.as_mut() {
                 h.conns.insert(token, conn);
@@ -271,7 +288,8 @@ impl Runtime {
         };
         h.again.remove(&token);
         if let Some(mut c) = h.conns.remove(&token) {
-            let _ = self.poll.registry().deregister(&mut c.stream);
+            c.stream.close_notify();
+            let _ = self.poll.registry().deregister(c.stream.tcp_mut());
             debug!("http {} closed: {why}", c.peer);
         }
     }

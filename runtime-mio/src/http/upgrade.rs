@@ -176,7 +176,7 @@ impl Runtime {
         let peer = c.peer.clone();
         let (stream, early) = c.into_parts();
         let l = &self.limits;
-        let ws = WsStream::new(Transport::Plain(stream), early, l.max_line_bytes);
+        let ws = WsStream::new(stream, early, l.max_line_bytes);
         let mut conn = Conn::new(
             Transport::Ws(Box::new(ws)),
             Role::Fresh,
