@@ -217,6 +217,21 @@ pub struct NodeHello {
     pub max_id_bytes: usize,
     /// Largest HISTORY `limit`.
     pub history_limit: usize,
+    /// Accounts are on here (LOGIN works; guests' names carry a `~`).
+    /// Absent from older nodes: off.
+    #[serde(default)]
+    pub accounts: bool,
+    /// Sessions that did not log in may post (as `~name`); false: LOGIN
+    /// first. Absent: true.
+    #[serde(default = "default_true")]
+    pub guests: bool,
+    /// REGISTER is open here. Absent: closed.
+    #[serde(default)]
+    pub registration: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The HELLO line a chorus client sends first (`client` is "name/version").

@@ -122,6 +122,10 @@ impl Runtime {
             max_line_bytes: self.limits.max_line_bytes,
             max_id_bytes: MAX_ID_BYTES,
             history_limit: HISTORY_LIMIT_MAX,
+            accounts: self.login.enabled(),
+            guests: !self.login.enabled() || self.login.opts.guests,
+            registration: self.login.enabled()
+                && self.login.opts.registration == crate::options::Registration::Open,
         });
         self.answer(token, &hello);
         if let Some(name) = user {

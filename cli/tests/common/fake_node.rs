@@ -303,6 +303,9 @@ impl FakeNode {
                     max_line_bytes: 1 << 20,
                     max_id_bytes: 256,
                     history_limit: 1000,
+                    accounts: false,
+                    guests: true,
+                    registration: false,
                 };
                 write_line(out, &ServerLine::Hello(hello));
                 return true;

@@ -13,6 +13,10 @@
 // - A lost connection is retried on the next node learned from STATUS
 //   (`http_members`), with a capped backoff.
 // - Memory is bounded: MAX_ROOM_ITEMS messages per room, MAX_OUTBOX unsent.
+// - Accounts (the node's HELLO says `accounts`): the dialog asks for a
+//   password and sends LOGIN (or REGISTER) before anything else on every
+//   connection, so after a failover the page logs in again by itself. The
+//   password stays in this page's memory only (never localStorage).
 'use strict';
 
 const MAX_ROOM_ITEMS = 2000;
@@ -33,7 +37,14 @@ const $ = (id) => document.getElementById(id);
 const state = {
   name: '',
   ws: null,
-  ready: false, // the node's HELLO came back
+  ready: false, // the node's HELLO came back (and LOGIN, if logging in)
+  started: false, // the first room is chosen and the connection runs
+  hello: null, // the last node HELLO: accounts, guests, registration
+  password: null, // memory only: to log in again after a reconnect
+  registering: false, // the next login is a REGISTER
+  authing: false, // a LOGIN/REGISTER is waiting for its answer
+  account: null, // the logged-in account's name
+  host: null,
   nodeId: null,
   nodes: [location.host], // HTTP host:port of every node known
   nodeIndex: 0,
@@ -81,6 +92,14 @@ function el(tag, cls, text) {
   if (cls) e.className = cls;
   if (text !== undefined) e.textContent = text;
   return e;
+}
+
+function isMe(user) {
+  return user === state.name || user === `~${state.name}`;
+}
+
+function accountsOn() {
+  return !!(state.hello && state.hello.accounts);
 }
 
 function notice(text) {
@@ -139,7 +158,12 @@ function chatEl(user, text, ts, msgId, mine) {
   li.dataset.msgId = msgId;
   li.dataset.user = user;
   const head = el('div', 'msg-head');
-  head.append(el('span', 'who', user), timeEl(ts));
+  const who = el('span', 'who', user);
+  if (user.startsWith('~')) {
+    who.classList.add('guest');
+    who.title = 'guest (not logged in)';
+  }
+  head.append(who, timeEl(ts));
   const m = el('span', 'mark');
   head.append(m);
   li.append(head, el('div', 'text', text));
@@ -195,8 +219,12 @@ function onSeqChat(m) {
   let li = r.pending.get(m.msg_id);
   if (li) {
     r.pending.delete(m.msg_id);
+    // The name the node committed (a guest's `~name`), not the one we sent.
+    li.dataset.user = user;
+    li.querySelector('.who').textContent = user;
+    li.querySelector('.who').classList.toggle('guest', user.startsWith('~'));
   } else {
-    li = chatEl(user, m.payload, m.ts_ms, m.msg_id, user === state.name);
+    li = chatEl(user, m.payload, m.ts_ms, m.msg_id, isMe(user));
   }
   if (li.classList.contains('mine')) mark(li, true);
   li.dataset.roomSeq = m.room_seq;
@@ -303,7 +331,7 @@ function onAck(m) {
   } else if (e.kind === 'nick') {
     state.name = e.line.name;
     localStorage.setItem('chorus.name', state.name);
-    $('me-name').textContent = state.name;
+    renderMe();
   } else if (e.kind === 'join' || e.kind === 'part' || e.kind === 'topic') {
     send({ type: 'LIST' });
     if (e.room === state.current) send({ type: 'WHO', room_id: e.room });
@@ -466,7 +494,10 @@ function connect() {
     lost(ws);
   }, HELLO_TIMEOUT_MS);
   ws.onopen = () => {
-    ws.send(JSON.stringify({ type: 'HELLO', proto: 2, client: 'chorus-web/1', user: state.name }));
+    const hello = { type: 'HELLO', proto: 2, client: 'chorus-web/1' };
+    // Logging in names the session: a HELLO name would make it a guest first.
+    if (state.name && !state.password) hello.user = state.name;
+    ws.send(JSON.stringify(hello));
   };
   ws.onmessage = (ev) => {
     for (const line of String(ev.data).split('\n')) {
@@ -493,6 +524,7 @@ function lost(ws) {
   if (state.ws !== ws) return;
   state.ws = null;
   state.ready = false;
+  state.authing = false;
   // HISTORY requests die with the connection: first pages not finished are
   // asked again on the next one (onReady), older pages and gap fills when
   // the reader scrolls or the next message shows the gap.
@@ -516,9 +548,65 @@ function retry() {
 }
 
 function onReady(m, host) {
+  state.hello = m;
+  state.host = host;
+  state.nodeId = m.node_id;
+  showAccounts();
+  if (state.password && m.accounts) return sendLogin();
+  ready();
+}
+
+// Nothing but LOGIN (or REGISTER) goes out until it is answered: the
+// outbox's resent CHATs must carry the account's name, not a guest's.
+function sendLogin() {
+  state.authing = true;
+  setConn(`Logging in as ${state.name} on node ${state.nodeId}…`, false);
+  const type = state.registering ? 'REGISTER' : 'LOGIN';
+  state.ws.send(JSON.stringify({ type, user: state.name, password: state.password }));
+}
+
+function onLoggedIn(m) {
+  state.authing = false;
+  state.registering = false;
+  state.account = m.user;
+  state.name = m.user;
+  localStorage.setItem('chorus.name', m.user);
+  if ($('login').open) {
+    $('login').close();
+    $('compose-text').focus();
+  }
+  $('login-error').textContent = '';
+  ready();
+}
+
+function onLoginError(m) {
+  state.authing = false;
+  let text;
+  if (m.code === 'unauthorized') {
+    text = 'Wrong user name or password.';
+  } else if (m.code === 'rate_limited') {
+    const ms = /([0-9]+) ms/.exec(m.message || '');
+    const secs = ms ? Math.max(1, Math.ceil(Number(ms[1]) / 1000)) : null;
+    text = `Too many failed logins: wait ${secs === null ? 'a while' : `${secs} s`}, then try again.`;
+  } else if (m.code === 'conflict') {
+    text = 'That name is taken: choose another, or log in.';
+  } else {
+    text = `The node says: ${m.message} (${m.code})`;
+  }
+  // Never retry a refused password by itself.
+  state.password = null;
+  state.account = null;
+  renderMe();
+  setConn(`Connected to node ${state.nodeId} (${state.host}), not logged in`, false);
+  askName(false, text);
+}
+
+function ready() {
   state.ready = true;
   state.backoff = BACKOFF_MIN_MS;
-  state.nodeId = m.node_id;
+  const m = { node_id: state.nodeId };
+  const host = state.host;
+  renderMe();
   setConn(`Connected to node ${m.node_id} (${host})`, true);
   send({ type: 'STATUS' });
   send({ type: 'LIST' });
@@ -557,7 +645,10 @@ function onLine(m, host) {
     case 'WHO': return onWho(m);
     case 'ROOMS': return onRooms(m);
     case 'STATUS': return onStatus(m);
-    case 'ERROR': return notice(`The node says: ${m.message} (${m.code})`);
+    case 'LOGGED_IN': return onLoggedIn(m);
+    case 'ERROR':
+      if (state.authing) return onLoginError(m);
+      return notice(`The node says: ${m.message} (${m.code})`);
     default: return undefined;
   }
 }
@@ -690,42 +781,124 @@ function defaultName() {
   return `guest${String(n).padStart(4, '0')}`;
 }
 
-function askName(first) {
+// Shows the account parts of the dialog as the node's HELLO says.
+function showAccounts() {
+  const h = state.hello;
+  const on = accountsOn();
+  const entering = !state.ready;
+  $('password-row').hidden = !on || !entering;
+  $('name-label').textContent = on && entering ? 'User name' : 'Your name';
+  $('login-go').hidden = false;
+  $('register-go').hidden = !(on && entering && h.registration);
+  $('guest-go').hidden = !(on && entering && h.guests);
+  if (on && entering) $('login-go').textContent = 'Log in';
+  $('rename').hidden = !!state.account;
+}
+
+function renderMe() {
+  const guest = accountsOn() && !state.account;
+  $('me-name').textContent = guest ? `~${state.name}` : state.name;
+  const kind = $('me-kind');
+  kind.hidden = !accountsOn();
+  kind.textContent = state.account ? 'logged in' : 'guest';
+  kind.classList.toggle('account', !!state.account);
+  $('rename').hidden = !!state.account;
+}
+
+function askName(first, error) {
   const dlg = $('login');
   $('name-input').value = state.name || defaultName();
   const fromHash = cleanRoom(decodeURIComponent(location.hash.slice(1)));
   $('room-input').value = state.current || fromHash || 'general';
   $('room-input').parentElement.hidden = !first;
   $('login-go').textContent = first ? 'Start chatting' : 'Change name';
-  dlg.showModal();
-  $('name-input').select();
+  $('login-error').textContent = error || '';
+  showAccounts();
+  if (!dlg.open) dlg.showModal();
+  if (error && accountsOn()) $('password-input').focus();
+  else $('name-input').select();
 }
 
-function onLogin(ev) {
-  ev.preventDefault();
+// The dialog's three ways in: 'login' and 'register' (accounts on), 'guest'.
+function enter(how) {
+  const fail = (text) => {
+    $('login-error').textContent = text;
+  };
   const name = $('name-input').value.trim();
   const err = nameError(name);
-  if (err) {
-    $('login-error').textContent = err;
-    return;
+  if (err) return fail(err);
+  let first = null;
+  if (!state.started) {
+    first = cleanRoom($('room-input').value);
+    if (!first) return fail('A room name is 1 to 64 bytes, without spaces.');
   }
-  const first = !state.name;
-  if (first) {
-    const r = cleanRoom($('room-input').value);
-    if (!r) {
-      $('login-error').textContent = 'A room name is 1 to 64 bytes, without spaces.';
-      return;
-    }
+  if (how !== 'guest') {
+    const password = $('password-input').value;
+    if (name.startsWith('~')) return fail('An account name does not start with ~.');
+    if (!password) return fail('Enter your password (or continue as a guest).');
+    if (how === 'register' && utf8Len(password) < 8) return fail('A password has at least 8 bytes.');
+    $('password-input').value = '';
+    state.name = name;
+    state.password = password;
+    state.registering = how === 'register';
+    fail(how === 'register' ? 'Registering…' : 'Logging in…');
+    const ws = state.ws;
+    if (!state.started) {
+      state.started = true;
+      start(first);
+    } else if (ws && ws.readyState === WebSocket.OPEN && state.hello && !state.ready && !state.authing) {
+      sendLogin();
+    } // else: connecting; onReady logs in.
+    return undefined;
+  }
+  if (accountsOn() && !state.hello.guests) return fail('This node needs a login: guests are off.');
+  state.password = null;
+  $('login').close();
+  if (!state.started) {
+    state.started = true;
     state.name = name;
     localStorage.setItem('chorus.name', name);
-    $('me-name').textContent = name;
-    $('login').close();
-    start(r);
+    renderMe();
+    start(first);
+  } else if (!state.ready && state.ws && state.ws.readyState === WebSocket.OPEN && state.hello) {
+    // Connected after a refused login: carry on here as a guest.
+    state.name = name;
+    state.ws.send(JSON.stringify({ type: 'NICK', name }));
+    ready();
   } else {
-    $('login').close();
     if (name !== state.name) sendReliable({ type: 'NICK', name }, 'nick');
     $('compose-text').focus();
   }
+  return undefined;
+}
+
+// Before the dialog is answered: one HELLO to learn whether this node has
+// accounts (then the dialog asks for a password), closed at once.
+function probe() {
+  let ws;
+  try {
+    ws = new WebSocket(wsUrl(location.host));
+  } catch (e) {
+    return;
+  }
+  const timer = setTimeout(() => ws.close(), HELLO_TIMEOUT_MS);
+  ws.onopen = () => ws.send(JSON.stringify({ type: 'HELLO', proto: 2, client: 'chorus-web/1' }));
+  ws.onmessage = (ev) => {
+    for (const line of String(ev.data).split('\n')) {
+      let m;
+      try {
+        m = JSON.parse(line);
+      } catch (e) {
+        continue;
+      }
+      if (m.type !== 'HELLO') continue;
+      clearTimeout(timer);
+      ws.close();
+      if (!state.hello) state.hello = m;
+      if ($('login').open) showAccounts();
+      return;
+    }
+  };
 }
 
 // Once a second: resend what waits too long for its answer; give up on a
@@ -763,9 +936,15 @@ function start(firstRoom) {
 }
 
 function wire() {
-  $('login-form').addEventListener('submit', onLogin);
+  $('login-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    // With accounts on, Enter and the first button log in; else a name is all.
+    enter(accountsOn() && !state.ready ? 'login' : 'guest');
+  });
+  $('register-go').addEventListener('click', () => enter('register'));
+  $('guest-go').addEventListener('click', () => enter('guest'));
   $('login').addEventListener('cancel', (ev) => {
-    if (!state.name) ev.preventDefault(); // a name is needed to chat
+    if (!state.ready) ev.preventDefault(); // a name (or a login) is needed to chat
   });
   $('rename').addEventListener('click', () => askName(false));
   $('compose').addEventListener('submit', (ev) => {
@@ -821,6 +1000,7 @@ function wire() {
     }
   });
   askName(true);
+  probe();
 }
 
 wire();
