@@ -907,7 +907,7 @@ function probe() {
 function tick() {
   resendAll(RESEND_AFTER_MS);
   const ws = state.ws;
-  if (ws && state.ready && Date.now() - state.lastHeard > SILENT_MS) {
+  if (ws && (state.ready || state.authing) && Date.now() - state.lastHeard > SILENT_MS) {
     ws.close();
     lost(ws);
   }
