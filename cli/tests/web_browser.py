@@ -207,7 +207,8 @@ class Carol:
         """(user, text) of every delivered message, in order."""
         out = []
         for line in list(self.lines):
-            if line.startswith("[seq ") and "] " in line:
+            # `[#room N] user: text` (older clients: `[seq N] user: text`)
+            if line.startswith(("[#", "[seq ")) and "] " in line:
                 rest = line.split("] ", 1)[1]
                 user, _, text = rest.partition(": ")
                 out.append((user, text))

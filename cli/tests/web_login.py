@@ -85,6 +85,7 @@ def main():
         err = wait_answer(alice, "alice: the wrong password is answered")
         assert err == "Wrong user name or password.", err
         assert dialog_open(alice), "the dialog stays open after a wrong password"
+        assert alice.by_id("me-kind").text == "not logged in", alice.by_id("me-kind").text
         alice.shot("alice-wrong-password")
         ok(f"a wrong password shows: {err!r}")
 

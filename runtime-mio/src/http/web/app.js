@@ -796,11 +796,13 @@ function showAccounts() {
 }
 
 function renderMe() {
-  const guest = accountsOn() && !state.account;
-  $('me-name').textContent = guest ? `~${state.name}` : state.name;
+  // With accounts on: the account, a guest's `~name` (as the node shows it),
+  // or, between a refused login and the next try, nobody yet.
+  const guest = accountsOn() && !state.account && state.ready;
+  $('me-name').textContent = guest ? `~${state.name}` : state.name || '?';
   const kind = $('me-kind');
   kind.hidden = !accountsOn();
-  kind.textContent = state.account ? 'logged in' : 'guest';
+  kind.textContent = state.account ? 'logged in' : guest ? 'guest' : 'not logged in';
   kind.classList.toggle('account', !!state.account);
   $('rename').hidden = !!state.account;
 }
