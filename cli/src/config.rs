@@ -67,6 +67,10 @@ pub struct NodeFile {
     /// back from the log file when a lagging node or a HISTORY asks for them.
     #[serde(default)]
     pub log_cache_entries: Option<usize>,
+    /// Bytes of log per segment file (default 64 MiB): a new segment file
+    /// starts once the last one holds this much.
+    #[serde(default)]
+    pub log_segment_bytes: Option<u64>,
     /// Where the peer/client port is bound if not `host` (e.g. "0.0.0.0" in
     /// a container; `host` stays the address given to others).
     #[serde(default)]
@@ -134,6 +138,10 @@ const MAX_LINE_BYTES_CAP: usize = 2 << 20;
 /// back entries still being replicated), at most ~1.6 GiB of 100-byte chats.
 const LOG_CACHE_MIN: usize = 64;
 const LOG_CACHE_MAX: usize = 1 << 24;
+/// Accepted `log_segment_bytes`: small ones for tests, at most 1 GiB (a
+/// segment is fsynced whole before the next starts, on the event loop).
+const SEGMENT_MIN: u64 = 4096;
+const SEGMENT_MAX: u64 = 1 << 30;
 
 /// Line `l`, column `c` (1-based) of byte offset `at` in `text`.
 fn line_col(text: &str, at: usize) -> (usize, usize) {
@@ -240,6 +248,13 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             ));
         }
     }
+    if let Some(n) = f.log_segment_bytes {
+        if !(SEGMENT_MIN..=SEGMENT_MAX).contains(&n) {
+            return Err(format!(
+                "log_segment_bytes must be between {SEGMENT_MIN} and {SEGMENT_MAX}"
+            ));
+        }
+    }
     if f.http_port == Some(f.port) && f.http_host.is_none() {
         return Err(format!(
             "http_port {} is also `port`; give the HTTP port its own number",
@@ -325,6 +340,9 @@ impl NodeFile {
             .clone()
             .unwrap_or_else(|| DEFAULT_CLUSTER_SECRET.to_string());
         let mut opts = NodeOptions::new(core, self.log_dir(), secret);
+        if let Some(n) = self.log_segment_bytes {
+            opts.segment_bytes = n;
+        }
         opts.listen_host = self.listen_host.clone();
         if let Some(port) = self.http_port {
             let host = self
@@ -488,6 +506,18 @@ seed_nodes = [
         assert!(parse_toml(&low)
             .unwrap_err()
             .contains("log_cache_entries must be between 64"));
+    }
+
+    #[test]
+    fn log_segment_bytes_is_passed_on_and_bounded() {
+        let f = parse_toml(TOML).unwrap();
+        assert_eq!(f.to_options().segment_bytes, 64 << 20);
+        let ok = format!("log_segment_bytes = 65536\n{TOML}");
+        assert_eq!(parse_toml(&ok).unwrap().to_options().segment_bytes, 65536);
+        let low = format!("log_segment_bytes = 100\n{TOML}");
+        assert!(parse_toml(&low)
+            .unwrap_err()
+            .contains("log_segment_bytes must be between 4096"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `chorus log inspect DIR [--all]` prints a node's log as JSON lines (one per
 //! entry, in seq order; a summary goes to stderr). It reads without locking or
 //! writing, so it works on a running or stopped node; a torn tail is reported
-//! and left alone. `chorus log repair DIR` cuts a corrupt log at its first bad
-//! record after copying the whole file aside (the node must be stopped).
+//! and left alone. Both read the log across its segment files, in order.
+//! `chorus log repair DIR` cuts a corrupt log at its first bad record after
+//! copying the damaged segment aside (the node must be stopped).
 //!
 //! "Committed" means committed as far as this log knows: the commit point is
 //! a hint recorded after the fact, so the newest entries of a running
@@ -27,7 +28,8 @@ enum LogCmd {
     /// Print the committed chat messages as JSON lines (seq_no, room_seq,
     /// index, term, msg_id, room_id, sender, payload, ts_ms).
     Inspect {
-        /// The node's log_dir (or its chorus.log file).
+        /// The node's log_dir (or one of its segment files, or a single log
+        /// file such as a repair backup).
         dir: PathBuf,
         /// Every entry: also leader no-ops and uncommitted entries, each with
         /// "kind" and "committed" fields.
@@ -35,7 +37,9 @@ enum LogCmd {
         all: bool,
     },
     /// Cut a corrupt log at its first damaged record, keeping a full backup
-    /// next to it (chorus.log.corrupt-at-OFFSET). Stop the node first.
+    /// of the damaged segment next to it (SEGMENT.corrupt-at-OFFSET) and
+    /// moving any later segment aside (SEGMENT.after-corrupt). Stop the
+    /// node first.
     Repair {
         /// The node's log_dir.
         dir: PathBuf,
@@ -135,8 +139,10 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
     }
     let _ = out.flush();
     eprintln!(
-        "{}: {} records, {} entries, committed up to log index {} ({} chats in {} rooms), term {}",
+        "{}: {} segment{}, {} records, {} entries, committed up to log index {} ({} chats in {} rooms), term {}",
         snap.path.display(),
+        snap.segments,
+        if snap.segments == 1 { "" } else { "s" },
         snap.replayed.records,
         rec.entries.len(),
         commit.0,
@@ -147,7 +153,7 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
     let torn = snap.file_len - snap.replayed.valid_len;
     if torn > 0 {
         eprintln!(
-            "note: {torn} bytes of torn tail at offset {} (an interrupted write, or a write in progress); the node cuts it when it starts",
+            "note: {torn} bytes of torn tail at log offset {} (an interrupted write, or a write in progress); the node cuts it from the last segment when it starts",
             snap.replayed.valid_len
         );
     }
@@ -178,6 +184,12 @@ fn repair(dir: PathBuf) -> anyhow::Result<ExitCode> {
             r.dropped_bytes,
             b.display()
         ),
+    }
+    for m in &r.moved {
+        println!(
+            "{}: a later segment, moved aside (it followed the damage)",
+            m.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

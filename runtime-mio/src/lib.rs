@@ -38,6 +38,7 @@ mod options;
 mod peers;
 pub mod recorder;
 mod runtime;
+pub mod segments;
 pub mod storage;
 mod streams;
 mod syncer;
