@@ -30,6 +30,13 @@ pub struct Config {
     /// `ColdLog` (`Node::with_cold_log`); older ones are read back from it.
     /// Without a `ColdLog` every entry stays in memory.
     pub log_cache_entries: usize,
+    /// The exactly-once window (`dedup.rs`): a retry of a msg_id is
+    /// recognised if its original is among the newest `dedup_window_ids`
+    /// chats, or was appended less than `dedup_window_ms` ago on this node
+    /// (whichever is reached first forgets it); past both, a retry is a new
+    /// message. Memory: about 24 bytes per id in the window.
+    pub dedup_window_ids: u64,
+    pub dedup_window_ms: u64,
     /// Most rooms; a chat to a new room beyond it is answered `Busy` (a few
     /// in-flight chats accepted on several nodes at once may overshoot it by
     /// at most `max_pending` each). Each room costs a map entry plus 8 bytes
@@ -126,6 +133,8 @@ impl Config {
             max_batch_bytes: 512 * 1024,
             max_pending: 100_000,
             log_cache_entries: 4096,
+            dedup_window_ids: crate::dedup::DEFAULT_WINDOW_IDS,
+            dedup_window_ms: crate::dedup::DEFAULT_WINDOW_MS,
             max_rooms: 10_000,
             reports_durability: false,
             bug: None,

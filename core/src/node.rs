@@ -167,6 +167,7 @@ impl Node {
                 let mut log = entries;
                 // A second, distinct value from the same seed (not the jitter stream).
                 log.set_index_key(rng_seed ^ 0x6465_6475_705f_6b65);
+                log.set_dedup_window(cfg.dedup_window_ids, cfg.dedup_window_ms);
                 log
             },
             commit_seq: recovered.commit_seq,
@@ -214,6 +215,7 @@ impl Node {
     /// Feeds one input; actions are appended to `out` in contract order.
     pub fn step(&mut self, now: Instant, input: Input, out: &mut Vec<Action>) {
         self.now = self.now.max(now);
+        self.log.set_now(self.now);
         if self.batch_ended {
             self.log.batch_written();
         }

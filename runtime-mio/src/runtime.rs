@@ -207,7 +207,9 @@ impl Runtime {
         if core.me.port == 0 {
             core.me.port = local_addr.port();
         }
-        let recovering = chorus_core::Log::new(core.log_cache_entries);
+        let mut recovering = chorus_core::Log::new(core.log_cache_entries);
+        // Bounded during replay too: memory never holds more than the window.
+        recovering.set_dedup_window(core.dedup_window_ids, core.dedup_window_ms);
         let opened = DurableLog::open_into(&opts.log_dir, recovering, opts.segment_bytes)?;
         if opened.torn_bytes > 0 {
             warn!(
