@@ -71,6 +71,14 @@ pub struct NodeFile {
     /// starts once the last one holds this much.
     #[serde(default)]
     pub log_segment_bytes: Option<u64>,
+    /// The exactly-once window: a retried msg_id is recognised if its
+    /// original is among the newest `dedup_window_ids` chats (default
+    /// 10,000,000; about 24 bytes of memory each) or this node has held it
+    /// less than `dedup_window_ms` (default 24 h); past both it is new.
+    #[serde(default)]
+    pub dedup_window_ids: Option<u64>,
+    #[serde(default)]
+    pub dedup_window_ms: Option<u64>,
     /// Where the peer/client port is bound if not `host` (e.g. "0.0.0.0" in
     /// a container; `host` stays the address given to others).
     #[serde(default)]
@@ -142,6 +150,10 @@ const LOG_CACHE_MAX: usize = 1 << 24;
 /// segment is fsynced whole before the next starts, on the event loop).
 const SEGMENT_MIN: u64 = 4096;
 const SEGMENT_MAX: u64 = 1 << 30;
+/// Accepted dedup window: at least what a burst of retries needs, at most
+/// ~2.4 GB of fingerprints; from 10 s (client timeouts are seconds) to a year.
+const DEDUP_IDS: std::ops::RangeInclusive<u64> = 1000..=100_000_000;
+const DEDUP_MS: std::ops::RangeInclusive<u64> = 10_000..=365 * 24 * 3600 * 1000;
 
 /// Line `l`, column `c` (1-based) of byte offset `at` in `text`.
 fn line_col(text: &str, at: usize) -> (usize, usize) {
@@ -255,6 +267,24 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             ));
         }
     }
+    if let Some(n) = f.dedup_window_ids {
+        if !DEDUP_IDS.contains(&n) {
+            return Err(format!(
+                "dedup_window_ids must be between {} and {}",
+                DEDUP_IDS.start(),
+                DEDUP_IDS.end()
+            ));
+        }
+    }
+    if let Some(n) = f.dedup_window_ms {
+        if !DEDUP_MS.contains(&n) {
+            return Err(format!(
+                "dedup_window_ms must be between {} and {}",
+                DEDUP_MS.start(),
+                DEDUP_MS.end()
+            ));
+        }
+    }
     if f.http_port == Some(f.port) && f.http_host.is_none() {
         return Err(format!(
             "http_port {} is also `port`; give the HTTP port its own number",
@@ -334,6 +364,12 @@ impl NodeFile {
         }
         if let Some(n) = self.log_cache_entries {
             core.log_cache_entries = n;
+        }
+        if let Some(n) = self.dedup_window_ids {
+            core.dedup_window_ids = n;
+        }
+        if let Some(n) = self.dedup_window_ms {
+            core.dedup_window_ms = n;
         }
         let secret = self
             .cluster_secret
@@ -506,6 +542,26 @@ seed_nodes = [
         assert!(parse_toml(&low)
             .unwrap_err()
             .contains("log_cache_entries must be between 64"));
+    }
+
+    #[test]
+    fn the_dedup_window_is_passed_on_and_bounded() {
+        let core = parse_toml(TOML).unwrap().to_options().core;
+        assert_eq!(
+            (core.dedup_window_ids, core.dedup_window_ms),
+            (10_000_000, 86_400_000)
+        );
+        let ok = format!("dedup_window_ids = 5000\ndedup_window_ms = 60000\n{TOML}");
+        let core = parse_toml(&ok).unwrap().to_options().core;
+        assert_eq!(
+            (core.dedup_window_ids, core.dedup_window_ms),
+            (5000, 60_000)
+        );
+        for bad in ["dedup_window_ids = 10", "dedup_window_ms = 5"] {
+            let t = format!("{bad}\n{TOML}");
+            let err = parse_toml(&t).unwrap_err();
+            assert!(err.contains("must be between"), "{err}");
+        }
     }
 
     #[test]

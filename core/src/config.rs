@@ -81,11 +81,14 @@ pub enum InjectedBug {
     /// timer resend, nothing sent to a new leader): a FORWARD lost with a
     /// link stays unacknowledged forever.
     NeverReforward,
+    /// The exactly-once window forgets ids at half its bounds (half the ids,
+    /// half the time): a retry within the window is committed twice.
+    DedupWindowEarly,
 }
 
 impl InjectedBug {
     /// Every injected bug, for catalogue tests.
-    pub const ALL: [InjectedBug; 8] = [
+    pub const ALL: [InjectedBug; 9] = [
         InjectedBug::CommitWithoutMajority,
         InjectedBug::SkipLeaderSync,
         InjectedBug::LeaderCountsItselfEarly,
@@ -94,6 +97,7 @@ impl InjectedBug {
         InjectedBug::DeliverPastGap,
         InjectedBug::TruncateCommitted,
         InjectedBug::NeverReforward,
+        InjectedBug::DedupWindowEarly,
     ];
 
     /// The kebab-case name `chorus sim explore --inject-bug` takes.
@@ -107,6 +111,7 @@ impl InjectedBug {
             InjectedBug::DeliverPastGap => "deliver-past-gap",
             InjectedBug::TruncateCommitted => "truncate-committed",
             InjectedBug::NeverReforward => "never-reforward",
+            InjectedBug::DedupWindowEarly => "dedup-window-early",
         }
     }
 
@@ -148,6 +153,16 @@ impl Config {
         self.leader_timeout_ms = leader_timeout_ms.max(self.heartbeat_interval_ms * 2);
         self.election_timeout_ms = (heartbeat_interval_ms / 2).clamp(20, 400);
         self
+    }
+
+    /// The exactly-once window's bounds (ids, ms) the log applies.
+    pub fn dedup_window(&self) -> (u64, u64) {
+        match self.bug {
+            Some(InjectedBug::DedupWindowEarly) => {
+                (self.dedup_window_ids / 2, self.dedup_window_ms / 2)
+            }
+            _ => (self.dedup_window_ids, self.dedup_window_ms),
+        }
     }
 
     pub fn majority(&self) -> usize {

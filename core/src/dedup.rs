@@ -45,8 +45,8 @@
 //! original is past the window is a new message (see PROTOCOL.md).
 
 use crate::types::{Instant, Seq};
-use std::collections::VecDeque;
 use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
 
 /// The 128-bit fingerprint of a msg_id, as two words (not `u128`: its 16-byte
 /// alignment would pad every slot of `big` from 24 to 32 bytes).
@@ -108,7 +108,7 @@ impl Window {
         Window {
             ids: ids.max(1),
             ms,
-            block_ids: (ids / 64).clamp(16, 1 << 16),
+            block_ids: (ids / 64).clamp(1, 1 << 16),
             blocks: VecDeque::new(),
             total: 0,
         }
@@ -129,6 +129,8 @@ pub(crate) struct DedupIndex {
     floor: Seq,
     /// Forgotten ids still in memory (about: a block's count is a bound).
     expired: u64,
+    /// False until the first `tick`.
+    clock_started: bool,
 }
 
 impl DedupIndex {
@@ -152,8 +154,16 @@ impl DedupIndex {
         self.expire(now);
     }
 
-    /// Forgets what the passing of time put past the window.
+    /// Forgets what the passing of time put past the window. The first
+    /// tick dates every id inserted before it (by replay, before the node's
+    /// clock ran) at `now`: a restart never makes the window shorter.
     pub fn tick(&mut self, now: Instant) {
+        if !self.clock_started {
+            self.clock_started = true;
+            for b in &mut self.window.blocks {
+                b.newest = b.newest.max(now);
+            }
+        }
         if self
             .window
             .blocks
@@ -174,7 +184,7 @@ impl DedupIndex {
         let w = &mut self.window;
         while let Some(&b) = w.blocks.front() {
             let by_count = w.total - b.ids >= w.ids;
-            let by_time = now.ms_since(b.newest) >= w.ms;
+            let by_time = self.clock_started && now.ms_since(b.newest) >= w.ms;
             if !by_count && !by_time {
                 break;
             }
@@ -574,6 +584,7 @@ mod tests {
     #[test]
     fn the_window_forgets_by_time_on_the_nodes_clock() {
         let mut ix = DedupIndex::default();
+        ix.tick(Instant(0));
         ix.set_window(1024, 1000, Instant(0)); // blocks of 16 ids
         for k in 1..=16 {
             ix.insert(fp(k), Seq(k), Instant(100));
@@ -612,5 +623,20 @@ mod tests {
             assert!(ix.get(fp(k)).is_some(), "m{k}");
         }
     }
-}
 
+    #[test]
+    fn ids_replayed_before_the_clock_runs_are_dated_at_its_first_tick() {
+        let mut ix = DedupIndex::default();
+        ix.set_window(1024, 1000, Instant(0));
+        for k in 1..=40 {
+            ix.insert(fp(k), Seq(k), Instant(0));
+        }
+        // A restarted node whose clock reads 50 s at its first step.
+        ix.tick(Instant(50_000));
+        assert_eq!(ix.get(fp(1)), Some(Seq(1)), "kept a full window from now");
+        ix.tick(Instant(50_999));
+        assert_eq!(ix.get(fp(1)), Some(Seq(1)));
+        ix.tick(Instant(51_000));
+        assert_eq!(ix.get(fp(40)), None);
+    }
+}

@@ -167,7 +167,8 @@ impl Node {
                 let mut log = entries;
                 // A second, distinct value from the same seed (not the jitter stream).
                 log.set_index_key(rng_seed ^ 0x6465_6475_705f_6b65);
-                log.set_dedup_window(cfg.dedup_window_ids, cfg.dedup_window_ms);
+                let (ids, ms) = cfg.dedup_window();
+                log.set_dedup_window(ids, ms);
                 log
             },
             commit_seq: recovered.commit_seq,

@@ -209,7 +209,8 @@ impl Runtime {
         }
         let mut recovering = chorus_core::Log::new(core.log_cache_entries);
         // Bounded during replay too: memory never holds more than the window.
-        recovering.set_dedup_window(core.dedup_window_ids, core.dedup_window_ms);
+        let (ids, ms) = core.dedup_window();
+        recovering.set_dedup_window(ids, ms);
         let opened = DurableLog::open_into(&opts.log_dir, recovering, opts.segment_bytes)?;
         if opened.torn_bytes > 0 {
             warn!(

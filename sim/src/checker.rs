@@ -7,7 +7,8 @@
 //! - contiguous delivery: a node's deliveries are last + 1, also across
 //!   restarts (resuming at the recovered commit point, which may not exceed
 //!   what the node had delivered before);
-//! - no duplicate msg_id in the canonical history;
+//! - no duplicate msg_id in the canonical history, or, where the run bounds
+//!   the exactly-once window, none within it (`past_window`);
 //! - validity: every chat in it was submitted by a simulated client, unchanged;
 //! - no loss of acknowledged messages: a ChatAck's (msg_id, seq) is the
 //!   canonical entry at seq, and one msg_id is never acked with two seqs;
@@ -76,6 +77,10 @@ pub struct Checker {
     term_sent: Vec<Term>,
     leaders: BTreeMap<Term, NodeId>,
     violations: Vec<Violation>,
+    /// The exactly-once window's bounds (ids, ms), if the run sets them.
+    dedup_window: Option<(u64, u64)>,
+    /// Retries committed again because their original was past the window.
+    pub retries_past_window: u64,
 }
 
 fn fail(v: &mut Vec<Violation>, at_ms: u64, what: String) {
@@ -107,7 +112,28 @@ impl Checker {
             term_sent: vec![Term(0); n],
             leaders: BTreeMap::new(),
             violations: Vec::new(),
+            dedup_window: None,
+            retries_past_window: 0,
         }
+    }
+
+    /// The run bounds the exactly-once window to `(ids, ms)`.
+    pub fn with_dedup_window(mut self, window: Option<(u64, u64)>) -> Checker {
+        self.dedup_window = window;
+        self
+    }
+
+    /// True if a retry of a chat first submitted at `submitted_ms`, first
+    /// committed as chat number `first`, may be committed again as chat
+    /// `again` at `now`: its original was past the window then. A node
+    /// forgets an id only once `ids` newer chats are in its log, all of
+    /// which are committed before the retry's entry (they precede it in the
+    /// leader's log), or once it has held the id for `ms` (it learned the id
+    /// after its submission, and the retry commits after it is appended).
+    fn past_window(&self, first: u64, again: u64, submitted_ms: u64, now: u64) -> bool {
+        self.dedup_window.is_some_and(|(ids, ms)| {
+            again.saturating_sub(first + 1) >= ids || now.saturating_sub(submitted_ms) >= ms
+        })
     }
 
     pub fn violations(&self) -> &[Violation] {
@@ -339,8 +365,14 @@ impl Checker {
             }
         }
         if let Some(prev) = self.seq_of_key.insert(key, seq) {
-            let what = format!("{key} committed twice: at {prev} and {seq}");
-            fail(&mut self.violations, now, what);
+            let first = self.canon_numbers[prev.0 as usize - 1].map_or(0, |n| n.seq_no);
+            let submitted = clients.sent(key).map_or(now, |s| s.submitted_ms);
+            if self.past_window(first, chat_no, submitted, now) {
+                self.retries_past_window += 1;
+            } else {
+                let what = format!("{key} committed twice: at {prev} and {seq}");
+                fail(&mut self.violations, now, what);
+            }
         }
         if let Some(acked) = self.acked_at.get(&chat_no) {
             if *acked != key {
@@ -369,8 +401,13 @@ impl Checker {
             fail(&mut self.violations, now, what);
             return;
         };
+        let submitted = clients.sent(key).map_or(now, |s| s.submitted_ms);
         if let Some(before) = clients.ack(key, seq_no) {
-            if before != seq_no {
+            // Past the window both commits are the msg_id's, and their
+            // acks may arrive in either order (a node that still holds the
+            // first one answers a late retry with it).
+            let (lo, hi) = (before.min(seq_no), before.max(seq_no));
+            if before != seq_no && !self.past_window(lo, hi, submitted, now) {
                 let what = format!("{key} acked as #{before} and later as #{seq_no}");
                 fail(&mut self.violations, now, what);
             }

@@ -56,6 +56,9 @@ impl SwarmOptions {
         if let Some((lo, hi)) = s.async_fsync_ms {
             d += &format!(" async-fsync({lo}..={hi} ms)");
         }
+        if let Some((ids, ms)) = s.dedup_window {
+            d += &format!(" dedup-window({ids} ids, {ms} ms)");
+        }
         if let Some(i) = self.leave_down {
             d += &format!(" n{}-down-in-liveness", i + 1);
         }
@@ -104,6 +107,7 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         bug,
         trace: false,
         async_fsync_ms: None,
+        dedup_window: None,
     };
     let safety_ms = lt * between(&mut r, 15, 40);
     let mut o = SwarmOptions {
@@ -131,6 +135,13 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
             hi = between(&mut r, (hb / 2).max(1), hb);
         }
         o.sim.async_fsync_ms = Some((0, hi));
+    }
+    // Drawn after the disk, for the same reason. A quarter of the seeds
+    // bound the exactly-once window tightly (a few dozen ids, a few leader
+    // timeouts): retries then also meet a window that has moved past their
+    // original, and the checker holds the cluster to exactly-once within it.
+    if below(&mut r, 4) == 0 {
+        o.sim.dedup_window = Some((between(&mut r, 4, 40), lt * between(&mut r, 2, 20)));
     }
     o
 }
