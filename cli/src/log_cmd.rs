@@ -25,8 +25,9 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum LogCmd {
-    /// Print the committed chat messages as JSON lines (seq_no, room_seq,
-    /// index, term, msg_id, room_id, sender, payload, ts_ms).
+    /// Print the committed chat messages and room events as JSON lines
+    /// (seq_no, room_seq, index, term, msg_id, room_id, sender, payload,
+    /// ts_ms; `event` for a room event, which takes no seq_no).
     Inspect {
         /// The node's log_dir (or one of its segment files, or a single log
         /// file such as a repair backup).
@@ -77,10 +78,14 @@ pub struct EntryLine<'a> {
     pub payload: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ts_ms: Option<u64>,
+    /// A room event's kind ("join", "leave", "topic", "nick"); its text
+    /// (topic, new name) is `payload`. Events take no seq_no.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
     /// A no-op's leader (with `--all`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<u64>,
-    /// "chat" or "noop" (with `--all`).
+    /// "chat", "event" or "noop" (with `--all`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
     /// Whether this log knows the entry committed (with `--all`).
@@ -111,11 +116,16 @@ pub fn entry_line(
         user: c.and_then(|c| c.user.as_deref()),
         payload: c.map(|c| c.payload.as_str()),
         ts_ms: c.map(|c| c.ts_ms),
+        event: c.and_then(|c| c.event).map(|ev| ev.name()),
         leader: match e.body {
             Body::Noop { leader } => Some(leader.0),
             Body::Chat(_) => None,
         },
-        kind: all.then_some(if c.is_some() { "chat" } else { "noop" }),
+        kind: all.then_some(match c {
+            Some(c) if c.event.is_some() => "event",
+            Some(_) => "chat",
+            None => "noop",
+        }),
         committed: all.then_some(committed),
     })
 }
@@ -220,6 +230,7 @@ mod tests {
                 user: None,
                 payload: "hi".into(),
                 ts_ms: 5,
+                event: None,
             }),
         };
         assert_eq!(

@@ -165,6 +165,7 @@ fn valid_log(n: u64) -> Vec<u8> {
                 user: (s % 3 == 0).then(|| "alice".to_string()),
                 payload: "x".repeat(s as usize),
                 ts_ms: s,
+                event: None,
             })
         };
         record::encode(

@@ -219,6 +219,7 @@ fn a_torn_tail_is_cut_at_restart_and_nothing_acknowledged_is_lost() {
                 user: None,
                 payload: "half written".into(),
                 ts_ms: 0,
+                event: None,
             }),
         }),
         &mut rec,

@@ -40,6 +40,7 @@ fn tear_tail(c: &Cluster, i: usize) {
             user: None,
             payload: "x".repeat(200),
             ts_ms: 0,
+            event: None,
         }),
     });
     let mut bytes = Vec::new();

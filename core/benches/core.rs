@@ -43,6 +43,7 @@ fn chat(i: u64) -> Chat {
         user: None,
         payload: "x".repeat(PAYLOAD_BYTES),
         ts_ms: 1_764_000_000_000 + i,
+        event: None,
     }
 }
 

@@ -3,12 +3,15 @@
 //! since forwards can be lost). A client is answered with the committed seq_no
 //! only after commit, also when it retries an id that is already committed.
 //! Pending chats are bounded by `max_pending` (overflow answers `Busy`).
+//! Room events (joins, leaves, topics, names) take exactly this path: they
+//! are submissions with `Chat::event` set, answered by `EventAck`.
+//! `ClientRequest::Session` only updates presence (`gossip.rs`).
 
 use crate::config::InjectedBug;
-use crate::entry::{Body, Chat};
+use crate::entry::{Body, Chat, Event};
 use crate::io::Action;
 use crate::node::{Election, Node, State, Timer};
-use crate::types::{ClientId, NodeId, Term};
+use crate::types::{ClientId, NodeId, Seq, Term};
 use crate::wire::{ClientReply, ClientRequest, ErrorCode, PeerMsg};
 
 impl Node {
@@ -20,6 +23,7 @@ impl Node {
     ) {
         match req {
             ClientRequest::Chat(chat) => self.on_chat(client, chat, out),
+            ClientRequest::Session { name } => self.on_session(client, name),
             ClientRequest::History { from_seq, limit } => {
                 let limit = limit.min(self.cfg.max_batch_entries);
                 let mut entries = self.log.slice(from_seq, limit, self.cfg.max_batch_bytes);
@@ -33,13 +37,46 @@ impl Node {
         }
     }
 
+    /// The answer to a submission committed at log index `index`: a chat's
+    /// number, or for a room event the number of the chat after it.
+    fn committed_reply(&self, msg_id: String, index: Seq) -> ClientReply {
+        match self.numbering.chat_number_at(index) {
+            Some(seq_no) => ClientReply::ChatAck { msg_id, seq_no },
+            None => ClientReply::EventAck {
+                msg_id,
+                seq_no: self.numbering.seq_no_from(index),
+            },
+        }
+    }
+
+    /// Why a submission can't be taken now, if it can't (`Busy`): a new room
+    /// past `max_rooms`, a join past `max_members_per_room`.
+    fn over_limit(&self, chat: &Chat) -> Option<String> {
+        let room = chat.room_id.as_str();
+        let room_state = self.rooms.get(room);
+        let exists = self.numbering.has_room(room) || room_state.is_some();
+        // Rooms with messages plus rooms with members: counts a room with
+        // both twice, so the bound errs on the safe side.
+        let rooms = self.numbering.room_count() + self.rooms.len();
+        let creates = chat.event.is_none_or(|e| e == Event::Join);
+        if !exists && creates && rooms >= self.cfg.max_rooms {
+            return Some(format!(
+                "this cluster holds {rooms} rooms, its limit (max_rooms); use an existing room"
+            ));
+        }
+        let members = room_state.map_or(0, |r| r.members.len());
+        if chat.event == Some(Event::Join) && members >= self.cfg.max_members_per_room {
+            return Some(format!(
+                "room {room} has {members} members, its limit (max_members_per_room)"
+            ));
+        }
+        None
+    }
+
     fn on_chat(&mut self, client: ClientId, chat: Chat, out: &mut Vec<Action>) {
         if let Some(seq) = self.log.seq_of(&chat.msg_id) {
             if seq <= self.numbering.upto() {
-                let reply = ClientReply::ChatAck {
-                    msg_id: chat.msg_id,
-                    seq_no: self.numbering.seq_no_from(seq),
-                };
+                let reply = self.committed_reply(chat.msg_id, seq);
                 out.push(Action::Reply { client, reply });
             } else {
                 self.add_waiter(chat.msg_id, client);
@@ -61,15 +98,10 @@ impl Node {
             out.push(Action::Reply { client, reply });
             return;
         }
-        if !self.numbering.has_room(&chat.room_id)
-            && self.numbering.room_count() >= self.cfg.max_rooms
-        {
+        if let Some(message) = self.over_limit(&chat) {
             let reply = ClientReply::Error {
                 code: ErrorCode::Busy,
-                message: format!(
-                    "this cluster holds {} rooms, its limit (max_rooms); post to an existing room",
-                    self.numbering.room_count()
-                ),
+                message,
             };
             out.push(Action::Reply { client, reply });
             return;
@@ -125,6 +157,7 @@ impl Node {
                     term: self.term,
                     msg_id: chat.msg_id,
                     seq_no: self.numbering.seq_no_from(seq),
+                    event: self.numbering.chat_number_at(seq).is_none(),
                 };
                 out.push(Action::Send { to: from, msg });
             }
@@ -143,13 +176,22 @@ impl Node {
         }
     }
 
-    /// The leader says this msg_id is committed as chat number `seq_no`.
-    pub(crate) fn on_forward_ack(&mut self, msg_id: String, seq_no: u64, out: &mut Vec<Action>) {
+    /// The leader says this msg_id is committed as chat number `seq_no`
+    /// (a room event: before it).
+    pub(crate) fn on_forward_ack(
+        &mut self,
+        msg_id: String,
+        seq_no: u64,
+        event: bool,
+        out: &mut Vec<Action>,
+    ) {
         self.pending.remove(&msg_id);
         for client in self.waiting.remove(&msg_id).unwrap_or_default() {
-            let reply = ClientReply::ChatAck {
-                msg_id: msg_id.clone(),
-                seq_no,
+            let msg_id = msg_id.clone();
+            let reply = if event {
+                ClientReply::EventAck { msg_id, seq_no }
+            } else {
+                ClientReply::ChatAck { msg_id, seq_no }
             };
             out.push(Action::Reply { client, reply });
         }

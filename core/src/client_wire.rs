@@ -31,6 +31,9 @@ pub enum ClientLine {
         proto: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
+        /// The session's name from the start (as NICK).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
     },
     /// Sequence a message. `msg_id` is the idempotency key: resend the same id
     /// after a timeout or on another node and it is delivered once.
@@ -78,8 +81,35 @@ pub enum ClientLine {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rooms: Vec<String>,
     },
-    /// The rooms that have messages, with their message counts.
+    /// The rooms that have messages or members, with their counts and topics.
     List {},
+    /// Become a member of `room_id` (a room event; needs a session name).
+    Join {
+        room_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
+    },
+    /// Stop being a member of `room_id` (a room event).
+    Part {
+        room_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
+    },
+    /// Set the topic of `room_id` (a room event).
+    Topic {
+        room_id: String,
+        topic: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
+    },
+    /// Set the session's name; a rename is a room event.
+    Nick {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
+    },
+    /// The members of `room_id`, with presence.
+    Who { room_id: String },
     /// Ask for the node's view of the cluster.
     Status {},
 }
@@ -104,8 +134,47 @@ pub enum ServerLine {
         rooms: Vec<RoomInfo>,
         truncated: bool,
     },
+    /// The answer to WHO.
+    Who {
+        room_id: String,
+        topic: String,
+        members: Vec<MemberInfo>,
+        /// More members exist than were listed.
+        truncated: bool,
+    },
+    /// A committed room event of a subscribed room.
+    RoomEvent(RoomEventLine),
     /// Something went wrong with the last request (or the connection).
     Error { code: ErrorCode, message: String },
+}
+
+/// One member in a WHO answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub user: String,
+    /// A session with this name is live on some node (presence).
+    pub online: bool,
+}
+
+/// A committed room event as subscribers see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomEventLine {
+    pub room_id: String,
+    /// "join", "leave", "topic" or "nick".
+    pub event: String,
+    /// Who did it (for a nick: the old name).
+    pub user: String,
+    /// A topic event's new topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// A nick event's new name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub term: u64,
+    pub msg_id: String,
+    pub ts_ms: u64,
+    /// The number of the next chat: the event comes before it.
+    pub seq_no: u64,
 }
 
 /// The protocol version of the full dialect.
@@ -129,6 +198,7 @@ pub fn hello_line(client: &str) -> String {
     let hello = ClientLine::Hello {
         proto: PROTO,
         client: Some(client.to_string()),
+        user: None,
     };
     serde_json::to_string(&hello).expect("plain data serializes")
 }
@@ -185,7 +255,7 @@ impl Delivered {
     /// The client view of a committed entry numbered `n` (None for a
     /// leader's no-op).
     pub fn from_entry(e: &Entry, n: Numbers) -> Option<Delivered> {
-        let c: &Chat = e.chat()?;
+        let c: &Chat = e.message()?;
         Some(Delivered {
             seq_no: n.seq_no,
             room_seq: n.room_seq,
@@ -206,6 +276,14 @@ pub struct RoomInfo {
     pub room_id: String,
     /// Committed messages (its highest room_seq).
     pub messages: u64,
+    /// Members (room state).
+    #[serde(default)]
+    pub members: u64,
+    /// Members online on some node (presence).
+    #[serde(default)]
+    pub online: u64,
+    #[serde(default)]
+    pub topic: String,
 }
 
 /// The STATUS answer.

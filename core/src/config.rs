@@ -42,6 +42,13 @@ pub struct Config {
     /// at most `max_pending` each). Each room costs a map entry plus 8 bytes
     /// per message (`numbering.rs`).
     pub max_rooms: usize,
+    /// Most members of one room; a JOIN beyond it is answered `Busy` (the
+    /// same overshoot as `max_rooms`).
+    #[serde(default = "default_max_members_per_room")]
+    pub max_members_per_room: usize,
+    /// Most presence names kept per remote node (`presence.rs`).
+    #[serde(default = "default_max_presence_names")]
+    pub max_presence_names: usize,
     /// The driver reports how far this node's log is durable
     /// (`Input::Persisted`) and performs `Persist`s asynchronously: the
     /// leader then counts its own log towards a majority only up to that
@@ -52,6 +59,14 @@ pub struct Config {
     /// Test-only: a deliberately broken rule, so tests can prove the checker
     /// catches it. Never set from a config file.
     pub bug: Option<InjectedBug>,
+}
+
+fn default_max_members_per_room() -> usize {
+    100_000
+}
+
+fn default_max_presence_names() -> usize {
+    50_000
 }
 
 /// Deliberate protocol bugs for checker self-tests.
@@ -141,6 +156,8 @@ impl Config {
             dedup_window_ids: crate::dedup::DEFAULT_WINDOW_IDS,
             dedup_window_ms: crate::dedup::DEFAULT_WINDOW_MS,
             max_rooms: 10_000,
+            max_members_per_room: default_max_members_per_room(),
+            max_presence_names: default_max_presence_names(),
             reports_durability: false,
             bug: None,
         }

@@ -3,13 +3,63 @@
 //! An entry is either a client's chat message or the no-op a new leader appends
 //! at the start of its term (Raft §5.4.2: a leader may only count replicas of an
 //! entry of its own term, so it commits the previous terms' tail through it).
-//! Clients see chat entries only; a no-op occupies a seq_no, so the chat seq_nos
-//! a client sees can skip one at a leader change, but never go backwards.
+//! A submission is a chat message, or a **room event** (a join, a leave, a
+//! topic, a name change: `Event`), sequenced through the same path (forwarded,
+//! deduplicated by msg_id, acknowledged after commit) so every node agrees on
+//! the rooms (`rooms.rs`). The log index (`seq_no` of an entry) is internal:
+//! the numbers clients see count chat messages only (`numbering.rs`).
 
 use crate::types::{NodeId, Seq, Term};
 use serde::{Deserialize, Serialize};
 
-/// A chat message as submitted by a client; `msg_id` is its idempotency key.
+/// What a room event does. Its text (a topic, a new name) is the
+/// submission's `payload`; its actor is `user`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// `user` becomes a member of `room_id` (creating the room).
+    Join,
+    /// `user` leaves `room_id`.
+    Leave,
+    /// `user` sets the topic of `room_id` to `payload`.
+    Topic,
+    /// `user` is now called `payload`, in every room (`room_id` is empty).
+    Nick,
+}
+
+impl Event {
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Join => "join",
+            Event::Leave => "leave",
+            Event::Topic => "topic",
+            Event::Nick => "nick",
+        }
+    }
+
+    /// The log encoding's tag (`record.rs`).
+    pub fn tag(self) -> u8 {
+        match self {
+            Event::Join => 1,
+            Event::Leave => 2,
+            Event::Topic => 3,
+            Event::Nick => 4,
+        }
+    }
+
+    pub fn from_tag(t: u8) -> Option<Event> {
+        Some(match t {
+            1 => Event::Join,
+            2 => Event::Leave,
+            3 => Event::Topic,
+            4 => Event::Nick,
+            _ => return None,
+        })
+    }
+}
+
+/// A submission as a client made it: a chat message, or a room event when
+/// `event` is set. `msg_id` is its idempotency key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Chat {
     pub msg_id: String,
@@ -23,6 +73,16 @@ pub struct Chat {
     /// Wall-clock milliseconds at the node that received it (data, never used for logic).
     #[serde(default)]
     pub ts_ms: u64,
+    /// Set for a room event (not a chat message: it takes no chat number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+}
+
+impl Chat {
+    /// A chat message, not a room event.
+    pub fn is_message(&self) -> bool {
+        self.event.is_none()
+    }
 }
 
 /// What an entry carries.
@@ -64,6 +124,8 @@ struct FlatEntry {
     payload: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ts_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<Event>,
 }
 
 impl From<Entry> for FlatEntry {
@@ -78,6 +140,7 @@ impl From<Entry> for FlatEntry {
             user: None,
             payload: None,
             ts_ms: None,
+            event: None,
         };
         match e.body {
             Body::Noop { leader } => f.leader = Some(leader),
@@ -88,6 +151,7 @@ impl From<Entry> for FlatEntry {
                 f.user = c.user;
                 f.payload = Some(c.payload);
                 f.ts_ms = Some(c.ts_ms);
+                f.event = c.event;
             }
         }
         f
@@ -106,6 +170,7 @@ impl TryFrom<FlatEntry> for Entry {
                 user: f.user,
                 payload: f.payload.ok_or("entry without payload")?,
                 ts_ms: f.ts_ms.unwrap_or(0),
+                event: f.event,
             }),
             _ => return Err("an entry has either a leader (no-op) or a msg_id (chat)".into()),
         };
@@ -123,6 +188,15 @@ impl Entry {
             Body::Chat(c) => Some(c),
             Body::Noop { .. } => None,
         }
+    }
+    /// The chat message this entry carries (not a room event, not a no-op).
+    pub fn message(&self) -> Option<&Chat> {
+        self.chat().filter(|c| c.is_message())
+    }
+    /// The room event this entry carries, with its submission.
+    pub fn event(&self) -> Option<(Event, &Chat)> {
+        let c = self.chat()?;
+        Some((c.event?, c))
     }
     pub fn msg_id(&self) -> Option<&str> {
         self.chat().map(|c| c.msg_id.as_str())

@@ -338,6 +338,7 @@ mod tests {
                 user: None,
                 payload: "x".repeat(10),
                 ts_ms: 0,
+                event: None,
             }),
         }
     }

@@ -11,7 +11,9 @@ use crate::entry::{Chat, Entry};
 use crate::io::{Action, Input, Role, Status};
 use crate::log::{ColdLog, Log};
 use crate::numbering::Numbering;
+use crate::presence::Presence;
 use crate::record::{Record, Recovered};
+use crate::rooms::Rooms;
 use crate::types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
 use crate::wire::PeerMsg;
 use rand_chacha::ChaCha8Rng;
@@ -32,14 +34,17 @@ pub(crate) enum Timer {
     Catchup,
     /// Re-forward chats still pending at a follower (lost FORWARDs).
     Forward,
+    /// A presence round (`gossip.rs`), armed only while presence is active.
+    Presence,
 }
 
-const TIMERS: [Timer; 5] = [
+const TIMERS: [Timer; 6] = [
     Timer::Heartbeat,
     Timer::LeaderTimeout,
     Timer::Election,
     Timer::Catchup,
     Timer::Forward,
+    Timer::Presence,
 ];
 
 /// What a candidate is doing.
@@ -116,7 +121,7 @@ pub struct Node {
     batch_ended: bool,
     pub(crate) members: BTreeMap<NodeId, PeerInfo>,
     pub(crate) down: BTreeSet<NodeId>,
-    timers: [Option<Instant>; 5],
+    timers: [Option<Instant>; 6],
     /// Clients waiting for the commit of a msg_id.
     pub(crate) waiting: BTreeMap<String, Vec<ClientId>>,
     /// Chats accepted here and not yet seen in the log (forwarded, or waiting
@@ -124,6 +129,10 @@ pub struct Node {
     pub(crate) pending: BTreeMap<String, Chat>,
     /// The fold of the committed log: seq_no / room_seq and the room index.
     pub(crate) numbering: Numbering,
+    /// The fold of the committed log: members, topics (`rooms.rs`).
+    pub(crate) rooms: Rooms,
+    /// Who is online where: soft state (`presence.rs`).
+    pub(crate) presence: Presence,
 }
 
 impl Node {
@@ -153,10 +162,10 @@ impl Node {
         let mut entries = recovered.entries;
         // A log replayed into a bounded cache is folded once its ColdLog is
         // attached (`with_cold_log`): its evicted entries are read from there.
-        let numbering = if recovered.commit_seq.0 == 0 || entries.is_cached(Seq(1)) {
+        let (numbering, rooms) = if recovered.commit_seq.0 == 0 || entries.is_cached(Seq(1)) {
             fold_committed(&mut entries, recovered.commit_seq)
         } else {
-            Numbering::default()
+            (Numbering::default(), Rooms::default())
         };
         Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
@@ -184,10 +193,12 @@ impl Node {
             batch_ended: false,
             members,
             down: BTreeSet::new(),
-            timers: [None; 5],
+            timers: [None; 6],
             waiting: BTreeMap::new(),
             pending: BTreeMap::new(),
             numbering,
+            rooms,
+            presence: Presence::default(),
             cfg,
         }
     }
@@ -198,13 +209,24 @@ impl Node {
         &self.numbering
     }
 
+    /// The room state folded from the committed log, up to the last
+    /// delivered entry (`rooms.rs`).
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// Who is online on any node, as far as this node knows (`presence.rs`).
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
     /// Keeps at most `cfg.log_cache_entries` written entries in memory and
     /// reads older ones through `cold`, which must serve every entry the
     /// driver wrote (see `ColdLog`).
     pub fn with_cold_log(mut self, cold: Box<dyn ColdLog>) -> Node {
         self.log.attach_cold(cold, self.cfg.log_cache_entries);
         if self.numbering.upto() != self.commit_seq {
-            self.numbering = fold_committed(&mut self.log, self.commit_seq);
+            (self.numbering, self.rooms) = fold_committed(&mut self.log, self.commit_seq);
         }
         self
     }
@@ -290,6 +312,7 @@ impl Node {
             Timer::Election => self.on_election_timer(out),
             Timer::Catchup => self.on_catchup_timer(out),
             Timer::Forward => self.on_forward_timer(out),
+            Timer::Presence => self.on_presence_timer(out),
         }
     }
 
@@ -338,7 +361,18 @@ impl Node {
                 ..
             } => self.on_catchup_req(from, term, from_seq, prev_term, commit_seq, out),
             PeerMsg::Forward { term, chat, .. } => self.on_forward(from, term, chat, out),
-            PeerMsg::ForwardAck { msg_id, seq_no, .. } => self.on_forward_ack(msg_id, seq_no, out),
+            PeerMsg::ForwardAck {
+                msg_id,
+                seq_no,
+                event,
+                ..
+            } => self.on_forward_ack(msg_id, seq_no, event, out),
+            PeerMsg::Presence {
+                version,
+                names,
+                pull,
+                ..
+            } => self.on_presence(from, version, names, pull, out),
             other => self.on_termed(other, out),
         }
     }
@@ -496,11 +530,13 @@ impl Node {
                 to: id,
                 msg: self.join_msg(false),
             });
+            self.presence_peer_up(id, out);
         }
     }
 
     fn on_peer_down(&mut self, id: NodeId, out: &mut Vec<Action>) {
         self.down.insert(id);
+        self.presence_peer_down(id);
         if let State::Candidate(Election::Probing { higher_pending, .. }) = &mut self.state {
             higher_pending.remove(&id);
             self.maybe_claim(out);
@@ -549,16 +585,18 @@ impl Node {
     }
 }
 
-/// Recovery: the numbering of the committed prefix of a replayed log, so the
-/// numbers survive restarts (`replay` recovers the log, this recomputes the
-/// fold; evicted entries are read back in bounded batches).
-fn fold_committed(log: &mut Log, commit: Seq) -> Numbering {
+/// Recovery: the numbering and the room state of the committed prefix of a
+/// replayed log, so both survive restarts (`replay` recovers the log, this
+/// recomputes the folds; evicted entries are read back in bounded batches).
+fn fold_committed(log: &mut Log, commit: Seq) -> (Numbering, Rooms) {
     let mut n = Numbering::default();
+    let mut r = Rooms::default();
     log.for_each_from(Seq(1), 1024, |e| {
         if e.seq_no <= commit {
             n.apply(e);
+            r.apply(e);
         }
     });
     assert_eq!(n.upto(), commit, "the committed prefix is in the log");
-    n
+    (n, r)
 }

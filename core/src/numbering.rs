@@ -62,7 +62,8 @@ impl Numbering {
     pub fn apply(&mut self, e: &Entry) -> Option<Numbers> {
         assert_eq!(e.seq_no, self.upto.next(), "the fold is contiguous");
         self.upto = e.seq_no;
-        let chat = e.chat()?;
+        // Room events and no-ops take no number.
+        let chat = e.message()?;
         self.chats += 1;
         let extends = self
             .runs
@@ -134,6 +135,13 @@ impl Numbering {
         (s + (index.0 - i.0)).min(end)
     }
 
+    /// The chat number of the entry at log index `index`, if it is a
+    /// folded chat message (not a room event or a no-op).
+    pub fn chat_number_at(&self, index: Seq) -> Option<u64> {
+        let n = self.seq_no_from(index);
+        (self.index_of(n) == Some(index)).then_some(n)
+    }
+
     /// The numbers of the chat of `room` at log index `index`, if folded.
     pub fn numbers_at(&self, room: &str, index: Seq) -> Option<Numbers> {
         let r = self.rooms.get(room)?;
@@ -178,6 +186,7 @@ mod tests {
                 user: None,
                 payload: "x".into(),
                 ts_ms: 0,
+                event: None,
             }),
         }
     }
@@ -224,6 +233,8 @@ mod tests {
         assert_eq!(n.room_index("a", 0), None);
         assert_eq!(n.room_seq_from("a", Seq(3)), 2);
         assert_eq!(n.room_len("a"), 3);
+        assert_eq!(n.chat_number_at(Seq(5)), Some(3));
+        assert_eq!(n.chat_number_at(Seq(4)), None);
         assert_eq!(Numbering::from_entries(&log), n);
     }
 }

@@ -12,7 +12,7 @@
 //! entry at once. Both paths share `read_frame` and give the same verdicts.
 
 use crate::crc::crc32c;
-use crate::entry::{Body, Chat, Entry};
+use crate::entry::{Body, Chat, Entry, Event};
 use crate::types::{NodeId, Seq, Term};
 use std::io::{self, Read};
 
@@ -131,7 +131,14 @@ fn encode_payload(rec: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&e.term.0.to_le_bytes());
             match &e.body {
                 Body::Chat(c) => {
-                    out.push(0);
+                    // Tag 0: a chat message; tag 2: a room event, its kind next.
+                    match c.event {
+                        None => out.push(0),
+                        Some(ev) => {
+                            out.push(2);
+                            out.push(ev.tag());
+                        }
+                    }
                     put_str(&c.msg_id, out);
                     put_str(&c.room_id, out);
                     out.extend_from_slice(&c.sender_id.to_le_bytes());
@@ -210,7 +217,13 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, String> {
             let seq_no = Seq(r.u64()?);
             let term = Term(r.u64()?);
             let body = match r.u8()? {
-                0 => {
+                tag @ (0 | 2) => {
+                    let event = if tag == 2 {
+                        let t = r.u8()?;
+                        Some(Event::from_tag(t).ok_or_else(|| format!("unknown room event {t}"))?)
+                    } else {
+                        None
+                    };
                     let msg_id = r.str()?;
                     let room_id = r.str()?;
                     let sender_id = r.u64()?;
@@ -228,6 +241,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, String> {
                         user,
                         payload,
                         ts_ms,
+                        event,
                     })
                 }
                 1 => Body::Noop {

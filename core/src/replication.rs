@@ -207,12 +207,21 @@ impl Node {
         let seq = entry.seq_no;
         assert_eq!(seq, self.delivered_seq.next(), "deliveries are contiguous");
         let numbers = self.numbering.apply(&entry);
-        if let (Some(id), Some(n)) = (entry.msg_id(), numbers) {
+        self.rooms.apply(&entry);
+        if let Some(id) = entry.msg_id() {
             self.pending.remove(id);
             for client in self.waiting.remove(id).unwrap_or_default() {
-                let reply = ClientReply::ChatAck {
-                    msg_id: id.to_string(),
-                    seq_no: n.seq_no,
+                let msg_id = id.to_string();
+                let reply = match numbers {
+                    Some(n) => ClientReply::ChatAck {
+                        msg_id,
+                        seq_no: n.seq_no,
+                    },
+                    // A room event: before the next chat number.
+                    None => ClientReply::EventAck {
+                        msg_id,
+                        seq_no: self.numbering.chats() + 1,
+                    },
                 };
                 out.push(Action::Reply { client, reply });
             }

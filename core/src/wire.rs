@@ -120,12 +120,27 @@ pub enum PeerMsg {
         chat: Chat,
     },
     /// Leader → follower: that msg_id is already committed as chat number
-    /// `seq_no` (the client-visible numbering, not a log index).
+    /// `seq_no` (the client-visible numbering, not a log index); `event`:
+    /// it is a room event, committed before chat `seq_no`.
     ForwardAck {
         sender_id: NodeId,
         term: Term,
         msg_id: String,
         seq_no: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        event: bool,
+    },
+    /// Presence gossip (`presence.rs`): the sender's local session names at
+    /// `version` (`names`), or only the version (a beat); `pull` asks the
+    /// receiver for its full set. Soft state: the term is informational.
+    Presence {
+        sender_id: NodeId,
+        term: Term,
+        version: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        names: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pull: bool,
     },
 }
 
@@ -145,7 +160,8 @@ impl PeerMsg {
             | PeerMsg::CatchupReq { sender_id, .. }
             | PeerMsg::CatchupResp { sender_id, .. }
             | PeerMsg::Forward { sender_id, .. }
-            | PeerMsg::ForwardAck { sender_id, .. } => *sender_id,
+            | PeerMsg::ForwardAck { sender_id, .. }
+            | PeerMsg::Presence { sender_id, .. } => *sender_id,
         }
     }
 
@@ -164,7 +180,8 @@ impl PeerMsg {
             | PeerMsg::CatchupReq { term, .. }
             | PeerMsg::CatchupResp { term, .. }
             | PeerMsg::Forward { term, .. }
-            | PeerMsg::ForwardAck { term, .. } => *term,
+            | PeerMsg::ForwardAck { term, .. }
+            | PeerMsg::Presence { term, .. } => *term,
         }
     }
 
@@ -211,6 +228,7 @@ impl PeerMsg {
             PeerMsg::CatchupResp { .. } => "CATCHUP_RESP",
             PeerMsg::Forward { .. } => "FORWARD",
             PeerMsg::ForwardAck { .. } => "FORWARD_ACK",
+            PeerMsg::Presence { .. } => "PRESENCE",
         }
     }
 }
@@ -232,6 +250,7 @@ pub const PEER_TYPES: &[&str] = &[
     "CATCHUP_RESP",
     "FORWARD",
     "FORWARD_ACK",
+    "PRESENCE",
 ];
 
 /// A request from a client connection, already parsed and validated by the driver.
@@ -241,6 +260,9 @@ pub enum ClientRequest {
     Chat(Chat),
     /// Committed entries from `from_seq`, at most `limit`.
     History { from_seq: Seq, limit: usize },
+    /// This client's session is now called `name` (None: it closed, or has
+    /// no name): presence, soft state (`presence.rs`). Never answered.
+    Session { name: Option<String> },
 }
 
 /// What the core tells one client.
@@ -249,6 +271,9 @@ pub enum ClientReply {
     /// The chat is committed as chat number `seq_no` (the client-visible
     /// numbering of `numbering.rs`; also the answer to a retry).
     ChatAck { msg_id: String, seq_no: u64 },
+    /// The room event `msg_id` is committed, before chat number `seq_no`
+    /// (also the answer to a retry).
+    EventAck { msg_id: String, seq_no: u64 },
     /// Committed entries answering a History request; `commit_seq` is the
     /// node's commit point, so the client knows whether more exist.
     History {

@@ -40,6 +40,7 @@ fn chat(id: &str) -> Chat {
         user: None,
         payload: format!("payload of {id}"),
         ts_ms: 0,
+        event: None,
     }
 }
 
@@ -1083,4 +1084,140 @@ fn a_follower_ignores_catch_up_from_a_claimant_that_does_not_lead_yet() {
         ],
         "a leading leader's log overwrites the uncommitted suffix"
     );
+}
+
+/// Client 1's room event `event` in `room` as `user` (msg_id `id`).
+fn room_event(id: &str, event: Event, room: &str, user: &str, payload: &str) -> Chat {
+    Chat {
+        room_id: room.into(),
+        user: Some(user.into()),
+        payload: payload.into(),
+        event: Some(event),
+        ..chat(id)
+    }
+}
+
+#[test]
+fn a_room_event_commits_without_a_number_and_is_acked_before_the_next_chat() {
+    let mut n = leader_n3();
+    let join = room_event("j1", Event::Join, "general", "ann", "");
+    let submit = |c: Chat| Input::Client {
+        client: ClientId(1),
+        request: ClientRequest::Chat(c),
+    };
+    step(&mut n, 3000, submit(join.clone()));
+    step(&mut n, 3000, Input::Flush);
+    let out = step(&mut n, 3001, append_ack(1, 2));
+    let joined = Entry {
+        seq_no: Seq(2),
+        term: Term(1),
+        body: Body::Chat(join.clone()),
+    };
+    assert_eq!(
+        out[2..],
+        vec![
+            Action::Reply {
+                client: ClientId(1),
+                reply: ClientReply::EventAck {
+                    msg_id: "j1".into(),
+                    seq_no: 1
+                }
+            },
+            Action::Deliver(joined, None),
+        ],
+        "the event is acked as coming before chat #1, and takes no number"
+    );
+    let general = n
+        .rooms()
+        .get("general")
+        .expect("the first join creates the room");
+    assert!(general.members.contains("ann"));
+    assert_eq!(general.creator, "ann");
+    // The next chat is still #1; a retry of the event answers the same.
+    step(&mut n, 3002, submit(chat("m1")));
+    step(&mut n, 3002, Input::Flush);
+    step(&mut n, 3003, append_ack(1, 3));
+    let out = step(&mut n, 3004, submit(join));
+    assert_eq!(
+        out,
+        vec![Action::Reply {
+            client: ClientId(1),
+            reply: ClientReply::EventAck {
+                msg_id: "j1".into(),
+                seq_no: 1
+            }
+        }]
+    );
+    assert_eq!(n.status().delivered_chats, 1);
+}
+
+#[test]
+fn presence_goes_out_in_the_next_round_and_a_stale_beat_is_pulled() {
+    let mut n = leader_n3();
+    let session = |name: Option<&str>| Input::Client {
+        client: ClientId(7),
+        request: ClientRequest::Session {
+            name: name.map(str::to_string),
+        },
+    };
+    assert!(step(&mut n, 3000, session(Some("ann"))).is_empty());
+    assert!(n.presence().is_online("ann"));
+    // The next round (one heartbeat interval) carries the full set.
+    let out = step(&mut n, 3100, Input::Tick);
+    let presence: Vec<&PeerMsg> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast {
+                msg: m @ PeerMsg::Presence { .. },
+                ..
+            } => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        presence,
+        vec![&PeerMsg::Presence {
+            sender_id: NodeId(3),
+            term: Term(1),
+            version: 1,
+            names: Some(vec!["ann".into()]),
+            pull: false,
+        }]
+    );
+    // A beat from n1 at a version we never saw: pull its full set.
+    let beat = Input::Peer(PeerMsg::Presence {
+        sender_id: NodeId(1),
+        term: Term(1),
+        version: 4,
+        names: None,
+        pull: false,
+    });
+    let out = step(&mut n, 3101, beat);
+    assert_eq!(
+        out,
+        vec![Action::Send {
+            to: NodeId(1),
+            msg: PeerMsg::Presence {
+                sender_id: NodeId(3),
+                term: Term(1),
+                version: 1,
+                names: None,
+                pull: true,
+            }
+        }]
+    );
+    // Its links reset: its sessions are forgotten at once.
+    let full = Input::Peer(PeerMsg::Presence {
+        sender_id: NodeId(1),
+        term: Term(1),
+        version: 4,
+        names: Some(vec!["bob".into()]),
+        pull: false,
+    });
+    step(&mut n, 3102, full);
+    assert!(n.presence().is_online("bob"));
+    step(&mut n, 3103, Input::PeerDown(NodeId(1)));
+    assert!(!n.presence().is_online("bob"));
+    assert!(step(&mut n, 3104, session(None)).is_empty());
+    assert!(!n.presence().is_online("ann"));
 }

@@ -15,6 +15,7 @@ fn sample() -> Vec<Record> {
                 user: Some("alice".into()),
                 payload: "héllo".into(),
                 ts_ms: 1_700_000_000_000,
+                event: None,
             }),
         })
     };

@@ -1,5 +1,6 @@
-//! The client protocol, server side: CHAT, HISTORY, SUBSCRIBE and STATUS lines
-//! in; CHAT_ACK, SEQ_CHAT, HISTORY_END, STATUS and ERROR lines out.
+//! The client protocol, server side: CHAT, HISTORY, SUBSCRIBE, LIST and STATUS
+//! lines in (and the rooms requests of `rooms.rs`: JOIN, PART, TOPIC, NICK,
+//! WHO); CHAT_ACK, SEQ_CHAT, HISTORY_END, ROOMS, STATUS and ERROR lines out.
 //!
 //! Rules kept here: a client may only send client types. A line whose `type`
 //! is a peer or handshake type (SEQ_CHAT, COORDINATOR, HEARTBEAT, HELLO, …)
@@ -16,9 +17,11 @@ use crate::conn::{
 };
 use crate::net::{encode, line_type};
 use crate::runtime::Runtime;
-use chorus_core::client_wire::{ClientLine, NodeHello, NodeStatus, RoomInfo, ServerLine, PROTO};
+use chorus_core::client_wire::{ClientLine, NodeHello, NodeStatus, ServerLine, PROTO};
 use chorus_core::wire::PEER_TYPES;
-use chorus_core::{Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Input, Role as CoreRole};
+use chorus_core::{
+    Chat, ClientId, ClientReply, ClientRequest, ErrorCode, Event, Input, Role as CoreRole,
+};
 use mio::Token;
 use std::collections::BTreeSet;
 use tracing::debug;
@@ -28,7 +31,7 @@ pub const MAX_ID_BYTES: usize = 256;
 /// Default and largest HISTORY `limit`.
 pub const HISTORY_LIMIT_MAX: usize = 1000;
 
-fn client_id(token: Token) -> ClientId {
+pub(crate) fn client_id(token: Token) -> ClientId {
     ClientId(token.0 as u64)
 }
 
@@ -73,7 +76,7 @@ impl Runtime {
 
     /// Answers one client right away (not a reply that waits for the log).
     /// A seed-dialect client gets none of these lines (the seed knows none).
-    fn answer(&mut self, token: Token, line: &ServerLine) {
+    pub(crate) fn answer(&mut self, token: Token, line: &ServerLine) {
         if self.is_seed(token) {
             debug!("seed client {token:?}: not sent (no seed type): {line:?}");
             return;
@@ -92,8 +95,8 @@ impl Runtime {
             dialect: Dialect::Full,
             ..Default::default()
         });
-        let proto = match serde_json::from_slice::<ClientLine>(line) {
-            Ok(ClientLine::Hello { proto, .. }) => proto,
+        let (proto, user) = match serde_json::from_slice::<ClientLine>(line) {
+            Ok(ClientLine::Hello { proto, user, .. }) => (proto, user),
             _ => {
                 let msg = "malformed HELLO: expected {\"type\":\"HELLO\",\"proto\":2,\"client\":\"name/version\"}".to_string();
                 return self.fail_conn(token, ErrorCode::BadRequest, msg);
@@ -113,6 +116,15 @@ impl Runtime {
             history_limit: HISTORY_LIMIT_MAX,
         });
         self.answer(token, &hello);
+        if let Some(name) = user {
+            match crate::rooms::check_name(&name) {
+                Ok(()) => self.set_session_name(token, Some(name)),
+                Err(why) => {
+                    let msg = format!("HELLO user: {why}; the session has no name (send NICK)");
+                    self.refuse(token, ErrorCode::BadRequest, msg);
+                }
+            }
+        }
     }
 
     /// A fresh connection that said nothing for `SEED_IDLE`: a seed client
@@ -144,7 +156,7 @@ impl Runtime {
         }
     }
 
-    fn refuse(&mut self, token: Token, code: ErrorCode, message: String) {
+    pub(crate) fn refuse(&mut self, token: Token, code: ErrorCode, message: String) {
         self.metrics.error(code);
         self.answer(token, &ServerLine::Error { code, message });
     }
@@ -156,7 +168,7 @@ impl Runtime {
                 let ty = line_type(line).unwrap_or_default();
                 if PEER_TYPES.contains(&ty.as_str()) || HANDSHAKE_TYPES.contains(&ty.as_str()) {
                     let msg = format!(
-                        "{ty} is a peer message; clients may send CHAT, HISTORY, SUBSCRIBE, STATUS"
+                        "{ty} is a peer message; clients may send CHAT, HISTORY, SUBSCRIBE, LIST, JOIN, PART, TOPIC, NICK, WHO, STATUS"
                     );
                     return self.refuse(token, ErrorCode::Forbidden, msg);
                 }
@@ -186,6 +198,9 @@ impl Runtime {
                 if self.is_seed(token) && !room_id.is_empty() && room_id.len() <= MAX_ID_BYTES {
                     self.seed_subscribe(token, &room_id);
                 }
+                // A named session posts under its name (not authenticated
+                // yet: anyone may take any name).
+                let user = self.session_name(token).or(user);
                 let chat = Chat {
                     msg_id,
                     room_id,
@@ -193,6 +208,7 @@ impl Runtime {
                     user,
                     payload,
                     ts_ms: wall_ms(),
+                    event: None,
                 };
                 self.on_chat(token, chat);
             }
@@ -250,28 +266,26 @@ impl Runtime {
                     self.streaming.insert(token);
                 }
             }
+            ClientLine::Join { room_id, msg_id } => {
+                self.on_room_request(token, Event::Join, &room_id, None, msg_id);
+            }
+            ClientLine::Part { room_id, msg_id } => {
+                self.on_room_request(token, Event::Leave, &room_id, None, msg_id);
+            }
+            ClientLine::Topic {
+                room_id,
+                topic,
+                msg_id,
+            } => self.on_room_request(token, Event::Topic, &room_id, Some(topic), msg_id),
+            ClientLine::Nick { name, msg_id } => self.on_nick(token, name, msg_id),
+            ClientLine::Who { room_id } => {
+                let who = self.who(&room_id);
+                self.answer(token, &who);
+            }
             ClientLine::Status {} => {
                 let status = ServerLine::Status(self.node_status());
                 self.answer(token, &status);
             }
-        }
-    }
-
-    /// The LIST answer: rooms by name with their message counts, at most
-    /// `HISTORY_LIMIT_MAX` of them.
-    fn room_list(&self) -> ServerLine {
-        let n = self.node.numbering();
-        let rooms = n
-            .rooms()
-            .take(HISTORY_LIMIT_MAX)
-            .map(|(room, messages)| RoomInfo {
-                room_id: room.to_string(),
-                messages,
-            })
-            .collect();
-        ServerLine::Rooms {
-            rooms,
-            truncated: n.room_count() > HISTORY_LIMIT_MAX,
         }
     }
 
@@ -305,7 +319,7 @@ impl Runtime {
         }
     }
 
-    fn on_chat(&mut self, token: Token, chat: Chat) {
+    pub(crate) fn on_chat(&mut self, token: Token, chat: Chat) {
         let now = self.now.0;
         let limited = self
             .conns
@@ -319,8 +333,10 @@ impl Runtime {
             );
             return self.refuse(token, ErrorCode::RateLimited, msg);
         }
+        // A rename belongs to no room.
+        let roomless = chat.event == Some(Event::Nick);
         let valid = check_id("msg_id", &chat.msg_id, false)
-            .and_then(|_| check_id("room_id", &chat.room_id, false))
+            .and_then(|_| check_id("room_id", &chat.room_id, roomless))
             .and_then(|_| check_id("user", chat.user.as_deref().unwrap_or(""), true));
         if let Err(why) = valid {
             let msg = format!("CHAT {:?}: {why}", chat.msg_id);
@@ -410,7 +426,7 @@ impl Runtime {
         }
         let mut lines = Vec::new();
         match reply {
-            ClientReply::ChatAck { msg_id, seq_no } => {
+            ClientReply::ChatAck { msg_id, seq_no } | ClientReply::EventAck { msg_id, seq_no } => {
                 st.outstanding = st.outstanding.saturating_sub(1);
                 self.metrics.chat_answered(token.0, Some(msg_id), true);
                 lines.push(ServerLine::ChatAck {

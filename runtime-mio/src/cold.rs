@@ -270,6 +270,7 @@ mod tests {
                 user: None,
                 payload: payload.into(),
                 ts_ms: 1,
+                event: None,
             }),
         }
     }

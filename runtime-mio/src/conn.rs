@@ -68,6 +68,8 @@ pub struct ClientState {
     /// The client closed its sending side; the connection stays open only
     /// until its outstanding answers are written (or the linger deadline).
     pub read_closed: bool,
+    /// The session's name (HELLO `user` or NICK), if it has one (`rooms.rs`).
+    pub name: Option<String>,
 }
 
 impl ClientState {

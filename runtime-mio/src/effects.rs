@@ -212,6 +212,7 @@ impl Runtime {
                 if let Some(n) = numbers {
                     self.delivered_chats = n.seq_no;
                 }
+                self.push_room_event(e);
             }
             Action::Reply { client, reply } => self.reply_client(*client, reply),
             Action::PeerKnown(info) => self.peer_known(info.clone()),

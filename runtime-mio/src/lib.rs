@@ -37,6 +37,7 @@ mod observe;
 mod options;
 mod peers;
 pub mod recorder;
+pub mod rooms;
 mod runtime;
 pub mod segments;
 pub mod storage;

@@ -422,6 +422,15 @@ impl Runtime {
         if self.http.is_some() {
             self.metrics.client_gone(token.0);
         }
+        if let Role::Client(st) = &c.role {
+            if st.name.is_some() {
+                // Presence: this session is gone (fed now, run with the batch).
+                self.feed(chorus_core::Input::Client {
+                    client: chorus_core::ClientId(token.0 as u64),
+                    request: chorus_core::ClientRequest::Session { name: None },
+                });
+            }
+        }
         match c.role {
             Role::Dial { peer, stage } => self.link_down(token, peer, stage, why),
             Role::PeerIn(id) => debug!("incoming link from n{} closed: {why}", id.0),

@@ -116,6 +116,10 @@ pub struct Runtime {
     pub(crate) delivered: Seq,
     /// Chats among them: the highest seq_no delivered to clients.
     pub(crate) delivered_chats: u64,
+    /// Room events submitted without a msg_id so far, and this run's start
+    /// (wall ms): together they make the msg_ids given to them (`rooms.rs`).
+    pub(crate) event_ids: u64,
+    pub(crate) boot_ms: u64,
     /// Connections with output to flush at the end of the iteration.
     pub(crate) dirty: BTreeSet<Token>,
     /// Clients with a history job or a subscription.
@@ -314,6 +318,8 @@ impl Runtime {
             delivered,
             delivered_chats,
             dirty: BTreeSet::new(),
+            event_ids: 0,
+            boot_ms: crate::clock::wall_ms(),
             streaming: BTreeSet::new(),
             read_again: BTreeSet::new(),
             pump_again: false,

@@ -651,6 +651,7 @@ mod tests {
                 user: None,
                 payload: "hi".into(),
                 ts_ms: 1,
+                event: None,
             }),
         })
     }

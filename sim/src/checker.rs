@@ -20,6 +20,10 @@
 //!   1, per room from 1), and after every step each node's count of
 //!   delivered chats is that of the canonical history up to its delivery
 //!   point (also right after a restart, when the node rebuilt it);
+//! - room state: every node's rooms (members, topics, creators) are the fold
+//!   of the committed history up to where it delivered (checked whenever it
+//!   has delivered all of it), and a room event is acknowledged only once
+//!   committed, durably on a majority;
 //! - at most one leader per term;
 //! - persist-before-effect: a delivered entry is durable on the delivering node
 //!   and on a majority; an acked chat is durable on a majority; an APPEND_ACK or
@@ -31,7 +35,8 @@
 use crate::storage::{Disk, EntryId};
 use crate::workload::{Clients, MsgKey};
 use chorus_core::record::{Record, Recovered};
-use chorus_core::{Body, Entry, NodeId, Numbers, PeerMsg, Role, Seq, Status, Term};
+use chorus_core::rooms::Rooms;
+use chorus_core::{Body, Chat, Entry, NodeId, Numbers, PeerMsg, Role, Seq, Status, Term};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -61,10 +66,15 @@ pub struct Checker {
     canon: Vec<Entry>,
     /// The numbers of each canonical entry, counted here independently.
     canon_numbers: Vec<Option<Numbers>>,
+    /// Entries with a msg_id (chats and room events: what the exactly-once
+    /// window counts) in the canonical history up to seq `s`, at `s - 1`.
+    canon_ids: Vec<u64>,
     /// Canonical log index of chat seq_no `n` at `n - 1`.
     chat_index: Vec<Seq>,
     /// Chats per room in the canonical history.
     room_chats: BTreeMap<String, u64>,
+    /// The room state of the canonical history (`chorus_core::rooms`).
+    canon_rooms: Rooms,
     seq_of_key: BTreeMap<MsgKey, Seq>,
     /// Chat seq_no → the message acked with it.
     acked_at: BTreeMap<u64, MsgKey>,
@@ -81,6 +91,8 @@ pub struct Checker {
     dedup_window: Option<(u64, u64)>,
     /// Retries committed again because their original was past the window.
     pub retries_past_window: u64,
+    /// The earlier commits of ids committed again past the window.
+    earlier_commits: BTreeMap<MsgKey, Vec<Seq>>,
 }
 
 fn fail(v: &mut Vec<Violation>, at_ms: u64, what: String) {
@@ -102,8 +114,10 @@ impl Checker {
             async_disks: false,
             canon: Vec::new(),
             canon_numbers: Vec::new(),
+            canon_ids: Vec::new(),
             chat_index: Vec::new(),
             room_chats: BTreeMap::new(),
+            canon_rooms: Rooms::default(),
             seq_of_key: BTreeMap::new(),
             acked_at: BTreeMap::new(),
             delivered: vec![Seq(0); n],
@@ -114,6 +128,7 @@ impl Checker {
             violations: Vec::new(),
             dedup_window: None,
             retries_past_window: 0,
+            earlier_commits: BTreeMap::new(),
         }
     }
 
@@ -123,17 +138,27 @@ impl Checker {
         self
     }
 
-    /// True if a retry of a chat first submitted at `submitted_ms`, first
-    /// committed as chat number `first`, may be committed again as chat
-    /// `again` at `now`: its original was past the window then. A node
-    /// forgets an id only once `ids` newer chats are in its log, all of
+    /// True if a retry of a submission made at `submitted_ms`, with
+    /// `between` ids committed between its first commit and its second, may
+    /// be committed again at `now`: its original was past the window then. A
+    /// node forgets an id only once `ids` newer ids are in its log, all of
     /// which are committed before the retry's entry (they precede it in the
     /// leader's log), or once it has held the id for `ms` (it learned the id
     /// after its submission, and the retry commits after it is appended).
-    fn past_window(&self, first: u64, again: u64, submitted_ms: u64, now: u64) -> bool {
-        self.dedup_window.is_some_and(|(ids, ms)| {
-            again.saturating_sub(first + 1) >= ids || now.saturating_sub(submitted_ms) >= ms
-        })
+    fn past_window(&self, between: u64, submitted_ms: u64, now: u64) -> bool {
+        self.dedup_window
+            .is_some_and(|(ids, ms)| between >= ids || now.saturating_sub(submitted_ms) >= ms)
+    }
+
+    /// Ids committed strictly between canonical seqs `a < b` (`b` may be
+    /// past the history: then those up to its end).
+    fn ids_between(&self, a: Seq, b: Option<Seq>) -> u64 {
+        let at = |s: Seq| self.canon_ids.get(s.0 as usize - 1).copied().unwrap_or(0);
+        let end = match b {
+            Some(b) if (b.0 as usize) <= self.canon_ids.len() => at(b).saturating_sub(1),
+            _ => self.canon_ids.last().copied().unwrap_or(0),
+        };
+        end.saturating_sub(at(a))
     }
 
     pub fn violations(&self) -> &[Violation] {
@@ -155,12 +180,12 @@ impl Checker {
         &self.canon
     }
 
-    /// Chats in the canonical history up to `seq`.
+    /// Chat messages (not room events) in the canonical history up to `seq`.
     pub fn chats_upto(&self, seq: Seq) -> usize {
         let end = (seq.0 as usize).min(self.canon.len());
         self.canon[..end]
             .iter()
-            .filter(|e| e.chat().is_some())
+            .filter(|e| e.message().is_some())
             .count()
     }
 
@@ -337,10 +362,18 @@ impl Checker {
     fn extend_canon(&mut self, now: u64, e: &Entry, clients: &Clients) {
         let seq = e.seq_no;
         self.canon.push(e.clone());
+        let ids = self.canon_ids.last().copied().unwrap_or(0);
+        self.canon_ids.push(ids + u64::from(e.msg_id().is_some()));
+        self.canon_rooms.apply(e);
         let Body::Chat(chat) = &e.body else {
             self.canon_numbers.push(None);
             return;
         };
+        if chat.event.is_some() {
+            self.canon_numbers.push(None);
+            self.check_submitted(now, seq, chat, clients);
+            return;
+        }
         self.chat_index.push(seq);
         let in_room = self.room_chats.entry(chat.room_id.clone()).or_insert(0);
         *in_room += 1;
@@ -349,37 +382,128 @@ impl Checker {
             seq_no: chat_no,
             room_seq: *in_room,
         }));
-        let Some(key) = MsgKey::parse(&chat.msg_id) else {
-            let what = format!("{seq} holds msg_id {:?} no client submitted", chat.msg_id);
-            fail(&mut self.violations, now, what);
+        let Some(key) = self.check_submitted(now, seq, chat, clients) else {
             return;
         };
-        match clients.sent(key) {
-            Some(s)
-                if s.chat.room_id == chat.room_id
-                    && s.chat.payload == chat.payload
-                    && s.chat.sender_id == chat.sender_id => {}
-            _ => {
-                let what = format!("{seq} holds {key}, which differs from what was submitted");
-                fail(&mut self.violations, now, what);
-            }
-        }
-        if let Some(prev) = self.seq_of_key.insert(key, seq) {
-            let first = self.canon_numbers[prev.0 as usize - 1].map_or(0, |n| n.seq_no);
-            let submitted = clients.sent(key).map_or(now, |s| s.submitted_ms);
-            if self.past_window(first, chat_no, submitted, now) {
-                self.retries_past_window += 1;
-            } else {
-                let what = format!("{key} committed twice: at {prev} and {seq}");
-                fail(&mut self.violations, now, what);
-            }
-        }
         if let Some(acked) = self.acked_at.get(&chat_no) {
             if *acked != key {
                 let what =
                     format!("{acked} was acked as #{chat_no}, but {key} was committed as it");
                 fail(&mut self.violations, now, what);
             }
+        }
+    }
+
+    /// Validity and no duplicates for a submission entering the history at
+    /// `seq`; its client key.
+    fn check_submitted(
+        &mut self,
+        now: u64,
+        seq: Seq,
+        chat: &Chat,
+        clients: &Clients,
+    ) -> Option<MsgKey> {
+        let Some(key) = MsgKey::parse(&chat.msg_id) else {
+            let what = format!("{seq} holds msg_id {:?} no client submitted", chat.msg_id);
+            fail(&mut self.violations, now, what);
+            return None;
+        };
+        match clients.sent(key) {
+            Some(s)
+                if s.chat.room_id == chat.room_id
+                    && s.chat.payload == chat.payload
+                    && s.chat.sender_id == chat.sender_id
+                    && s.chat.event == chat.event
+                    && s.chat.user == chat.user => {}
+            _ => {
+                let what = format!("{seq} holds {key}, which differs from what was submitted");
+                fail(&mut self.violations, now, what);
+            }
+        }
+        if let Some(prev) = self.seq_of_key.insert(key, seq) {
+            let between = self.ids_between(prev, Some(seq));
+            let submitted = clients.sent(key).map_or(now, |s| s.submitted_ms);
+            if self.past_window(between, submitted, now) {
+                self.retries_past_window += 1;
+                self.earlier_commits.entry(key).or_default().push(prev);
+            } else {
+                let what = format!("{key} committed twice: at {prev} and {seq}");
+                fail(&mut self.violations, now, what);
+            }
+        }
+        Some(key)
+    }
+
+    /// After a step of node `i`: if it delivered the whole committed history,
+    /// its room state is that history's fold.
+    pub fn on_rooms(&mut self, now: u64, i: usize, delivered: Seq, rooms: &Rooms) {
+        if delivered != self.canon_len() || *rooms == self.canon_rooms {
+            return;
+        }
+        let what = format!(
+            "n{} room state at {delivered} differs from the fold of the committed history",
+            i + 1
+        );
+        fail(&mut self.violations, now, what);
+    }
+
+    /// Node `i` answers a client: room event `msg_id` is committed, before
+    /// chat `seq_no`. It answers just before it delivers the entry, so the
+    /// event may be its next delivery.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_event_ack(
+        &mut self,
+        now: u64,
+        i: usize,
+        msg_id: &str,
+        seq_no: u64,
+        disks: &[Disk],
+        clients: &mut Clients,
+    ) {
+        let Some(key) = MsgKey::parse(msg_id) else {
+            let what = format!("n{} acked unknown msg_id {msg_id:?}", i + 1);
+            fail(&mut self.violations, now, what);
+            return;
+        };
+        // Where the event is committed: once; or, past a bounded window,
+        // any of its commits or the node's next delivery (a retry's second
+        // commit, acked just before it is delivered).
+        let next = self.delivered[i].next();
+        let mut commits: Vec<Seq> = self.earlier_commits.get(&key).cloned().unwrap_or_default();
+        commits.push(self.seq_of_key.get(&key).copied().unwrap_or(next));
+        if self.dedup_window.is_some() {
+            commits.push(next);
+        }
+        let chats_before = |seq: Seq| self.chat_index.partition_point(|&x| x < seq) as u64;
+        let seq = commits
+            .iter()
+            .copied()
+            .find(|&s| chats_before(s) + 1 == seq_no)
+            .unwrap_or(commits[0]);
+        if let Some(before) = clients.ack(key, seq_no) {
+            if before != seq_no && (self.dedup_window.is_none() || commits.len() < 2) {
+                let what = format!("{key} acked before #{before} and later before #{seq_no}");
+                fail(&mut self.violations, now, what);
+            }
+        }
+        let chats_before = chats_before(seq);
+        if seq_no != chats_before + 1 {
+            let what = format!(
+                "n{} acked event {key} ({seq}) before #{seq_no}, but {chats_before} chats precede it",
+                i + 1
+            );
+            fail(&mut self.violations, now, what);
+        }
+        let copies = disks
+            .iter()
+            .filter(|d| d.entry(seq).is_some_and(|e| e.key == Some(key)))
+            .count();
+        if copies < self.majority {
+            let what = format!(
+                "n{} acked event {key} at {seq} while only {copies} nodes had it durably",
+                i + 1
+            );
+            fail(&mut self.violations, now, what);
         }
     }
 
@@ -407,7 +531,9 @@ impl Checker {
             // acks may arrive in either order (a node that still holds the
             // first one answers a late retry with it).
             let (lo, hi) = (before.min(seq_no), before.max(seq_no));
-            if before != seq_no && !self.past_window(lo, hi, submitted, now) {
+            let seq_of = |n: u64| self.chat_index.get((n as usize).wrapping_sub(1)).copied();
+            let between = seq_of(lo).map_or(0, |a| self.ids_between(a, seq_of(hi)));
+            if before != seq_no && !self.past_window(between, submitted, now) {
                 let what = format!("{key} acked as #{before} and later as #{seq_no}");
                 fail(&mut self.violations, now, what);
             }

@@ -50,6 +50,8 @@ pub(crate) enum Event {
         client: u32,
         node: usize,
         room: String,
+        /// A scripted room event; None: the workload decides.
+        kind: Option<chorus_core::Event>,
     },
     /// A client's wait for an ack of message `n` ran out.
     Retry { client: u32, n: u32 },
@@ -230,6 +232,10 @@ impl Sim {
         &self.coverage
     }
 
+    pub fn coverage_mut(&mut self) -> &mut Coverage {
+        &mut self.coverage
+    }
+
     pub fn trace_text(&self) -> &str {
         self.trace.text()
     }
@@ -303,7 +309,18 @@ impl Sim {
                     self.activate(node, Input::Tick);
                 }
             }
-            Event::Submit { client, node, room } => self.submit(client, node, &room),
+            Event::Submit {
+                client,
+                node,
+                room,
+                kind: None,
+            } => self.submit(client, node, &room),
+            Event::Submit {
+                client,
+                node,
+                room,
+                kind,
+            } => self.submit_kind(client, node, &room, kind),
             Event::Retry { client, n } => self.retry(client, n),
             Event::CrashFallback { node, inc } => {
                 if self.slots[node].inc == inc && self.slots[node].crash_armed {
@@ -403,6 +420,10 @@ impl Sim {
     /// Role-change trace line, role counting, and the node's next tick.
     fn after_activation(&mut self, i: usize, status: Status) {
         self.checker.on_numbered(self.now, i, &status);
+        if let Some(node) = self.slots[i].node.as_ref() {
+            self.checker
+                .on_rooms(self.now, i, status.delivered_seq, node.rooms());
+        }
         let changed = self.slots[i].shown.as_ref().is_none_or(|s| {
             (s.role, s.term, s.leader) != (status.role, status.term, status.leader)
         });

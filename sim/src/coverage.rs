@@ -32,6 +32,11 @@ pub struct Coverage {
     /// Asynchronous disks: waiting messages dropped because a truncation cut
     /// what they reported (`chorus_core::gate`).
     pub stale_reports_dropped: u64,
+    /// A room event (join, leave, topic, rename) entered the committed history.
+    pub room_events: u64,
+    /// A run with named sessions ended with every live node agreeing on
+    /// who is online (`people.rs`).
+    pub presence_converged: u64,
     /// Informative: crashes of any node.
     pub crashes: u64,
     /// Informative: crashes inside an action batch.
@@ -58,6 +63,8 @@ pub const REQUIRED: &[&str] = &[
     "cold_reads",
     "gated_sends",
     "truncations_while_gated",
+    "room_events",
+    "presence_converged",
 ];
 
 impl Coverage {
@@ -76,6 +83,8 @@ impl Coverage {
             ("cold_reads", self.cold_reads),
             ("gated_sends", self.gated_sends),
             ("truncations_while_gated", self.truncations_while_gated),
+            ("room_events", self.room_events),
+            ("presence_converged", self.presence_converged),
             ("stale_reports_dropped", self.stale_reports_dropped),
             ("crashes", self.crashes),
             ("mid_batch_crashes", self.mid_batch_crashes),
@@ -121,6 +130,8 @@ impl Coverage {
         self.truncations_while_gated += o.truncations_while_gated;
         self.stale_reports_dropped += o.stale_reports_dropped;
         self.retries_past_window += o.retries_past_window;
+        self.room_events += o.room_events;
+        self.presence_converged += o.presence_converged;
     }
 }
 

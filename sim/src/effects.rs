@@ -62,9 +62,26 @@ impl Sim {
                 self.coverage.retries_past_window += self.checker.retries_past_window - before;
             }
             Action::Reply { reply, .. } => {
-                if let ClientReply::ChatAck { msg_id, seq_no } = reply {
-                    self.checker
-                        .on_ack(now, i, &msg_id, seq_no, &self.disks, &mut self.clients);
+                match reply {
+                    ClientReply::ChatAck { msg_id, seq_no } => {
+                        self.checker.on_ack(
+                            now,
+                            i,
+                            &msg_id,
+                            seq_no,
+                            &self.disks,
+                            &mut self.clients,
+                        );
+                    }
+                    ClientReply::EventAck { msg_id, seq_no } => self.checker.on_event_ack(
+                        now,
+                        i,
+                        &msg_id,
+                        seq_no,
+                        &self.disks,
+                        &mut self.clients,
+                    ),
+                    _ => {}
                 }
                 // Errors (Busy) need nothing: the client's timer resends.
             }

@@ -12,7 +12,7 @@ use crate::cluster::{Event, Sim};
 use crate::seed;
 use crate::trace::node_name;
 use crate::workload::client_id;
-use chorus_core::{ClientRequest, Input, NodeId, Role};
+use chorus_core::{ClientRequest, Event as RoomEvent, Input, NodeId, Role};
 
 impl Sim {
     /// Crashes node `i` now (no-op if it is down).
@@ -195,13 +195,62 @@ impl Sim {
             client,
             node,
             room: room.to_string(),
+            kind: None,
         };
         self.queue.push(at_ms.max(self.now), ev);
     }
 
-    /// Client `client` submits a new message through `node` now.
+    /// Schedules client `client` to submit `kind` (a room event) to `node`
+    /// at `at_ms`.
+    pub fn submit_kind_at(
+        &mut self,
+        at_ms: u64,
+        client: u32,
+        node: usize,
+        room: &str,
+        kind: Option<RoomEvent>,
+    ) {
+        let ev = Event::Submit {
+            client,
+            node,
+            room: room.to_string(),
+            kind,
+        };
+        self.queue.push(at_ms.max(self.now), ev);
+    }
+
+    /// Client `client` submits a new message through `node` now (with room
+    /// events on, possibly a room event instead).
     pub fn submit(&mut self, client: u32, node: usize, room: &str) {
-        let chat = self.clients.submit(client, node, room, self.now);
+        let kind = self.draw_room_event();
+        self.submit_kind(client, node, room, kind);
+    }
+
+    /// What a client submits next: a chat (None) or a room event, drawn
+    /// from the workload stream only when room events are on (so runs
+    /// without them keep their streams).
+    fn draw_room_event(&mut self) -> Option<RoomEvent> {
+        let ppm = self.opts.room_events_ppm;
+        if ppm == 0 || !seed::chance(&mut self.workload_rng, ppm) {
+            return None;
+        }
+        Some(match seed::below(&mut self.workload_rng, 10) {
+            0..=3 => RoomEvent::Join,
+            4..=5 => RoomEvent::Leave,
+            6..=7 => RoomEvent::Topic,
+            _ => RoomEvent::Nick,
+        })
+    }
+
+    /// Client `client` submits `kind` (a chat, or a room event) through
+    /// `node` now.
+    pub fn submit_kind(&mut self, client: u32, node: usize, room: &str, kind: Option<RoomEvent>) {
+        self.clients.get_or_create(client, node);
+        self.ensure_session(client, node);
+        let chat = self.clients.submit_kind(client, node, room, self.now, kind);
+        if kind == Some(RoomEvent::Nick) {
+            self.rename_session(client);
+        }
         let n = self
             .clients
             .client(client)
@@ -232,6 +281,7 @@ impl Sim {
             c.node = node;
             c.sent[n as usize - 1].attempts += 1;
         }
+        self.ensure_session(client, node);
         self.send_chat(client, node, chat);
         let at = self.now + self.opts.client_timeout_ms;
         self.queue.push(at, Event::Retry { client, n });

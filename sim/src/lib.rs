@@ -27,6 +27,7 @@ mod faults;
 mod liveness;
 pub mod net;
 pub mod options;
+mod people;
 pub mod queue;
 pub mod replay;
 pub mod scenario;

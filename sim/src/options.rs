@@ -35,6 +35,13 @@ pub struct SimOptions {
     /// `Some((ids, ms))`: the exactly-once window's bounds (the core's
     /// defaults, 10,000,000 ids and 24 h, otherwise: never reached in a run).
     pub dedup_window: Option<(u64, u64)>,
+    /// Chance (ppm) that a client's submission is a room event (join,
+    /// leave, topic or rename) instead of a chat. Above 0, clients also hold
+    /// named sessions on their nodes (presence), checked to converge.
+    pub room_events_ppm: u32,
+    /// Clients hold named sessions on their nodes (presence); on in swarm
+    /// runs with room events and in scenarios with room steps.
+    pub sessions: bool,
 }
 
 impl Default for SimOptions {
@@ -53,6 +60,8 @@ impl Default for SimOptions {
             trace: false,
             async_fsync_ms: None,
             dedup_window: None,
+            room_events_ppm: 0,
+            sessions: false,
         }
     }
 }

@@ -82,7 +82,10 @@ fn span(entries: &[Entry]) -> String {
 /// `c1-3 general` or `noop`.
 pub fn entry_text(e: &Entry) -> String {
     match &e.body {
-        Body::Chat(c) => format!("{} {}", c.msg_id, c.room_id),
+        Body::Chat(c) => match c.event {
+            None => format!("{} {}", c.msg_id, c.room_id),
+            Some(ev) => format!("{} {} {}", c.msg_id, ev.name(), c.room_id),
+        },
         Body::Noop { .. } => "noop".into(),
     }
 }
@@ -144,6 +147,15 @@ pub fn msg_text(m: &PeerMsg) -> String {
         ),
         PeerMsg::Forward { chat, .. } => format!("{k} {t} {}", chat.msg_id),
         PeerMsg::ForwardAck { msg_id, seq_no, .. } => format!("{k} {t} {msg_id} seq={seq_no}"),
+        PeerMsg::Presence {
+            version,
+            names,
+            pull,
+            ..
+        } => match names {
+            Some(n) => format!("{k} {t} v{version} {} names pull={pull}", n.len()),
+            None => format!("{k} {t} v{version} pull={pull}"),
+        },
         _ => format!("{k} {t}"),
     }
 }
@@ -158,8 +170,23 @@ pub fn input_text(input: &Input) -> Option<String> {
         Input::Persisted { upto } => format!("persisted {upto}"),
         Input::Peer(m) => format!("<- {} {}", m.sender(), msg_text(m)),
         Input::Client { client, request } => match request {
-            chorus_core::ClientRequest::Chat(c) => {
-                format!("<= c{} CHAT {} {}", client.0, c.msg_id, c.room_id)
+            chorus_core::ClientRequest::Chat(c) => match c.event {
+                None => format!("<= c{} CHAT {} {}", client.0, c.msg_id, c.room_id),
+                Some(ev) => format!(
+                    "<= c{} {} {} {} {}",
+                    client.0,
+                    ev.name().to_uppercase(),
+                    c.msg_id,
+                    c.room_id,
+                    c.user.as_deref().unwrap_or("")
+                ),
+            },
+            chorus_core::ClientRequest::Session { name } => {
+                format!(
+                    "<= c{} SESSION {}",
+                    client.0,
+                    name.as_deref().unwrap_or("-")
+                )
             }
             chorus_core::ClientRequest::History { from_seq, limit } => {
                 format!("<= c{} HISTORY from={from_seq} limit={limit}", client.0)
@@ -193,6 +220,9 @@ pub fn action_text(a: &Action) -> String {
         Action::Reply { client, reply } => match reply {
             ClientReply::ChatAck { msg_id, seq_no } => {
                 format!("=> c{} ACK {msg_id} seq={seq_no}", client.0)
+            }
+            ClientReply::EventAck { msg_id, seq_no } => {
+                format!("=> c{} EVENT_ACK {msg_id} before={seq_no}", client.0)
             }
             ClientReply::History { entries, .. } => {
                 format!("=> c{} HISTORY {}", client.0, span(entries))

@@ -3,10 +3,16 @@
 //! retries with the SAME msg_id — on the same node, or on another one if its
 //! node is down (or, with a per-run chance, anyway).
 //!
+//! With room events on (`SimOptions::room_events_ppm`) a client is also a
+//! person: it has a name (`u3`, renamed `u3n1`, `u3n2`, …) and a session on
+//! the node it talks to (presence), and some of its submissions are room
+//! events (join, leave, topic, rename) under that name.
+//!
 //! Invariants: a msg_id names exactly one (room, payload) forever; a message
-//! is acknowledged with at most one seq (checked by the checker, recorded here).
+//! is acknowledged with at most one seq (checked by the checker, recorded here);
+//! no two clients ever share a name.
 
-use chorus_core::{Chat, ClientId};
+use chorus_core::{Chat, ClientId, Event};
 use std::fmt;
 
 /// A message's identity: client number and the client's message number (both from 1).
@@ -53,6 +59,12 @@ pub struct Sent {
 pub struct Client {
     pub node: usize,
     pub sent: Vec<Sent>,
+    /// Its current name (room events on).
+    pub name: String,
+    /// Renames so far.
+    pub renames: u32,
+    /// The (node, incarnation) its named session lives on, if any.
+    pub session: Option<(usize, u32)>,
 }
 
 /// Every client of a run, by number (client `c` at index `c - 1`).
@@ -68,9 +80,13 @@ impl Clients {
         assert!(c >= 1, "client numbers start at 1");
         let idx = c as usize - 1;
         while self.list.len() <= idx {
+            let c = self.list.len() + 1;
             self.list.push(Client {
                 node,
                 sent: Vec::new(),
+                name: format!("u{c}"),
+                renames: 0,
+                session: None,
             });
         }
         &mut self.list[idx]
@@ -86,19 +102,48 @@ impl Clients {
 
     /// Records a new message of client `c`; returns its chat.
     pub fn submit(&mut self, c: u32, node: usize, room: &str, now_ms: u64) -> Chat {
+        self.submit_kind(c, node, room, now_ms, None)
+    }
+
+    /// Records a new submission of client `c`, a chat or a room event
+    /// (under its name; a rename takes its new name at once); returns it.
+    pub fn submit_kind(
+        &mut self,
+        c: u32,
+        node: usize,
+        room: &str,
+        now_ms: u64,
+        event: Option<Event>,
+    ) -> Chat {
         let client = self.get_or_create(c, node);
         client.node = node;
         let key = MsgKey {
             client: c,
             n: client.sent.len() as u32 + 1,
         };
+        let (user, room, payload) = match event {
+            None => (None, room.to_string(), format!("m{}", key.n)),
+            Some(Event::Nick) => {
+                let old = client.name.clone();
+                client.renames += 1;
+                client.name = format!("u{c}n{}", client.renames);
+                (Some(old), String::new(), client.name.clone())
+            }
+            Some(Event::Topic) => (
+                Some(client.name.clone()),
+                room.to_string(),
+                format!("topic {}", key.n),
+            ),
+            Some(_) => (Some(client.name.clone()), room.to_string(), String::new()),
+        };
         let chat = Chat {
             msg_id: key.id(),
-            room_id: room.to_string(),
+            room_id: room,
             sender_id: u64::from(c),
-            user: None,
-            payload: format!("m{}", key.n),
+            user,
+            payload,
             ts_ms: now_ms,
+            event,
         };
         client.sent.push(Sent {
             chat: chat.clone(),
@@ -134,6 +179,11 @@ impl Clients {
     /// Messages submitted and not yet acknowledged.
     pub fn unacked(&self) -> usize {
         self.unacked
+    }
+
+    /// Every client, by number from 1.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Client)> {
+        self.list.iter().enumerate().map(|(k, c)| (k as u32 + 1, c))
     }
 
     pub fn total_sent(&self) -> usize {

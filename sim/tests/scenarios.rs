@@ -13,6 +13,8 @@ const SCENARIOS: &[&str] = &[
     "stale_leader_rejoin",
     "minority_partition",
     "election_cancellation",
+    "rooms_and_people",
+    "rooms_leader_kill",
 ];
 
 fn dir() -> PathBuf {
@@ -68,6 +70,16 @@ fn minority_partition() {
 #[test]
 fn election_cancellation() {
     check("election_cancellation");
+}
+
+#[test]
+fn rooms_and_people() {
+    check("rooms_and_people");
+}
+
+#[test]
+fn rooms_leader_kill() {
+    check("rooms_leader_kill");
 }
 
 /// A scenario file without a snapshot test would silently go unchecked.

@@ -191,6 +191,7 @@ mod tests {
                 user: None,
                 payload: format!("p-{id}"),
                 ts_ms: 0,
+                event: None,
             }),
         }
     }

@@ -24,6 +24,7 @@ pub fn hello() -> ClientLine {
     ClientLine::Hello {
         proto: chorus_core::client_wire::PROTO,
         client: Some(concat!("chorus-client/", env!("CARGO_PKG_VERSION")).into()),
+        user: None,
     }
 }
 
@@ -208,7 +209,11 @@ impl Session {
             ServerLine::ChatAck { msg_id, seq_no } => self.acked(msg_id, seq_no, now, out),
             ServerLine::SeqChat(d) => self.delivered(d, now, out),
             ServerLine::Status(st) => self.status(st, out),
-            ServerLine::HistoryEnd { .. } | ServerLine::Hello(_) | ServerLine::Rooms { .. } => {}
+            ServerLine::HistoryEnd { .. }
+            | ServerLine::Hello(_)
+            | ServerLine::Rooms { .. }
+            | ServerLine::Who { .. }
+            | ServerLine::RoomEvent(_) => {}
             ServerLine::Error { code, message } => out.push(Out::Event(Event::Notice(format!(
                 "node error ({code:?}): {message}"
             )))),

@@ -253,7 +253,14 @@ impl FakeNode {
                     };
                     write_line(&mut out, &ServerLine::Status(status));
                 }
-                ClientLine::History { .. } | ClientLine::List {} => {}
+                // The fake node keeps no rooms: these get no answer.
+                ClientLine::History { .. }
+                | ClientLine::List {}
+                | ClientLine::Join { .. }
+                | ClientLine::Part { .. }
+                | ClientLine::Topic { .. }
+                | ClientLine::Nick { .. }
+                | ClientLine::Who { .. } => {}
             }
         }
     }

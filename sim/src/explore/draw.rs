@@ -56,6 +56,9 @@ impl SwarmOptions {
         if let Some((lo, hi)) = s.async_fsync_ms {
             d += &format!(" async-fsync({lo}..={hi} ms)");
         }
+        if s.room_events_ppm > 0 {
+            d += &format!(" rooms({}ppm)", s.room_events_ppm);
+        }
         if let Some((ids, ms)) = s.dedup_window {
             d += &format!(" dedup-window({ids} ids, {ms} ms)");
         }
@@ -108,6 +111,8 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         trace: false,
         async_fsync_ms: None,
         dedup_window: None,
+        room_events_ppm: 0,
+        sessions: false,
     };
     let safety_ms = lt * between(&mut r, 15, 40);
     let mut o = SwarmOptions {
@@ -136,10 +141,17 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         }
         o.sim.async_fsync_ms = Some((0, hi));
     }
-    // Drawn after the disk, for the same reason. A quarter of the seeds
-    // bound the exactly-once window tightly (a few dozen ids, a few leader
-    // timeouts): retries then also meet a window that has moved past their
-    // original, and the checker holds the cluster to exactly-once within it.
+    // Half the seeds are people in rooms: a tenth to two fifths of the
+    // submissions are joins, leaves, topics and renames, and every client
+    // holds a named session (presence).
+    if below(&mut r, 2) == 0 {
+        o.sim.room_events_ppm = between(&mut r, 100_000, 400_000) as u32;
+        o.sim.sessions = true;
+    }
+    // Drawn last, for the same reason. A quarter of the seeds bound the
+    // exactly-once window tightly (a few dozen ids, a few leader timeouts):
+    // retries then also meet a window that has moved past their original,
+    // and the checker holds the cluster to exactly-once within it.
     if below(&mut r, 4) == 0 {
         o.sim.dedup_window = Some((between(&mut r, 4, 40), lt * between(&mut r, 2, 20)));
     }

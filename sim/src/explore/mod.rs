@@ -73,7 +73,12 @@ pub fn run_seed(seed: u64, bug: Option<InjectedBug>, trace: bool) -> RunReport {
     sim.stop_faults(o.leave_down);
     let deadline = end_ms + o.liveness_bound_ms;
     let converged_ms = match sim.run_to_convergence(deadline, o.sim.heartbeat_interval_ms) {
-        Ok(t) => Some(t - end_ms),
+        Ok(t) => {
+            if sim.check_presence(end_ms) {
+                sim.coverage_mut().presence_converged += 1;
+            }
+            Some(t - end_ms)
+        }
         Err(why) => {
             if !sim.halted() {
                 let bound = o.liveness_bound_ms;
@@ -84,6 +89,8 @@ pub fn run_seed(seed: u64, bug: Option<InjectedBug>, trace: bool) -> RunReport {
             None
         }
     };
+    let events = sim.checker().canon().iter().filter(|e| e.event().is_some());
+    sim.coverage_mut().room_events += events.count() as u64;
     RunReport {
         seed,
         options,

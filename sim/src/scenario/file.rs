@@ -128,6 +128,40 @@ pub(super) struct StepDef {
     pub(super) expect_converged: Option<ByDef>,
     pub(super) expect_coverage: Option<CoverageDef>,
     pub(super) expect_no_commit: Option<NoCommitDef>,
+    pub(super) room: Option<RoomDef>,
+    pub(super) expect_room: Option<ExpectRoomDef>,
+    pub(super) expect_online: Option<ExpectOnlineDef>,
+}
+
+/// A room event by a client (`event`: join, leave, topic or nick; a nick
+/// renames the client `u<client>` to `u<client>n<k>`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RoomDef {
+    pub(super) node: usize,
+    pub(super) client: Option<u32>,
+    pub(super) event: String,
+    #[serde(default = "general")]
+    pub(super) room: String,
+}
+
+/// Every live node holds this room state (members in any order).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExpectRoomDef {
+    #[serde(default = "general")]
+    pub(super) room: String,
+    pub(super) members: Vec<String>,
+    pub(super) topic: Option<String>,
+    pub(super) by_ms: Option<u64>,
+}
+
+/// Every live node sees exactly these names online.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExpectOnlineDef {
+    pub(super) names: Vec<String>,
+    pub(super) by_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -62,6 +62,13 @@ pub enum StepAction {
         to: Vec<usize>,
     },
     Heal,
+    /// Client `client` submits room event `event` through `node`.
+    Room {
+        node: usize,
+        client: u32,
+        event: chorus_core::Event,
+        room: String,
+    },
     /// Must hold at `at_ms`, or at some moment up to `by_ms` if given.
     Expect {
         expect: Expect,
@@ -92,4 +99,12 @@ pub enum Expect {
     Converged,
     /// A coverage counter of this run reached `min`.
     Coverage { counter: String, min: u64 },
+    /// Every live node has `room` with exactly `members` (and `topic`).
+    Room {
+        room: String,
+        members: Vec<String>,
+        topic: Option<String>,
+    },
+    /// Every live node sees exactly `names` online.
+    Online { names: Vec<String> },
 }

@@ -155,6 +155,12 @@ fn options(ctx: &Ctx<'_>, def: &FileDef) -> Result<SimOptions, ScenarioError> {
         trace: false,
         async_fsync_ms: None,
         dedup_window: None,
+        room_events_ppm: 0,
+        // Scenarios with room steps are people: their clients hold sessions.
+        sessions: def
+            .timeline
+            .iter()
+            .any(|s| s.get_ref().room.is_some() || s.get_ref().expect_online.is_some()),
     })
 }
 

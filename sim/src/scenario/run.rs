@@ -148,6 +148,15 @@ impl Runner {
                         .submit_at(now + k * interval_ms, *client, *node, room);
                 }
             }
+            StepAction::Room {
+                node,
+                client,
+                event,
+                room,
+            } => {
+                self.sim
+                    .submit_kind_at(now, *client, *node, room, Some(*event));
+            }
             StepAction::Crash { node, mid_batch } => {
                 if *mid_batch {
                     let within = self.sim.options().heartbeat_interval_ms * 2;
@@ -275,6 +284,8 @@ fn describe(e: &Expect) -> String {
         Expect::Acked { count } => format!("{count} chats acknowledged"),
         Expect::Converged => "converged".into(),
         Expect::Coverage { counter, min } => format!("coverage {counter} >= {min}"),
+        Expect::Room { room, members, .. } => format!("#{room} has {members:?}"),
+        Expect::Online { names } => format!("online {names:?}"),
     }
 }
 
@@ -315,6 +326,12 @@ fn check(sim: &Sim, e: &Expect) -> Result<(), String> {
             }
         }
         Expect::Converged => sim.converged(),
+        Expect::Room {
+            room,
+            members,
+            topic,
+        } => sim.check_room(room, members, topic.as_deref()),
+        Expect::Online { names } => sim.check_online(names),
         Expect::Coverage { counter, min } => {
             let got = sim.coverage().get(counter).unwrap_or(0);
             if got >= *min {

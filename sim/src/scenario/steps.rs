@@ -114,6 +114,47 @@ pub(super) fn step_action(
     if s.heal.is_some() {
         found.push(("heal", StepAction::Heal));
     }
+    if let Some(r) = &s.room {
+        let node = ctx.node(at, &k("room.node"), r.node)?;
+        let client = r.client.unwrap_or(r.node as u32);
+        if client == 0 {
+            return Err(ctx.invalid(at, &k("room.client"), "client numbers start at 1"));
+        }
+        let event = match r.event.as_str() {
+            "join" => chorus_core::Event::Join,
+            "leave" => chorus_core::Event::Leave,
+            "topic" => chorus_core::Event::Topic,
+            "nick" => chorus_core::Event::Nick,
+            other => {
+                let msg = format!("unknown event {other:?} (join, leave, topic or nick)");
+                return Err(ctx.invalid(at, &k("room.event"), msg));
+            }
+        };
+        let room = r.room.clone();
+        let action = StepAction::Room {
+            node,
+            client,
+            event,
+            room,
+        };
+        found.push(("room", action));
+    }
+    if let Some(d) = &s.expect_room {
+        let expect = Expect::Room {
+            room: d.room.clone(),
+            members: d.members.clone(),
+            topic: d.topic.clone(),
+        };
+        let by_ms = d.by_ms;
+        found.push(("expect_room", StepAction::Expect { expect, by_ms }));
+    }
+    if let Some(d) = &s.expect_online {
+        let expect = Expect::Online {
+            names: d.names.clone(),
+        };
+        let by_ms = d.by_ms;
+        found.push(("expect_online", StepAction::Expect { expect, by_ms }));
+    }
     if let Some(d) = &s.expect_leader {
         let a = role_expect(ctx, at, &k("expect_leader"), d, Some(Role::Leader))?;
         found.push(("expect_leader", a));
