@@ -102,7 +102,9 @@ fn a_64_entry_cache_serves_catch_up_and_history_from_the_log_file() {
     }
     c.kill(1);
     c.start_node(1);
-    c.wait_for_leader(WAIT);
+    c.wait_status(1, WAIT, "serving the backlog after its restart", |st| {
+        st.commit_seq >= BACKLOG as u64
+    });
     let h = history(&c.addr(1));
     assert_eq!(h, want, "node 2's HISTORY after a restart\n{}", c.logs());
 }
