@@ -421,6 +421,13 @@ fn print_summary(
     if let Some(ports) = http_ports {
         let list: Vec<String> = ports.iter().map(|p| format!("{HOST}:{p}")).collect();
         eprintln!(
+            "  web chat: {}",
+            list.iter()
+                .map(|a| format!("http://{a}/"))
+                .collect::<Vec<_>>()
+                .join("  ")
+        );
+        eprintln!(
             "  metrics: http://{}/metrics   table: chorus status --connect {}",
             list[0],
             list.join(",")

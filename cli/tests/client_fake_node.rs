@@ -40,10 +40,10 @@ fn plain_client_shows_history_sends_and_prints_acks() {
     assert_eq!(
         c.stdout_lines(),
         [
-            "[seq 1] bob: before",
-            "[seq 3] alice: one",
-            "[seq 4] alice: two",
-            "[seq 5] alice: three"
+            "[#general 1] bob: before",
+            "[#general 2] alice: one",
+            "[#general 3] alice: two",
+            "[#general 4] alice: three"
         ],
         "{}",
         c.dump()
@@ -109,6 +109,56 @@ fn failover_resends_unacked_with_same_msg_id_exactly_once() {
         c.dump()
     );
     assert!(cluster.chats_received(b.index) >= 3, "resent on B");
+    // The JOIN went to A unanswered and again to B with the same msg_id:
+    // applied once.
+    let joins: Vec<_> = cluster
+        .commands()
+        .into_iter()
+        .filter(|(kind, _)| kind == "JOIN")
+        .collect();
+    assert!(joins.len() >= 2, "{joins:?}");
+    assert!(joins.iter().all(|j| j.1 == joins[0].1), "{joins:?}");
+    assert_eq!(cluster.members("general"), ["alice"]);
+}
+
+#[test]
+fn plain_client_reads_and_writes_its_room_only() {
+    let cluster = FakeCluster::new();
+    let node = cluster.node(false);
+    cluster.commit_other("general", "not here");
+    cluster.commit_other("random", "elsewhere");
+    let port = node.port().to_string();
+    let mut c = PlainClient::start(&["--port", &port, "--name", "al", "--room", "#random"]);
+    c.send("into random");
+    c.close_stdin();
+    let status = c.wait(EXIT_WAIT);
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", c.dump());
+    assert_eq!(
+        c.stdout_lines(),
+        ["[#random 1] bob: elsewhere", "[#random 2] al: into random"],
+        "{}",
+        c.dump()
+    );
+    assert_eq!(cluster.members("random"), ["al"]);
+    assert!(cluster.members("general").is_empty());
+}
+
+#[test]
+fn bad_names_and_rooms_are_refused_with_a_reason() {
+    let mut c = PlainClient::start(&["--port", "1", "--name", "#al"]);
+    assert_eq!(
+        c.wait(EXIT_WAIT).map(|s| s.code()),
+        Some(Some(2)),
+        "a usage error"
+    );
+    assert!(c.dump().contains("must not start with #"), "{}", c.dump());
+    let mut c = PlainClient::start(&["--port", "1", "--room", "a b"]);
+    assert_eq!(
+        c.wait(EXIT_WAIT).map(|s| s.code()),
+        Some(Some(2)),
+        "a usage error"
+    );
+    assert!(c.dump().contains("--room"), "{}", c.dump());
 }
 
 #[test]

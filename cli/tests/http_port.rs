@@ -4,7 +4,10 @@
 //! bounds against hostile scrapers: the connection limit answers 503, an
 //! over-long head 431, a silent connection is closed at its deadline, a
 //! scraper that never reads holds one response, and through all of it the
-//! node keeps serving chats and other scrapers. Every wait is bounded.
+//! node keeps serving chats and other scrapers. The web page's files with
+//! their types and ETag revalidation (304), every node's HTTP address in
+//! `/status` (`http_members`), and one node's page allowed to open `/ws` on
+//! another. Every wait is bounded.
 
 #[path = "common/chat.rs"]
 mod chat;
@@ -114,6 +117,85 @@ fn endpoints_report_the_cluster_and_pass_promtool() {
         Some(1.0)
     );
     assert_eq!(http::get(hp[0], "/nope").unwrap().0, 404);
+    page_and_http_members(&hp);
+}
+
+/// Sends `req` on a fresh connection; the whole answer.
+fn exchange(port: u16, req: &str) -> String {
+    let mut s = raw(port);
+    s.write_all(req.as_bytes()).unwrap();
+    read_all(s)
+}
+
+/// The web page's files (types, ETag revalidation), every node's HTTP
+/// address in `/status`, and one node's page allowed to open `/ws` on
+/// another (failover).
+fn page_and_http_members(hp: &[u16]) {
+    let all: Vec<String> = hp.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut sorted = all.clone();
+    sorted.sort();
+    for (i, &p) in hp.iter().enumerate() {
+        let until = Instant::now() + LEADER_WAIT;
+        loop {
+            let (_, body) = http::get(p, "/status").unwrap();
+            let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let mut got: Vec<String> = serde_json::from_value(st["http_members"].clone()).unwrap();
+            assert_eq!(got[0], all[i], "its own address first: {body}");
+            got.sort();
+            if got == sorted {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "http_members never listed every node: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for (path, ty) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/style.css", "text/css; charset=utf-8"),
+        ("/icon.svg", "image/svg+xml"),
+    ] {
+        let get = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let full = exchange(hp[0], &get);
+        let (head, body) = full.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{path}: {head}");
+        assert!(head.contains(&format!("Content-Type: {ty}\r\n")), "{head}");
+        assert!(head.contains("Cache-Control: no-cache\r\n"), "{head}");
+        assert!(!body.is_empty());
+        let tag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("ETag: "))
+            .expect("an ETag");
+        let again = format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\nIf-None-Match: {tag}\r\nConnection: close\r\n\r\n"
+        );
+        let cached = exchange(hp[1], &again);
+        assert!(cached.starts_with("HTTP/1.1 304 Not Modified"), "{cached}");
+        assert!(cached.ends_with("\r\n\r\n"), "a 304 has no body: {cached}");
+    }
+    let page = http::get(hp[0], "/").unwrap().1;
+    assert!(page.contains("<script src=\"/app.js\"") && page.contains("<label"));
+    // Node 2 lets node 1's page open /ws (the page fails over to it).
+    let upgrade = |origin: &str| {
+        let req = format!(
+            "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Origin: {origin}\r\n\r\n"
+        );
+        let mut s = raw(hp[1]);
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    assert_eq!(
+        upgrade(&format!("http://localhost:{}", hp[0])),
+        "HTTP/1.1 101"
+    );
+    assert_eq!(upgrade("http://localhost:1"), "HTTP/1.1 403");
 }
 
 fn raw(port: u16) -> TcpStream {

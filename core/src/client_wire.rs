@@ -306,6 +306,10 @@ pub struct NodeStatus {
     pub log_last: u64,
     /// host:port of every member (for client failover).
     pub members: Vec<String>,
+    /// host:port of every node's HTTP port that this node knows, its own
+    /// first (for web pages: `/ws` on the others when this node fails).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_members: Vec<String>,
 }
 
 #[cfg(test)]

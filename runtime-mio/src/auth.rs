@@ -15,6 +15,12 @@
 //! role label stops a MAC from being reflected back. Nonces come from the OS
 //! (allowed here, never in core). Any connection whose first line is not HELLO
 //! is a client and never sees this exchange, so plain clients are unaffected.
+//!
+//! HELLO may also carry `http`, the dialer's HTTP address (`host:port`), so
+//! every node can tell browser pages where the others serve `/ws` (STATUS
+//! `http_members`). It is outside the MACs: it is trusted only once the
+//! link authenticates, and it steers nothing but what pages are told (and the
+//! default `/ws` Origin allow-list).
 
 use chorus_core::NodeId;
 use hmac::{Hmac, Mac};
@@ -36,6 +42,9 @@ pub enum Handshake {
     Hello {
         node_id: NodeId,
         nonce: String,
+        /// The dialer's HTTP address, when it serves HTTP.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http: Option<String>,
     },
     Challenge {
         node_id: NodeId,
@@ -174,10 +183,16 @@ mod tests {
         let h = Handshake::Hello {
             node_id: NodeId(3),
             nonce: "00".into(),
+            http: None,
         };
         assert_eq!(
             serde_json::to_string(&h).unwrap(),
             r#"{"type":"HELLO","node_id":3,"nonce":"00"}"#
         );
+        let with_http = r#"{"type":"HELLO","node_id":3,"nonce":"00","http":"h:8003"}"#;
+        assert!(matches!(
+            serde_json::from_str(with_http),
+            Ok(Handshake::Hello { http: Some(h), .. }) if h == "h:8003"
+        ));
     }
 }

@@ -406,6 +406,7 @@ impl Runtime {
             log_commit: self.delivered.0,
             log_last: s.last_seq.0,
             members: all,
+            http_members: self.http_members(),
         }
     }
 

@@ -109,6 +109,8 @@ pub enum Role {
         dialer: NodeId,
         dialer_nonce: String,
         nonce: String,
+        /// The HTTP address its HELLO gave (kept once it authenticates).
+        http: Option<String>,
     },
     /// An authenticated peer's link to us: its messages arrive here.
     PeerIn(NodeId),

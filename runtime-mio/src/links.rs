@@ -148,10 +148,15 @@ impl Runtime {
         }
         let _ = c.stream.tcp().set_nodelay(true);
         let nonce = auth::fresh_nonce();
+        let http = self.own_http_addr();
         let hello = encode(&Handshake::Hello {
             node_id: self.me,
             nonce: nonce.clone(),
+            http,
         });
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
         if let Role::Dial { stage, .. } = &mut c.role {
             *stage = DialStage::AwaitChallenge { nonce };
         }
@@ -160,8 +165,12 @@ impl Runtime {
 
     /// Acceptor: a first line of type HELLO. Answer with our nonce and proof.
     pub(crate) fn on_hello(&mut self, token: Token, line: &[u8]) {
-        let (dialer, dialer_nonce) = match serde_json::from_slice(line) {
-            Ok(Handshake::Hello { node_id, nonce }) if auth::nonce_ok(&nonce) => (node_id, nonce),
+        let (dialer, dialer_nonce, http) = match serde_json::from_slice(line) {
+            Ok(Handshake::Hello {
+                node_id,
+                nonce,
+                http,
+            }) if auth::nonce_ok(&nonce) => (node_id, nonce, http),
             _ => {
                 let msg = "malformed HELLO".to_string();
                 return self.fail_conn(token, ErrorCode::BadRequest, msg);
@@ -217,6 +226,7 @@ impl Runtime {
                 dialer,
                 dialer_nonce,
                 nonce,
+                http,
             };
             c.deadline = deadline;
         }
@@ -232,6 +242,7 @@ impl Runtime {
             dialer,
             dialer_nonce,
             nonce,
+            http,
         } = c.role.clone()
         else {
             return;
@@ -260,6 +271,7 @@ impl Runtime {
             "n{} authenticated (incoming link from {})",
             dialer.0, c.label
         );
+        self.note_peer_http(dialer, http);
         self.redial_now(dialer);
     }
 

@@ -105,9 +105,11 @@ pub struct HttpOptions {
     /// delivered up to at most this many entries short of its commit point.
     pub ready_max_lag: u64,
     /// `Origin`s a `/ws` upgrade may come from (`"*"`: any). Empty: this
-    /// node's HTTP port as `http(s)://{localhost,127.0.0.1,[::1],host}:port`
-    /// (`http/upgrade.rs`). A request without `Origin` (not a browser) is
-    /// accepted; any other origin is refused with 403.
+    /// node's HTTP port as `http(s)://{localhost,127.0.0.1,[::1],host}:port`,
+    /// and the same for every other node's HTTP port learned from its peer
+    /// HELLO (`http/upgrade.rs`), so one node's page may fail over to the
+    /// others. A request without `Origin` (not a browser) is accepted; any
+    /// other origin is refused with 403.
     pub ws_allowed_origins: Vec<String>,
     /// A `/ws` session silent this long is pinged.
     pub ws_ping_interval_ms: u64,

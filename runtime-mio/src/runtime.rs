@@ -141,6 +141,8 @@ pub struct Runtime {
     pub(crate) metrics: Metrics,
     /// The HTTP port, when configured (`http/`).
     pub(crate) http: Option<HttpServer>,
+    /// Peers' HTTP addresses from their HELLO (`http/addresses.rs`).
+    pub(crate) peer_http: std::collections::BTreeMap<NodeId, String>,
 }
 
 /// Binds a nonblocking listener; `key` names the config key to change when
@@ -332,6 +334,7 @@ impl Runtime {
             waker,
             metrics,
             http: None,
+            peer_http: std::collections::BTreeMap::new(),
         };
         runtime.start_http(opts.http)?;
         Ok(runtime)

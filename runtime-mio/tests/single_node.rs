@@ -301,7 +301,8 @@ fn handshake_with_the_right_secret_links_both_ways() {
         r: BufReader::new(back.try_clone().unwrap()),
         w: back,
     };
-    let Handshake::Hello { node_id, nonce } = serde_json::from_value(back.recv().unwrap()).unwrap()
+    let Handshake::Hello { node_id, nonce, .. } =
+        serde_json::from_value(back.recv().unwrap()).unwrap()
     else {
         panic!("expected HELLO");
     };
@@ -472,7 +473,11 @@ fn rooms_are_listed_paged_by_room_seq_and_subscribed_together() {
     let rooms = c.recv_type("ROOMS");
     assert_eq!(
         rooms["rooms"],
-        json!([{"room_id":"a","messages":30},{"room_id":"b","messages":30},{"room_id":"c","messages":30}])
+        json!([
+            {"room_id":"a","messages":30,"members":0,"online":0,"topic":""},
+            {"room_id":"b","messages":30,"members":0,"online":0,"topic":""},
+            {"room_id":"c","messages":30,"members":0,"online":0,"topic":""}
+        ])
     );
     let h = |after: Option<u64>, before: Option<u64>, limit: u64| json!({"type":"HISTORY","room_id":"a","after":after,"before":before,"limit":limit});
     assert_eq!(
@@ -509,4 +514,79 @@ fn rooms_are_listed_paged_by_room_seq_and_subscribed_together() {
     let too_many: Vec<String> = (0..65).map(|i| format!("r{i}")).collect();
     sub.send(&json!({"type":"SUBSCRIBE","rooms":too_many}));
     assert_eq!(sub.recv_type("ERROR")["code"], "bad_request");
+}
+
+#[test]
+fn people_join_rename_set_topics_and_are_online_while_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path());
+    wait_leader(node.addr);
+    let mut ann = Line::raw(node.addr);
+    ann.send(&json!({"type":"HELLO","proto":2,"client":"t/0","user":"ann"}));
+    assert_eq!(ann.recv_type("HELLO")["proto"], 2);
+    ann.send(&json!({"type":"SUBSCRIBE","rooms":["general"]}));
+    ann.send(&json!({"type":"JOIN","room_id":"#general","msg_id":"j1"}));
+    assert_eq!(ann.recv_type("CHAT_ACK")["msg_id"], "j1");
+    let ev = ann.recv_type("ROOM_EVENT");
+    assert_eq!(
+        (ev["event"].as_str(), ev["user"].as_str()),
+        (Some("join"), Some("ann"))
+    );
+    // An unnamed session may not join; a bad room id is refused; both keep
+    // the connection open.
+    let mut anon = Line::connect(node.addr);
+    anon.send(&json!({"type":"JOIN","room_id":"general"}));
+    assert_eq!(anon.recv_type("ERROR")["code"], "bad_request");
+    anon.send(&json!({"type":"NICK","name":"bad name"}));
+    assert_eq!(anon.recv_type("ERROR")["code"], "bad_request");
+    anon.send(&json!({"type":"NICK","name":"bob"}));
+    anon.recv_type("CHAT_ACK");
+    anon.send(&json!({"type":"JOIN","room_id":"general"}));
+    anon.recv_type("CHAT_ACK");
+    anon.send(&json!({"type":"TOPIC","room_id":"general","topic":"ship it"}));
+    anon.recv_type("CHAT_ACK");
+    anon.send(&json!({"type":"CHAT","msg_id":"m1","payload":"hi","user":"mallory"}));
+    assert_eq!(
+        anon.recv_type("CHAT_ACK")["seq_no"],
+        1,
+        "events take no number"
+    );
+    let seq = ann.recv_type("SEQ_CHAT");
+    assert_eq!(seq["user"], "bob", "a named session posts under its name");
+    anon.send(&json!({"type":"NICK","name":"rob","msg_id":"n1"}));
+    anon.recv_type("CHAT_ACK");
+    // (bob's join and topic came before the chat, skipped by recv_type.)
+    let ev = ann.recv_type("ROOM_EVENT");
+    assert_eq!(
+        (ev["event"].as_str(), ev["user"].as_str()),
+        (Some("nick"), Some("bob"))
+    );
+    assert_eq!(ev["name"], "rob");
+    ann.send(&json!({"type":"WHO","room_id":"general"}));
+    let who = ann.recv_type("WHO");
+    assert_eq!(who["topic"], "ship it");
+    assert_eq!(
+        who["members"],
+        json!([{"user":"ann","online":true},{"user":"rob","online":true}])
+    );
+    ann.send(&json!({"type":"LIST"}));
+    assert_eq!(
+        ann.recv_type("ROOMS")["rooms"],
+        json!([{"room_id":"general","messages":1,"members":2,"online":2,"topic":"ship it"}])
+    );
+    // rob disconnects: still a member, no longer online.
+    drop(anon);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        ann.send(&json!({"type":"WHO","room_id":"general"}));
+        let who = ann.recv_type("WHO");
+        if who["members"][1] == json!({"user":"rob","online":false}) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rob still online: {who}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

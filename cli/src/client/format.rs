@@ -23,10 +23,17 @@ pub fn sender(d: &Delivered) -> String {
     }
 }
 
-/// The plain mode's output line: `[seq 12] alice: hello` (newlines in the
-/// payload are escaped so that one message is always one line).
+/// The plain mode's output line: `[#general 12] alice: hello`, numbered by
+/// room_seq (newlines in the payload are escaped so that one message is
+/// always one line).
 pub fn plain_line(d: &Delivered) -> String {
-    format!("[seq {}] {}: {}", d.seq_no, sender(d), one_line(&d.payload))
+    format!(
+        "[#{} {}] {}: {}",
+        d.room_id,
+        d.room_seq,
+        sender(d),
+        one_line(&d.payload)
+    )
 }
 
 /// Replaces line breaks so a message cannot fake extra output lines.
@@ -58,8 +65,8 @@ mod tests {
         assert_eq!(time_of_day(0), "00:00:00");
         assert_eq!(
             plain_line(&d(Some("alice"))),
-            "[seq 12] alice: hello\\nworld"
+            "[#general 1] alice: hello\\nworld"
         );
-        assert_eq!(plain_line(&d(None)), "[seq 12] #42: hello\\nworld");
+        assert_eq!(plain_line(&d(None)), "[#general 1] #42: hello\\nworld");
     }
 }

@@ -1,18 +1,23 @@
-//! `chorus client`: a chat client that survives node failures.
+//! `chorus client`: a chat client (rooms, names, presence) that survives node
+//! failures.
 //!
 //! Layers, each in its own file: `session` (the protocol logic: subscribe,
-//! dedupe, resend, failover decisions; no I/O), `outbox` and `addrs` (its
-//! bounded stores), `net` (runs a session over TCP on a thread), and two UIs on
+//! dedupe, resend, failover decisions; no I/O), `joined`, `outbox` and
+//! `addrs` (its bounded stores), `request` and `wire` (what it asks and the
+//! rooms lines on the wire), `net` (runs a session over TCP on a thread), and two UIs on
 //! top of `net`'s events: `tui` (full screen) and `plain` (stdin/stdout lines).
 
 mod addrs;
 mod format;
+mod joined;
 mod net;
 mod outbox;
 mod plain;
 pub mod probe;
+mod request;
 mod session;
 mod tui;
+mod wire;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -20,30 +25,44 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 const AFTER_HELP: &str = "\
-Full-screen mode: Enter sends, Esc or Ctrl-C quits, PageUp/PageDown scroll.
-Messages show as `#seq HH:MM:SS sender: text` (times in UTC); your own
-messages are marked `…` while waiting for the cluster and `✓` once
-acknowledged.
+Full-screen mode: Enter sends to the room on view, Esc or Ctrl-C quits.
+  Alt-1..Alt-9     switch to room 1..9 (the numbers in the room bar)
+  Ctrl-N / Ctrl-P  next / previous room (also Tab / Shift-Tab)
+  PageUp/PageDown  scroll; scrolling past the oldest line loaded asks the
+                   node for the page before it
+The room bar shows each joined room with its unread count, e.g.
+`2 #random (3)`; the line below it the room's topic. With 100 columns or
+more, the room's members are listed on the right (● online, ○ away).
+Commands (also in /help):
+  /join #room   join (and switch to) a room     /part         leave this room
+  /rooms        list the cluster's rooms        /who          list members
+  /nick NAME    change your name                /topic TEXT   set the topic
+  /help         this list                       /quit         quit
+Messages show as `#room_seq HH:MM:SS name: text` (times in UTC); your own
+are marked `…` while waiting for the cluster and `✓` once acknowledged.
 
 Plain mode (--plain, or automatic when stdin or stdout is not a terminal):
-every stdin line is sent as one message. stdout gets only delivered
-messages, one per line:
-    [seq 12] alice: hello
+joins --room; every stdin line is sent there as one message. stdout gets
+only that room's messages, one per line (N is the room's number, room_seq):
+    [#general 12] alice: hello
 stderr gets one line per event, script-friendly:
     sent <msg_id> <text>        a line was accepted for sending
-    ack <msg_id> seq=<n>        it is committed at sequence number n
+    ack <msg_id> seq=<n>        it is committed at (global) seq_no n
     info: ...                   connections and failovers
     warn: ...                   errors from the node, refused lines
 On stdin EOF the client waits (at most --drain-secs) until every sent
 message is acknowledged and delivered, then exits 0; it exits 1 if some
 message was never acknowledged or was refused.
 
-Failover: when the node dies or stops acknowledging, the client connects
-to another one (--peers, plus the members the nodes report), resumes the
-room from the last sequence number it showed, and resends every
-unacknowledged message with the same msg_id (the cluster delivers it once).";
+Names are not authenticated yet: anyone can take any name.
 
-/// Chat in one room through any node; fails over to the others.
+Failover: when the node dies or stops acknowledging, the client connects
+to another one (--peers, plus the members the nodes report), says HELLO
+with its name, subscribes its rooms again from where each left off, and
+resends every unacknowledged message and room command with the same msg_id
+(the cluster applies it once).";
+
+/// Chat in rooms through any node; fails over to the others.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
@@ -57,10 +76,10 @@ pub struct Args {
     /// nodes report are added automatically).
     #[arg(long, value_delimiter = ',')]
     pub peers: Vec<String>,
-    /// Your name as shown to others [default: $USER, else your sender id].
+    /// Your name as shown to others [default: $USER, else guest<sender id>].
     #[arg(long)]
     pub name: Option<String>,
-    /// The room to read and write.
+    /// The room to join first (plain mode: the only room it reads and writes).
     #[arg(long, default_value = "general")]
     pub room: String,
     /// Line mode for scripts and pipes (see below).
@@ -116,28 +135,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Runs the client until the user quits, stdin ends (plain mode) or `stop`
 /// is set (by a signal handler of the caller).
 pub fn run_until(args: Args, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
-    let mut settings = session::Settings::new(
-        args.room.clone(),
-        args.name.clone().or_else(default_name),
-        sender_id(),
-    );
+    let sender_id = sender_id();
+    let name = match args.name.clone().or_else(default_name) {
+        Some(n) => wire::name(&n).map_err(|e| anyhow::anyhow!("--name {n:?}: {e}"))?,
+        None => format!("guest{sender_id}"),
+    };
+    let room = wire::room_id(&args.room).map_err(|e| anyhow::anyhow!("--room: {e}"))?;
+    let mut settings = session::Settings::new(vec![room], name, sender_id);
     settings.max_unacked = args.max_unacked as usize;
     settings.retry_after = Duration::from_millis(args.retry_ms.max(100));
     let first = format!("{}:{}", args.host, args.port);
     let book = addrs::AddrBook::new(first, args.peers.iter().cloned());
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let tls = crate::tls_dial::from_ca(args.ca.as_deref())?;
+    let full_screen = !args.plain && interactive;
+    if full_screen {
+        // The first screenful of a room, and of each page back: two
+        // screens' worth, so that the first PageUp needs no round trip.
+        let rows = ratatui::crossterm::terminal::size().map_or(40, |(_, h)| h as u64);
+        settings.page = (rows * 2).clamp(20, 200);
+    }
     let client = net::Client::start(session::Session::new(settings.clone(), book), tls);
-    if args.plain || !interactive {
+    if !full_screen {
         Ok(plain::run(client, &args, stop))
     } else {
         tui::run(client, &settings, stop)
     }
 }
 
-/// $USER, so that people in a room see names without typing --name.
+/// $USER, so that people in a room see names without typing --name (if it
+/// is a valid name: a name has no spaces).
 fn default_name() -> Option<String> {
-    std::env::var("USER").ok().filter(|u| !u.is_empty())
+    std::env::var("USER").ok().filter(|u| wire::name(u).is_ok())
 }
 
 /// A random id for this client process (shown when it has no name); six

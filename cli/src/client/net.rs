@@ -8,6 +8,7 @@
 //! reading, which the node answers by disconnecting a slow client, which the
 //! session survives by failing over and resuming).
 
+use super::request::{Command, Request};
 use super::session::{Event, Out, Session};
 use crate::tls_dial::{self, ClientTls, Stream};
 use chorus_core::client_wire::{ClientLine, ServerLine};
@@ -38,9 +39,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// Inputs of the driver thread.
 #[derive(Debug)]
 enum Input {
-    Submit {
+    Request {
         msg_id: String,
-        payload: String,
+        request: Request,
     },
     /// From the reader of connection number `generation`.
     Line {
@@ -102,21 +103,23 @@ impl Client {
         }
     }
 
-    /// Sends `payload` under a fresh msg_id (returned) without blocking.
-    pub fn try_submit(&self, payload: String) -> Result<String, Busy> {
+    /// Asks for `request` (a command under a fresh msg_id, returned)
+    /// without blocking.
+    pub fn try_request(&self, request: Request) -> Result<String, Busy> {
         let msg_id = uuid::Uuid::new_v4().to_string();
-        match self.inputs.try_send(Input::Submit {
+        match self.inputs.try_send(Input::Request {
             msg_id: msg_id.clone(),
-            payload,
+            request,
         }) {
             Ok(()) => Ok(msg_id),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => Err(Busy),
         }
     }
 
-    /// A sender usable from another thread (the plain mode's stdin reader).
-    pub fn submitter(&self) -> Submitter {
-        Submitter(self.inputs.clone())
+    /// A sender of chats to `room` usable from another thread (the plain
+    /// mode's stdin reader).
+    pub fn submitter(&self, room: String) -> Submitter {
+        Submitter(self.inputs.clone(), room)
     }
 
     /// Stops the driver and closes the connection.
@@ -146,16 +149,21 @@ impl Drop for Client {
 
 /// Submits messages from another thread, blocking while the driver is busy.
 #[derive(Debug, Clone)]
-pub struct Submitter(SyncSender<Input>);
+pub struct Submitter(SyncSender<Input>, String);
 
 impl Submitter {
-    /// Sends `payload` under a fresh msg_id; Err when the client has stopped.
+    /// Sends `payload` to the submitter's room under a fresh msg_id; Err
+    /// when the client has stopped.
     pub fn submit(&self, payload: String) -> Result<String, Busy> {
         let msg_id = uuid::Uuid::new_v4().to_string();
+        let cmd = Command::Chat {
+            room: self.1.clone(),
+            payload,
+        };
         self.0
-            .send(Input::Submit {
+            .send(Input::Request {
                 msg_id: msg_id.clone(),
-                payload,
+                request: Request::Do(cmd),
             })
             .map_err(|_| Busy)?;
         Ok(msg_id)
@@ -210,8 +218,8 @@ impl Driver {
         let now = Instant::now();
         let mut out = Vec::new();
         match input {
-            Input::Submit { msg_id, payload } => {
-                self.session.submit(msg_id, payload, now, &mut out)
+            Input::Request { msg_id, request } => {
+                self.session.request(msg_id, request, now, &mut out)
             }
             Input::Line { generation, line } if generation == self.generation => {
                 self.session.on_line(line, now, &mut out)
@@ -355,7 +363,7 @@ fn read_loop(stream: Stream, generation: u64, tx: SyncSender<Input>) {
             Ok(line) => Input::Line { generation, line },
             Err(e) => Input::Garbage {
                 generation,
-                reason: format!("{e}"),
+                reason: e.to_string(),
             },
         };
         if tx.send(input).is_err() {

@@ -1,4 +1,4 @@
-//! The unacknowledged messages of one client: what must be resent, with the
+//! The unacknowledged messages and room commands of one client: what must be resent, with the
 //! same `msg_id`, after a timeout or on another node.
 //!
 //! Invariants: at most `cap` messages are held (a full outbox refuses new ones
@@ -6,6 +6,7 @@
 //! CHAT_ACK or its own SEQ_CHAT) arrives, so nothing is dropped silently;
 //! iteration is in submission order, so resends keep the user's order.
 
+use super::request::Command;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unacked {
     pub msg_id: String,
-    pub payload: String,
+    pub cmd: Command,
     /// When it was last written to a connection (None: never yet).
     pub sent_at: Option<Instant>,
 }
@@ -59,7 +60,7 @@ impl Outbox {
     }
 
     /// Adds a message; a duplicate `msg_id` is accepted once.
-    pub fn push(&mut self, msg_id: String, payload: String) -> Result<(), Full> {
+    pub fn push(&mut self, msg_id: String, cmd: Command) -> Result<(), Full> {
         if self.by_id.contains_key(&msg_id) {
             return Ok(());
         }
@@ -73,7 +74,7 @@ impl Outbox {
             order,
             Unacked {
                 msg_id,
-                payload,
+                cmd,
                 sent_at: None,
             },
         );
@@ -130,14 +131,21 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    fn chat(text: &str) -> Command {
+        Command::Chat {
+            room: "general".into(),
+            payload: text.into(),
+        }
+    }
+
     #[test]
     fn bounded_and_ordered() {
         let mut o = Outbox::new(2);
-        o.push("a".into(), "1".into()).unwrap();
-        o.push("b".into(), "2".into()).unwrap();
-        assert_eq!(o.push("c".into(), "3".into()), Err(Full { cap: 2 }));
+        o.push("a".into(), chat("1")).unwrap();
+        o.push("b".into(), chat("2")).unwrap();
+        assert_eq!(o.push("c".into(), chat("3")), Err(Full { cap: 2 }));
         // A duplicate id is not a new message.
-        assert_eq!(o.push("a".into(), "1".into()), Ok(()));
+        assert_eq!(o.push("a".into(), chat("1")), Ok(()));
         let t = Instant::now();
         let ids: Vec<_> = o
             .take_all_for_send(t)
@@ -145,9 +153,9 @@ mod tests {
             .map(|u| u.msg_id)
             .collect();
         assert_eq!(ids, ["a", "b"]);
-        assert_eq!(o.ack("a").map(|u| u.payload), Some("1".into()));
+        assert_eq!(o.ack("a").map(|u| u.cmd), Some(chat("1")));
         assert_eq!(o.ack("a"), None);
-        o.push("c".into(), "3".into()).unwrap();
+        o.push("c".into(), chat("3")).unwrap();
         assert_eq!(o.len(), 2);
     }
 
@@ -155,7 +163,7 @@ mod tests {
     fn due_after_timeout_only() {
         let mut o = Outbox::new(10);
         let t0 = Instant::now();
-        o.push("a".into(), "1".into()).unwrap();
+        o.push("a".into(), chat("1")).unwrap();
         assert_eq!(o.take_due(t0, Duration::from_secs(3)).len(), 1);
         assert!(o
             .take_due(t0 + Duration::from_secs(2), Duration::from_secs(3))

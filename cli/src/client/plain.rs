@@ -1,5 +1,7 @@
-//! The plain (line) mode of `chorus client`, for scripts and pipes: stdin lines
-//! become messages; delivered messages go to stdout as `[seq N] sender: text`;
+//! The plain (line) mode of `chorus client`, for scripts and pipes: it joins
+//! `--room`; stdin lines become messages there; the room's messages go to
+//! stdout as `[#room N] name: text` (N: room_seq), its first screenful
+//! (a HISTORY page) before the live ones, each number once and in order;
 //! events (`sent`, `ack`, `info:`, `warn:`) go to stderr. The format is
 //! documented in `chorus client --help`.
 //!
@@ -10,8 +12,11 @@
 
 use super::format::{one_line, plain_line};
 use super::net::{Client, Submitter};
+use super::request::Command;
 use super::session::Event;
 use super::Args;
+use chorus_core::client_wire::Delivered;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,7 +46,18 @@ struct Seen {
     queued: u64,
     max_acked: u64,
     max_delivered: u64,
+    /// The room's first screenful is complete: lines print as they come.
+    started: bool,
+    /// Highest room_seq printed.
+    printed: u64,
+    /// Lines held until the first screenful is complete (at most a page
+    /// plus what arrives meanwhile: bounded by `HOLD_MAX`).
+    held: BTreeMap<u64, Delivered>,
 }
+
+/// Most lines held back while the first screenful loads; beyond it the
+/// oldest are printed at once (order over completeness of the wait).
+const HOLD_MAX: usize = 10_000;
 
 /// Most events handled between two end-of-input checks.
 const EVENT_BURST: usize = 4096;
@@ -50,7 +66,11 @@ const EVENT_BURST: usize = 4096;
 /// runs out), or `stop` is set.
 pub fn run(client: Client, args: &Args, stop: &AtomicBool) -> ExitCode {
     let progress = Arc::new(Progress::default());
-    spawn_stdin_reader(client.submitter(), progress.clone(), args.max_unacked);
+    spawn_stdin_reader(
+        client.submitter(args.room.trim_start_matches('#').to_string()),
+        progress.clone(),
+        args.max_unacked,
+    );
     let mut out = std::io::stdout().lock();
     let mut seen = Seen::default();
     let mut drain_deadline: Option<Instant> = None;
@@ -107,18 +127,29 @@ pub fn run(client: Client, args: &Args, stop: &AtomicBool) -> ExitCode {
 
 fn on_event(ev: Event, seen: &mut Seen, progress: &Progress, out: &mut impl Write) {
     match ev {
-        Event::Delivered(d) => {
-            seen.max_delivered = seen.max_delivered.max(d.seq_no);
-            // A closed stdout (e.g. `| head`) is the reader's choice; keep
-            // sending and acknowledging regardless.
-            let _ = writeln!(out, "{}", plain_line(&d));
+        Event::Delivered(d) | Event::History(d) => {
+            if d.room_seq > seen.printed {
+                seen.held.insert(d.room_seq, d);
+            }
+            print_held(seen, out);
         }
+        Event::PageEnd { initial: true, .. } => {
+            seen.started = true;
+            print_held(seen, out);
+        }
+        Event::Done { cmd, .. } => match cmd {
+            Command::Join { room } => eprintln!("info: joined #{room}"),
+            other => eprintln!("info: done: {other:?}"),
+        },
+        Event::PageEnd { .. } | Event::RoomEvent(_) | Event::Who(_) | Event::Rooms { .. } => {}
         Event::Acked { msg_id, seq_no } => {
             seen.max_acked = seen.max_acked.max(seq_no);
             progress.finished.fetch_add(1, Ordering::Relaxed);
             eprintln!("ack {msg_id} seq={seq_no}");
         }
-        Event::Queued { msg_id, payload } => {
+        Event::Queued {
+            msg_id, payload, ..
+        } => {
             seen.queued += 1;
             eprintln!("sent {msg_id} {}", one_line(&payload));
         }
@@ -134,6 +165,21 @@ fn on_event(ev: Event, seen: &mut Seen, progress: &Progress, out: &mut impl Writ
         }
         Event::Status(_) => {}
         Event::Notice(n) => eprintln!("warn: {n}"),
+    }
+}
+
+/// Prints the held lines in room order once the first screenful is in (or
+/// when too many wait).
+fn print_held(seen: &mut Seen, out: &mut impl Write) {
+    while seen.started || seen.held.len() > HOLD_MAX {
+        let Some((n, d)) = seen.held.pop_first() else {
+            return;
+        };
+        seen.printed = n;
+        seen.max_delivered = seen.max_delivered.max(d.seq_no);
+        // A closed stdout (e.g. `| head`) is the reader's choice; keep
+        // sending and acknowledging regardless.
+        let _ = writeln!(out, "{}", plain_line(&d));
     }
 }
 

@@ -20,7 +20,8 @@ pub fn status(
 ) -> Result<NodeStatus, String> {
     let deadline = Instant::now() + timeout;
     let mut stream = crate::tls_dial::connect_str(addr, tls, timeout)?;
-    let mut line = serde_json::to_vec(&super::session::hello()).map_err(|e| e.to_string())?;
+    // An anonymous session: a probe must not show up as anyone's presence.
+    let mut line = chorus_core::client_wire::hello_line("chorus-status").into_bytes();
     line.push(b'\n');
     line.extend(serde_json::to_vec(&ClientLine::Status {}).map_err(|e| e.to_string())?);
     line.push(b'\n');

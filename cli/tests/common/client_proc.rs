@@ -1,7 +1,7 @@
 //! Runs `chorus client --plain` as a child process for tests: feed stdin lines,
 //! watch stdout/stderr as they come, wait for exit with a deadline (the child
 //! is killed, by its own handle, if it overstays). Also parses the plain
-//! mode's output format (`[seq N] sender: text`, `ack <msg_id> seq=N`).
+//! mode's output format (`[#room N] sender: text`, `ack <msg_id> seq=N`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -114,9 +114,11 @@ impl Drop for PlainClient {
     }
 }
 
-/// `[seq N] sender: text` → (N, sender, text).
+/// `[#room N] sender: text` → (N, sender, text); N is the room's number
+/// (room_seq).
 pub fn parse_delivered(line: &str) -> Option<(u64, String, String)> {
-    let rest = line.strip_prefix("[seq ")?;
+    let rest = line.strip_prefix("[#")?;
+    let (_room, rest) = rest.split_once(' ')?;
     let (n, rest) = rest.split_once("] ")?;
     let (sender, text) = rest.split_once(": ")?;
     Some((n.parse().ok()?, sender.to_string(), text.to_string()))

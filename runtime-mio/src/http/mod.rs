@@ -13,6 +13,8 @@
 //! Tokens: the listener and the connections take tokens from the runtime's
 //! counter, so they never collide with client or peer connections.
 
+mod addresses;
+mod assets;
 mod conn;
 mod routes;
 mod upgrade;
@@ -83,6 +85,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        304 => "Not Modified",
         403 => "Forbidden",
         426 => "Upgrade Required",
         400 => "Bad Request",
@@ -99,13 +102,17 @@ fn reason(status: u16) -> &'static str {
 /// The bytes of a response (HEAD: the headers only).
 fn render(r: &Response, head_only: bool, close: bool) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: {}\r\n",
         r.status,
         reason(r.status),
         r.content_type,
-        r.body.len()
+        r.body.len(),
+        r.cache_control,
     )
     .into_bytes();
+    if let Some(tag) = &r.etag {
+        out.extend_from_slice(format!("ETag: {tag}\r\n").as_bytes());
+    }
     for h in &r.headers {
         out.extend_from_slice(h.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -130,6 +137,8 @@ struct Head {
     has_body: bool,
     /// The headers a WebSocket upgrade (`upgrade.rs`) looks at.
     ws: upgrade::WsHeaders,
+    /// `If-None-Match` (a cached copy of a static file is still good?).
+    if_none_match: Option<String>,
 }
 
 enum Parsed {
@@ -154,6 +163,7 @@ fn parse(buf: &[u8]) -> Parsed {
     let mut close = req.version == Some(0);
     let mut has_body = false;
     let mut ws = upgrade::WsHeaders::default();
+    let mut if_none_match = None;
     for h in req.headers.iter() {
         ws.note(h.name, h.value);
         let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
@@ -163,6 +173,8 @@ fn parse(buf: &[u8]) -> Parsed {
             has_body |= value.trim() != "0";
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             has_body = true;
+        } else if h.name.eq_ignore_ascii_case("if-none-match") {
+            if_none_match = Some(String::from_utf8_lossy(h.value).into_owned());
         }
     }
     Parsed::Complete(Head {
@@ -173,6 +185,7 @@ fn parse(buf: &[u8]) -> Parsed {
         close,
         has_body,
         ws,
+        if_none_match,
     })
 }
 
@@ -344,7 +357,19 @@ impl Runtime {
             return self.ws_upgrade(token, &head);
         }
         match self.route(&head.path) {
-            Routed::Reply(r) => self.http_answer(token, &r, head.head_only, head.close),
+            Routed::Reply(mut r) => {
+                // A cached static file still current: its headers, no body
+                // (Content-Length stays the file's, as RFC 9110 §8.6 allows).
+                let fresh = r.status == 200
+                    && r.etag
+                        .as_deref()
+                        .zip(head.if_none_match.as_deref())
+                        .is_some_and(|(tag, inm)| assets::matches(inm, tag));
+                if fresh {
+                    r.status = 304;
+                }
+                self.http_answer(token, &r, head.head_only || fresh, head.close)
+            }
         }
     }
 

@@ -1,10 +1,11 @@
 //! The one place where a request's path chooses what answers it. Routes only
 //! read the node (`Status`, counters): operations never steer.
 //!
-//! Adding a route (the web client's `/` page, its `/ws` WebSocket) means one
-//! arm here; an upgrade returns `Routed::Upgrade` and `http/mod.rs` hands the
-//! connection over (`HttpConn::into_parts`).
+//! The web chat page's files (`/`, `/app.js`, …) come from `assets.rs`; `/ws`
+//! is answered before routing (`upgrade.rs`), since it takes the connection
+//! over (`HttpConn::into_parts`).
 
+use super::assets;
 use crate::conn::Role;
 use crate::runtime::Runtime;
 use chorus_core::client_wire::NodeStatus;
@@ -18,6 +19,11 @@ pub(crate) struct Response {
     pub body: Vec<u8>,
     /// Extra header lines, each without CRLF (e.g. `Allow: GET, HEAD`).
     pub headers: Vec<String>,
+    /// `Cache-Control`: `no-store` for what reads the node, `no-cache`
+    /// (revalidate by `etag`) for the page's files.
+    pub cache_control: &'static str,
+    /// Quoted entity tag of a static file (`If-None-Match` → 304).
+    pub etag: Option<String>,
 }
 
 impl Response {
@@ -27,6 +33,8 @@ impl Response {
             content_type: "text/plain; charset=utf-8",
             body: body.into().into_bytes(),
             headers: Vec::new(),
+            cache_control: "no-store",
+            etag: None,
         }
     }
 
@@ -38,6 +46,8 @@ impl Response {
             content_type: "application/json",
             body,
             headers: Vec::new(),
+            cache_control: "no-store",
+            etag: None,
         }
     }
 }
@@ -72,6 +82,8 @@ impl Runtime {
                 content_type: METRICS_TYPE,
                 body: self.scrape().into_bytes(),
                 headers: Vec::new(),
+                cache_control: "no-store",
+                etag: None,
             },
             "/healthz" => Response::text(200, "ok\n"),
             "/readyz" => match self.not_ready() {
@@ -79,10 +91,20 @@ impl Runtime {
                 Some(why) => Response::text(503, format!("not ready: {why}\n")),
             },
             "/status" => Response::json(200, &self.status_json()),
-            _ => Response::text(
-                404,
-                "not found; try /metrics, /healthz, /readyz or /status\n",
-            ),
+            _ => match assets::find(path) {
+                Some(a) => Response {
+                    status: 200,
+                    content_type: a.content_type,
+                    body: a.body.to_vec(),
+                    headers: a.headers.iter().map(|h| h.to_string()).collect(),
+                    cache_control: "no-cache",
+                    etag: Some(a.etag),
+                },
+                None => Response::text(
+                    404,
+                    "not found; try / (the chat page), /metrics, /healthz, /readyz or /status\n",
+                ),
+            },
         })
     }
 

@@ -8,6 +8,8 @@
 //! connection bound reached (503). A request without `Origin` is not from a
 //! browser page (browsers always send it) and is accepted: the check exists
 //! to stop other sites' pages from using a visitor's browser as a client.
+//! The default list also has the other nodes' HTTP ports (learned from their
+//! HELLO, `addresses.rs`): the web page of one node fails over to the others.
 //!
 //! Once upgraded, the session is a client connection like those of the
 //! JSON-line port: counted in `max_connections`, in
@@ -148,7 +150,16 @@ impl Runtime {
             return h.opts.ws_allowed_origins.clone();
         }
         let advertised = self.advertised.rsplit_once(':').map_or("", |(h, _)| h);
-        default_origins(&h.opts.host, h.local_addr().port(), advertised)
+        let mut out = default_origins(&h.opts.host, h.local_addr().port(), advertised);
+        // The other nodes' pages fail over here (`http/addresses.rs`).
+        for (host, port) in self
+            .peer_http
+            .values()
+            .filter_map(|a| super::addresses::split_host_port(a))
+        {
+            out.extend(default_origins(host, port, ""));
+        }
+        out
     }
 
     /// The 101 is written: the socket leaves HTTP and becomes a client

@@ -6,10 +6,13 @@
 //! Drop), and a panic (ratatui's panic hook, installed by `try_init`).
 
 mod app;
+mod commands;
 mod input;
+mod room;
 mod view;
 
 use super::net::Client;
+use super::request::Request;
 use super::session::Settings;
 use app::{Action, App};
 use input::Input;
@@ -49,11 +52,9 @@ enum End {
 }
 
 pub fn run(client: Client, s: &Settings, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
-    let me = s
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("#{}", s.sender_id));
-    let mut app = App::new(s.room.clone(), me, s.max_unacked);
+    let mut app = App::new(&s.rooms, s.name.clone(), s.max_unacked);
+    // Poll the members of the room on view (the driver's queue is empty now).
+    let _ = client.try_request(Request::View(app.room().map(|r| r.name.clone())));
     let mut terminal = ratatui::try_init()?;
     let done = Arc::new(AtomicBool::new(false));
     let restore = Restore(done.clone());
@@ -63,6 +64,8 @@ pub fn run(client: Client, s: &Settings, stop: &AtomicBool) -> anyhow::Result<Ex
         if stop.load(Ordering::Relaxed) {
             break End::Stopped;
         }
+        let size = terminal.size()?;
+        app.view_height = view::message_lines(size.height);
         terminal.draw(|f| view::draw(f, &app))?;
         match handle_keys(&mut app, &client, &keys) {
             Ok(true) => break End::Quit,
@@ -109,9 +112,12 @@ fn handle_keys(app: &mut App, client: &Client, keys: &Receiver<Input>) -> Result
         };
         match app.on_key(key) {
             Action::Quit => return Ok(true),
-            Action::Send(text) => {
-                if client.try_submit(text.clone()).is_err() {
-                    app.send_failed(text);
+            Action::Ask(requests) => {
+                for r in requests {
+                    if client.try_request(r.clone()).is_err() {
+                        app.send_failed(r);
+                        break;
+                    }
                 }
             }
             Action::None => {}
