@@ -7,7 +7,7 @@
 //! A relative `log_dir` is relative to the current directory (as the seed).
 
 use chorus_core::{Config, NodeId, PeerInfo};
-use chorus_runtime_mio::{HttpOptions, NodeOptions, TlsPaths, DEFAULT_CLUSTER_SECRET};
+use chorus_runtime_mio::{HttpOptions, IrcOptions, NodeOptions, TlsPaths, DEFAULT_CLUSTER_SECRET};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -111,6 +111,27 @@ pub struct NodeFile {
     /// ... and closed (code 1008) if no pong comes within this (default 20000 ms).
     #[serde(default)]
     pub ws_pong_timeout_ms: Option<u64>,
+    /// Open client connections (JSON lines and `/ws` sessions together,
+    /// plus peer links; default 1024). More are told `busy` and closed. A
+    /// node raises its open-file limit to the hard limit at start and holds
+    /// this to what that limit allows.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// A subscriber whose stream stays paused this long because it does not
+    /// read is disconnected with ERROR `slow_consumer` (default 10000 ms).
+    #[serde(default)]
+    pub slow_subscriber_ms: Option<u64>,
+    /// The IRC gateway's port (irssi: `/connect 127.0.0.1 6667`); none
+    /// (the default): no IRC port. Plaintext, like the HTTP port.
+    #[serde(default)]
+    pub irc_port: Option<u16>,
+    /// Where the IRC port is bound (default: `listen_host`, else `host`).
+    #[serde(default)]
+    pub irc_host: Option<String>,
+    /// Messages a JOIN replays from the channel's history (default 50, at
+    /// most 1000).
+    #[serde(default)]
+    pub irc_join_replay: Option<usize>,
     /// Open connections from one source IP address (default 256).
     #[serde(default)]
     pub max_connections_per_address: Option<usize>,
@@ -291,6 +312,20 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             f.port
         ));
     }
+    if f.irc_port.is_some() && (f.irc_port == Some(f.port) || f.irc_port == f.http_port) {
+        return Err(format!(
+            "irc_port {} is also `port` or `http_port`; give the IRC port its own number",
+            f.irc_port.unwrap_or_default()
+        ));
+    }
+    if f.irc_join_replay
+        .is_some_and(|n| n > chorus_runtime_mio::HISTORY_LIMIT_MAX)
+    {
+        return Err(format!(
+            "irc_join_replay must be at most {}",
+            chorus_runtime_mio::HISTORY_LIMIT_MAX
+        ));
+    }
     if f.http_timeout_ms == Some(0) {
         return Err("http_timeout_ms must be at least 1".into());
     }
@@ -301,11 +336,13 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
         return Err("http_max_connections must be at least 1".into());
     }
     if f.max_connections_per_address == Some(0)
+        || f.max_connections == Some(0)
+        || f.slow_subscriber_ms == Some(0)
         || f.client_rate_per_sec == Some(0)
         || f.client_rate_burst == Some(0)
     {
         return Err(
-            "max_connections_per_address, client_rate_per_sec and client_rate_burst must be at least 1"
+            "max_connections, slow_subscriber_ms, max_connections_per_address, client_rate_per_sec and client_rate_burst must be at least 1"
                 .into(),
         );
     }
@@ -407,7 +444,21 @@ impl NodeFile {
             }
             opts.http = Some(http);
         }
+        if let Some(port) = self.irc_port {
+            let host = self
+                .irc_host
+                .clone()
+                .or_else(|| self.listen_host.clone())
+                .unwrap_or_else(|| self.host.clone());
+            let mut irc = IrcOptions::new(host, port);
+            if let Some(n) = self.irc_join_replay {
+                irc.join_replay = n;
+            }
+            opts.irc = Some(irc);
+        }
         let l = &mut opts.limits;
+        l.max_connections = self.max_connections.unwrap_or(l.max_connections);
+        l.slow_subscriber_ms = self.slow_subscriber_ms.unwrap_or(l.slow_subscriber_ms);
         l.max_connections_per_address = self
             .max_connections_per_address
             .unwrap_or(l.max_connections_per_address);
@@ -607,5 +658,20 @@ seed_nodes = [
         assert_eq!(o.listen_host.as_deref(), Some("0.0.0.0"));
         let same = format!("http_port = 5001\n{TOML}");
         assert!(parse_toml(&same).unwrap_err().contains("its own number"));
+    }
+
+    #[test]
+    fn irc_port_is_off_unless_given() {
+        assert!(parse_toml(TOML).unwrap().to_options().irc.is_none());
+        let on = format!("irc_port = 6667\nirc_join_replay = 20\n{TOML}");
+        let irc = parse_toml(&on).unwrap().to_options().irc.unwrap();
+        assert_eq!(
+            (irc.host.as_str(), irc.port, irc.join_replay),
+            ("127.0.0.1", 6667, 20)
+        );
+        let same = format!("irc_port = 5001\n{TOML}");
+        assert!(parse_toml(&same).unwrap_err().contains("its own number"));
+        let big = format!("irc_port = 6667\nirc_join_replay = 5000\n{TOML}");
+        assert!(parse_toml(&big).unwrap_err().contains("at most 1000"));
     }
 }

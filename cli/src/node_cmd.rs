@@ -23,6 +23,9 @@ use std::process::ExitCode;
     dedup_window_ids (10000000), dedup_window_ms (86400000), listen_host (host),\n  \
     http_port (none: no HTTP; serves /metrics /healthz /readyz /status), http_host (listen_host),\n  \
     ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000),\n  \
+    max_connections (1024; at most the open-file limit minus a reserve), \n  \
+    slow_subscriber_ms (10000), \
+    irc_port (none: no IRC gateway), irc_host (listen_host), irc_join_replay (50),\n  \
     max_connections_per_address (256), client_rate_per_sec (10000),\n  \
     client_rate_burst (20000), [tls] cert, key, ca (PEM paths; absent: plaintext, with a warning).\n\
     SIGHUP re-reads the [tls] files (new connections use them).\n\
@@ -155,8 +158,50 @@ fn reload_on_sighup(
     Ok(())
 }
 
+/// Raises this process's open-file limit to its hard limit (the soft
+/// limit is often 1024, which would cap a node at about 1,000 sessions)
+/// and returns the limit now in force (None if it cannot be read).
+pub fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!("cannot raise the open-file limit to {:?}: {e}", lim.maximum);
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// Files a node keeps open besides client connections: its log, the
+/// listener, poll and waker, peer links, the HTTP port's connections.
+const FD_RESERVE: usize = 128;
+
+/// `max_connections` within what the open-file limit allows: past it an
+/// accept fails (EMFILE) and the connection waits in the backlog unanswered,
+/// whereas under `max_connections` the node answers `busy` at once.
+fn fit_connections(opts: &mut chorus_runtime_mio::NodeOptions, fd_limit: Option<u64>) {
+    let Some(limit) = fd_limit else { return };
+    let http = opts.http.as_ref().map_or(0, |h| h.max_connections);
+    let room = (limit as usize).saturating_sub(FD_RESERVE + http + 2 * opts.core.peers.len());
+    let l = &mut opts.limits;
+    if l.max_connections > room {
+        tracing::warn!(
+            "max_connections {} is above what the open-file limit {limit} allows; using {room} \
+             (raise `ulimit -Hn` to hold more)",
+            l.max_connections
+        );
+        l.max_connections = room.max(1);
+    }
+    tracing::info!(
+        "open-file limit {limit}; up to {} connections",
+        l.max_connections
+    );
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing_as(args.log_format);
+    let fd_limit = raise_fd_limit();
     if let Some(parent) = args.exit_with_parent {
         exit_with_parent(parent)?;
     }
@@ -178,6 +223,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         file.cluster_secret = Some(s);
     }
     let mut opts = file.to_options();
+    fit_connections(&mut opts, fd_limit);
     opts.unsafe_ack_before_fsync = unsafe_ack_from_env();
     opts.unsafe_skip_fsync = unsafe_skip_fsync_from_env();
     if let Some(dir) = args.record {

@@ -40,6 +40,8 @@ Nodes listen on 127.0.0.1, ports BASE_PORT .. BASE_PORT+N-1. If a port is in
 use, pick others with --base-port (e.g. --base-port 6001). Each node also
 serves HTTP (/metrics, /healthz, /readyz, /status) on HTTP_BASE_PORT+N-1
 (default BASE_PORT+3000, so 8001.. for 5001..); --no-http turns that off.
+Each node also runs the IRC gateway on IRC_BASE_PORT+N-1 (default 6667..,
+so irssi's `/connect 127.0.0.1 6667` reaches node 1); --no-irc turns it off.
 `chorus status --connect 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003`
 shows the cluster.
 
@@ -75,6 +77,12 @@ pub struct Args {
     /// No HTTP ports.
     #[arg(long, conflicts_with = "http_base_port")]
     pub no_http: bool,
+    /// IRC port of node 1; node N's is IRC_BASE_PORT+N-1.
+    #[arg(long, default_value_t = 6667)]
+    pub irc_base_port: u16,
+    /// No IRC gateway.
+    #[arg(long)]
+    pub no_irc: bool,
     /// Seconds to wait for the nodes to elect a leader.
     #[arg(long, default_value_t = 30)]
     pub leader_wait_secs: u64,
@@ -131,6 +139,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         check_ports_free(&ports, base)?;
         Some(ports)
     };
+    let irc_ports = if args.no_irc {
+        None
+    } else {
+        let ports = port_range(args.irc_base_port, args.nodes)?;
+        check_ports_free(&ports, args.irc_base_port)
+            .context("the IRC ports: choose others with --irc-base-port, or --no-irc")?;
+        Some(ports)
+    };
     fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
@@ -153,7 +169,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for (i, &port) in ports.iter().enumerate() {
         let id = i as u16 + 1;
         let http = http_ports.as_ref().map(|p| p[i]);
-        let config = write_config(&data_dir, id, &ports, http, &secret, certs.as_deref())?;
+        let irc = irc_ports.as_ref().map(|p| p[i]);
+        let extra = Extra { http, irc };
+        let config = write_config(&data_dir, id, &ports, extra, &secret, certs.as_deref())?;
         cluster
             .nodes
             .push(spawn_node(&data_dir, id, port, &config, record.as_deref())?);
@@ -168,6 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         leader,
         term,
         http_ports.as_deref(),
+        irc_ports.as_deref(),
         certs.as_deref(),
     );
     let code = if args.no_client {
@@ -229,11 +248,18 @@ fn make_certs(data_dir: &Path, nodes: u16) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The optional ports of one node's config.
+#[derive(Clone, Copy, Debug, Default)]
+struct Extra {
+    http: Option<u16>,
+    irc: Option<u16>,
+}
+
 fn write_config(
     dir: &Path,
     id: u16,
     ports: &[u16],
-    http_port: Option<u16>,
+    extra: Extra,
     secret: &str,
     certs: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
@@ -245,8 +271,11 @@ fn write_config(
         port = ports[id as usize - 1],
         log_dir = toml_string(&log_dir.to_string_lossy()),
     );
-    if let Some(p) = http_port {
+    if let Some(p) = extra.http {
         text.push_str(&format!("http_port = {p}\n"));
+    }
+    if let Some(p) = extra.irc {
+        text.push_str(&format!("irc_port = {p}\n"));
     }
     for (i, p) in ports.iter().enumerate() {
         let other = i as u16 + 1;
@@ -387,6 +416,7 @@ fn print_summary(
     leader: u64,
     term: u64,
     http_ports: Option<&[u16]>,
+    irc_ports: Option<&[u16]>,
     certs: Option<&Path>,
 ) {
     eprintln!(
@@ -431,6 +461,15 @@ fn print_summary(
             "  metrics: http://{}/metrics   table: chorus status --connect {}",
             list[0],
             list.join(",")
+        );
+    }
+    if let Some(ports) = irc_ports {
+        let servers: Vec<String> = ports.iter().map(|p| format!("{HOST}/{p}")).collect();
+        eprintln!(
+            "  IRC: irssi -c {HOST} -p {} (or /connect {HOST} {}); weechat: /server add chorus {}",
+            ports[0],
+            ports[0],
+            servers.join(",")
         );
     }
     eprintln!("  stop: Ctrl-C, or kill -TERM {}", std::process::id());
@@ -516,12 +555,24 @@ mod tests {
     fn config_text_lists_the_other_nodes() {
         let dir = std::env::temp_dir().join(format!("chorus-up-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let p = write_config(&dir, 2, &[7001, 7002, 7003], Some(10002), "s3cret", None).unwrap();
+        let p = write_config(
+            &dir,
+            2,
+            &[7001, 7002, 7003],
+            Extra {
+                http: Some(10002),
+                irc: Some(6668),
+            },
+            "s3cret",
+            None,
+        )
+        .unwrap();
         let text = fs::read_to_string(p).unwrap();
         assert!(text.contains("node_id = 2\nhost = \"127.0.0.1\"\nport = 7002\n"));
         assert!(text.contains("[[seed_nodes]]\nnode_id = 1\nhost = \"127.0.0.1\"\nport = 7001\n"));
         assert!(text.contains("[[seed_nodes]]\nnode_id = 3\n"));
         assert!(text.contains("http_port = 10002\n"), "{text}");
+        assert!(text.contains("irc_port = 6668\n"), "{text}");
         fs::remove_dir_all(&dir).unwrap();
     }
 

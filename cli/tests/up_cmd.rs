@@ -32,9 +32,13 @@ fn free_base_port(n: u16) -> u16 {
     panic!("no run of free ports found");
 }
 
+/// `chorus up ARGS` with its IRC ports on free ports (the default, 6667..,
+/// would collide between tests running at once).
 fn up(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let irc = free_base_port(3).to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
         .arg("up")
+        .args(["--irc-base-port", &irc])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -145,6 +149,7 @@ fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
         .collect();
     assert_eq!(shown.len(), 1, "{}", c.dump());
     assert_eq!(shown[0].2, "through chorus up");
+    irc_sees_the_history(&toml);
 
     let up_pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(up_pid, rustix::process::Signal::TERM).unwrap();
@@ -161,6 +166,38 @@ fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `chorus up` turned node 1's IRC gateway on: an IRC session registers,
+/// and its JOIN replays the message the terminal client sent.
+fn irc_sees_the_history(node1_toml: &str) {
+    use std::io::{Read, Write};
+    let port: u16 = node1_toml
+        .lines()
+        .find_map(|l| l.strip_prefix("irc_port = "))
+        .unwrap_or_else(|| panic!("no irc_port in {node1_toml}"))
+        .parse()
+        .unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    s.write_all(b"NICK upirc\r\nUSER u 0 * :Up Irc\r\nJOIN #general\r\n")
+        .unwrap();
+    let mut got = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 4096];
+    while !got.contains("PRIVMSG #general :through chorus up") && Instant::now() < deadline {
+        if let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(got.contains(" 001 upirc :Welcome to chorus"), "{got}");
+    assert!(
+        got.contains(":bob!bob@chorus PRIVMSG #general :through chorus up"),
+        "{got}"
+    );
 }
 
 /// The node PIDs `chorus up` printed.
@@ -239,6 +276,7 @@ fn up_with_its_client_in_a_terminal_then_quit_stops_the_nodes() {
         base.to_string(),
         "--name".into(),
         "carol".into(),
+        "--no-irc".into(),
     ];
     let t = tmux::Tmux::start(&argv, 110, 24);
     t.wait_screen(Duration::from_secs(40), |s| {

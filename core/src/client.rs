@@ -114,7 +114,7 @@ impl Node {
                 let msg = self.forward_msg(chat.clone());
                 out.push(Action::Send { to: l, msg });
             }
-            self.pending.insert(chat.msg_id.clone(), chat);
+            self.pending.insert(chat);
             if !self.is_armed(Timer::Forward) {
                 self.arm(Timer::Forward, self.cfg.leader_timeout_ms / 2);
             }
@@ -146,7 +146,7 @@ impl Node {
                 State::Candidate(Election::Claiming { .. } | Election::Fetching { .. })
             );
             if claiming && self.pending.len() < self.cfg.max_pending {
-                self.pending.entry(chat.msg_id.clone()).or_insert(chat);
+                self.pending.insert(chat);
             }
             return;
         }
@@ -205,7 +205,7 @@ impl Node {
         if self.cfg.bug == Some(InjectedBug::NeverReforward) {
             return;
         }
-        let chats: Vec<Chat> = self.pending.values().cloned().collect();
+        let chats: Vec<Chat> = self.pending.iter().cloned().collect();
         for chat in chats {
             let msg = self.forward_msg(chat);
             out.push(Action::Send { to: l, msg });

@@ -298,7 +298,7 @@ impl Node {
         self.disarm(Timer::Forward);
         self.catchup_inflight = false;
         self.append_local(Body::Noop { leader: me }, out);
-        let pending: Vec<_> = std::mem::take(&mut self.pending).into_values().collect();
+        let pending = self.pending.take();
         for chat in pending {
             if self.log.seq_of(&chat.msg_id).is_none() {
                 self.append_local(Body::Chat(chat), out);

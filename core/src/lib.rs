@@ -40,6 +40,7 @@ pub mod log;
 mod membership;
 pub mod node;
 pub mod numbering;
+mod pending;
 pub mod presence;
 pub mod record;
 pub mod recording;

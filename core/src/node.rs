@@ -7,10 +7,11 @@
 //! table and a stale fire is a no-op.
 
 use crate::config::{Config, InjectedBug};
-use crate::entry::{Chat, Entry};
+use crate::entry::Entry;
 use crate::io::{Action, Input, Role, Status};
 use crate::log::{ColdLog, Log};
 use crate::numbering::Numbering;
+use crate::pending::Pending;
 use crate::presence::Presence;
 use crate::record::{Record, Recovered};
 use crate::rooms::Rooms;
@@ -126,7 +127,7 @@ pub struct Node {
     pub(crate) waiting: BTreeMap<String, Vec<ClientId>>,
     /// Chats accepted here and not yet seen in the log (forwarded, or waiting
     /// for a leader). Bounded by `max_pending`.
-    pub(crate) pending: BTreeMap<String, Chat>,
+    pub(crate) pending: Pending,
     /// The fold of the committed log: seq_no / room_seq and the room index.
     pub(crate) numbering: Numbering,
     /// The fold of the committed log: members, topics (`rooms.rs`).
@@ -195,7 +196,7 @@ impl Node {
             down: BTreeSet::new(),
             timers: [None; 6],
             waiting: BTreeMap::new(),
-            pending: BTreeMap::new(),
+            pending: Pending::default(),
             numbering,
             rooms,
             presence: Presence::default(),

@@ -151,7 +151,7 @@ impl Node {
             .for_each_from(from, self.cfg.max_batch_entries, |e| {
                 if let Some(c) = e.chat() {
                     if waiting.contains_key(&c.msg_id) {
-                        pending.insert(c.msg_id.clone(), c.clone());
+                        pending.insert(c.clone());
                         repended = true;
                     }
                 }

@@ -300,4 +300,7 @@ pub enum ErrorCode {
     Unavailable,
     /// The session sends faster than its rate limit; retry later (same msg_id).
     RateLimited,
+    /// A subscriber read its stream too slowly for too long and is
+    /// disconnected; SUBSCRIBE again from the seq_no after its last one.
+    SlowConsumer,
 }

@@ -81,6 +81,14 @@ impl Runtime {
             debug!("seed client {token:?}: not sent (no seed type): {line:?}");
             return;
         }
+        if let Some(lines) = self.irc_render(token, line) {
+            for l in lines {
+                if !self.push_line(token, &l) {
+                    return;
+                }
+            }
+            return;
+        }
         let bytes = encode(line);
         self.push_line(token, &bytes);
     }
@@ -355,7 +363,7 @@ impl Runtime {
         });
     }
 
-    fn on_history(&mut self, token: Token, job: HistoryJob) {
+    pub(crate) fn on_history(&mut self, token: Token, job: HistoryJob) {
         let max = self.limits.max_history_jobs;
         let Some(st) = self.conns.get_mut(&token).and_then(|c| c.client_mut()) else {
             return;
@@ -464,8 +472,11 @@ impl Runtime {
             }
         }
         for l in &lines {
-            if !self.push_line(token, &encode(l)) {
-                return;
+            let out = self.irc_render(token, l).unwrap_or_else(|| vec![encode(l)]);
+            for bytes in out {
+                if !self.push_line(token, &bytes) {
+                    return;
+                }
             }
         }
     }

@@ -37,6 +37,9 @@ pub enum Dialect {
     Seed,
     /// HELLO {proto: 2}: the full protocol.
     Full,
+    /// The IRC gateway (`irc/`): IRC lines in and out, rendered from the
+    /// same session-layer lines (`irc/render.rs`).
+    Irc,
 }
 
 /// A client's stream of committed chats (SUBSCRIBE).
@@ -70,6 +73,8 @@ pub struct ClientState {
     pub read_closed: bool,
     /// The session's name (HELLO `user` or NICK), if it has one (`rooms.rs`).
     pub name: Option<String>,
+    /// An IRC connection's own state (`Dialect::Irc` only).
+    pub irc: Option<Box<crate::irc::IrcSession>>,
 }
 
 impl ClientState {
@@ -139,6 +144,11 @@ pub struct Conn {
     pub from: Option<std::net::IpAddr>,
     /// The CHAT rate limit of an accepted connection.
     pub rate: Option<crate::limits::TokenBucket>,
+    /// Registered for WRITABLE too. An accepted connection asks for it only
+    /// while it has output pending (`net.rs` `flush_conn`): otherwise every
+    /// ACK freeing send-buffer space would wake the loop once per
+    /// subscriber per message.
+    pub write_interest: bool,
 }
 
 impl Conn {
@@ -159,6 +169,7 @@ impl Conn {
             label,
             from: None,
             rate: None,
+            write_interest: true,
         }
     }
 

@@ -2,6 +2,10 @@
 //!
 //! `LineReader` holds at most one partial line (≤ its `max_line`) plus one read
 //! chunk; a line longer than `max_line` is an error, never a bigger buffer.
+//! The socket is read into one chunk shared by every connection of the
+//! thread, and a connection keeps only the bytes it has not consumed yet: an
+//! idle connection holds no read buffer at all (a node holds tens of
+//! thousands of them), and a drained buffer over `KEEP_BYTES` is freed.
 //! `OutBuf` keeps the unsent tail of partial writes (so framing survives short
 //! writes) and refuses to grow past its `max`: the caller then disconnects.
 
@@ -9,6 +13,14 @@ use std::io::{self, Read, Write};
 
 /// Bytes asked of the socket per read.
 const CHUNK: usize = 64 * 1024;
+/// A drained buffer (read or write) keeps at most this much capacity, so an
+/// idle connection costs little and a busy one does not reallocate per line.
+const KEEP_BYTES: usize = 4 * 1024;
+
+std::thread_local! {
+    /// The one read chunk of this thread (the node's loop is one thread).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; CHUNK]);
+}
 
 /// The outcome of one read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,28 +89,20 @@ impl LineReader {
             self.scanned -= self.start;
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + CHUNK, 0);
-        loop {
-            match r.read(&mut self.buf[len..]) {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    return Ok(ReadStatus::Eof);
-                }
+        SCRATCH.with_borrow_mut(|chunk| loop {
+            match r.read(chunk) {
+                Ok(0) => return Ok(ReadStatus::Eof),
                 Ok(n) => {
-                    self.buf.truncate(len + n);
+                    self.buf.extend_from_slice(&chunk[..n]);
                     return Ok(ReadStatus::Data(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    if e.kind() == io::ErrorKind::WouldBlock {
-                        return Ok(ReadStatus::WouldBlock);
-                    }
-                    return Err(e);
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(ReadStatus::WouldBlock)
                 }
+                Err(e) => return Err(e),
             }
-        }
+        })
     }
 
     /// The next complete line without its `\n` (and a trailing `\r`).
@@ -120,6 +124,17 @@ impl LineReader {
                 Ok(Some(line))
             }
             None => {
+                if self.start == self.buf.len() {
+                    // Everything consumed: keep no large buffer.
+                    self.start = 0;
+                    self.scanned = 0;
+                    if self.buf.capacity() > KEEP_BYTES {
+                        self.buf = Vec::new();
+                    } else {
+                        self.buf.clear();
+                    }
+                    return Ok(None);
+                }
                 self.scanned = self.buf.len();
                 if self.buffered() > self.max_line {
                     return Err(LineTooLong { max: self.max_line });
@@ -140,6 +155,9 @@ pub struct OutBuf {
     buf: Vec<u8>,
     head: usize,
     max: usize,
+    /// What was written so far ends with a whole line (`head` is at a line
+    /// start), so the unsent bytes can be dropped without cutting a line.
+    at_line_start: bool,
 }
 
 impl OutBuf {
@@ -148,6 +166,7 @@ impl OutBuf {
             buf: Vec::new(),
             head: 0,
             max,
+            at_line_start: true,
         }
     }
 
@@ -174,21 +193,40 @@ impl OutBuf {
         Ok(())
     }
 
+    /// Drops the unsent lines, except the rest of one partly written (the
+    /// receiver must never see a cut line). For a subscriber being
+    /// disconnected: what it missed it can ask for again, by seq_no.
+    pub fn drop_unsent_lines(&mut self) {
+        let keep = if self.at_line_start {
+            self.head
+        } else {
+            self.buf[self.head..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.buf.len(), |i| self.head + i + 1)
+        };
+        self.buf.truncate(keep);
+    }
+
     /// Writes until drained or the socket would block. `Ok(true)` when empty.
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
         while self.head < self.buf.len() {
             match w.write(&self.buf[self.head..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.head += n,
+                Ok(n) => {
+                    self.head += n;
+                    self.at_line_start = self.buf[self.head - 1] == b'\n';
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
-        self.buf.clear();
         self.head = 0;
-        if self.buf.capacity() > 1 << 20 {
-            self.buf.shrink_to(64 * 1024);
+        if self.buf.capacity() > KEEP_BYTES {
+            self.buf = Vec::new(); // an idle connection keeps no large buffer
+        } else {
+            self.buf.clear();
         }
         Ok(true)
     }
@@ -335,11 +373,52 @@ mod tests {
     }
 
     #[test]
+    fn dropping_unsent_lines_keeps_the_partly_written_one() {
+        let mut out = OutBuf::new(1000);
+        for l in [&b"first"[..], b"second", b"third"] {
+            out.push_line(l).unwrap();
+        }
+        let mut sink = Sink {
+            got: Vec::new(),
+            step: 8,
+            budget: 1,
+        };
+        assert!(!out.write_to(&mut sink).unwrap()); // "first\nse" went out
+        out.drop_unsent_lines();
+        out.push_line(b"ERR").unwrap();
+        sink.budget = 100;
+        assert!(out.write_to(&mut sink).unwrap());
+        assert_eq!(sink.got, b"first\nsecond\nERR\n");
+        out.push_line(b"x").unwrap();
+        out.drop_unsent_lines(); // at a line start: everything unsent goes
+        assert_eq!(out.pending(), 0);
+    }
+
+    #[test]
     fn output_is_bounded() {
         let mut out = OutBuf::new(10);
         out.push_line(b"12345678").unwrap();
         assert_eq!(out.push_line(b"x"), Err(Overflow));
         assert_eq!(out.pending(), 9);
+    }
+
+    #[test]
+    fn a_drained_reader_and_writer_keep_no_large_buffer() {
+        let mut r = LineReader::new(1 << 20);
+        let big = [vec![b'x'; 50_000], b"\n".to_vec()].concat();
+        r.read_from(&mut &big[..]).unwrap();
+        assert_eq!(r.next_line().unwrap().map(|l| l.len()), Some(50_000));
+        assert_eq!(r.next_line().unwrap(), None);
+        assert!(r.buf.capacity() <= KEEP_BYTES);
+        let mut out = OutBuf::new(1 << 20);
+        out.push_line(&big).unwrap();
+        let mut sink = Sink {
+            got: Vec::new(),
+            step: usize::MAX,
+            budget: 10,
+        };
+        assert!(out.write_to(&mut sink).unwrap());
+        assert!(out.buf.capacity() <= KEEP_BYTES);
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! (the counters it exports), `tls` (certificates into rustls configs),
 //! `transport` (plain TCP, TLS or a WebSocket under the line framing), `ws`
 //! (a WebSocket's text frames as lines, for `/ws`), `limits`
-//! (per-connection CHAT rate, connections per source address), `clock`,
+//! (per-connection CHAT rate, connections per source address), `irc` (the IRC
+//! gateway: an adapter onto the session layer of `clients`/`sessions`/`streams`),
+//! `clock`,
 //! `options`, `error`.
 #![forbid(unsafe_code)]
 
@@ -29,6 +31,7 @@ mod effects;
 mod error;
 pub mod framing;
 mod http;
+mod irc;
 mod limits;
 mod links;
 mod metrics;
@@ -40,6 +43,7 @@ pub mod recorder;
 pub mod rooms;
 mod runtime;
 pub mod segments;
+mod sessions;
 pub mod storage;
 mod streams;
 mod syncer;
@@ -50,7 +54,7 @@ pub mod ws;
 pub use clients::{HISTORY_LIMIT_MAX, MAX_ID_BYTES};
 pub use error::RuntimeError;
 pub use options::{
-    unsafe_ack_from_env, unsafe_skip_fsync_from_env, HttpOptions, Limits, NodeOptions,
+    unsafe_ack_from_env, unsafe_skip_fsync_from_env, HttpOptions, IrcOptions, Limits, NodeOptions,
     DEFAULT_CLUSTER_SECRET, UNSAFE_ACK_ENV, UNSAFE_SKIP_FSYNC_ENV,
 };
 pub use recorder::RecordOptions;

@@ -57,6 +57,7 @@ impl Runtime {
         match token {
             LISTENER => self.accept_all(),
             WAKER => {}
+            t if self.is_irc_listener(t) => self.irc_accept(),
             t if self.is_http(t) => self.on_http_event(t),
             _ => {
                 if writable {
@@ -271,6 +272,7 @@ impl Runtime {
                     self.on_client_line(token, line);
                 }
             }
+            Role::Client(st) if st.irc.is_some() => self.on_irc_line(token, line),
             Role::Client(_) => self.on_client_line(token, line),
             Role::AwaitAuth { .. } => self.on_auth(token, line),
             Role::PeerIn(from) => {
@@ -285,7 +287,11 @@ impl Runtime {
         let Some(c) = self.conns.get(&token) else {
             return;
         };
-        match c.role {
+        match &c.role {
+            Role::Client(st) if st.irc.is_some() => {
+                let why = format!("input line longer than {} bytes", e.max);
+                self.irc_close(token, &why);
+            }
             Role::Fresh | Role::Client(_) | Role::AwaitAuth { .. } => {
                 debug!("{}: line longer than {} bytes", c.label, e.max);
                 let msg = format!("line longer than {} bytes; the connection is closed", e.max);
@@ -347,6 +353,14 @@ impl Runtime {
     /// Sends an ERROR and closes the connection once it is flushed.
     pub(crate) fn fail_conn(&mut self, token: Token, code: ErrorCode, message: String) {
         self.metrics.error(code);
+        let irc = self
+            .conns
+            .get_mut(&token)
+            .and_then(|c| c.client_mut())
+            .is_some_and(|st| st.irc.is_some());
+        if irc {
+            return self.irc_close(token, &message);
+        }
         let seed = self
             .conns
             .get_mut(&token)
@@ -375,6 +389,7 @@ impl Runtime {
     }
 
     pub(crate) fn flush_conn(&mut self, token: Token) {
+        let low_water = self.limits.stream_low_water_bytes;
         let Some(c) = self.conns.get_mut(&token) else {
             return;
         };
@@ -383,6 +398,25 @@ impl Runtime {
             .out
             .write_to(&mut c.stream)
             .and_then(|empty| c.stream.flush_tls().map(|()| empty));
+        if c.out.pending() < low_water {
+            self.streaming.drained(token); // a stream paused on its pace goes on
+        }
+        let pending = c.out.pending() > 0 || c.stream.has_pending_tls();
+        if written.is_ok() && c.from.is_some() && pending != c.write_interest {
+            // Accepted connections wait for WRITABLE only with output pending.
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let registry = self.poll.registry();
+            if registry
+                .reregister(c.stream.tcp_mut(), token, interest)
+                .is_ok()
+            {
+                c.write_interest = pending;
+            }
+        }
         self.metrics
             .bytes_out
             .inc_by(before.saturating_sub(c.out.pending()) as u64);

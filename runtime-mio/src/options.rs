@@ -36,6 +36,11 @@ pub struct Limits {
     /// History and subscription lines are only produced while a client has
     /// fewer unsent bytes than this: streams follow the client's reading pace.
     pub stream_low_water_bytes: usize,
+    /// A client whose stream stays paused at `stream_low_water_bytes` this
+    /// long (it reads slower than the room is written) is disconnected:
+    /// its unsent whole lines are dropped, ERROR `slow_consumer` is sent
+    /// (it says how to resume) and the connection closed. Default 10 s.
+    pub slow_subscriber_ms: u64,
     /// Log entries one client stream may scan per loop iteration (room filters
     /// can skip many); the rest continues in the next iteration.
     pub stream_scan_per_iteration: usize,
@@ -69,6 +74,7 @@ impl Default for Limits {
             max_client_output_bytes: 8 << 20,
             max_peer_output_bytes: 64 << 20,
             stream_low_water_bytes: 256 << 10,
+            slow_subscriber_ms: 10_000,
             stream_scan_per_iteration: 4096,
             max_connections: 1024,
             read_budget_bytes: 1 << 20,
@@ -134,6 +140,31 @@ impl HttpOptions {
     }
 }
 
+/// The IRC gateway's port (`irc/`). Plaintext, like the HTTP port: bind it
+/// to loopback or a trusted network.
+#[derive(Clone, Debug)]
+pub struct IrcOptions {
+    /// Where it listens (port 0 picks a free port, for tests).
+    pub host: String,
+    pub port: u16,
+    /// Messages a JOIN replays from the channel's history (at most 1000).
+    pub join_replay: usize,
+    /// A connection must finish registration (NICK, USER, CAP END) within
+    /// this; later: `ERROR` and closed.
+    pub register_timeout_ms: u64,
+}
+
+impl IrcOptions {
+    pub fn new(host: String, port: u16) -> IrcOptions {
+        IrcOptions {
+            host,
+            port,
+            join_replay: 50,
+            register_timeout_ms: 60_000,
+        }
+    }
+}
+
 /// Everything one node needs.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -154,6 +185,8 @@ pub struct NodeOptions {
     pub listen_host: Option<String>,
     /// The HTTP port; None: no HTTP port.
     pub http: Option<HttpOptions>,
+    /// The IRC gateway's port; None: no IRC port.
+    pub irc: Option<IrcOptions>,
     /// TLS on the port (clients and peers); `None`: plaintext, with a warning.
     pub tls: Option<crate::tls::TlsPaths>,
     /// Chaos-harness only: perform sends, deliveries and client replies
@@ -180,6 +213,7 @@ impl NodeOptions {
             limits: Limits::default(),
             listen_host: None,
             http: None,
+            irc: None,
             tls: None,
             unsafe_ack_before_fsync: false,
             unsafe_skip_fsync: false,

@@ -255,7 +255,7 @@ impl Runtime {
                 ts_ms: c.ts_ms,
                 seq_no: self.delivered_chats + 1,
             });
-            let bytes = encode(&line);
+            let json = encode(&line);
             let to: Vec<Token> = self
                 .streaming
                 .iter()
@@ -271,7 +271,15 @@ impl Runtime {
                 })
                 .collect();
             for t in to {
-                self.push_line(t, &bytes);
+                // An IRC session gets its own rendering (`irc/render.rs`).
+                let lines = self
+                    .irc_render(t, &line)
+                    .unwrap_or_else(|| vec![json.clone()]);
+                for bytes in lines {
+                    if !self.push_line(t, &bytes) {
+                        break;
+                    }
+                }
             }
         }
     }

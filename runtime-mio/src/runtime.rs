@@ -122,12 +122,14 @@ pub struct Runtime {
     pub(crate) boot_ms: u64,
     /// Connections with output to flush at the end of the iteration.
     pub(crate) dirty: BTreeSet<Token>,
-    /// Clients with a history job or a subscription.
-    pub(crate) streaming: BTreeSet<Token>,
+    /// Clients with a history job or a subscription (`streams.rs`).
+    pub(crate) streaming: crate::streams::StreamSet,
+    /// `delivered` when every stream was last pumped.
+    pub(crate) pumped_delivered: Seq,
+    /// Chat lines encoded once for all subscribers (`streams.rs`).
+    pub(crate) line_cache: crate::streams::LineCache,
     /// Connections whose read budget ran out with data possibly left.
     pub(crate) read_again: BTreeSet<Token>,
-    /// A stream stopped on its scan budget, not on the client's pace.
-    pub(crate) pump_again: bool,
     last_status: Status,
     /// TLS settings in force (`None`: plaintext) and the files they came from.
     pub(crate) tls: Option<TlsContext>,
@@ -141,6 +143,8 @@ pub struct Runtime {
     pub(crate) metrics: Metrics,
     /// The HTTP port, when configured (`http/`).
     pub(crate) http: Option<HttpServer>,
+    /// The IRC gateway's port, when configured (`irc/`).
+    pub(crate) irc: Option<crate::irc::IrcServer>,
     /// Peers' HTTP addresses from their HELLO (`http/addresses.rs`).
     pub(crate) peer_http: std::collections::BTreeMap<NodeId, String>,
 }
@@ -322,9 +326,10 @@ impl Runtime {
             dirty: BTreeSet::new(),
             event_ids: 0,
             boot_ms: crate::clock::wall_ms(),
-            streaming: BTreeSet::new(),
+            streaming: Default::default(),
+            pumped_delivered: Seq(0),
+            line_cache: Default::default(),
             read_again: BTreeSet::new(),
-            pump_again: false,
             last_status,
             tls,
             tls_paths: opts.tls,
@@ -334,15 +339,22 @@ impl Runtime {
             waker,
             metrics,
             http: None,
+            irc: None,
             peer_http: std::collections::BTreeMap::new(),
         };
         runtime.start_http(opts.http)?;
+        runtime.start_irc(opts.irc)?;
         Ok(runtime)
     }
 
     /// The address the node listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The IRC port's address, when it has one.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc.as_ref().map(|i| i.local_addr())
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -379,7 +391,9 @@ impl Runtime {
 
     /// Runs until shut down (Ok) or a fatal error (storage, poll).
     pub fn run(mut self) -> Result<(), RuntimeError> {
-        let mut events = Events::with_capacity(512);
+        // Large: with thousands of subscribers, one delivery makes as many
+        // sockets ready, and each poll round costs a pass over the timers.
+        let mut events = Events::with_capacity(4096);
         self.now = self.clock.now();
         self.feed(Input::Start);
         self.finish_iteration()?;
@@ -477,13 +491,20 @@ impl Runtime {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() || self.pump_again || !self.actions.is_empty() || self.fed {
+        if !self.read_again.is_empty()
+            || self.streaming.has_woken()
+            || !self.actions.is_empty()
+            || self.fed
+        {
             return Some(Duration::ZERO);
         }
         let core = self.node.next_deadline().map(|d| self.clock.at(d));
         let conns = self.conns.values().filter_map(|c| c.deadline).min();
         let http = self.http.as_ref().and_then(|h| h.next_deadline());
-        [core, conns, self.peers.next_retry(), http]
+        let slow = self
+            .streaming
+            .next_slow_deadline(Duration::from_millis(self.limits.slow_subscriber_ms));
+        [core, conns, self.peers.next_retry(), http, slow]
             .into_iter()
             .flatten()
             .min()
@@ -503,14 +524,23 @@ impl Runtime {
             let fresh = self.conns.get(&t).is_some_and(|c| {
                 matches!(c.role, crate::conn::Role::Fresh) && !c.stream.is_handshaking()
             });
+            let irc_unregistered = self.conns.get_mut(&t).is_some_and(|c| {
+                !c.closing
+                    && c.client_mut().is_some_and(|s| {
+                        !s.read_closed && s.irc.as_ref().is_some_and(|i| !i.registered)
+                    })
+            });
             if fresh {
                 // Silent, but past any TLS handshake: a seed client that
                 // only listens (a stalled TLS handshake is closed instead).
                 self.seed_listener(t);
+            } else if irc_unregistered {
+                self.irc_close(t, "registration timed out (send NICK and USER)");
             } else {
                 self.close_conn(t, "timed out");
             }
         }
+        self.drop_slow_subscribers();
         for id in self.peers.due(now) {
             self.dial(id);
         }

@@ -10,13 +10,122 @@
 //! each ending with HISTORY_END, before its subscription advances. A stream of
 //! one room walks that room's index (the core's `Numbering`), so it reads
 //! only the room's own entries.
+//!
+//! Fan-out: with thousands of subscribers, the work per iteration must not
+//! grow with the number of *idle* streams, and a committed chat must not be
+//! encoded once per subscriber. So streams are pumped only when something
+//! can have changed for them (`StreamSet`: every stream when `delivered`
+//! moved, else only the woken ones: new, out of scan budget, or whose
+//! output drained below the low-water mark), and each chat line is encoded
+//! once per dialect into `LineCache`, then copied into every subscriber's
+//! output buffer.
 
 use crate::conn::{Cursor, Role};
+use crate::framing::{OutBuf, Overflow};
+use crate::irc::IrcSession;
 use crate::net::encode;
 use crate::runtime::Runtime;
 use chorus_core::client_wire::{Delivered, SeedSeqChat, ServerLine};
+use chorus_core::ErrorCode;
 use chorus_core::{Node, Numbers, Seq};
 use mio::Token;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+/// Encoded chat lines kept for the subscribers that have not reached them.
+/// Subscribers of one room move together, so a few hundred suffice; past
+/// this, the oldest is dropped (and encoded again if someone needs it).
+const LINE_CACHE_ENTRIES: usize = 1024;
+
+/// The clients with a stream, and which of them to pump next.
+#[derive(Debug, Default)]
+pub(crate) struct StreamSet {
+    all: BTreeSet<Token>,
+    /// To pump at the next `pump_streams` even if nothing was delivered.
+    wake: BTreeSet<Token>,
+    /// Stopped at the low-water mark since then: woken once their output
+    /// drains, disconnected if that takes `slow_subscriber_ms`.
+    stalled: BTreeMap<Token, Instant>,
+}
+
+impl StreamSet {
+    /// A client got a stream (HISTORY or SUBSCRIBE): pump it soon.
+    pub(crate) fn insert(&mut self, t: Token) {
+        self.all.insert(t);
+        self.wake.insert(t);
+    }
+
+    pub(crate) fn remove(&mut self, t: &Token) {
+        self.all.remove(t);
+        self.wake.remove(t);
+        self.stalled.remove(t);
+    }
+
+    /// Every client with a stream.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Token> {
+        self.all.iter()
+    }
+
+    /// `t`'s output went below the low-water mark: a stalled stream resumes.
+    pub(crate) fn drained(&mut self, t: Token) {
+        if self.stalled.remove(&t).is_some() {
+            self.wake.insert(t);
+        }
+    }
+
+    /// When the longest-paused stream reaches `limit` (None: none paused).
+    pub(crate) fn next_slow_deadline(&self, limit: Duration) -> Option<Instant> {
+        self.stalled.values().min().map(|&since| since + limit)
+    }
+
+    /// The streams paused for `limit` or longer at `now`.
+    fn slow(&self, now: Instant, limit: Duration) -> Vec<Token> {
+        self.stalled
+            .iter()
+            .filter(|(_, &since)| since + limit <= now)
+            .map(|(&t, _)| t)
+            .collect()
+    }
+
+    /// Some stream has work without a new delivery (poll without waiting).
+    pub(crate) fn has_woken(&self) -> bool {
+        !self.wake.is_empty()
+    }
+}
+
+/// A chat line as encoded once for every client of one dialect.
+#[derive(Debug)]
+struct Encoded {
+    seq_no: u64,
+    bytes: Vec<u8>,
+}
+
+/// Encoded lines by (log index, seed dialect); `None`: not a chat.
+#[derive(Debug, Default)]
+pub(crate) struct LineCache {
+    lines: BTreeMap<(Seq, bool), Option<Encoded>>,
+}
+
+impl LineCache {
+    fn get(&mut self, node: &mut Node, index: Seq, seed: bool) -> Option<&Encoded> {
+        if !self.lines.contains_key(&(index, seed)) {
+            if self.lines.len() >= LINE_CACHE_ENTRIES {
+                self.lines.pop_first();
+            }
+            let enc = delivered_at(node, index).map(|d| Encoded {
+                seq_no: d.seq_no,
+                bytes: if seed {
+                    encode(&SeedSeqChat::from_delivered(&d))
+                } else {
+                    encode(&ServerLine::SeqChat(d))
+                },
+            });
+            self.lines.insert((index, seed), enc);
+        }
+        self.lines.get(&(index, seed)).and_then(Option::as_ref)
+    }
+}
 
 /// The committed chat at log index `index` as clients see it (None for
 /// other entries).
@@ -32,18 +141,12 @@ pub(crate) fn delivered_at(node: &mut Node, index: Seq) -> Option<Delivered> {
     Some(d)
 }
 
-/// A line of either dialect.
-enum Line {
-    Full(ServerLine),
-    Seed(SeedSeqChat),
-}
-
 /// What one step of a cursor found.
 enum Step {
     /// Nothing more is delivered yet.
     End,
-    /// An entry was looked at (a chat, or not: `None`).
-    Saw(Option<Delivered>),
+    /// The entry at this log index was looked at (a chat or not).
+    Saw(Seq),
 }
 
 /// Advances `cursor` by one entry, within what is `delivered`.
@@ -55,7 +158,7 @@ fn advance(node: &mut Node, cursor: &mut Cursor, delivered: Seq) -> Step {
             }
             let seq = *next;
             *next = seq.next();
-            Step::Saw(delivered_at(node, seq))
+            Step::Saw(seq)
         }
         Cursor::Rooms(rooms) => {
             let n = node.numbering();
@@ -67,7 +170,7 @@ fn advance(node: &mut Node, cursor: &mut Cursor, delivered: Seq) -> Step {
             match best {
                 Some((index, k)) if index <= delivered => {
                     rooms[k].1 += 1;
-                    Step::Saw(delivered_at(node, index))
+                    Step::Saw(index)
                 }
                 _ => Step::End,
             }
@@ -80,18 +183,81 @@ fn advance(node: &mut Node, cursor: &mut Cursor, delivered: Seq) -> Step {
                 return Step::End;
             }
             *next += 1;
-            Step::Saw(delivered_at(node, index))
+            Step::Saw(index)
         }
     }
 }
 
+/// Writes one full-dialect line: as is, or rendered for an IRC session
+/// (which may make it several lines, or none).
+fn push_full(
+    out: &mut OutBuf,
+    irc: Option<&mut IrcSession>,
+    server: &str,
+    line: &ServerLine,
+    replay: bool,
+) -> Result<(), Overflow> {
+    match irc {
+        Some(s) => {
+            for bytes in crate::irc::render(s, server, line, replay) {
+                out.push_line(&bytes)?;
+            }
+            Ok(())
+        }
+        None => out.push_line(&encode(line)),
+    }
+}
+
 impl Runtime {
-    /// Advances every client stream as far as its buffer and budget allow.
+    /// Advances the client streams that can move: all of them when
+    /// something new was delivered, else only the woken ones.
     pub(crate) fn pump_streams(&mut self) {
-        self.pump_again = false;
-        let tokens: Vec<Token> = self.streaming.iter().copied().collect();
+        let tokens: Vec<Token> = if self.delivered != self.pumped_delivered {
+            self.pumped_delivered = self.delivered;
+            self.streaming.wake.clear();
+            self.streaming.all.iter().copied().collect()
+        } else {
+            std::mem::take(&mut self.streaming.wake)
+                .into_iter()
+                .collect()
+        };
         for t in tokens {
             self.pump(t);
+        }
+    }
+
+    /// Paced, then disconnected: a subscriber whose stream stayed paused
+    /// (it does not read what it is sent) for `slow_subscriber_ms` loses its
+    /// unsent lines and gets ERROR `slow_consumer` saying how to resume.
+    /// The others never wait for it: each stream moves on its own.
+    pub(crate) fn drop_slow_subscribers(&mut self) {
+        let limit = Duration::from_millis(self.limits.slow_subscriber_ms);
+        for token in self.streaming.slow(Instant::now(), limit) {
+            self.streaming.remove(&token);
+            let Some(c) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            c.out.drop_unsent_lines();
+            self.metrics.slow_clients.inc();
+            warn!(
+                "{}: its stream waited {} ms for it to read; disconnecting (slow consumer)",
+                c.label,
+                limit.as_millis()
+            );
+            let msg = format!(
+                "slow consumer: you read slower than your rooms are written, and your stream \
+                 waited {} ms for you; the lines not yet sent are dropped and the connection \
+                 is closed. Reconnect and SUBSCRIBE with from_seq = the seq_no after the last \
+                 one you received",
+                limit.as_millis()
+            );
+            self.fail_conn(token, ErrorCode::SlowConsumer, msg);
+            // What is already queued (kernel buffers, at most the low-water
+            // mark here) gets as long to drain as the stream waited, so a
+            // reader that is slow but alive sees the ERROR before the close.
+            if let Some(c) = self.conns.get_mut(&token) {
+                c.deadline = Some(Instant::now() + limit);
+            }
         }
     }
 
@@ -109,15 +275,30 @@ impl Runtime {
             return;
         };
         let node = &mut self.node;
+        let cache = &mut self.line_cache;
+        let irc_server = self.irc.as_ref().map_or("", |i| i.name.as_str());
         let seed = st.is_seed();
         let mut wrote = false;
         let mut overflow = false;
-        while c.out.pending() < low_water && !overflow {
-            if scan == 0 {
-                self.pump_again = true;
+        loop {
+            if overflow {
                 break;
             }
-            let line = if let Some(job) = st.history.front_mut() {
+            if c.out.pending() >= low_water {
+                self.streaming
+                    .stalled
+                    .entry(token)
+                    .or_insert_with(Instant::now);
+                break;
+            }
+            if scan == 0 {
+                self.streaming.wake.insert(token);
+                break;
+            }
+            // An IRC session's lines are rendered for it alone (its tags, its
+            // own messages); JSON-line clients share one encoding per dialect.
+            let replay = !st.history.is_empty();
+            let pushed = if let Some(job) = st.history.front_mut() {
                 let step = if job.remaining == 0 {
                     Step::End
                 } else {
@@ -137,35 +318,46 @@ impl Runtime {
                             commit_seq: delivered_chats,
                         };
                         st.history.pop_front();
-                        Some(Line::Full(end))
+                        Some(push_full(
+                            &mut c.out,
+                            st.irc.as_deref_mut(),
+                            irc_server,
+                            &end,
+                            replay,
+                        ))
                     }
-                    Step::Saw(d) => d.map(|d| {
+                    Step::Saw(index) if st.irc.is_some() => delivered_at(node, index).map(|d| {
                         job.remaining -= 1;
                         job.next_seq_no = d.seq_no + 1;
-                        Line::Full(ServerLine::SeqChat(d))
+                        let line = ServerLine::SeqChat(d);
+                        push_full(&mut c.out, st.irc.as_deref_mut(), irc_server, &line, replay)
+                    }),
+                    Step::Saw(index) => cache.get(node, index, false).map(|e| {
+                        job.remaining -= 1;
+                        job.next_seq_no = e.seq_no + 1;
+                        c.out.push_line(&e.bytes)
                     }),
                 }
             } else if let Some(sub) = &mut st.sub {
                 scan -= 1;
                 match advance(node, &mut sub.cursor, delivered) {
                     Step::End => break,
-                    Step::Saw(d) => d.filter(|d| d.seq_no >= sub.min_seq_no).map(|d| {
-                        if seed {
-                            Line::Seed(SeedSeqChat::from_delivered(&d))
-                        } else {
-                            Line::Full(ServerLine::SeqChat(d))
-                        }
-                    }),
+                    Step::Saw(index) if st.irc.is_some() => delivered_at(node, index)
+                        .filter(|d| d.seq_no >= sub.min_seq_no)
+                        .map(|d| {
+                            let line = ServerLine::SeqChat(d);
+                            push_full(&mut c.out, st.irc.as_deref_mut(), irc_server, &line, false)
+                        }),
+                    Step::Saw(index) => cache
+                        .get(node, index, seed)
+                        .filter(|e| e.seq_no >= sub.min_seq_no)
+                        .map(|e| c.out.push_line(&e.bytes)),
                 }
             } else {
                 break;
             };
-            if let Some(l) = line {
-                let bytes = match &l {
-                    Line::Full(l) => encode(l),
-                    Line::Seed(l) => encode(l),
-                };
-                overflow = c.out.push_line(&bytes).is_err();
+            if let Some(r) = pushed {
+                overflow = r.is_err();
                 wrote = true;
             }
         }

@@ -236,7 +236,12 @@ impl Write for WsStream {
         while taken < buf.len() && taken < WRITE_CHUNK {
             let rest = &buf[taken..];
             let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            let line = String::from_utf8_lossy(&rest[..end]).into_owned();
+            // Our lines are JSON from serde, so valid UTF-8: checked once,
+            // copied once (the lossy path is only a safety net).
+            let line = match std::str::from_utf8(&rest[..end]) {
+                Ok(l) => l.to_owned(),
+                Err(_) => String::from_utf8_lossy(&rest[..end]).into_owned(),
+            };
             taken += (end + 1).min(rest.len());
             match self.ws.write(Message::text(line)) {
                 Ok(()) => {}

@@ -29,6 +29,35 @@ pub struct ProcStats {
     pub peak_rss_kib: u64,
 }
 
+/// Seconds a process has spent runnable but waiting for a CPU
+/// (/proc/PID/schedstat, second field): on a shared box, how much of a
+/// latency figure is other processes' load.
+pub fn run_queue_wait_s(pid: u32) -> Option<f64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let ns: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+/// The 1-minute load average of the machine.
+pub fn load_average() -> Option<f64> {
+    fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The current resident set size (VmRSS) of a process, KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
 /// Reads /proc/PID/stat and /proc/PID/status; None if the process is gone.
 pub fn proc_stats(pid: u32) -> Option<ProcStats> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -55,6 +84,8 @@ pub fn proc_stats(pid: u32) -> Option<ProcStats> {
 pub struct NodeProc {
     pub id: u64,
     pub addr: SocketAddr,
+    /// The HTTP port, when the bench serves HTTP (`serve_http`).
+    pub http: Option<SocketAddr>,
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -98,6 +129,14 @@ pub fn serve_http(on: bool) {
     SERVE_HTTP.store(on, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Config lines every started node gets on top of the bench's own (the
+/// fan-out bench raises the connection limits); set once before any start.
+static EXTRA_CONFIG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub fn extra_config(lines: &str) {
+    let _ = EXTRA_CONFIG.set(lines.to_string());
+}
+
 /// A port the kernel just handed out on 127.0.0.1 (free at the time of asking).
 fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
@@ -107,6 +146,7 @@ fn free_port() -> Result<u16> {
 fn config_toml(
     me: usize,
     ports: &[u16],
+    http_port: Option<u16>,
     hb_ms: u64,
     lt_ms: u64,
     dir: &Path,
@@ -128,10 +168,11 @@ fn config_toml(
         "log_dir = {:?}",
         dir.join(format!("n{id}")).display().to_string()
     );
-    if SERVE_HTTP.load(std::sync::atomic::Ordering::SeqCst) {
-        if let Ok(p) = free_port() {
-            let _ = writeln!(s, "http_port = {p}");
-        }
+    if let Some(p) = http_port {
+        let _ = writeln!(s, "http_port = {p}");
+    }
+    if let Some(extra) = EXTRA_CONFIG.get() {
+        s.push_str(extra);
     }
     let _ = writeln!(s, "cluster_secret = \"{secret}\"\nseed_nodes = [");
     for (i, p) in ports.iter().enumerate().filter(|&(i, _)| i != me) {
@@ -177,10 +218,17 @@ impl Cluster {
         };
         for i in 0..n {
             let config = dir.join(format!("node{}.toml", i + 1));
-            fs::write(&config, config_toml(i, &ports, hb_ms, lt_ms, &dir, &secret))?;
+            let http_port = if SERVE_HTTP.load(std::sync::atomic::Ordering::SeqCst) {
+                Some(free_port()?)
+            } else {
+                None
+            };
+            let text = config_toml(i, &ports, http_port, hb_ms, lt_ms, &dir, &secret);
+            fs::write(&config, text)?;
             cluster.nodes.push(NodeProc {
                 id: i as u64 + 1,
                 addr: SocketAddr::from(([127, 0, 0, 1], ports[i])),
+                http: http_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
                 config,
                 log: dir.join(format!("node{}.log", i + 1)),
                 child: None,
@@ -383,7 +431,15 @@ mod tests {
 
     #[test]
     fn config_names_every_other_node_as_seed() {
-        let t = config_toml(1, &[7001, 7002, 7003], 100, 1000, Path::new("/d"), "s");
+        let t = config_toml(
+            1,
+            &[7001, 7002, 7003],
+            None,
+            100,
+            1000,
+            Path::new("/d"),
+            "s",
+        );
         assert!(t.starts_with("node_id = 2\nhost = \"127.0.0.1\"\nport = 7002\n"));
         assert!(t.contains("heartbeat_interval_ms = 100\nleader_timeout_ms = 1000\n"));
         assert!(t.contains("log_dir = \"/d/n2\"\n"));

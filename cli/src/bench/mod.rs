@@ -9,6 +9,9 @@
 //! restarts a node that missed messages; `--rolling` restarts every node in
 //! turn (SIGTERM, start) under load.
 //!
+//! `--subscribers N` measures fan-out instead: N subscribers of one room
+//! over JSON lines and WebSocket, in worker processes (`fanout/`).
+//!
 //! Module map: `cluster` (child processes, /proc stats), `proto` (the client
 //! protocol, hot-path scanner), `load` (mio load generator), `subscribe`
 //! (per-node delivery recorders), `phase` (one measured load phase), `report`
@@ -17,10 +20,11 @@
 mod catchup;
 mod cluster;
 mod failover;
+mod fanout;
 mod load;
 mod phase;
 mod proto;
-mod report;
+pub(crate) mod report;
 mod rolling;
 mod subscribe;
 
@@ -115,6 +119,34 @@ pub struct Args {
     /// With --connect: speak TLS and verify the nodes against this CA.
     #[arg(long, value_name = "FILE", requires = "connect")]
     pub ca: Option<std::path::PathBuf>,
+    /// Fan-out: this many subscribers of one room, spread over the nodes
+    /// and --transport (in worker processes, at most 15,000 each; a started
+    /// cluster gets a node per 18,000). One publisher sends --publish
+    /// messages at --rate (default 50/s) of --size bytes. Reports sessions
+    /// per node, RSS per idle session, deliveries/s and send→received
+    /// latency; fails unless every subscriber got every message in order.
+    #[arg(long, value_name = "N", conflicts_with_all = ["failover", "catchup", "rolling"])]
+    pub subscribers: Option<u64>,
+    /// Fan-out: the subscribers' transports, assigned round-robin.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "json,ws")]
+    pub transport: Vec<fanout::Transport>,
+    /// Fan-out: messages to publish.
+    #[arg(long, default_value_t = 200)]
+    pub publish: u64,
+    /// Fan-out: the room.
+    #[arg(long, default_value = "fanout")]
+    pub room: String,
+    /// Fan-out: worker processes holding the subscribers (default: one per
+    /// 15,000, at least two from 2,000 subscribers on).
+    #[arg(long)]
+    pub workers: Option<u64>,
+    /// Fan-out with --connect: the nodes' HTTP addresses (for /ws), in the
+    /// order of --connect.
+    #[arg(long, value_delimiter = ',')]
+    pub http_connect: Vec<String>,
+    /// Internal: run as a fan-out worker (spec on stdin).
+    #[arg(long, hide = true)]
+    pub fanout_worker: bool,
 }
 
 /// Where client connections go.
@@ -190,6 +222,9 @@ impl Args {
 /// Runs `chorus bench`; exit code 1 if a check failed (lost, duplicated or
 /// reordered messages, or an incomplete run).
 pub fn run(args: Args) -> Result<ExitCode> {
+    if args.fanout_worker {
+        return fanout::worker::run();
+    }
     args.validate()?;
     cluster::serve_http(args.http);
     if args.tls {
@@ -197,7 +232,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else if let Some(ca) = &args.ca {
         proto::set_tls(crate::tls_dial::from_ca(Some(ca))?);
     }
-    let report = if args.rolling {
+    let report = if let Some(n) = args.subscribers {
+        fanout::run(&args, n)?
+    } else if args.rolling {
         rolling::run(&args)?
     } else if args.failover {
         failover::run(&args)?

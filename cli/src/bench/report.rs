@@ -220,6 +220,11 @@ impl Report {
         self.json.insert(key.into(), v);
     }
 
+    /// A number set earlier (None if absent or not a number).
+    pub fn get_f64(&self, key: &str) -> Option<f64> {
+        self.json.get(key).and_then(Value::as_f64)
+    }
+
     pub fn fail(&mut self, why: &str) {
         self.ok = false;
         let _ = writeln!(self.text, "FAILED: {why}");

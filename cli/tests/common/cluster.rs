@@ -53,9 +53,19 @@ pub struct TestNode {
     pub port: u16,
     /// The node's HTTP port (`Cluster::start_with_http`).
     pub http_port: Option<u16>,
+    /// The node's IRC port (`Cluster::start_with_irc`).
+    pub irc_port: Option<u16>,
     pub config: PathBuf,
     pub stderr_path: PathBuf,
     child: Option<Child>,
+}
+
+/// Which ports each node of a test cluster listens on.
+#[derive(Clone, Copy, Debug)]
+enum Ports {
+    Peer,
+    Http,
+    HttpIrc,
 }
 
 #[derive(Debug)]
@@ -108,25 +118,37 @@ impl Cluster {
     /// `start_with`, adding `extra` (top-level TOML keys) to every config.
     #[allow(dead_code)] // not every test binary uses it
     pub fn start_with_config(n: usize, timing: Timing, extra: &str) -> Cluster {
-        Cluster::start_full(n, timing, extra, false, false)
+        Cluster::start_ports(n, timing, extra, Ports::Peer, false)
+    }
+
+    /// `start_with_http`, each node also running the IRC gateway on a free port.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn start_with_irc(n: usize, timing: Timing, extra: &str) -> Cluster {
+        Cluster::start_ports(n, timing, extra, Ports::HttpIrc, false)
     }
 
     /// `start_with`, every node recording into `dir/rec/nodeN`.
     #[allow(dead_code)] // not every test binary uses it
     pub fn start_recorded(n: usize, timing: Timing) -> Cluster {
-        Cluster::start_full(n, timing, "", false, true)
+        Cluster::start_ports(n, timing, "", Ports::Peer, true)
     }
 
     /// `start_with_config`, each node also serving HTTP on a free port.
     #[allow(dead_code)] // not every test binary uses it
     pub fn start_with_http(n: usize, timing: Timing, extra: &str) -> Cluster {
-        Cluster::start_full(n, timing, extra, true, false)
+        Cluster::start_ports(n, timing, extra, Ports::Http, false)
     }
 
-    fn start_full(n: usize, timing: Timing, extra: &str, http: bool, record: bool) -> Cluster {
+    fn start_ports(n: usize, timing: Timing, extra: &str, with: Ports, record: bool) -> Cluster {
         let dir = temp_dir("cluster");
-        let all = free_ports(if http { 2 * n } else { n });
-        let (ports, http_ports) = all.split_at(n);
+        let kinds = match with {
+            Ports::Peer => 1,
+            Ports::Http => 2,
+            Ports::HttpIrc => 3,
+        };
+        let all = free_ports(kinds * n);
+        let (ports, rest) = all.split_at(n);
+        let (http_ports, irc_ports) = rest.split_at(rest.len().min(n));
         let mut nodes = Vec::new();
         for (i, &port) in ports.iter().enumerate() {
             let id = i as u64 + 1;
@@ -144,6 +166,10 @@ impl Cluster {
             if let Some(h) = http_port {
                 text.push_str(&format!("http_port = {h}\n"));
             }
+            let irc_port = irc_ports.get(i).copied();
+            if let Some(p) = irc_port {
+                text.push_str(&format!("irc_port = {p}\n"));
+            }
             for (j, p) in ports.iter().enumerate() {
                 if j != i {
                     text.push_str(&format!(
@@ -157,6 +183,7 @@ impl Cluster {
                 id,
                 port,
                 http_port,
+                irc_port,
                 config,
                 stderr_path: dir.join(format!("node{id}.log")),
                 child: None,
