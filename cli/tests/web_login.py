@@ -9,7 +9,8 @@ node], leader: index, leader_pid, password: alice's, artifacts: dir}.
 Scenario: alice's page (phone width) is on the leader: the dialog asks for a
 password (the node's HELLO says accounts are on) and offers "continue as
 guest" and "register"; a wrong password shows an error, the right one logs
-in (keyboard only); her message carries `alice`. bob's page on a follower
+in (keyboard only); her message carries `alice`. dave registers from the
+dialog and posts as `dave`. bob's page on a follower
 continues as a guest and is shown as `~bob`, on his own page and on
 alice's. The leader is SIGKILLed with a message of alice's in flight: her
 page fails over, logs in again by itself, and that message and the next
@@ -148,6 +149,25 @@ def main():
         alice.shot("alice-after-failover")
         ids = [m["id"] for t in ["hello from alice"] + crash for m in by_text(alice, t)]
         print(f"ALICE {json.dumps(ids)}", flush=True)
+
+        # Registration is open: a new account from the dialog, logged in at once.
+        dave = wb.Page("dave", http[followers[0]], 390, 844, phone=True)
+        pages.append(dave)
+        wait("dave: the register button shows", lambda: visible(dave, "register-go"))
+        dave.by_id("name-input").send_keys(Keys.CONTROL, "a")
+        dave.by_id("name-input").send_keys("dave")
+        dave.by_id("password-input").send_keys("short")
+        dave.by_id("register-go").click()
+        assert error_text(dave) == "A password has at least 8 bytes.", error_text(dave)
+        dave.by_id("password-input").send_keys("daves-new-password")
+        dave.by_id("register-go").click()
+        wait("dave registered and connected",
+             lambda: not dialog_open(dave) and "Connected to node" in dave.conn())
+        assert dave.by_id("me-name").text == "dave" and dave.by_id("me-kind").text == "logged in"
+        dave.say("dave is new here")
+        wait("dave's message committed as dave", lambda: [m["user"] for m in dave.committed()
+                                                         if m["text"] == "dave is new here"] == ["dave"])
+        ok("dave registered from the page and posts as dave")
 
         # Repeated wrong passwords: the rate limit shows with its wait.
         eve = wb.Page("eve", http[followers[1]], 1280, 800)

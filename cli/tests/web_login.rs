@@ -4,8 +4,9 @@
 //! `chorus user add`; in the page a wrong password shows an error, the right
 //! one logs in, her messages carry `alice`, a guest page is `~bob`; the
 //! leader (alice's node) is SIGKILLed and her page fails over and logs in
-//! again by itself; repeated wrong passwords show the rate limit. Here the
-//! surviving nodes' HISTORY must hold alice's messages under `alice`.
+//! again by itself; dave registers from the page; repeated wrong passwords
+//! show the rate limit. Here the surviving nodes' HISTORY must hold alice's
+//! messages under `alice`.
 //! Screenshots are kept in `target/tmp/web_login/` (printed).
 //!
 //! Needs chromium, chromedriver and selenium: skipped without them, except
@@ -144,7 +145,12 @@ fn login_form_wrong_password_guest_and_relogin_after_leader_kill() {
             );
         }
     }
-    for shot in ["alice-wrong-password", "alice-after-failover", "bob-guest", "eve-rate-limited"] {
+    for shot in [
+        "alice-wrong-password",
+        "alice-after-failover",
+        "bob-guest",
+        "eve-rate-limited",
+    ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}");
     }
 }
