@@ -413,4 +413,13 @@ mod tests {
             r#"{"type":"CHAT_ACK","msg_id":"a","seq_no":7}"#
         );
     }
+
+    #[test]
+    fn an_older_node_hello_means_no_accounts() {
+        let old = r#"{"type":"HELLO","node_id":1,"proto":2,"max_line_bytes":10,"max_id_bytes":5,"history_limit":3}"#;
+        let Ok(ServerLine::Hello(h)) = serde_json::from_str::<ServerLine>(old) else {
+            panic!("an older HELLO parses");
+        };
+        assert!(!h.accounts && h.guests && !h.registration, "{h:?}");
+    }
 }
