@@ -124,6 +124,18 @@ pub struct NodeFile {
     /// back from the log file when a lagging node or a HISTORY asks for them.
     #[serde(default)]
     pub log_cache_entries: Option<usize>,
+    /// Bytes of log per segment file (default 64 MiB): a new segment file
+    /// starts once the last one holds this much.
+    #[serde(default)]
+    pub log_segment_bytes: Option<u64>,
+    /// The exactly-once window: a retried msg_id is recognised if its
+    /// original is among the newest `dedup_window_ids` chats (default
+    /// 10,000,000; about 24 bytes of memory each) or this node has held it
+    /// less than `dedup_window_ms` (default 24 h); past both it is new.
+    #[serde(default)]
+    pub dedup_window_ids: Option<u64>,
+    #[serde(default)]
+    pub dedup_window_ms: Option<u64>,
     /// Where the peer/client port is bound if not `host` (e.g. "0.0.0.0" in
     /// a container; `host` stays the address given to others).
     #[serde(default)]
@@ -215,6 +227,14 @@ const MAX_LINE_BYTES_CAP: usize = 2 << 20;
 /// back entries still being replicated), at most ~1.6 GiB of 100-byte chats.
 const LOG_CACHE_MIN: usize = 64;
 const LOG_CACHE_MAX: usize = 1 << 24;
+/// Accepted `log_segment_bytes`: small ones for tests, at most 1 GiB (a
+/// segment is fsynced whole before the next starts, on the event loop).
+const SEGMENT_MIN: u64 = 4096;
+const SEGMENT_MAX: u64 = 1 << 30;
+/// Accepted dedup window: at least what a burst of retries needs, at most
+/// ~2.4 GB of fingerprints; from 10 s (client timeouts are seconds) to a year.
+const DEDUP_IDS: std::ops::RangeInclusive<u64> = 1000..=100_000_000;
+const DEDUP_MS: std::ops::RangeInclusive<u64> = 10_000..=365 * 24 * 3600 * 1000;
 
 /// Line `l`, column `c` (1-based) of byte offset `at` in `text`.
 fn line_col(text: &str, at: usize) -> (usize, usize) {
@@ -318,6 +338,31 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
         if !(LOG_CACHE_MIN..=LOG_CACHE_MAX).contains(&n) {
             return Err(format!(
                 "log_cache_entries must be between {LOG_CACHE_MIN} and {LOG_CACHE_MAX}"
+            ));
+        }
+    }
+    if let Some(n) = f.log_segment_bytes {
+        if !(SEGMENT_MIN..=SEGMENT_MAX).contains(&n) {
+            return Err(format!(
+                "log_segment_bytes must be between {SEGMENT_MIN} and {SEGMENT_MAX}"
+            ));
+        }
+    }
+    if let Some(n) = f.dedup_window_ids {
+        if !DEDUP_IDS.contains(&n) {
+            return Err(format!(
+                "dedup_window_ids must be between {} and {}",
+                DEDUP_IDS.start(),
+                DEDUP_IDS.end()
+            ));
+        }
+    }
+    if let Some(n) = f.dedup_window_ms {
+        if !DEDUP_MS.contains(&n) {
+            return Err(format!(
+                "dedup_window_ms must be between {} and {}",
+                DEDUP_MS.start(),
+                DEDUP_MS.end()
             ));
         }
     }
@@ -429,11 +474,20 @@ impl NodeFile {
         if let Some(n) = self.log_cache_entries {
             core.log_cache_entries = n;
         }
+        if let Some(n) = self.dedup_window_ids {
+            core.dedup_window_ids = n;
+        }
+        if let Some(n) = self.dedup_window_ms {
+            core.dedup_window_ms = n;
+        }
         let secret = self
             .cluster_secret
             .clone()
             .unwrap_or_else(|| DEFAULT_CLUSTER_SECRET.to_string());
         let mut opts = NodeOptions::new(core, self.log_dir(), secret);
+        if let Some(n) = self.log_segment_bytes {
+            opts.segment_bytes = n;
+        }
         opts.listen_host = self.listen_host.clone();
         if let Some(port) = self.http_port {
             let host = self
@@ -626,6 +680,38 @@ seed_nodes = [
         assert!(parse_toml(&low)
             .unwrap_err()
             .contains("log_cache_entries must be between 64"));
+    }
+
+    #[test]
+    fn the_dedup_window_is_passed_on_and_bounded() {
+        let core = parse_toml(TOML).unwrap().to_options().core;
+        assert_eq!(
+            (core.dedup_window_ids, core.dedup_window_ms),
+            (10_000_000, 86_400_000)
+        );
+        let ok = format!("dedup_window_ids = 5000\ndedup_window_ms = 60000\n{TOML}");
+        let core = parse_toml(&ok).unwrap().to_options().core;
+        assert_eq!(
+            (core.dedup_window_ids, core.dedup_window_ms),
+            (5000, 60_000)
+        );
+        for bad in ["dedup_window_ids = 10", "dedup_window_ms = 5"] {
+            let t = format!("{bad}\n{TOML}");
+            let err = parse_toml(&t).unwrap_err();
+            assert!(err.contains("must be between"), "{err}");
+        }
+    }
+
+    #[test]
+    fn log_segment_bytes_is_passed_on_and_bounded() {
+        let f = parse_toml(TOML).unwrap();
+        assert_eq!(f.to_options().segment_bytes, 64 << 20);
+        let ok = format!("log_segment_bytes = 65536\n{TOML}");
+        assert_eq!(parse_toml(&ok).unwrap().to_options().segment_bytes, 65536);
+        let low = format!("log_segment_bytes = 100\n{TOML}");
+        assert!(parse_toml(&low)
+            .unwrap_err()
+            .contains("log_segment_bytes must be between 4096"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `chorus log inspect DIR [--all]` prints a node's log as JSON lines (one per
 //! entry, in seq order; a summary goes to stderr). It reads without locking or
 //! writing, so it works on a running or stopped node; a torn tail is reported
-//! and left alone. `chorus log repair DIR` cuts a corrupt log at its first bad
-//! record after copying the whole file aside (the node must be stopped).
+//! and left alone. Both read the log across its segment files, in order.
+//! `chorus log repair DIR` cuts a corrupt log at its first bad record after
+//! copying the damaged segment aside (the node must be stopped).
 //!
 //! "Committed" means committed as far as this log knows: the commit point is
 //! a hint recorded after the fact, so the newest entries of a running
@@ -28,15 +29,34 @@ enum LogCmd {
     /// (seq_no, room_seq, index, term, msg_id, room_id, sender, payload,
     /// ts_ms; `event` for a room event, which takes no seq_no).
     Inspect {
-        /// The node's log_dir (or its chorus.log file).
+        /// The node's log_dir (or one of its segment files, or a single log
+        /// file such as a repair backup).
         dir: PathBuf,
         /// Every entry: also leader no-ops and uncommitted entries, each with
         /// "kind" and "committed" fields.
         #[arg(long)]
         all: bool,
     },
+    /// Write a log of ENTRIES committed chats offline, in the real format
+    /// and segments (for measuring restart time and memory on long
+    /// histories); DIR must hold no log yet.
+    Generate {
+        /// The log_dir to create.
+        dir: PathBuf,
+        /// Number of chats.
+        #[arg(long)]
+        entries: u64,
+        /// Payload bytes per chat.
+        #[arg(long, default_value_t = 100)]
+        payload_bytes: usize,
+        /// Chats are spread over this many rooms.
+        #[arg(long, default_value_t = 1000)]
+        rooms: u64,
+    },
     /// Cut a corrupt log at its first damaged record, keeping a full backup
-    /// next to it (chorus.log.corrupt-at-OFFSET). Stop the node first.
+    /// of the damaged segment next to it (SEGMENT.corrupt-at-OFFSET) and
+    /// moving any later segment aside (SEGMENT.after-corrupt). Stop the
+    /// node first.
     Repair {
         /// The node's log_dir.
         dir: PathBuf,
@@ -47,7 +67,64 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         LogCmd::Inspect { dir, all } => inspect(dir, all),
         LogCmd::Repair { dir } => repair(dir),
+        LogCmd::Generate {
+            dir,
+            entries,
+            payload_bytes,
+            rooms,
+        } => generate(dir, entries, payload_bytes, rooms),
     }
+}
+
+/// Writes `entries` chats in term 1, committed, through the node's own
+/// writer (`DurableLog`: same records, same segments), fsynced at the end.
+fn generate(
+    dir: PathBuf,
+    entries: u64,
+    payload_bytes: usize,
+    rooms: u64,
+) -> anyhow::Result<ExitCode> {
+    use chorus_core::{Chat, NodeId, Record, Term};
+    let mut o = storage::DurableLog::open(&dir)?;
+    anyhow::ensure!(
+        o.log.len_bytes() == 0,
+        "{} already holds a log; generate into an empty directory",
+        dir.display()
+    );
+    o.log.append(&Record::Term {
+        term: Term(1),
+        voted_for: Some(NodeId(1)),
+    });
+    let payload = "x".repeat(payload_bytes);
+    let started = std::time::Instant::now();
+    for k in 1..=entries {
+        o.log.append(&Record::Entry(Entry {
+            seq_no: Seq(k),
+            term: Term(1),
+            body: Body::Chat(Chat {
+                msg_id: format!("gen-{k:012}"),
+                room_id: format!("room{}", k % rooms.max(1)),
+                sender_id: 1,
+                user: None,
+                payload: payload.clone(),
+                ts_ms: 1_800_000_000_000 + k,
+                event: None,
+            }),
+        }));
+        if k % 1000 == 0 || k == entries {
+            o.log.append(&Record::Commit { seq: Seq(k) });
+            o.log.write_queued()?;
+        }
+    }
+    o.log.commit()?;
+    println!(
+        "{}: {entries} chats, {} bytes in {} segments, {:.1} s",
+        dir.display(),
+        o.log.len_bytes(),
+        o.log.segments(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One printed entry, fields in this order.
@@ -145,8 +222,10 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
     }
     let _ = out.flush();
     eprintln!(
-        "{}: {} records, {} entries, committed up to log index {} ({} chats in {} rooms), term {}",
+        "{}: {} segment{}, {} records, {} entries, committed up to log index {} ({} chats in {} rooms), term {}",
         snap.path.display(),
+        snap.segments,
+        if snap.segments == 1 { "" } else { "s" },
         snap.replayed.records,
         rec.entries.len(),
         commit.0,
@@ -157,7 +236,7 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
     let torn = snap.file_len - snap.replayed.valid_len;
     if torn > 0 {
         eprintln!(
-            "note: {torn} bytes of torn tail at offset {} (an interrupted write, or a write in progress); the node cuts it when it starts",
+            "note: {torn} bytes of torn tail at log offset {} (an interrupted write, or a write in progress); the node cuts it from the last segment when it starts",
             snap.replayed.valid_len
         );
     }
@@ -189,6 +268,12 @@ fn repair(dir: PathBuf) -> anyhow::Result<ExitCode> {
             b.display()
         ),
     }
+    for m in &r.moved {
+        println!(
+            "{}: a later segment, moved aside (it followed the damage)",
+            m.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -196,6 +281,22 @@ fn repair(dir: PathBuf) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
     use chorus_core::{Chat, NodeId, Term};
+
+    #[test]
+    fn generate_writes_a_committed_log_the_node_reads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("g");
+        generate(dir.clone(), 5000, 10, 7).unwrap();
+        let snap = storage::read_only(&dir).unwrap();
+        let rec = &snap.replayed.recovered;
+        assert_eq!(rec.entries.len(), 5000);
+        assert_eq!(rec.commit_seq, Seq(5000));
+        assert_eq!(rec.entries[6].chat().unwrap().room_id, "room0");
+        assert!(
+            generate(dir, 1, 10, 7).is_err(),
+            "refuses a directory with a log"
+        );
+    }
 
     fn show(e: &Entry, committed: bool, all: bool) -> Option<String> {
         // Numbered as the first chat after a leader's no-op.

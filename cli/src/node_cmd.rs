@@ -19,7 +19,8 @@ use std::process::ExitCode;
     after_help = "Config keys (TOML, or the seed's YAML with .yml/.yaml):\n  \
     node_id, host, port, seed_nodes = [{node_id, host, port}], heartbeat_interval_ms (800),\n  \
     leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
-    max_line_bytes (1048576), log_cache_entries (4096), listen_host (host),\n  \
+    max_line_bytes (1048576), log_cache_entries (4096), log_segment_bytes (67108864),\n  \
+    dedup_window_ids (10000000), dedup_window_ms (86400000), listen_host (host),\n  \
     http_port (none: no HTTP; serves /metrics /healthz /readyz /status), http_host (listen_host),\n  \
     ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000),\n  \
     max_connections (1024; at most the open-file limit minus a reserve), \n  \

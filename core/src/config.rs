@@ -30,6 +30,13 @@ pub struct Config {
     /// `ColdLog` (`Node::with_cold_log`); older ones are read back from it.
     /// Without a `ColdLog` every entry stays in memory.
     pub log_cache_entries: usize,
+    /// The exactly-once window (`dedup.rs`): a retry of a msg_id is
+    /// recognised if its original is among the newest `dedup_window_ids`
+    /// chats, or was appended less than `dedup_window_ms` ago on this node
+    /// (whichever is reached first forgets it); past both, a retry is a new
+    /// message. Memory: about 24 bytes per id in the window.
+    pub dedup_window_ids: u64,
+    pub dedup_window_ms: u64,
     /// Most rooms; a chat to a new room beyond it is answered `Busy` (a few
     /// in-flight chats accepted on several nodes at once may overshoot it by
     /// at most `max_pending` each). Each room costs a map entry plus 8 bytes
@@ -89,11 +96,14 @@ pub enum InjectedBug {
     /// timer resend, nothing sent to a new leader): a FORWARD lost with a
     /// link stays unacknowledged forever.
     NeverReforward,
+    /// The exactly-once window forgets ids at half its bounds (half the ids,
+    /// half the time): a retry within the window is committed twice.
+    DedupWindowEarly,
 }
 
 impl InjectedBug {
     /// Every injected bug, for catalogue tests.
-    pub const ALL: [InjectedBug; 8] = [
+    pub const ALL: [InjectedBug; 9] = [
         InjectedBug::CommitWithoutMajority,
         InjectedBug::SkipLeaderSync,
         InjectedBug::LeaderCountsItselfEarly,
@@ -102,6 +112,7 @@ impl InjectedBug {
         InjectedBug::DeliverPastGap,
         InjectedBug::TruncateCommitted,
         InjectedBug::NeverReforward,
+        InjectedBug::DedupWindowEarly,
     ];
 
     /// The kebab-case name `chorus sim explore --inject-bug` takes.
@@ -115,6 +126,7 @@ impl InjectedBug {
             InjectedBug::DeliverPastGap => "deliver-past-gap",
             InjectedBug::TruncateCommitted => "truncate-committed",
             InjectedBug::NeverReforward => "never-reforward",
+            InjectedBug::DedupWindowEarly => "dedup-window-early",
         }
     }
 
@@ -141,6 +153,8 @@ impl Config {
             max_batch_bytes: 512 * 1024,
             max_pending: 100_000,
             log_cache_entries: 4096,
+            dedup_window_ids: crate::dedup::DEFAULT_WINDOW_IDS,
+            dedup_window_ms: crate::dedup::DEFAULT_WINDOW_MS,
             max_rooms: 10_000,
             max_members_per_room: default_max_members_per_room(),
             max_presence_names: default_max_presence_names(),
@@ -156,6 +170,16 @@ impl Config {
         self.leader_timeout_ms = leader_timeout_ms.max(self.heartbeat_interval_ms * 2);
         self.election_timeout_ms = (heartbeat_interval_ms / 2).clamp(20, 400);
         self
+    }
+
+    /// The exactly-once window's bounds (ids, ms) the log applies.
+    pub fn dedup_window(&self) -> (u64, u64) {
+        match self.bug {
+            Some(InjectedBug::DedupWindowEarly) => {
+                (self.dedup_window_ids / 2, self.dedup_window_ms / 2)
+            }
+            _ => (self.dedup_window_ids, self.dedup_window_ms),
+        }
     }
 
     pub fn majority(&self) -> usize {

@@ -30,9 +30,23 @@
 //! in `small`; where it is in both, the `small` value is the newer one and
 //! wins (in lookups, and in the merge, which drops the older copy); `dir`
 //! describes `big` (rebuilt whenever `big` changes shape).
+//!
+//! The window (bounded exactly-once): the table remembers the ids of the
+//! newest `window_ids` chat entries and of every chat entry this node
+//! appended less than `window_ms` ago (by the node's own `Instant`, so a
+//! wall-clock step cannot shrink it, and a restart, which replays the log
+//! at one instant, only lengthens it); it may forget an id once both are
+//! past, i.e. whichever bound is reached first. Forgotten ids are those at or
+//! below `floor`: lookups ignore them at once, and they leave memory in
+//! bulk once they are an eighth of the table (`purge`), so memory is about
+//! 24 bytes per id in the window, whatever the length of the log. The window
+//! moves by blocks of ids (`Block`, about 1/64 of `window_ids` each): it
+//! remembers up to a block more than the bounds, never less. A retry whose
+//! original is past the window is a new message (see PROTOCOL.md).
 
-use crate::types::Seq;
+use crate::types::{Instant, Seq};
 use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
 
 /// The 128-bit fingerprint of a msg_id, as two words (not `u128`: its 16-byte
 /// alignment would pad every slot of `big` from 24 to 32 bytes).
@@ -56,7 +70,52 @@ struct Slot {
     seq: Seq,
 }
 
-/// Fingerprint → seq, for every chat entry of the log.
+/// Default bounds of the window: 10,000,000 ids or 24 hours.
+pub const DEFAULT_WINDOW_IDS: u64 = 10_000_000;
+pub const DEFAULT_WINDOW_MS: u64 = 24 * 3600 * 1000;
+
+/// Consecutive ids of the window, forgotten together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Block {
+    /// The seq of its last id.
+    last: Seq,
+    /// Its ids (a lower bound after a truncation cut it).
+    ids: u64,
+    /// When its newest id was inserted.
+    newest: Instant,
+}
+
+/// Which ids the table must remember (see the module docs).
+#[derive(Debug)]
+struct Window {
+    ids: u64,
+    ms: u64,
+    /// Ids per block.
+    block_ids: u64,
+    blocks: VecDeque<Block>,
+    /// Ids in `blocks`.
+    total: u64,
+}
+
+impl Default for Window {
+    fn default() -> Window {
+        Window::new(DEFAULT_WINDOW_IDS, DEFAULT_WINDOW_MS)
+    }
+}
+
+impl Window {
+    fn new(ids: u64, ms: u64) -> Window {
+        Window {
+            ids: ids.max(1),
+            ms,
+            block_ids: (ids / 64).clamp(1, 1 << 16),
+            blocks: VecDeque::new(),
+            total: 0,
+        }
+    }
+}
+
+/// Fingerprint → seq, for every chat entry of the log within the window.
 #[derive(Debug, Default)]
 pub(crate) struct DedupIndex {
     big: Vec<Slot>,
@@ -65,14 +124,91 @@ pub(crate) struct DedupIndex {
     /// `dir_bits` bits are `b` (empty and 0: search all of `big`).
     dir: Vec<u32>,
     dir_bits: u32,
+    window: Window,
+    /// Mappings to a seq at or below it are forgotten.
+    floor: Seq,
+    /// Forgotten ids still in memory (about: a block's count is a bound).
+    expired: u64,
+    /// False until the first `tick`.
+    clock_started: bool,
 }
 
 impl DedupIndex {
     pub fn get(&self, fp: Fingerprint) -> Option<Seq> {
-        if let Some(s) = self.small.get(fp) {
-            return Some(s);
+        let seq = match self.small.get(fp) {
+            Some(s) => Some(s),
+            None => self.find(fp).map(|i| self.big[i].seq),
+        };
+        seq.filter(|&s| s > self.floor)
+    }
+
+    /// Sets the window's bounds (ids, milliseconds), forgetting at once
+    /// what is past them.
+    pub fn set_window(&mut self, ids: u64, ms: u64, now: Instant) {
+        let old = std::mem::replace(&mut self.window, Window::new(ids, ms));
+        // Re-block what is remembered: the old blocks' bounds stay exact.
+        for b in old.blocks {
+            self.window.total += b.ids;
+            self.window.blocks.push_back(b);
         }
-        self.find(fp).map(|i| self.big[i].seq)
+        self.expire(now);
+    }
+
+    /// Forgets what the passing of time put past the window. The first
+    /// tick dates every id inserted before it (by replay, before the node's
+    /// clock ran) at `now`: a restart never makes the window shorter.
+    pub fn tick(&mut self, now: Instant) {
+        if !self.clock_started {
+            self.clock_started = true;
+            for b in &mut self.window.blocks {
+                b.newest = b.newest.max(now);
+            }
+        }
+        if self
+            .window
+            .blocks
+            .front()
+            .is_some_and(|b| now.ms_since(b.newest) >= self.window.ms)
+        {
+            self.expire(now);
+        }
+    }
+
+    /// Ids remembered (in the window), for status and tests.
+    pub fn window_len(&self) -> u64 {
+        self.window.total
+    }
+
+    /// Pops the blocks past either bound; purges memory in bulk.
+    fn expire(&mut self, now: Instant) {
+        let w = &mut self.window;
+        while let Some(&b) = w.blocks.front() {
+            let by_count = w.total - b.ids >= w.ids;
+            let by_time = self.clock_started && now.ms_since(b.newest) >= w.ms;
+            if !by_count && !by_time {
+                break;
+            }
+            w.blocks.pop_front();
+            w.total -= b.ids;
+            self.floor = self.floor.max(b.last);
+            self.expired += b.ids;
+        }
+        if self.expired > (SMALL_MIN as u64).max(self.window.total / 8) {
+            self.purge();
+        }
+    }
+
+    /// Drops every forgotten mapping from memory.
+    fn purge(&mut self) {
+        let floor = self.floor;
+        let recent = self.small.take_sorted();
+        for s in recent.into_iter().filter(|s| s.seq > floor) {
+            self.small.insert(s.fp, s.seq);
+        }
+        self.big.retain(|s| s.seq > floor);
+        self.big.shrink_to(self.big.len() + self.big.len() / 16);
+        self.index_big();
+        self.expired = 0;
     }
 
     /// The slot of `fp` in `big`.
@@ -116,12 +252,28 @@ impl DedupIndex {
         }
     }
 
-    /// Maps `fp` to `seq` (a later insert of the same fingerprint wins).
-    pub fn insert(&mut self, fp: Fingerprint, seq: Seq) {
+    /// Maps `fp` to `seq`, the next chat entry, inserted at `now` (a later
+    /// insert of the same fingerprint wins).
+    pub fn insert(&mut self, fp: Fingerprint, seq: Seq, now: Instant) {
         self.small.insert(fp, seq);
         if self.small.len() > SMALL_MIN.max(self.big.len() / 16) {
             self.merge();
         }
+        let w = &mut self.window;
+        match w.blocks.back_mut() {
+            Some(b) if b.ids < w.block_ids => {
+                b.ids += 1;
+                b.last = seq;
+                b.newest = now;
+            }
+            _ => w.blocks.push_back(Block {
+                last: seq,
+                ids: 1,
+                newest: now,
+            }),
+        }
+        w.total += 1;
+        self.expire(now);
     }
 
     /// Forgets every mapping to a seq at or after `from` (a truncated suffix;
@@ -130,6 +282,25 @@ impl DedupIndex {
         self.small.retain_below(from);
         self.big.retain(|s| s.seq < from);
         self.index_big();
+        let w = &mut self.window;
+        while let Some(b) = w.blocks.back_mut() {
+            if b.last < from {
+                break;
+            }
+            // The block loses at most its seqs from `from` on: what is
+            // left is a lower bound of its ids, so the window never
+            // forgets early because of a cut.
+            let cut = b.last.0 - from.0 + 1;
+            let before = b.ids;
+            b.ids = b.ids.saturating_sub(cut);
+            b.last = Seq(from.0 - 1);
+            w.total -= before - b.ids;
+            if b.ids == 0 {
+                w.blocks.pop_back();
+            }
+        }
+        // New entries take seqs from `from` on again: they must be visible.
+        self.floor = self.floor.min(Seq(from.0 - 1));
     }
 
     /// Number of mappings (for tests and benches).
@@ -300,7 +471,7 @@ mod tests {
         let mut ix = DedupIndex::default();
         let n = 20_000;
         for k in 1..=n {
-            ix.insert(fp(k), Seq(k));
+            ix.insert(fp(k), Seq(k), Instant(0));
             assert_eq!(ix.get(fp(k)), Some(Seq(k)));
         }
         assert_eq!(ix.len(), n as usize);
@@ -314,15 +485,15 @@ mod tests {
     #[test]
     fn a_later_insert_wins_also_across_a_merge() {
         let mut ix = DedupIndex::default();
-        ix.insert(fp(1), Seq(1));
+        ix.insert(fp(1), Seq(1), Instant(0));
         for k in 2..=3000 {
-            ix.insert(fp(k), Seq(k));
+            ix.insert(fp(k), Seq(k), Instant(0));
         }
         assert!(!ix.big.is_empty(), "merged at least once");
-        ix.insert(fp(1), Seq(5000));
+        ix.insert(fp(1), Seq(5000), Instant(0));
         assert_eq!(ix.get(fp(1)), Some(Seq(5000)));
         for k in 3001..=6000 {
-            ix.insert(fp(k), Seq(k));
+            ix.insert(fp(k), Seq(k), Instant(0));
         }
         assert_eq!(ix.get(fp(1)), Some(Seq(5000)));
         assert_eq!(ix.len(), 6000);
@@ -337,7 +508,7 @@ mod tests {
         keys.extend((0..100u64).map(|k| (u64::MAX - k, 0)));
         keys.extend((0..100u64).map(|k| (0, k)));
         for (s, &k) in keys.iter().enumerate() {
-            ix.insert(k, Seq(s as u64 + 1));
+            ix.insert(k, Seq(s as u64 + 1), Instant(0));
         }
         ix.merge();
         assert!(ix.dir_bits > 8 && ix.small.len() == 0);
@@ -357,7 +528,7 @@ mod tests {
         let mut ix = DedupIndex::default();
         ix.set_key(42);
         for k in 0..1000u64 {
-            ix.insert((k << 40, 0), Seq(k + 1));
+            ix.insert((k << 40, 0), Seq(k + 1), Instant(0));
         }
         let r = &ix.small;
         let longest = (0..r.slots.len())
@@ -379,14 +550,93 @@ mod tests {
     fn removal_from_a_seq_forgets_the_suffix_in_both_levels() {
         let mut ix = DedupIndex::default();
         for k in 1..=5000 {
-            ix.insert(fp(k), Seq(k));
+            ix.insert(fp(k), Seq(k), Instant(0));
         }
         ix.remove_from(Seq(1001));
         assert_eq!(ix.len(), 1000);
         assert_eq!(ix.get(fp(1000)), Some(Seq(1000)));
         assert_eq!(ix.get(fp(1001)), None);
         assert_eq!(ix.get(fp(5000)), None);
-        ix.insert(fp(4000), Seq(1001));
+        ix.insert(fp(4000), Seq(1001), Instant(0));
         assert_eq!(ix.get(fp(4000)), Some(Seq(1001)));
+    }
+
+    #[test]
+    fn the_window_keeps_the_newest_ids_and_bounds_memory() {
+        let mut ix = DedupIndex::default();
+        ix.set_window(1000, u64::MAX, Instant(0));
+        let n = 20_000;
+        for k in 1..=n {
+            ix.insert(fp(k), Seq(k), Instant(k));
+        }
+        // The newest 1000 always; at most a block (16) more.
+        for k in (n - 999)..=n {
+            assert_eq!(ix.get(fp(k)), Some(Seq(k)), "m{k} is in the window");
+        }
+        let kept = (1..=n).filter(|&k| ix.get(fp(k)).is_some()).count();
+        assert!((1000..=1016).contains(&kept), "{kept} remembered");
+        assert_eq!(ix.get(fp(1)), None, "past the window: forgotten");
+        // Memory: the window plus at most the purge slack.
+        assert!(ix.len() <= 1016 + SMALL_MIN + 1, "{} in memory", ix.len());
+        assert_eq!(ix.window_len(), kept as u64);
+    }
+
+    #[test]
+    fn the_window_forgets_by_time_on_the_nodes_clock() {
+        let mut ix = DedupIndex::default();
+        ix.tick(Instant(0));
+        ix.set_window(1024, 1000, Instant(0)); // blocks of 16 ids
+        for k in 1..=16 {
+            ix.insert(fp(k), Seq(k), Instant(100));
+        }
+        ix.tick(Instant(1099));
+        assert_eq!(ix.get(fp(3)), Some(Seq(3)), "999 ms old");
+        ix.insert(fp(17), Seq(17), Instant(1099));
+        ix.tick(Instant(1100));
+        assert_eq!(ix.get(fp(3)), None, "1000 ms old");
+        assert_eq!(ix.get(fp(17)), Some(Seq(17)));
+        // A block goes by the time of its newest id: never early.
+        ix.insert(fp(18), Seq(18), Instant(1500));
+        ix.tick(Instant(2099));
+        assert_eq!(ix.get(fp(17)), Some(Seq(17)));
+        ix.tick(Instant(2500));
+        assert_eq!(ix.get(fp(17)), None);
+        assert_eq!(ix.window_len(), 0);
+    }
+
+    #[test]
+    fn a_truncation_never_makes_the_window_forget_early() {
+        let mut ix = DedupIndex::default();
+        ix.set_window(100, u64::MAX, Instant(0));
+        // Seqs 1..=200 with a chat at every other seq (no-ops between).
+        for k in 1..=100 {
+            ix.insert(fp(k), Seq(2 * k), Instant(0));
+        }
+        ix.remove_from(Seq(181));
+        assert_eq!(ix.get(fp(90)), Some(Seq(180)));
+        assert_eq!(ix.get(fp(91)), None, "cut");
+        for k in 1000..1100 {
+            ix.insert(fp(k), Seq(181 + k - 1000), Instant(0));
+        }
+        // The newest 100 ids are the new ones; none of them is forgotten.
+        for k in 1000..1100 {
+            assert!(ix.get(fp(k)).is_some(), "m{k}");
+        }
+    }
+
+    #[test]
+    fn ids_replayed_before_the_clock_runs_are_dated_at_its_first_tick() {
+        let mut ix = DedupIndex::default();
+        ix.set_window(1024, 1000, Instant(0));
+        for k in 1..=40 {
+            ix.insert(fp(k), Seq(k), Instant(0));
+        }
+        // A restarted node whose clock reads 50 s at its first step.
+        ix.tick(Instant(50_000));
+        assert_eq!(ix.get(fp(1)), Some(Seq(1)), "kept a full window from now");
+        ix.tick(Instant(50_999));
+        assert_eq!(ix.get(fp(1)), Some(Seq(1)));
+        ix.tick(Instant(51_000));
+        assert_eq!(ix.get(fp(40)), None);
     }
 }

@@ -3,15 +3,16 @@
 //! read back through the driver's [`ColdLog`] (raft-rs `Storage` style:
 //! synchronous, and deterministic when the driver's implementation is).
 //!
-//! Memory per entry is the dedup fingerprint (24 bytes, `dedup.rs`) plus a
-//! term run per term change; entries live in the cache, at most
-//! `cache_max` of them once written by the driver.
+//! Memory: the dedup fingerprints of the chats in the exactly-once window
+//! (24 bytes each, `dedup.rs`), a term run per term change, and entries in
+//! the cache, at most `cache_max` of them once written by the driver.
 //!
 //! Invariants:
 //! - entries are contiguous from seq 1 to `last`; `cache` holds exactly the
 //!   entries `cache_start()..=last`, in order;
 //! - `terms` are the starts of term runs (seq ascending), covering 1..=last;
-//! - `index` maps the fingerprint of the msg_id of every chat entry to its seq;
+//! - `index` maps the fingerprint of the msg_id of every chat entry in the
+//!   exactly-once window to its seq;
 //! - an entry leaves the cache only if its seq is at most `written`: the
 //!   driver has written it, so a cold read finds it. `written` advances only
 //!   when the driver says a batch was executed (`batch_written`, from
@@ -23,7 +24,7 @@
 use crate::dedup::{fingerprint, DedupIndex};
 use crate::entry::Entry;
 use crate::record::EntrySink;
-use crate::types::{Seq, Term};
+use crate::types::{Instant, Seq, Term};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -56,6 +57,8 @@ pub struct Log {
     written: Seq,
     cold: Option<Box<dyn ColdLog>>,
     index: DedupIndex,
+    /// The node's clock as of its last step (the dedup window's time).
+    now: Instant,
 }
 
 impl Default for Log {
@@ -75,6 +78,7 @@ impl Log {
             written: Seq(0),
             cold: None,
             index: DedupIndex::default(),
+            now: Instant(0),
         }
     }
 
@@ -91,6 +95,23 @@ impl Log {
     /// Keys the dedup index's hashing with `seed` (secret per node, see `dedup.rs`).
     pub fn set_index_key(&mut self, seed: u64) {
         self.index.set_key(seed);
+    }
+
+    /// Bounds the exactly-once window (`dedup.rs`): the ids of the newest
+    /// `ids` chats and of those appended less than `ms` ago are remembered.
+    pub fn set_dedup_window(&mut self, ids: u64, ms: u64) {
+        self.index.set_window(ids, ms, self.now);
+    }
+
+    /// The node's clock moved to `now`: the window may forget by time.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.index.tick(self.now);
+    }
+
+    /// Ids in the exactly-once window.
+    pub fn dedup_window_len(&self) -> u64 {
+        self.index.window_len()
     }
 
     /// Attaches the driver's reader of evicted entries and the cache bound.
@@ -161,7 +182,7 @@ impl Log {
     pub fn append(&mut self, e: Entry) {
         assert_eq!(e.seq_no, self.last.next(), "log append must be contiguous");
         if let Some(id) = e.msg_id() {
-            self.index.insert(fingerprint(id), e.seq_no);
+            self.index.insert(fingerprint(id), e.seq_no, self.now);
         }
         if self.last_term() != e.term || self.terms.is_empty() {
             self.terms.push((e.seq_no, e.term));

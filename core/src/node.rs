@@ -181,6 +181,8 @@ impl Node {
                 let mut log = entries;
                 // A second, distinct value from the same seed (not the jitter stream).
                 log.set_index_key(rng_seed ^ 0x6465_6475_705f_6b65);
+                let (ids, ms) = cfg.dedup_window();
+                log.set_dedup_window(ids, ms);
                 log
             },
             commit_seq: recovered.commit_seq,
@@ -249,6 +251,7 @@ impl Node {
     /// Feeds one input; actions are appended to `out` in contract order.
     pub fn step(&mut self, now: Instant, input: Input, out: &mut Vec<Action>) {
         self.now = self.now.max(now);
+        self.log.set_now(self.now);
         if self.batch_ended {
             self.log.batch_written();
         }

@@ -1,6 +1,6 @@
 //! Log record encoding and recovery: round trip, torn tails, corruption.
 
-use chorus_core::record::{encode, replay, Record, ReplayError};
+use chorus_core::record::{encode, replay, replay_segments, Record, ReplayError, SegmentSource};
 use chorus_core::*;
 
 fn sample() -> Vec<Record> {
@@ -223,4 +223,92 @@ fn frame_peeks_and_seq_effects_follow_the_encoding() {
     assert!(matches!(peek_frame(&bad[ends[0]..]), FramePeek::Bad(_)));
     let unverified = chorus_core::record::peek_frame_unverified(&bad[ends[0]..]);
     assert!(matches!(unverified, FramePeek::Whole { len, .. } if len == ends[1] - ends[0]));
+}
+
+/// `replay_segments` over in-memory segments.
+fn replay_segs(
+    segs: Vec<SegmentSource<Vec<u8>>>,
+) -> std::io::Result<Result<Replayed, ReplayError>> {
+    let segs = segs.into_iter().map(|s| SegmentSource {
+        base: s.base,
+        len: s.len,
+        reader: std::io::Cursor::new(s.reader),
+    });
+    replay_segments(segs, Vec::new())
+}
+
+/// The sample log cut into segments after the records numbered in `cuts`.
+fn segments_of(bytes: &[u8], ends: &[usize], cuts: &[usize]) -> Vec<SegmentSource<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for &c in cuts.iter().chain([&ends.len()]) {
+        let end = if c == 0 { 0 } else { ends[c - 1] };
+        out.push(SegmentSource {
+            base: start as u64,
+            len: (end - start) as u64,
+            reader: bytes[start..end].to_vec(),
+        });
+        start = end;
+    }
+    out
+}
+
+#[test]
+fn segmented_replay_agrees_with_replay_of_the_whole_log() {
+    let (bytes, ends) = bytes_of(&sample());
+    let whole = replay(&bytes).unwrap();
+    for cuts in [vec![], vec![1], vec![1, 2], vec![2, 4], vec![0, 3]] {
+        let segs = segments_of(&bytes, &ends, &cuts);
+        let got = replay_segs(segs).unwrap().unwrap();
+        assert_eq!(got, whole, "cut after records {cuts:?}");
+    }
+    assert_eq!(
+        replay_segs(Vec::new()).unwrap().unwrap(),
+        replay(&[]).unwrap()
+    );
+}
+
+#[test]
+fn segmented_replay_cuts_a_torn_tail_only_in_the_last_segment() {
+    let (bytes, ends) = bytes_of(&sample());
+    // Torn in the last segment: cut, as in a single file.
+    let mut segs = segments_of(&bytes, &ends, &[2]);
+    let last = segs.last_mut().unwrap();
+    last.reader.truncate(last.reader.len() - 3);
+    last.len -= 3;
+    let got = replay_segs(segs).unwrap().unwrap();
+    assert_eq!(got.valid_len, ends[ends.len() - 2] as u64);
+    // The same bytes missing at the end of a segment that another follows.
+    let mut segs = segments_of(&bytes, &ends, &[2, 4]);
+    let n = segs[0].reader.len();
+    segs[0].reader.truncate(n - 3);
+    segs[0].len -= 3;
+    segs[1].base -= 3;
+    segs[2].base -= 3;
+    let err = replay_segs(segs).unwrap().unwrap_err();
+    let ReplayError::Corrupt { offset, reason } = err;
+    assert_eq!(offset, ends[0] as u64, "where the torn record starts");
+    assert!(reason.contains("another segment follows"), "{reason}");
+    // Trailing zeros there too.
+    let mut segs = segments_of(&bytes, &ends, &[2, 4]);
+    segs[0].reader.extend([0u8; 16]);
+    segs[0].len += 16;
+    segs[1].base += 16;
+    segs[2].base += 16;
+    let err = replay_segs(segs).unwrap().unwrap_err();
+    assert!(err.to_string().contains("another segment follows"), "{err}");
+}
+
+#[test]
+fn segmented_replay_refuses_a_missing_or_overlapping_segment() {
+    let (bytes, ends) = bytes_of(&sample());
+    let mut segs = segments_of(&bytes, &ends, &[1, 2, 4]);
+    segs.remove(1);
+    let err = replay_segs(segs).unwrap().unwrap_err();
+    let ReplayError::Corrupt { offset, reason } = err;
+    assert_eq!(offset, ends[0] as u64);
+    assert!(reason.contains("a segment is missing"), "{reason}");
+    let mut segs = segments_of(&bytes, &ends, &[1, 2]);
+    segs[2].base -= 1;
+    assert!(replay_segs(segs).unwrap().is_err());
 }

@@ -1,17 +1,18 @@
 //! Reading back the log entries the core dropped from memory: a `ColdLog`
-//! over the node's own `chorus.log`, and the recovery that builds the core's
-//! compact log and this reader's index in one streaming pass.
+//! over the node's own segment files, found through the sparse segment
+//! index (`segments.rs`) that the writer (`storage.rs`) keeps up to date.
 //!
-//! The reader has its own read-only handle and never touches the writer
-//! (`storage.rs`): it finds entries through `offsets` (seq → byte offset of
-//! the latest `Entry` record of that seq), built from the replay at startup
-//! and extended by scanning the records appended since, before every read
-//! (a `Truncate{from}` invalidates the offsets from `from` on, and the
-//! re-written entries that follow replace them). Reads are positioned
-//! (`read_at`) and go through one window of the file, so reading consecutive
-//! entries costs one system call per window, not per entry.
+//! A read of seqs `from..` asks the index for the span of one segment that
+//! holds them (from the index point at or before `from` to the first point
+//! after the last wanted seq), scans the record boundaries of that span for
+//! the offset of the latest `Entry` record of each wanted seq (a `Truncate`
+//! record there supersedes what came before it), then reads those records
+//! with their checksums verified. Reads are positioned (`read_at`) and go
+//! through one window of the file, so reading consecutive entries costs one
+//! system call per window, not per entry. A read that spans segments is
+//! served segment by segment.
 //!
-//! Why every entry the core asks for is in the file: the core evicts only
+//! Why every entry the core asks for is in the files: the core evicts only
 //! entries of batches that ended with a `Flush` step, and the runtime writes
 //! every record of a batch (`DurableLog::commit`, called from `effects.rs`
 //! right after the `Flush` step of the iteration) before it steps the core
@@ -21,178 +22,77 @@
 //! A read that fails (I/O error, a record that does not check out) is fatal,
 //! like a failed write: the node panics with the file and offset.
 
-use crate::error::RuntimeError;
-use chorus_core::record::{
-    decode_payload, peek_frame, peek_frame_unverified, seq_effect, FramePeek, Record, SeqEffect,
-};
-use chorus_core::{ColdLog, Config, Entry, EntrySink, Log, Node, Recovered, Replayed, Seq};
+use crate::segments::{read_full, scan_records, Span, WINDOW_BYTES};
+use crate::storage::{lock_index, SharedIndex};
+use chorus_core::record::{decode_payload, peek_frame, FramePeek, Record, SeqEffect};
+use chorus_core::{ColdLog, Config, Entry, Log, Node, Replayed, Seq};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Bytes read at once, when scanning and when reading entries.
-const WINDOW_BYTES: usize = 256 * 1024;
+/// Most entries one segment read looks for (bounds its offset table).
+const MAX_READ_ENTRIES: u64 = 8192;
 
-/// Replay target at startup: the core's compact log plus the offsets of the
-/// entries, so the reader starts with a complete index.
-#[derive(Debug)]
-pub(crate) struct Recovering {
-    log: Log,
-    offsets: Vec<u64>,
-}
-
-impl Recovering {
-    pub(crate) fn new(cache_entries: usize) -> Recovering {
-        Recovering {
-            log: Log::new(cache_entries),
-            offsets: Vec::new(),
-        }
-    }
-
-    /// The seq of the last entry replayed so far.
-    pub(crate) fn last_seq(&self) -> Seq {
-        self.log.last_seq()
-    }
-}
-
-impl EntrySink for Recovering {
-    fn last_seq(&self) -> Seq {
-        self.log.last_seq()
-    }
-    fn push(&mut self, e: Entry, offset: u64) {
-        self.offsets.push(offset);
-        self.log.push(e, offset);
-    }
-    fn truncate(&mut self, from: Seq) {
-        self.offsets.truncate(from.0.saturating_sub(1) as usize);
-        self.log.truncate(from);
-    }
-}
-
-/// The node, from its replayed log, reading evicted entries from `path`.
+/// The node, from its replayed log, reading evicted entries through `index`.
 pub(crate) fn node(
     cfg: Config,
-    replayed: Replayed<Recovering>,
-    path: &Path,
+    replayed: Replayed<Log>,
+    index: SharedIndex,
     rng_seed: u64,
-) -> Result<Node, RuntimeError> {
-    let r = replayed.recovered;
-    let reader = ColdReader::open(path, r.entries.offsets, replayed.valid_len)?;
-    let recovered = Recovered {
-        term: r.term,
-        voted_for: r.voted_for,
-        entries: r.entries.log,
-        commit_seq: r.commit_seq,
-    };
-    Ok(Node::from_log(cfg, recovered, rng_seed).with_cold_log(Box::new(reader)))
+) -> Node {
+    let reader = ColdReader::new(index);
+    Node::from_log(cfg, replayed.recovered, rng_seed).with_cold_log(Box::new(reader))
 }
 
-/// A `ColdLog` over a log file that another handle appends to.
+/// A `ColdLog` over segment files that the writer appends to.
 #[derive(Debug)]
 pub(crate) struct ColdReader {
-    file: File,
-    path: PathBuf,
-    /// `offsets[seq - 1]`: where the latest `Entry` record of `seq` starts.
-    offsets: Vec<u64>,
-    /// Every record before this byte offset is in `offsets`.
-    scanned: u64,
-    /// `win[..win_len]` are the bytes of the file from `win_at` (the last
-    /// entry read); scans use their own buffer so they never evict it.
+    index: SharedIndex,
+    /// The segment last read (most reads stay in one).
+    file: Option<(PathBuf, File)>,
+    /// `win[..win_len]` are the bytes of `file` from `win_at`; scans use
+    /// their own buffer so they never evict it.
     win: Vec<u8>,
     win_len: usize,
     win_at: u64,
     scan_buf: Vec<u8>,
 }
 
-/// Reads up to `n` bytes at `at` into `buf[..n]` (grown once, never zeroed
-/// again); returns how many (fewer only at the end of the file).
-fn read_full(file: &File, buf: &mut Vec<u8>, at: u64, n: usize) -> Result<usize, String> {
-    if buf.len() < n {
-        buf.resize(n, 0);
-    }
-    let mut got = 0;
-    while got < n {
-        match file.read_at(&mut buf[got..n], at + got as u64) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("read at byte offset {}: {e}", at + got as u64)),
-        }
-    }
-    Ok(got)
-}
-
 impl ColdReader {
-    /// A reader of `path` whose records before `scanned` are indexed in `offsets`.
-    pub(crate) fn open(
-        path: &Path,
-        offsets: Vec<u64>,
-        scanned: u64,
-    ) -> Result<ColdReader, RuntimeError> {
-        let file = File::open(path).map_err(|err| RuntimeError::Read {
-            file: path.to_path_buf(),
-            err,
-        })?;
-        Ok(ColdReader {
-            file,
-            path: path.to_path_buf(),
-            offsets,
-            scanned,
+    pub(crate) fn new(index: SharedIndex) -> ColdReader {
+        ColdReader {
+            index,
+            file: None,
             win: Vec::new(),
             win_len: 0,
             win_at: 0,
             scan_buf: Vec::new(),
-        })
+        }
+    }
+
+    /// Makes `path` the open segment.
+    fn open(&mut self, path: &Path) -> Result<(), String> {
+        if self.file.as_ref().is_some_and(|(p, _)| p == path) {
+            return Ok(());
+        }
+        let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.file = Some((path.to_path_buf(), f));
+        self.win_len = 0;
+        Ok(())
     }
 
     /// Fills the window with up to `n` bytes from `at`; returns how many.
     fn load(&mut self, at: u64, n: usize) -> Result<usize, String> {
         self.win_len = 0; // valid again only if the read succeeds
-        let got = read_full(&self.file, &mut self.win, at, n)?;
+        let (_, file) = self.file.as_ref().expect("opened before use");
+        let got = read_full(file, &mut self.win, at, n)
+            .map_err(|e| format!("read at byte offset {at}: {e}"))?;
         self.win_at = at;
         self.win_len = got;
         Ok(got)
     }
 
-    /// Indexes the records appended since the last scan.
-    fn scan(&mut self) -> Result<(), String> {
-        let mut want = WINDOW_BYTES;
-        loop {
-            let at = self.scanned;
-            let got = read_full(&self.file, &mut self.scan_buf, at, want)?;
-            let mut rel = 0;
-            let mut need = 0;
-            while rel < got {
-                // Boundaries only: a payload is checked when its entry is read.
-                match peek_frame_unverified(&self.scan_buf[rel..got]) {
-                    FramePeek::Whole { payload, len } => {
-                        let effect = seq_effect(payload).map_err(|r| {
-                            format!("record at byte offset {}: {r}", at + rel as u64)
-                        })?;
-                        index(&mut self.offsets, effect, at + rel as u64)?;
-                        rel += len;
-                    }
-                    FramePeek::Need(n) => {
-                        need = n;
-                        break;
-                    }
-                    FramePeek::Bad(r) => {
-                        return Err(format!("record at byte offset {}: {r}", at + rel as u64))
-                    }
-                }
-            }
-            self.scanned = at + rel as u64;
-            if got < want {
-                // The end of the file (an incomplete frame there is finished
-                // by the writer before the core can ask for its entry).
-                return Ok(());
-            }
-            want = WINDOW_BYTES.max(need);
-        }
-    }
-
-    /// The record that starts at byte `off` (from the window if it holds it
-    /// whole, else from a window loaded at `off`).
+    /// The record that starts at byte `off` of the open segment (from the
+    /// window if it holds it whole, else from a window loaded at `off`).
     fn record_at(&mut self, off: u64) -> Result<Record, String> {
         let inside = off >= self.win_at && off < self.win_at + self.win_len as u64;
         let mut rel = if inside {
@@ -225,65 +125,131 @@ impl ColdReader {
         }
     }
 
+    /// The offsets of the current entries `span.from..` in the span (all
+    /// of them to `span.to`, or fewer where `max_bytes` of them are found
+    /// and an index point says the ones found are final).
+    fn offsets(&mut self, span: &Span, max_bytes: usize) -> Result<Vec<u64>, String> {
+        let from = span.from.0;
+        let to = span.to.0;
+        // offsets[k]: the latest Entry record of seq from + k seen so far.
+        let mut offsets: Vec<u64> = Vec::new();
+        let mut lens: Vec<usize> = Vec::new();
+        let mut bytes = 0usize;
+        let mut marks = span.marks.iter().peekable();
+        let mut done = false;
+        let file = &self.file.as_ref().expect("opened before use").1;
+        scan_records(
+            file,
+            &mut self.scan_buf,
+            span.start,
+            span.stop,
+            |off, effect, len| {
+                while marks.next_if(|m| m.off < off).is_some() {}
+                if let Some(m) = marks.peek() {
+                    // Every seq below the point's is final here.
+                    if m.off == off
+                        && m.seq.0 > from
+                        && offsets.len() as u64 == m.seq.0 - from
+                        && bytes >= max_bytes
+                    {
+                        done = true;
+                        return false;
+                    }
+                }
+                match effect {
+                    SeqEffect::Append(s) if s.0 < from => {
+                        offsets.clear();
+                        lens.clear();
+                        bytes = 0;
+                    }
+                    SeqEffect::Append(s) if s.0 <= to => {
+                        let k = (s.0 - from) as usize;
+                        if k < offsets.len() {
+                            offsets.truncate(k);
+                            lens.truncate(k);
+                            bytes = lens.iter().sum();
+                        }
+                        if k == offsets.len() {
+                            offsets.push(off);
+                            lens.push(len);
+                            bytes += len;
+                        }
+                    }
+                    SeqEffect::Append(_) | SeqEffect::Other => {}
+                    SeqEffect::Truncate(f) => {
+                        let k = f.0.saturating_sub(from) as usize;
+                        if k < offsets.len() {
+                            offsets.truncate(k);
+                            lens.truncate(k);
+                            bytes = lens.iter().sum();
+                        }
+                    }
+                }
+                true
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        if !done && offsets.len() as u64 != to - from + 1 {
+            return Err(format!(
+                "found {} of the entries {from}..={to} in bytes {}..{}",
+                offsets.len(),
+                span.start,
+                span.stop
+            ));
+        }
+        Ok(offsets)
+    }
+
     fn try_read(
         &mut self,
         from: Seq,
         max_n: usize,
         max_bytes: usize,
-    ) -> Result<Vec<Entry>, String> {
-        self.scan()?;
-        let mut out: Vec<Entry> = Vec::new();
-        let mut bytes = 0;
-        let first = from.0.max(1) as usize - 1;
-        let end = first.saturating_add(max_n).min(self.offsets.len());
-        for k in first..end {
-            let off = self.offsets[k];
-            let e = match self.record_at(off)? {
-                Record::Entry(e) if e.seq_no.0 == k as u64 + 1 => e,
-                other => {
-                    return Err(format!(
-                        "byte offset {off} holds {other:?}, not the entry at seq {}",
-                        k + 1
-                    ))
-                }
+        out: &mut Vec<Entry>,
+    ) -> Result<(), String> {
+        let mut bytes = 0usize;
+        while out.len() < max_n {
+            let next = Seq(from.0 + out.len() as u64);
+            let want = ((max_n - out.len()) as u64).min(MAX_READ_ENTRIES);
+            let span = lock_index(&self.index)
+                .span(next, want)
+                .map_err(|e| format!("reading a segment index: {e}"))?;
+            let Some(span) = span else {
+                return Ok(()); // beyond what was written: the caller checks
             };
-            bytes += e.approx_bytes();
-            if !out.is_empty() && bytes > max_bytes {
-                break;
+            self.open(&span.path)?;
+            let where_ = |e: String| format!("{}: {e}", span.path.display());
+            let offsets = self
+                .offsets(&span, max_bytes.saturating_sub(bytes))
+                .map_err(where_)?;
+            for (k, off) in offsets.into_iter().enumerate() {
+                let seq = next.0 + k as u64;
+                let e = match self.record_at(off).map_err(where_)? {
+                    Record::Entry(e) if e.seq_no.0 == seq => e,
+                    other => {
+                        return Err(where_(format!(
+                            "byte offset {off} holds {other:?}, not the entry at seq {seq}"
+                        )))
+                    }
+                };
+                bytes += e.approx_bytes();
+                if !out.is_empty() && bytes > max_bytes {
+                    return Ok(());
+                }
+                out.push(e);
             }
-            out.push(e);
         }
-        Ok(out)
+        Ok(())
     }
-}
-
-/// Applies one record's effect to the offsets index.
-fn index(offsets: &mut Vec<u64>, effect: SeqEffect, at: u64) -> Result<(), String> {
-    match effect {
-        SeqEffect::Append(seq) => {
-            if seq.0 != offsets.len() as u64 + 1 {
-                return Err(format!(
-                    "entry seq {seq} at byte offset {at} where {} was expected",
-                    offsets.len() + 1
-                ));
-            }
-            offsets.push(at);
-        }
-        SeqEffect::Truncate(from) => offsets.truncate(from.0.saturating_sub(1) as usize),
-        SeqEffect::Other => {}
-    }
-    Ok(())
 }
 
 impl ColdLog for ColdReader {
     fn read(&mut self, from: Seq, max_n: usize, max_bytes: usize) -> Vec<Entry> {
-        match self.try_read(from, max_n, max_bytes) {
-            Ok(v) => v,
-            Err(e) => panic!(
-                "{}: cannot read back log entries from seq {from}: {e}",
-                self.path.display()
-            ),
+        let mut out = Vec::new();
+        if let Err(e) = self.try_read(from, max_n, max_bytes, &mut out) {
+            panic!("cannot read back log entries from seq {from}: {e}");
         }
+        out
     }
 }
 
@@ -316,20 +282,27 @@ mod tests {
         log.write_queued().unwrap();
     }
 
+    /// Small segments, so that reads cross them.
+    const SEG: u64 = 20_000;
+
+    fn open(dir: &Path) -> DurableLog {
+        DurableLog::open_into(dir, Vec::new(), SEG).unwrap().log
+    }
+
     #[test]
-    fn reads_back_many_entries_written_after_it_opened() {
+    fn reads_back_many_entries_across_segments_written_after_it_opened() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = DurableLog::open(dir.path()).unwrap();
-        let mut r = ColdReader::open(o.log.path(), Vec::new(), 0).unwrap();
+        let mut log = open(dir.path());
+        let mut r = ColdReader::new(log.index());
         let big = "x".repeat(3000); // some records straddle the window
         for s in 1..=2000u64 {
             let p = if s % 10 == 0 { big.as_str() } else { "hi" };
             append(
-                &mut o.log,
+                &mut log,
                 &[Record::Entry(chat(s, 1, p)), Record::Commit { seq: Seq(s) }],
             );
             if s % 500 == 0 {
-                // Reads between appends: the scan resumes where it stopped.
+                // Reads between appends see what was written since.
                 let got = r.read(Seq(s - 2), 3, usize::MAX);
                 assert_eq!(
                     got.iter().map(|e| e.seq_no.0).collect::<Vec<_>>(),
@@ -337,6 +310,7 @@ mod tests {
                 );
             }
         }
+        assert!(log.segments() > 20, "{} segments", log.segments());
         let all = r.read(Seq(1), 5000, usize::MAX);
         assert_eq!(all.len(), 2000);
         assert!(all
@@ -348,67 +322,132 @@ mod tests {
         let one = all[0].approx_bytes();
         assert_eq!(r.read(Seq(1), 100, one * 3).len(), 3);
         assert_eq!(r.read(Seq(10), 100, 0).len(), 1);
+        let mid = r.read(Seq(777), 300, 40_000);
+        let want: usize = all[776..]
+            .iter()
+            .scan(0, |b, e| {
+                *b += e.approx_bytes();
+                Some(*b)
+            })
+            .take_while(|&b| b <= 40_000)
+            .count();
+        assert_eq!(mid.len(), want.max(1), "the byte bound across segments");
         assert!(r.read(Seq(2001), 1, usize::MAX).is_empty());
+        // Sealed segments have their index files; the reader works from them
+        // after a restart as well as from memory.
+        drop(r);
+        drop(log);
+        let idx = fs_names(dir.path(), ".idx");
+        assert!(idx.len() > 20, "{idx:?}");
+        let log = open(dir.path());
+        let mut r = ColdReader::new(log.index());
+        let again = r.read(Seq(1), 5000, usize::MAX);
+        assert_eq!(again, all);
+    }
+
+    fn fs_names(dir: &Path, suffix: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(suffix))
+            .collect();
+        v.sort();
+        v
     }
 
     #[test]
-    fn truncations_invalidate_offsets_and_rewrites_win() {
+    fn truncations_supersede_entries_also_in_earlier_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = DurableLog::open(dir.path()).unwrap();
-        let mut r = ColdReader::open(o.log.path(), Vec::new(), 0).unwrap();
-        let e = |s, t| Record::Entry(chat(s, t, "p"));
-        append(&mut o.log, &[e(1, 1), e(2, 1), e(3, 1), e(4, 1)]);
+        let mut log = open(dir.path());
+        let mut r = ColdReader::new(log.index());
+        let e = |s, t| Record::Entry(chat(s, t, &"p".repeat(500)));
+        // Terms 1: 1..=100 over several segments.
+        for s in 1..=100 {
+            append(&mut log, &[e(s, 1)]);
+        }
+        assert!(log.segments() >= 3);
         assert_eq!(r.read(Seq(3), 2, usize::MAX)[1].term, Term(1));
+        // Cut back into the first segments and rewrite, in term 2.
         append(
-            &mut o.log,
+            &mut log,
             &[
                 Record::Term {
                     term: Term(2),
                     voted_for: Some(NodeId(2)),
                 },
-                Record::Truncate { from: Seq(3) },
-                e(3, 2),
-                Record::Truncate { from: Seq(4) }, // truncating past the end: nothing
-                e(4, 2),
-                e(5, 2),
+                Record::Truncate { from: Seq(20) },
             ],
         );
-        let got = r.read(Seq(1), 10, usize::MAX);
-        let terms: Vec<u64> = got.iter().map(|e| e.term.0).collect();
-        assert_eq!(terms, [1, 1, 2, 2, 2]);
-        assert_eq!(got[2].msg_id(), Some("m3-2"));
+        for s in 20..=60 {
+            append(&mut log, &[e(s, 2)]);
+        }
+        // And once more inside the last segment, twice at the same seq.
+        append(&mut log, &[Record::Truncate { from: Seq(58) }, e(58, 3)]);
+        append(&mut log, &[Record::Truncate { from: Seq(58) }, e(58, 4)]);
+        append(&mut log, &[e(59, 4)]);
+        let check = |got: Vec<Entry>| {
+            let terms: Vec<u64> = got.iter().map(|e| e.term.0).collect();
+            let mut want = vec![1; 19];
+            want.extend(vec![2; 38]);
+            want.extend([4, 4]);
+            assert_eq!(terms, want);
+            assert!(got.iter().zip(1..).all(|(e, s)| e.seq_no == Seq(s)));
+        };
+        check(r.read(Seq(1), 1000, usize::MAX));
+        for s in [1, 19, 20, 21, 57, 58, 59] {
+            let one = r.read(Seq(s), 1, usize::MAX);
+            assert_eq!(one[0].seq_no, Seq(s));
+        }
+        assert!(r.read(Seq(60), 1, usize::MAX).is_empty(), "cut away");
+        // The same after a restart (indexes from files and from replay).
+        drop(r);
+        drop(log);
+        let o = DurableLog::open_into(dir.path(), Vec::new(), SEG).unwrap();
+        assert_eq!(o.replayed.recovered.entries.len(), 59);
+        let mut r = ColdReader::new(o.log.index());
+        check(r.read(Seq(1), 1000, usize::MAX));
+        // And with every index file gone (rebuilt from the segments).
+        drop(r);
+        drop(o);
+        for n in fs_names(dir.path(), ".idx") {
+            std::fs::remove_file(dir.path().join(n)).unwrap();
+        }
+        let log = open(dir.path());
+        let mut r = ColdReader::new(log.index());
+        check(r.read(Seq(1), 1000, usize::MAX));
     }
 
     #[test]
     fn recovery_hands_the_index_over_and_the_node_reads_cold() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = DurableLog::open(dir.path()).unwrap();
+        let mut log = open(dir.path());
         let recs: Vec<Record> = (1..=300).map(|s| Record::Entry(chat(s, 1, "p"))).collect();
-        append(&mut o.log, &recs);
+        for r in recs.chunks(7) {
+            append(&mut log, r);
+        }
         append(
-            &mut o.log,
+            &mut log,
             &[
                 Record::Truncate { from: Seq(250) },
                 Record::Commit { seq: Seq(200) },
             ],
         );
-        drop(o);
-        let o = DurableLog::open_into(dir.path(), Recovering::new(16)).unwrap();
+        drop(log);
+        let o = DurableLog::open_into(dir.path(), Log::new(16), SEG).unwrap();
         let rec = &o.replayed.recovered;
         // The truncation dropped the cached tail (285..=300): all 249 are cold.
         assert_eq!(
-            (rec.entries.last_seq(), rec.entries.log.cached()),
+            (rec.entries.last_seq(), rec.entries.cached()),
             (Seq(249), 0)
         );
-        assert_eq!(rec.entries.offsets.len(), 249);
         let me = chorus_core::PeerInfo {
             node_id: NodeId(1),
             host: "127.0.0.1".into(),
             port: 1,
         };
         let cfg = Config::new(me, vec![]);
-        let path = o.log.path().to_path_buf();
-        let mut n = node(cfg, o.replayed, &path, 1).unwrap();
+        let index = o.log.index();
+        let mut n = node(cfg, o.replayed, index, 1);
         assert_eq!(n.entry(Seq(3)).unwrap().msg_id(), Some("m3-1"));
         assert_eq!(n.entry(Seq(249)).unwrap().msg_id(), Some("m249-1"));
         assert!(n.entry(Seq(250)).is_none());

@@ -44,6 +44,7 @@ mod peers;
 pub mod recorder;
 pub mod rooms;
 mod runtime;
+pub mod segments;
 mod sessions;
 pub mod storage;
 mod streams;

@@ -239,8 +239,11 @@ pub struct NodeOptions {
     /// The protocol config; `core.me` is also where the node listens (port 0
     /// picks a free port, for tests).
     pub core: Config,
-    /// Holds `chorus.log` and the `LOCK` file.
+    /// Holds the log's segment files (`chorus.log`, `chorus.log.<offset>`,
+    /// with their `.idx` indexes) and the `LOCK` file.
     pub log_dir: PathBuf,
+    /// A new log segment starts once the last one holds this many bytes.
+    pub segment_bytes: u64,
     /// Shared by every member; peers prove knowledge of it (HMAC) on connect.
     pub cluster_secret: String,
     pub limits: Limits,
@@ -275,6 +278,7 @@ impl NodeOptions {
         NodeOptions {
             core,
             log_dir,
+            segment_bytes: crate::storage::DEFAULT_SEGMENT_BYTES,
             cluster_secret,
             limits: Limits::default(),
             listen_host: None,

@@ -23,7 +23,7 @@ use chorus_core::recording::{
 };
 use chorus_core::{Action, Config, Input, Instant};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
@@ -95,12 +95,13 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts a new incarnation in `opts.dir`: copies the first `valid_len`
-    /// bytes of `log_path` as its base and writes the first segment's header.
+    /// bytes of the log in `log_dir` (its segments as one stream) as its
+    /// base and writes the first segment's header.
     pub fn start(
         opts: RecordOptions,
         config: &Config,
         rng_seed: u64,
-        log_path: &Path,
+        log_dir: &Path,
         valid_len: u64,
     ) -> io::Result<Recorder> {
         fs::create_dir_all(&opts.dir)?;
@@ -123,13 +124,13 @@ impl Recorder {
                 opts.max_bytes
             );
         }
-        let mut src = File::open(log_path)?.take(valid_len);
+        let mut src = crate::storage::read_all(log_dir, valid_len)?;
         let mut base = File::create(base_path(&opts.dir, inc))?;
         let copied = io::copy(&mut src, &mut base)?;
         if copied != valid_len {
             return Err(io::Error::other(format!(
-                "{} shrank while being copied ({copied} of {valid_len} bytes)",
-                log_path.display()
+                "the log in {} shrank while being copied ({copied} of {valid_len} bytes)",
+                log_dir.display()
             )));
         }
         total += copied;
@@ -305,7 +306,7 @@ mod tests {
             max_bytes: 20_000,
             segment_bytes: 2_000,
         };
-        let mut r = Recorder::start(opts.clone(), &config(), 9, &log, 600).unwrap();
+        let mut r = Recorder::start(opts.clone(), &config(), 9, tmp.path(), 600).unwrap();
         feed(&mut r, 100);
         let first = names(&dir);
         assert_eq!(
@@ -326,7 +327,7 @@ mod tests {
         assert!(total <= 20_000, "{total} bytes");
         drop(r);
         // The next incarnation deletes the old one whole to make room.
-        let mut r2 = Recorder::start(opts, &config(), 10, &log, 600).unwrap();
+        let mut r2 = Recorder::start(opts, &config(), 10, tmp.path(), 600).unwrap();
         feed(&mut r2, 10);
         let now = names(&dir);
         assert!(now.iter().all(|n| n.starts_with("run-000002")), "{now:?}");

@@ -11,7 +11,7 @@
 //! acknowledged before the records preceding it are fsynced.
 
 use crate::clock::Clock;
-use crate::cold::{self, Recovering};
+use crate::cold;
 use crate::conn::Conn;
 use crate::error::RuntimeError;
 use crate::http::HttpServer;
@@ -219,8 +219,11 @@ impl Runtime {
         if core.me.port == 0 {
             core.me.port = local_addr.port();
         }
-        let recovering = Recovering::new(core.log_cache_entries);
-        let opened = DurableLog::open_into(&opts.log_dir, recovering)?;
+        let mut recovering = chorus_core::Log::new(core.log_cache_entries);
+        // Bounded during replay too: memory never holds more than the window.
+        let (ids, ms) = core.dedup_window();
+        recovering.set_dedup_window(ids, ms);
+        let opened = DurableLog::open_into(&opts.log_dir, recovering, opts.segment_bytes)?;
         if opened.torn_bytes > 0 {
             warn!(
                 "{}: cut a torn tail of {} bytes at offset {} (a write interrupted by a crash; it was never acknowledged)",
@@ -254,10 +257,9 @@ impl Runtime {
         let syncer = if opts.unsafe_ack_before_fsync || opts.unsafe_skip_fsync {
             None
         } else {
-            let file = opened.log.sync_handle()?;
             Some(
                 Syncer::start(
-                    file,
+                    opened.log.sync_target(),
                     recovered_bytes,
                     waker.clone(),
                     metrics.fsync_seconds.clone(),
@@ -275,7 +277,7 @@ impl Runtime {
                 let dir = r.dir.clone();
                 let valid_len = opened.replayed.valid_len;
                 Some(
-                    Recorder::start(r, &core, rng_seed, opened.log.path(), valid_len).map_err(
+                    Recorder::start(r, &core, rng_seed, opened.log.dir(), valid_len).map_err(
                         |err| RuntimeError::Storage {
                             file: dir,
                             op: "starting the recording (--record)",
@@ -286,7 +288,7 @@ impl Runtime {
             }
             None => None,
         };
-        let node = cold::node(core, opened.replayed, opened.log.path(), rng_seed)?;
+        let node = cold::node(core, opened.replayed, opened.log.index(), rng_seed);
         let last_status = node.status();
         let delivered_chats = node.numbering().chats();
         let durable_term = node.status().term.0;

@@ -1,33 +1,64 @@
-//! The durable log of one node: `log_dir/chorus.log`, an append-only file of
+//! The durable log of one node: the segment files of `log_dir` (`chorus.log`,
+//! then `chorus.log.<offset>`; see `segments.rs`), each an append-only run of
 //! the core's checksummed records (`chorus_core::record`), and `log_dir/LOCK`.
 //!
 //! Invariants: one process owns a log_dir (an exclusive lock on `LOCK`, freed
-//! by the OS when the process dies, even by SIGKILL); the file only grows,
-//! except that a torn tail left by a crash is cut at startup; `write_queued`
-//! writes every queued record in one write (the fsync thread of `syncer.rs`
-//! or `sync_now` makes it durable), and any failure is returned as fatal
+//! by the OS when the process dies, even by SIGKILL); only the last segment
+//! is written, and files only grow, except that a torn tail left by a crash
+//! is cut from the last segment at startup; `write_queued` writes every
+//! queued record in one write (the fsync thread of `syncer.rs` or `sync_now`
+//! makes it durable), and any failure is returned as fatal
 //! (`RuntimeError::Storage`), never retried or ignored.
+//! A new segment starts, between two writes, once the last one holds
+//! `segment_bytes`: the full one is fsynced first, then the new file is
+//! created and the directory fsynced, so a segment that another follows is
+//! always durable whole, and a torn record anywhere but at the end of the
+//! last segment is corruption, refused with the file and offset.
 //! `read_only` serves `chorus log inspect`: it never writes or truncates.
-//! `repair` serves `chorus log repair`: it backs the file up before cutting.
+//! `repair` serves `chorus log repair`: it backs a file up before cutting.
 
 use crate::error::RuntimeError;
-use chorus_core::record::{self, EntrySink, Record, Replayed};
+use crate::segments::{self, index_path, segment_name, write_index, SegIndex, SegmentFile};
+pub use crate::segments::{DEFAULT_SEGMENT_BYTES, LOG_FILE};
+use chorus_core::record::{self, EntrySink, Record, Replayed, SegmentSource};
 use chorus_core::{Entry, Seq};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The log file's name inside a log_dir.
-pub const LOG_FILE: &str = "chorus.log";
 /// The lock file's name inside a log_dir.
 pub const LOCK_FILE: &str = "LOCK";
+
+/// The segment file the fsync thread syncs: the writer swaps in each new one
+/// (after fsyncing the one before whole).
+pub(crate) type SyncTarget = Arc<Mutex<Arc<File>>>;
+
+/// The shared segment index (writer and reader are on one thread; the mutex
+/// is what makes the reader `Send`).
+pub(crate) type SharedIndex = Arc<Mutex<SegIndex>>;
+
+pub(crate) fn lock_index(ix: &Mutex<SegIndex>) -> MutexGuard<'_, SegIndex> {
+    // Nothing panics while holding it but a bug; the index is still sound.
+    ix.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// An open, locked, recovered log.
 #[derive(Debug)]
 pub struct DurableLog {
-    file: File,
+    dir: PathBuf,
+    /// The last segment, open for appending.
+    file: Arc<File>,
     path: PathBuf,
+    /// Where the last segment starts in the log.
+    base: u64,
+    segment_bytes: u64,
+    sync_target: SyncTarget,
+    index: SharedIndex,
+    /// A segment was sealed at `append` (its points, for its index file);
+    /// the next `write_queued` creates the new one first.
+    roll: Option<(PathBuf, u64, Vec<segments::Point>)>,
     /// Held for the life of the node: the lock lives as long as this handle.
     _lock: File,
     queued: Vec<u8>,
@@ -35,10 +66,10 @@ pub struct DurableLog {
     /// The last seq of the log as of the records appended so far (a
     /// truncation lowers it).
     last_seq: Seq,
-    /// (file offset, last seq of the log once the file ends there), one per
+    /// (log offset, last seq of the log once the log ends there), one per
     /// write not yet known durable: what `durable_seq` reads.
     marks: VecDeque<(u64, Seq)>,
-    /// The last seq of the durable prefix of the file.
+    /// The last seq of the durable prefix of the log.
     durable_seq: Seq,
 }
 
@@ -54,6 +85,11 @@ pub struct Opened<E = Vec<Entry>> {
 fn log_dir_err(dir: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
     let dir = dir.to_path_buf();
     move |err| RuntimeError::LogDir { dir, what, err }
+}
+
+fn storage_err(file: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let file = file.to_path_buf();
+    move |err| RuntimeError::Storage { file, op, err }
 }
 
 /// Takes the lock of `dir` (creating it), or says who holds it.
@@ -88,91 +124,233 @@ fn lock(dir: &Path) -> Result<File, RuntimeError> {
     Ok(f)
 }
 
-fn corrupt(dir: &Path, path: &Path, e: record::ReplayError) -> RuntimeError {
+fn sync_dir(dir: &Path) -> Result<(), RuntimeError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(log_dir_err(dir, "cannot sync the directory"))
+}
+
+/// The segment holding byte `offset` of the log, and the offset in it.
+fn locate(files: &[SegmentFile], offset: u64) -> (&SegmentFile, u64) {
+    let k = files
+        .partition_point(|f| f.base <= offset)
+        .saturating_sub(1);
+    (&files[k], offset - files[k].base)
+}
+
+fn corrupt(dir: &Path, files: &[SegmentFile], e: record::ReplayError) -> RuntimeError {
     let record::ReplayError::Corrupt { offset, reason } = e;
+    let (f, at) = locate(files, offset);
     RuntimeError::Corrupt {
-        file: path.to_path_buf(),
+        file: f.path.clone(),
         dir: dir.to_path_buf(),
-        offset,
+        offset: at,
         reason,
+    }
+}
+
+/// The segments of `dir`, or a `Read` error naming it.
+fn list(dir: &Path) -> Result<Vec<SegmentFile>, RuntimeError> {
+    segments::list(dir).map_err(|err| RuntimeError::Read {
+        file: dir.to_path_buf(),
+        err,
+    })
+}
+
+/// Replays `files` in order into `entries`.
+fn replay_files<E: EntrySink>(
+    dir: &Path,
+    files: &[SegmentFile],
+    entries: E,
+) -> Result<Replayed<E>, RuntimeError> {
+    let mut sources = Vec::with_capacity(files.len());
+    for f in files {
+        let reader = File::open(&f.path).map_err(|err| RuntimeError::Read {
+            file: f.path.clone(),
+            err,
+        })?;
+        // Read no further than the length listed: what is replayed is what
+        // the verdicts (torn tail, segment bases) were judged on.
+        sources.push(SegmentSource {
+            base: f.base,
+            len: f.len,
+            reader: reader.take(f.len),
+        });
+    }
+    record::replay_segments(sources, entries)
+        .map_err(|err| RuntimeError::Read {
+            file: dir.to_path_buf(),
+            err,
+        })?
+        .map_err(|e| corrupt(dir, files, e))
+}
+
+/// Replay's sink: the caller's, plus the segment index.
+struct Indexing<E> {
+    inner: E,
+    index: SegIndex,
+    err: Option<io::Error>,
+}
+
+impl<E: EntrySink> EntrySink for Indexing<E> {
+    fn last_seq(&self) -> Seq {
+        self.inner.last_seq()
+    }
+    fn push(&mut self, e: Entry, offset: u64) {
+        if let Err(err) = self.index.on_entry(e.seq_no, offset) {
+            self.err.get_or_insert(err);
+        }
+        self.inner.push(e, offset);
+    }
+    fn truncate(&mut self, from: Seq) {
+        self.inner.truncate(from);
+    }
+    fn truncate_at(&mut self, from: Seq, offset: u64) {
+        if let Err(err) = self.index.on_truncate(from, offset) {
+            self.err.get_or_insert(err);
+        }
+        self.inner.truncate(from);
     }
 }
 
 impl DurableLog {
     /// Locks `dir`, replays its log and cuts a torn tail (made durable before
-    /// anything new is appended).
+    /// anything new is appended); segments of the default size.
     pub fn open(dir: &Path) -> Result<Opened, RuntimeError> {
-        DurableLog::open_into(dir, Vec::new())
+        DurableLog::open_into(dir, Vec::new(), DEFAULT_SEGMENT_BYTES)
     }
 
-    /// `open`, replaying the entries into `entries` while streaming the file
-    /// (never all of it, nor all entries, in memory unless `entries` keeps them).
-    pub fn open_into<E: EntrySink>(dir: &Path, entries: E) -> Result<Opened<E>, RuntimeError> {
+    /// `open`, replaying the entries into `entries` while streaming the
+    /// segments (never all of them, nor all entries, in memory unless
+    /// `entries` keeps them); new segments start after `segment_bytes`.
+    pub fn open_into<E: EntrySink>(
+        dir: &Path,
+        entries: E,
+        segment_bytes: u64,
+    ) -> Result<Opened<E>, RuntimeError> {
         fs::create_dir_all(dir).map_err(log_dir_err(dir, "cannot create it"))?;
         let lock = lock(dir)?;
-        let path = dir.join(LOG_FILE);
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
+        let mut files = list(dir)?;
+        if files.is_empty() {
+            let path = dir.join(LOG_FILE);
+            File::create(&path).map_err(log_dir_err(dir, "cannot create chorus.log"))?;
+            // The new file's directory entry must survive a crash too.
+            sync_dir(dir)?;
+            files.push(SegmentFile {
+                base: 0,
+                path,
+                len: 0,
+            });
+        }
+        let sink = Indexing {
+            inner: entries,
+            index: SegIndex::new(&files),
+            err: None,
+        };
+        let replayed = replay_files(dir, &files, sink)?;
+        let last = files.last().expect("at least one segment").clone();
+        let path = last.path.clone();
+        let Replayed {
+            recovered,
+            valid_len,
+            records,
+        } = replayed;
+        let Indexing {
+            inner,
+            mut index,
+            err,
+        } = recovered.entries;
+        if let Some(err) = err.map_or_else(|| index.flush_replay().err(), Some) {
+            return Err(storage_err(&path, "writing a segment index")(err));
+        }
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
-            .create(true)
             .open(&path)
-            .map_err(log_dir_err(dir, "cannot open chorus.log"))?;
-        if !existed {
-            // The new file's directory entry must survive a crash too.
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(log_dir_err(dir, "cannot sync the directory"))?;
-        }
-        let file_len = file
-            .metadata()
-            .map_err(log_dir_err(dir, "cannot read chorus.log"))?
-            .len();
-        let replayed = record::replay_read(&mut file, entries)
-            .map_err(log_dir_err(dir, "cannot read chorus.log"))?
-            .map_err(|e| corrupt(dir, &path, e))?;
-        let torn_bytes = file_len - replayed.valid_len;
+            .map_err(storage_err(&path, "opening the last segment"))?;
+        let torn_bytes = last.base + last.len - valid_len;
         if torn_bytes > 0 {
-            let storage = |op| {
-                let file = path.clone();
-                move |err| RuntimeError::Storage { file, op, err }
-            };
-            file.set_len(replayed.valid_len)
-                .map_err(storage("truncating the torn tail"))?;
+            file.set_len(valid_len - last.base)
+                .map_err(storage_err(&path, "truncating the torn tail"))?;
         }
         // What we just replayed may still sit unsynced in the page cache (the
         // previous run was killed between its write and its fsync). The core is
         // about to act on it (acknowledge it to a leader, claim with it), so it
-        // must be durable first, whether or not a tail was cut.
-        file.sync_all().map_err(|err| RuntimeError::Storage {
-            file: path.clone(),
-            op: "fsync of the recovered log",
-            err,
-        })?;
-        let recovered_last = replayed.recovered.entries.last_seq();
+        // must be durable first, whether or not a tail was cut. (Segments
+        // before the last were fsynced whole before the next one began.)
+        file.sync_all()
+            .map_err(storage_err(&path, "fsync of the recovered log"))?;
+        index.written(valid_len - last.base);
+        let recovered_last = inner.last_seq();
+        let file = Arc::new(file);
         Ok(Opened {
             log: DurableLog {
+                dir: dir.to_path_buf(),
+                sync_target: Arc::new(Mutex::new(file.clone())),
                 file,
                 path,
+                base: last.base,
+                segment_bytes: segment_bytes.max(1),
+                index: Arc::new(Mutex::new(index)),
+                roll: None,
                 _lock: lock,
                 queued: Vec::new(),
-                written_bytes: replayed.valid_len,
+                written_bytes: valid_len,
                 last_seq: recovered_last,
                 marks: VecDeque::new(),
                 durable_seq: recovered_last,
             },
-            replayed,
+            replayed: Replayed {
+                recovered: record::Recovered {
+                    term: recovered.term,
+                    voted_for: recovered.voted_for,
+                    entries: inner,
+                    commit_seq: recovered.commit_seq,
+                },
+                valid_len,
+                records,
+            },
             torn_bytes,
         })
     }
 
+    /// The last segment's file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Queues one record for the next `write_queued`; returns the file offset
-    /// at which it will end.
+    /// The log_dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The segment index, shared with the reader of evicted entries.
+    pub(crate) fn index(&self) -> SharedIndex {
+        self.index.clone()
+    }
+
+    /// Number of segment files.
+    pub fn segments(&self) -> usize {
+        lock_index(&self.index).segments()
+    }
+
+    /// Queues one record for the next `write_queued`; returns the log
+    /// offset at which it will end.
     pub fn append(&mut self, rec: &Record) -> u64 {
+        let at = self.written_bytes + self.queued.len() as u64;
+        let mut ix = lock_index(&self.index);
+        if self.queued.is_empty() && self.roll.is_none() && at - self.base >= self.segment_bytes {
+            // Between two writes: the next one goes to a new segment.
+            self.roll = ix.roll(at, self.dir.join(segment_name(at)));
+        }
+        // The active segment's points are in memory: no I/O can fail here.
+        let indexed = match rec {
+            Record::Entry(e) => ix.on_entry(e.seq_no, at),
+            Record::Truncate { from } => ix.on_truncate(*from, at),
+            Record::Term { .. } | Record::Commit { .. } => Ok(()),
+        };
+        debug_assert!(indexed.is_ok(), "the active segment needs no I/O");
+        drop(ix);
         record::encode(rec, &mut self.queued);
         match rec {
             Record::Entry(e) => self.last_seq = e.seq_no,
@@ -182,25 +360,49 @@ impl DurableLog {
         self.written_bytes + self.queued.len() as u64
     }
 
+    /// Seals the full segment (durable whole, its index written) and makes
+    /// the new one, at the current end of the log, the one written and synced.
+    fn start_segment(&mut self) -> Result<(), RuntimeError> {
+        let Some((sealed, sealed_len, points)) = self.roll.take() else {
+            return Ok(());
+        };
+        self.file
+            .sync_data()
+            .map_err(storage_err(&sealed, "fsync of a full segment"))?;
+        write_index(&index_path(&sealed), sealed_len, &points)
+            .map_err(storage_err(&sealed, "writing the segment index"))?;
+        let base = self.written_bytes;
+        let path = self.dir.join(segment_name(base));
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(storage_err(&path, "creating a segment"))?;
+        sync_dir(&self.dir)?;
+        self.file = Arc::new(file);
+        self.path = path;
+        self.base = base;
+        *self.sync_target.lock().unwrap_or_else(|p| p.into_inner()) = self.file.clone();
+        Ok(())
+    }
+
     /// Writes every queued record in one write (into the page cache: not yet
-    /// durable); returns the file's new end.
+    /// durable); returns the log's new end.
     pub fn write_queued(&mut self) -> Result<u64, RuntimeError> {
         if self.queued.is_empty() {
             return Ok(self.written_bytes);
         }
-        let path = &self.path;
-        self.file
+        self.start_segment()?;
+        (&*self.file)
             .write_all(&self.queued)
-            .map_err(|err| RuntimeError::Storage {
-                file: path.clone(),
-                op: "write",
-                err,
-            })?;
+            .map_err(storage_err(&self.path, "write"))?;
         self.written_bytes += self.queued.len() as u64;
         self.queued.clear();
         if self.queued.capacity() > 4 << 20 {
             self.queued.shrink_to(64 * 1024);
         }
+        lock_index(&self.index).written(self.written_bytes - self.base);
         self.marks.push_back((self.written_bytes, self.last_seq));
         Ok(self.written_bytes)
     }
@@ -208,11 +410,9 @@ impl DurableLog {
     /// fdatasync on this thread (the unsafe-ack path and tests; the node's
     /// loop uses the fsync thread instead).
     pub fn sync_now(&mut self) -> Result<(), RuntimeError> {
-        self.file.sync_data().map_err(|err| RuntimeError::Storage {
-            file: self.path.clone(),
-            op: "fsync",
-            err,
-        })?;
+        self.file
+            .sync_data()
+            .map_err(storage_err(&self.path, "fsync"))?;
         self.durable_up_to(self.written_bytes);
         Ok(())
     }
@@ -223,13 +423,9 @@ impl DurableLog {
         self.sync_now()
     }
 
-    /// A second handle to the file, for the fsync thread.
-    pub fn sync_handle(&self) -> Result<File, RuntimeError> {
-        self.file.try_clone().map_err(|err| RuntimeError::Storage {
-            file: self.path.clone(),
-            op: "dup for the fsync thread",
-            err,
-        })
+    /// What the fsync thread syncs: the last segment, swapped at each new one.
+    pub(crate) fn sync_target(&self) -> SyncTarget {
+        self.sync_target.clone()
     }
 
     /// Everything up to `offset` is durable: advances `durable_seq`.
@@ -244,7 +440,7 @@ impl DurableLog {
     }
 
     /// The highest seq up to which the log is durable in its current
-    /// version: the durable prefix of the file, lowered by any truncation
+    /// version: the durable prefix of the log, lowered by any truncation
     /// written but not yet durable (entries past it may be replaced ones).
     pub fn stable_seq(&self) -> Seq {
         self.marks
@@ -253,10 +449,21 @@ impl DurableLog {
             .fold(self.durable_seq, Seq::min)
     }
 
-    /// Bytes of records written to the file (durable or not).
+    /// Bytes of records written to the log (durable or not).
     pub fn len_bytes(&self) -> u64 {
         self.written_bytes
     }
+}
+
+/// The whole log of `dir` as one stream (its segments in order, up to
+/// `len` bytes): what a recording copies as its base.
+pub fn read_all(dir: &Path, len: u64) -> io::Result<impl Read> {
+    let mut chain: Box<dyn Read + Send> = Box::new(io::empty());
+    for f in segments::list(dir)? {
+        let file = File::open(&f.path)?;
+        chain = Box::new(chain.chain(file.take(f.len)));
+    }
+    Ok(chain.take(len))
 }
 
 /// A log read without locking or changing it.
@@ -264,88 +471,167 @@ impl DurableLog {
 pub struct Snapshot {
     pub path: PathBuf,
     pub replayed: Replayed,
+    /// Bytes in its segments (more than `replayed.valid_len` by a torn tail).
     pub file_len: u64,
+    pub segments: usize,
 }
 
-/// Reads the log of `dir` (or the log file `dir` itself) read-only.
+/// Reads the log of `dir` read-only: its segments, or the single log file
+/// `dir` names (a segment of a log_dir means that log_dir).
 pub fn read_only(dir: &Path) -> Result<Snapshot, RuntimeError> {
-    let (dir, path) = if dir.is_file() {
+    let (dir, files) = if dir.is_file() {
         let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
-        (parent, dir.to_path_buf())
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if segments::parse_segment_name(name).is_some() {
+            let files = list(&parent)?;
+            (parent, files)
+        } else {
+            let len = fs::metadata(dir)
+                .map_err(|err| RuntimeError::Read {
+                    file: dir.to_path_buf(),
+                    err,
+                })?
+                .len();
+            let one = SegmentFile {
+                base: 0,
+                path: dir.to_path_buf(),
+                len,
+            };
+            (parent, vec![one])
+        }
     } else {
-        (dir.to_path_buf(), dir.join(LOG_FILE))
+        (dir.to_path_buf(), list(dir)?)
     };
-    let bytes = fs::read(&path).map_err(|err| RuntimeError::Read {
-        file: path.clone(),
-        err,
-    })?;
-    let replayed = record::replay(&bytes).map_err(|e| corrupt(&dir, &path, e))?;
+    if files.is_empty() {
+        return Err(RuntimeError::Read {
+            file: dir.join(LOG_FILE),
+            err: io::Error::new(io::ErrorKind::NotFound, "no log segment in it"),
+        });
+    }
+    let replayed = replay_files(&dir, &files, Vec::new())?;
+    let last = files.last().expect("not empty");
     Ok(Snapshot {
-        path,
+        path: if files.len() == 1 {
+            last.path.clone()
+        } else {
+            dir.clone()
+        },
         replayed,
-        file_len: bytes.len() as u64,
+        file_len: last.base + last.len,
+        segments: files.len(),
     })
 }
 
 /// What `repair` did.
 #[derive(Debug)]
 pub struct Repair {
+    /// The segment that was cut (or the last one).
     pub path: PathBuf,
-    /// Where the whole original file was copied (None: nothing to repair).
+    /// Where the whole original segment was copied (None: nothing to repair).
     pub backup: Option<PathBuf>,
-    /// The log now ends here.
+    /// The segment now ends here.
     pub cut_at: u64,
-    /// Bytes after `cut_at` (dropped if `backup` is set, else a torn tail
-    /// the node cuts at start).
+    /// Bytes after `cut_at`, in it and in the segments after it (dropped if
+    /// `backup` is set, else a torn tail the node cuts at start).
     pub dropped_bytes: u64,
     /// Why the record at `cut_at` was refused.
     pub reason: Option<String>,
+    /// Later segments, renamed aside (`<name>.after-corrupt`): they followed
+    /// the damage, so none of their records can be replayed.
+    pub moved: Vec<PathBuf>,
+}
+
+/// Replay's sink for `repair`: the last seq only (nothing kept).
+struct LastSeq(Seq);
+
+impl EntrySink for LastSeq {
+    fn last_seq(&self) -> Seq {
+        self.0
+    }
+    fn push(&mut self, e: Entry, _offset: u64) {
+        self.0 = e.seq_no;
+    }
+    fn truncate(&mut self, from: Seq) {
+        self.0 = self.0.min(Seq(from.0 - 1));
+    }
 }
 
 /// Cuts a corrupt log at its first damaged record, after copying the whole
-/// file to `chorus.log.corrupt-at-OFFSET` (fsynced). Takes the lock, so it
-/// refuses while a node runs on `dir`. A healthy log is left unchanged.
+/// segment that holds it to `<segment>.corrupt-at-OFFSET` (fsynced); the
+/// segments after it are renamed aside. Takes the lock, so it refuses while
+/// a node runs on `dir`. A healthy log is left unchanged.
 pub fn repair(dir: &Path) -> Result<Repair, RuntimeError> {
     let _lock = lock(dir)?;
-    let path = dir.join(LOG_FILE);
-    let bytes = fs::read(&path).map_err(|err| RuntimeError::Read {
-        file: path.clone(),
-        err,
-    })?;
-    let len = bytes.len() as u64;
-    let (offset, reason) = match record::replay(&bytes) {
+    let files = list(dir)?;
+    let Some(last) = files.last() else {
+        return Err(RuntimeError::Read {
+            file: dir.join(LOG_FILE),
+            err: io::Error::new(io::ErrorKind::NotFound, "no log segment in it"),
+        });
+    };
+    let end = last.base + last.len;
+    let (offset, reason) = match replay_files(dir, &files, LastSeq(Seq(0))) {
         Ok(r) => {
             return Ok(Repair {
-                path,
+                path: last.path.clone(),
                 backup: None,
-                cut_at: r.valid_len,
-                dropped_bytes: len - r.valid_len,
+                cut_at: r.valid_len - last.base,
+                dropped_bytes: end - r.valid_len,
                 reason: None,
+                moved: Vec::new(),
             })
         }
-        Err(record::ReplayError::Corrupt { offset, reason }) => (offset, reason),
+        Err(RuntimeError::Corrupt {
+            offset,
+            reason,
+            file,
+            ..
+        }) => {
+            let f = files
+                .iter()
+                .find(|f| f.path == file)
+                .expect("named segment");
+            (f.base + offset, reason)
+        }
+        Err(e) => return Err(e),
     };
-    let storage = |op| {
-        let file = path.clone();
-        move |err| RuntimeError::Storage { file, op, err }
-    };
-    let backup = dir.join(format!("{LOG_FILE}.corrupt-at-{offset}"));
-    fs::write(&backup, &bytes).map_err(storage("writing the backup"))?;
+    let (seg, at) = locate(&files, offset);
+    let path = seg.path.clone();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(LOG_FILE);
+    let backup = dir.join(format!("{name}.corrupt-at-{at}"));
+    fs::copy(&path, &backup).map_err(storage_err(&path, "writing the backup"))?;
     File::open(&backup)
         .and_then(|f| f.sync_all())
-        .map_err(storage("fsync of the backup"))?;
+        .map_err(storage_err(&backup, "fsync of the backup"))?;
+    let mut moved = Vec::new();
+    for later in files.iter().filter(|f| f.base > seg.base).rev() {
+        let mut aside = later.path.as_os_str().to_owned();
+        aside.push(".after-corrupt");
+        let aside = PathBuf::from(aside);
+        fs::rename(&later.path, &aside).map_err(storage_err(&later.path, "moving aside"))?;
+        let _ = fs::remove_file(index_path(&later.path));
+        moved.push(aside);
+    }
+    moved.reverse();
     let f = OpenOptions::new()
         .write(true)
         .open(&path)
-        .map_err(storage("opening for repair"))?;
-    f.set_len(offset).map_err(storage("truncation"))?;
-    f.sync_all().map_err(storage("fsync after truncation"))?;
+        .map_err(storage_err(&path, "opening for repair"))?;
+    f.set_len(at).map_err(storage_err(&path, "truncation"))?;
+    f.sync_all()
+        .map_err(storage_err(&path, "fsync after truncation"))?;
+    let _ = fs::remove_file(index_path(&path));
+    sync_dir(dir)?;
     Ok(Repair {
         path,
         backup: Some(backup),
-        cut_at: offset,
-        dropped_bytes: len - offset,
+        cut_at: at,
+        dropped_bytes: end - offset,
         reason: Some(reason),
+        moved,
     })
 }
 
@@ -453,5 +739,106 @@ mod tests {
         );
         drop(o);
         assert!(repair(dir.path()).unwrap().backup.is_none(), "healthy now");
+    }
+
+    fn segmented(dir: &Path, n: u64) -> Vec<SegmentFile> {
+        let mut o = DurableLog::open_into(dir, Vec::new(), 300).unwrap();
+        for s in 1..=n {
+            o.log.append(&chat(s));
+            o.log.append(&Record::Commit { seq: Seq(s) });
+            o.log.commit().unwrap();
+        }
+        drop(o);
+        segments::list(dir).unwrap()
+    }
+
+    #[test]
+    fn segments_roll_at_their_bound_and_replay_as_one_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = segmented(dir.path(), 40);
+        assert!(files.len() > 5, "{files:?}");
+        assert_eq!(files[0].path, dir.path().join(LOG_FILE));
+        for w in files.windows(2) {
+            assert_eq!(w[0].base + w[0].len, w[1].base, "contiguous");
+            assert!(w[0].len >= 300 && w[0].len < 400, "bounded: {}", w[0].len);
+            assert!(index_path(&w[0].path).exists(), "sealed with an index");
+        }
+        let o = DurableLog::open_into(dir.path(), Vec::new(), 300).unwrap();
+        let e = &o.replayed.recovered.entries;
+        assert_eq!(e.len(), 40);
+        assert!(e.iter().zip(1..).all(|(e, s)| e.seq_no == Seq(s)));
+        assert_eq!(o.replayed.recovered.commit_seq, Seq(40));
+        drop(o);
+        let snap = read_only(dir.path()).unwrap();
+        assert_eq!(snap.replayed.recovered.entries.len(), 40);
+        assert_eq!(snap.segments, files.len());
+        // A segment's own path means its log_dir.
+        let snap = read_only(&files[2].path).unwrap();
+        assert_eq!(snap.replayed.recovered.entries.len(), 40);
+    }
+
+    #[test]
+    fn a_torn_record_in_a_middle_segment_is_corruption_and_repair_cuts_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = segmented(dir.path(), 40);
+        let mid = &files[2];
+        let f = OpenOptions::new().write(true).open(&mid.path).unwrap();
+        f.set_len(mid.len - 5).unwrap();
+        drop(f);
+        let err = DurableLog::open(dir.path()).unwrap_err().to_string();
+        let name = mid.path.file_name().unwrap().to_str().unwrap();
+        assert!(err.contains(name), "{err}");
+        assert!(
+            err.contains("end of a segment that another segment follows"),
+            "{err}"
+        );
+        assert!(read_only(dir.path()).is_err());
+        let r = repair(dir.path()).unwrap();
+        assert_eq!(r.path, mid.path);
+        assert_eq!(r.moved.len(), files.len() - 3);
+        assert!(r.moved.iter().all(|p| p.exists()));
+        let o = DurableLog::open(dir.path()).unwrap();
+        let n = o.replayed.recovered.entries.len();
+        assert!(n > 5 && n < 40, "{n}");
+        drop(o);
+        assert!(repair(dir.path()).unwrap().backup.is_none(), "healthy now");
+    }
+
+    #[test]
+    fn a_missing_segment_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = segmented(dir.path(), 40);
+        fs::remove_file(&files[3].path).unwrap();
+        let err = DurableLog::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("a segment is missing"), "{err}");
+        // Repair keeps what is before the gap, and moves the rest aside.
+        let r = repair(dir.path()).unwrap();
+        assert_eq!(r.path, files[2].path);
+        assert_eq!(r.moved.len(), files.len() - 4);
+        DurableLog::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_only_from_the_last_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = segmented(dir.path(), 40);
+        let last = files.last().unwrap();
+        let mut bytes = Vec::new();
+        record::encode(&chat(41), &mut bytes);
+        let mut f = OpenOptions::new().append(true).open(&last.path).unwrap();
+        f.write_all(&bytes[..bytes.len() - 3]).unwrap();
+        drop(f);
+        let mut o = DurableLog::open_into(dir.path(), Vec::new(), 300).unwrap();
+        assert_eq!(o.torn_bytes, bytes.len() as u64 - 3);
+        assert_eq!(fs::metadata(&last.path).unwrap().len(), last.len);
+        assert_eq!(o.replayed.recovered.entries.len(), 40);
+        // Appending goes on at the cut, then into new segments.
+        for s in 41..=60 {
+            o.log.append(&chat(s));
+            o.log.commit().unwrap();
+        }
+        drop(o);
+        let o = DurableLog::open(dir.path()).unwrap();
+        assert_eq!(o.replayed.recovered.entries.len(), 60);
     }
 }

@@ -13,9 +13,9 @@
 //! first failure is kept, published, and ends the thread (the node then stops
 //! without performing anything that waited for durability).
 
+use crate::storage::SyncTarget;
 use mio::Waker;
 use prometheus_client::metrics::histogram::Histogram;
-use std::fs::File;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -54,11 +54,13 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 }
 
 impl Syncer {
-    /// Starts the thread on `file` (a handle to the log), durable up to
-    /// `durable` already (the recovered log was fsynced at open).
+    /// Starts the thread on `target` (the log's last segment, swapped by the
+    /// writer when it starts a new one, after fsyncing the one before whole:
+    /// so syncing the current one covers every offset written), durable up
+    /// to `durable` already (the recovered log was fsynced at open).
     /// Each fdatasync's duration goes to `fsync_seconds`.
     pub(crate) fn start(
-        file: File,
+        target: SyncTarget,
         durable: u64,
         waker: Arc<Waker>,
         fsync_seconds: Histogram,
@@ -72,7 +74,7 @@ impl Syncer {
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("chorus-fsync".into())
-            .spawn(move || run(&theirs, &file, &waker, &fsync_seconds))?;
+            .spawn(move || run(&theirs, &target, &waker, &fsync_seconds))?;
         Ok(Syncer {
             shared,
             thread: Some(thread),
@@ -133,7 +135,7 @@ impl Drop for Syncer {
     }
 }
 
-fn run(shared: &Shared, file: &File, waker: &Waker, fsync_seconds: &Histogram) {
+fn run(shared: &Shared, segment: &SyncTarget, waker: &Waker, fsync_seconds: &Histogram) {
     loop {
         let target = {
             let mut s = lock(shared);
@@ -145,6 +147,9 @@ fn run(shared: &Shared, file: &File, waker: &Waker, fsync_seconds: &Histogram) {
             }
             s.requested
         };
+        // Taken after `target` was read: a request past a new segment's
+        // start was made after the writer swapped it in.
+        let file = segment.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let began = std::time::Instant::now();
         let result = file.sync_data();
         fsync_seconds.observe(began.elapsed().as_secs_f64());
@@ -169,6 +174,7 @@ fn run(shared: &Shared, file: &File, waker: &Waker, fsync_seconds: &Histogram) {
 mod tests {
     use super::*;
     use mio::{Poll, Token};
+    use std::fs::File;
     use std::io::Write;
 
     #[test]
@@ -177,7 +183,8 @@ mod tests {
         let mut f = File::create(dir.path().join("log")).unwrap();
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(1)).unwrap());
-        let s = Syncer::start(f.try_clone().unwrap(), 0, waker, Histogram::new([0.1])).unwrap();
+        let target = Arc::new(Mutex::new(Arc::new(f.try_clone().unwrap())));
+        let s = Syncer::start(target, 0, waker, Histogram::new([0.1])).unwrap();
         assert_eq!(s.durable().unwrap(), 0);
         for end in [10u64, 20, 30] {
             f.write_all(&[7u8; 10]).unwrap();

@@ -7,7 +7,8 @@
 //! - contiguous delivery: a node's deliveries are last + 1, also across
 //!   restarts (resuming at the recovered commit point, which may not exceed
 //!   what the node had delivered before);
-//! - no duplicate msg_id in the canonical history;
+//! - no duplicate msg_id in the canonical history, or, where the run bounds
+//!   the exactly-once window, none within it (`past_window`);
 //! - validity: every chat in it was submitted by a simulated client, unchanged;
 //! - no loss of acknowledged messages: a ChatAck's (msg_id, seq) is the
 //!   canonical entry at seq, and one msg_id is never acked with two seqs;
@@ -65,6 +66,9 @@ pub struct Checker {
     canon: Vec<Entry>,
     /// The numbers of each canonical entry, counted here independently.
     canon_numbers: Vec<Option<Numbers>>,
+    /// Entries with a msg_id (chats and room events: what the exactly-once
+    /// window counts) in the canonical history up to seq `s`, at `s - 1`.
+    canon_ids: Vec<u64>,
     /// Canonical log index of chat seq_no `n` at `n - 1`.
     chat_index: Vec<Seq>,
     /// Chats per room in the canonical history.
@@ -83,6 +87,12 @@ pub struct Checker {
     term_sent: Vec<Term>,
     leaders: BTreeMap<Term, NodeId>,
     violations: Vec<Violation>,
+    /// The exactly-once window's bounds (ids, ms), if the run sets them.
+    dedup_window: Option<(u64, u64)>,
+    /// Retries committed again because their original was past the window.
+    pub retries_past_window: u64,
+    /// The earlier commits of ids committed again past the window.
+    earlier_commits: BTreeMap<MsgKey, Vec<Seq>>,
 }
 
 fn fail(v: &mut Vec<Violation>, at_ms: u64, what: String) {
@@ -104,6 +114,7 @@ impl Checker {
             async_disks: false,
             canon: Vec::new(),
             canon_numbers: Vec::new(),
+            canon_ids: Vec::new(),
             chat_index: Vec::new(),
             room_chats: BTreeMap::new(),
             canon_rooms: Rooms::default(),
@@ -115,7 +126,39 @@ impl Checker {
             term_sent: vec![Term(0); n],
             leaders: BTreeMap::new(),
             violations: Vec::new(),
+            dedup_window: None,
+            retries_past_window: 0,
+            earlier_commits: BTreeMap::new(),
         }
+    }
+
+    /// The run bounds the exactly-once window to `(ids, ms)`.
+    pub fn with_dedup_window(mut self, window: Option<(u64, u64)>) -> Checker {
+        self.dedup_window = window;
+        self
+    }
+
+    /// True if a retry of a submission made at `submitted_ms`, with
+    /// `between` ids committed between its first commit and its second, may
+    /// be committed again at `now`: its original was past the window then. A
+    /// node forgets an id only once `ids` newer ids are in its log, all of
+    /// which are committed before the retry's entry (they precede it in the
+    /// leader's log), or once it has held the id for `ms` (it learned the id
+    /// after its submission, and the retry commits after it is appended).
+    fn past_window(&self, between: u64, submitted_ms: u64, now: u64) -> bool {
+        self.dedup_window
+            .is_some_and(|(ids, ms)| between >= ids || now.saturating_sub(submitted_ms) >= ms)
+    }
+
+    /// Ids committed strictly between canonical seqs `a < b` (`b` may be
+    /// past the history: then those up to its end).
+    fn ids_between(&self, a: Seq, b: Option<Seq>) -> u64 {
+        let at = |s: Seq| self.canon_ids.get(s.0 as usize - 1).copied().unwrap_or(0);
+        let end = match b {
+            Some(b) if (b.0 as usize) <= self.canon_ids.len() => at(b).saturating_sub(1),
+            _ => self.canon_ids.last().copied().unwrap_or(0),
+        };
+        end.saturating_sub(at(a))
     }
 
     pub fn violations(&self) -> &[Violation] {
@@ -319,6 +362,8 @@ impl Checker {
     fn extend_canon(&mut self, now: u64, e: &Entry, clients: &Clients) {
         let seq = e.seq_no;
         self.canon.push(e.clone());
+        let ids = self.canon_ids.last().copied().unwrap_or(0);
+        self.canon_ids.push(ids + u64::from(e.msg_id().is_some()));
         self.canon_rooms.apply(e);
         let Body::Chat(chat) = &e.body else {
             self.canon_numbers.push(None);
@@ -376,8 +421,15 @@ impl Checker {
             }
         }
         if let Some(prev) = self.seq_of_key.insert(key, seq) {
-            let what = format!("{key} committed twice: at {prev} and {seq}");
-            fail(&mut self.violations, now, what);
+            let between = self.ids_between(prev, Some(seq));
+            let submitted = clients.sent(key).map_or(now, |s| s.submitted_ms);
+            if self.past_window(between, submitted, now) {
+                self.retries_past_window += 1;
+                self.earlier_commits.entry(key).or_default().push(prev);
+            } else {
+                let what = format!("{key} committed twice: at {prev} and {seq}");
+                fail(&mut self.violations, now, what);
+            }
         }
         Some(key)
     }
@@ -413,18 +465,28 @@ impl Checker {
             fail(&mut self.violations, now, what);
             return;
         };
+        // Where the event is committed: once; or, past a bounded window,
+        // any of its commits or the node's next delivery (a retry's second
+        // commit, acked just before it is delivered).
+        let next = self.delivered[i].next();
+        let mut commits: Vec<Seq> = self.earlier_commits.get(&key).cloned().unwrap_or_default();
+        commits.push(self.seq_of_key.get(&key).copied().unwrap_or(next));
+        if self.dedup_window.is_some() {
+            commits.push(next);
+        }
+        let chats_before = |seq: Seq| self.chat_index.partition_point(|&x| x < seq) as u64;
+        let seq = commits
+            .iter()
+            .copied()
+            .find(|&s| chats_before(s) + 1 == seq_no)
+            .unwrap_or(commits[0]);
         if let Some(before) = clients.ack(key, seq_no) {
-            if before != seq_no {
+            if before != seq_no && (self.dedup_window.is_none() || commits.len() < 2) {
                 let what = format!("{key} acked before #{before} and later before #{seq_no}");
                 fail(&mut self.violations, now, what);
             }
         }
-        let seq = self
-            .seq_of_key
-            .get(&key)
-            .copied()
-            .unwrap_or(self.delivered[i].next());
-        let chats_before = self.chat_index.partition_point(|&x| x < seq) as u64;
+        let chats_before = chats_before(seq);
         if seq_no != chats_before + 1 {
             let what = format!(
                 "n{} acked event {key} ({seq}) before #{seq_no}, but {chats_before} chats precede it",
@@ -463,8 +525,15 @@ impl Checker {
             fail(&mut self.violations, now, what);
             return;
         };
+        let submitted = clients.sent(key).map_or(now, |s| s.submitted_ms);
         if let Some(before) = clients.ack(key, seq_no) {
-            if before != seq_no {
+            // Past the window both commits are the msg_id's, and their
+            // acks may arrive in either order (a node that still holds the
+            // first one answers a late retry with it).
+            let (lo, hi) = (before.min(seq_no), before.max(seq_no));
+            let seq_of = |n: u64| self.chat_index.get((n as usize).wrapping_sub(1)).copied();
+            let between = seq_of(lo).map_or(0, |a| self.ids_between(a, seq_of(hi)));
+            if before != seq_no && !self.past_window(between, submitted, now) {
                 let what = format!("{key} acked as #{before} and later as #{seq_no}");
                 fail(&mut self.violations, now, what);
             }

@@ -140,7 +140,9 @@ impl Sim {
             disks: (0..n).map(|_| Disk::default()).collect(),
             net: Network::new(n, opts.net.clone(), opts.seed),
             clients: Clients::default(),
-            checker: Checker::new(n).with_async_disks(opts.async_fsync_ms.is_some()),
+            checker: Checker::new(n)
+                .with_async_disks(opts.async_fsync_ms.is_some())
+                .with_dedup_window(opts.dedup_window),
             coverage: Coverage::default(),
             trace: Trace::new(opts.trace),
             digest: Digest::default(),
@@ -170,6 +172,10 @@ impl Sim {
         cfg.bug = self.opts.bug;
         cfg.log_cache_entries = SIM_LOG_CACHE_ENTRIES;
         cfg.reports_durability = self.opts.async_fsync_ms.is_some();
+        if let Some((ids, ms)) = self.opts.dedup_window {
+            cfg.dedup_window_ids = ids;
+            cfg.dedup_window_ms = ms;
+        }
         let node_seed = seed::derive(
             self.opts.seed,
             Stream::Node {

@@ -47,6 +47,9 @@ pub struct Coverage {
     pub leader_elected: u64,
     /// Informative: a conflicting uncommitted suffix was truncated.
     pub truncations: u64,
+    /// Informative: a retry committed again, its original past a bounded
+    /// exactly-once window (allowed only there).
+    pub retries_past_window: u64,
 }
 
 /// The counters a sweep must see above zero.
@@ -88,6 +91,7 @@ impl Coverage {
             ("restarts", self.restarts),
             ("leader_elected", self.leader_elected),
             ("truncations", self.truncations),
+            ("retries_past_window", self.retries_past_window),
         ]
     }
 
@@ -125,6 +129,7 @@ impl Coverage {
         self.gated_sends += o.gated_sends;
         self.truncations_while_gated += o.truncations_while_gated;
         self.stale_reports_dropped += o.stale_reports_dropped;
+        self.retries_past_window += o.retries_past_window;
         self.room_events += o.room_events;
         self.presence_converged += o.presence_converged;
     }

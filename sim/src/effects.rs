@@ -56,8 +56,10 @@ impl Sim {
                 }
             }
             Action::Deliver(e, numbers) => {
+                let before = self.checker.retries_past_window;
                 self.checker
                     .on_deliver(now, i, &e, numbers, &self.disks, &self.clients);
+                self.coverage.retries_past_window += self.checker.retries_past_window - before;
             }
             Action::Reply { reply, .. } => {
                 match reply {

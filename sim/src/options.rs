@@ -32,6 +32,9 @@ pub struct SimOptions {
     /// it starts, peer messages wait for the records before them, and the
     /// node learns its durable point through `Input::Persisted`.
     pub async_fsync_ms: Option<(u64, u64)>,
+    /// `Some((ids, ms))`: the exactly-once window's bounds (the core's
+    /// defaults, 10,000,000 ids and 24 h, otherwise: never reached in a run).
+    pub dedup_window: Option<(u64, u64)>,
     /// Chance (ppm) that a client's submission is a room event (join,
     /// leave, topic or rename) instead of a chat. Above 0, clients also hold
     /// named sessions on their nodes (presence), checked to converge.
@@ -56,6 +59,7 @@ impl Default for SimOptions {
             bug: None,
             trace: false,
             async_fsync_ms: None,
+            dedup_window: None,
             room_events_ppm: 0,
             sessions: false,
         }

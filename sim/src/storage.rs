@@ -5,7 +5,7 @@
 //! `Action::Note` (a commit hint) is only written, and becomes durable with the
 //! next `Persist` of the same node (an fsync makes everything before it
 //! durable), or is lost in a crash. Recovery encodes the durable records with
-//! the core's own format and runs the core's `replay`, so the simulator
+//! the core's own format and runs the core's segmented replay, so the simulator
 //! exercises the same recovery code as the real runtime.
 //!
 //! Asynchronous (`SimOptions::async_fsync_ms`, the real runtime's model):
@@ -21,10 +21,14 @@
 //! evicted entries back the way the real runtime reads its log file.
 
 use crate::workload::MsgKey;
-use chorus_core::record::{encode, replay, Record, Recovered, ReplayError};
+use chorus_core::record::{encode, replay_segments, Record, Recovered, ReplayError, SegmentSource};
 use chorus_core::{Body, ColdLog, Entry, Seq, Term};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Bytes per log segment in recovery (small, so that every recovery of a
+/// run of some length crosses segments).
+const SIM_SEGMENT_BYTES: usize = 4096;
 
 /// What an entry is, compactly: who wrote it in which term, and which message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,13 +224,29 @@ impl Disk {
         self.durable.len()
     }
 
-    /// Rebuilds the node's state through the core's encoder and `replay`.
+    /// Rebuilds the node's state through the core's encoder and its
+    /// segmented replay (`replay_segments`, as the runtime recovers its
+    /// segment files): the records are cut into segments of about
+    /// `SIM_SEGMENT_BYTES`, between records, as the runtime's writer does.
     pub fn recover(&self) -> Result<Recovered, ReplayError> {
         let mut bytes = Vec::new();
+        let mut cuts = vec![0];
         for r in &self.durable {
+            if bytes.len() - cuts.last().copied().unwrap_or(0) >= SIM_SEGMENT_BYTES {
+                cuts.push(bytes.len());
+            }
             encode(r, &mut bytes);
         }
-        let replayed = replay(&bytes)?;
+        cuts.push(bytes.len());
+        let segments = cuts.windows(2).map(|w| SegmentSource {
+            base: w[0] as u64,
+            len: (w[1] - w[0]) as u64,
+            reader: &bytes[w[0]..w[1]],
+        });
+        let replayed = match replay_segments(segments, Vec::new()) {
+            Ok(r) => r?,
+            Err(e) => unreachable!("reading memory cannot fail: {e}"),
+        };
         if replayed.valid_len != bytes.len() as u64 {
             return Err(ReplayError::Corrupt {
                 offset: replayed.valid_len,

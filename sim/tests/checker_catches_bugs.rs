@@ -33,6 +33,8 @@ fn expected(bug: InjectedBug) -> &'static [&'static str] {
         InjectedBug::DeliverPastGap => &[" after ", "the fold is contiguous"],
         InjectedBug::TruncateCommitted => &["truncated committed entry"],
         InjectedBug::NeverReforward => &["liveness: "],
+        // Only seeds that bound the window can see it.
+        InjectedBug::DedupWindowEarly => &["committed twice", "acked as"],
     }
 }
 

@@ -36,11 +36,14 @@ pub fn inspect(dir: &Path, all: bool) -> Result<Vec<Value>, String> {
         .collect()
 }
 
-/// Every complete record of `dir/chorus.log`, in file order (a partial last
-/// frame of a running node is left out). Shows what replay hides, such as
-/// entries later truncated.
+/// Every complete record of the log segments in `dir`, in log order (a
+/// partial last frame of a running node is left out). Shows what replay
+/// hides, such as entries later truncated.
 pub fn raw_records(dir: &Path) -> Vec<chorus_core::Record> {
-    let bytes = std::fs::read(dir.join("chorus.log")).unwrap_or_default();
+    let mut bytes = Vec::new();
+    for seg in chorus_runtime_mio::segments::list(dir).unwrap_or_default() {
+        bytes.extend(std::fs::read(&seg.path).unwrap_or_default());
+    }
     let mut out = Vec::new();
     let mut at = 0;
     while at + 12 <= bytes.len() {

@@ -154,6 +154,7 @@ fn options(ctx: &Ctx<'_>, def: &FileDef) -> Result<SimOptions, ScenarioError> {
         bug: None,
         trace: false,
         async_fsync_ms: None,
+        dedup_window: None,
         room_events_ppm: 0,
         // Scenarios with room steps are people: their clients hold sessions.
         sessions: def
