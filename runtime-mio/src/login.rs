@@ -380,6 +380,10 @@ impl Runtime {
     /// The one place a login's outcome is written to the session: LOGGED_IN
     /// or ERROR on JSON lines and /ws. Other front ends add their branch here.
     pub fn answer_login(&mut self, token: Token, outcome: Result<String, (ErrorCode, String)>) {
+        if self.irc_session(token).is_some() {
+            // IRC: 900 + 903, 904, or 464 and the link closed (`irc/auth.rs`).
+            return self.irc_login_answer(token, outcome);
+        }
         match outcome {
             Ok(user) => self.answer(token, &ServerLine::LoggedIn { user }),
             Err((code, message)) => self.refuse(token, code, message),

@@ -108,8 +108,13 @@ impl Runtime {
             return;
         }
         let mask = s.mask();
-        let nick = s.target().to_string();
         let msg_id = s.next_msg_id();
+        // The session's name (a guest's `~nick` with accounts on); none:
+        // guests are off and this connection did not log in.
+        let Some(nick) = self.session_name(token) else {
+            let why = "Cannot join channel: log in first (SASL or PASS; guests are off)";
+            return self.irc_numeric(token, ERR_NEEDREGGEDNICK, &[chan, why]);
+        };
         let Ok(next) = self.stream_add_room(token, &room) else {
             let why = "You have joined too many channels";
             return self.irc_numeric(token, ERR_TOOMANYCHANNELS, &[chan, why]);
@@ -197,7 +202,7 @@ impl Runtime {
         for t in targets {
             if let Err((numeric, why)) = self.irc_send_to(token, t, text) {
                 if !quiet {
-                    self.irc_numeric(token, numeric, &[t, why]);
+                    self.irc_numeric(token, numeric, &[t, &why]);
                 }
             }
         }
@@ -209,27 +214,37 @@ impl Runtime {
         token: Token,
         target: &str,
         text: &str,
-    ) -> Result<(), (&'static str, &'static str)> {
+    ) -> Result<(), (&'static str, String)> {
         if !target.starts_with('#') {
             return Err((
                 ERR_NOSUCHNICK,
-                "No such nick/channel (chorus has rooms only: write to a #channel)",
+                "No such nick/channel (chorus has rooms only: write to a #channel)".into(),
             ));
         }
-        let room = room_of(target).ok_or((ERR_NOSUCHCHANNEL, "No such channel"))?;
+        let room = room_of(target).ok_or((ERR_NOSUCHCHANNEL, "No such channel".into()))?;
         let me = self.me.0;
-        let s = self.irc_session(token).ok_or((ERR_NOSUCHCHANNEL, "gone"))?;
+        // The same sender rule as a JSON-line CHAT (`login.rs`): the
+        // account, a guest's `~nick`, or refused when guests are off.
+        let user = self.sender_name(token, None).map_err(|(_, why)| {
+            (
+                ERR_CANNOTSENDTOCHAN,
+                format!("Cannot send to channel: {why}"),
+            )
+        })?;
+        let s = self
+            .irc_session(token)
+            .ok_or((ERR_NOSUCHCHANNEL, "gone".into()))?;
         if !s.channels.contains(room) {
             return Err((
                 ERR_CANNOTSENDTOCHAN,
-                "Cannot send to channel (join it first)",
+                "Cannot send to channel (join it first)".into(),
             ));
         }
         let chat = Chat {
             msg_id: s.next_msg_id(),
             room_id: room.to_string(),
             sender_id: me,
-            user: s.nick.clone(),
+            user,
             payload: text.to_string(),
             ts_ms: wall_ms(),
             event: None,
@@ -291,8 +306,9 @@ impl Runtime {
         let chan = format!("#{room}");
         let me = self
             .irc_session(token)
-            .filter(|s| s.channels.contains(room))
-            .map(|s| s.target().to_string());
+            .is_some_and(|s| s.channels.contains(room))
+            .then(|| self.session_name(token))
+            .flatten();
         let members = self.irc_members(room, me.as_deref());
         let nicks: Vec<String> = members.into_iter().map(|m| m.nick).collect();
         for chunk in nicks.chunks(20) {
@@ -311,8 +327,9 @@ impl Runtime {
         if let Some(room) = room_of(&mask).map(str::to_string) {
             let me = self
                 .irc_session(token)
-                .filter(|s| s.channels.contains(&room))
-                .map(|s| s.target().to_string());
+                .is_some_and(|s| s.channels.contains(&room))
+                .then(|| self.session_name(token))
+                .flatten();
             for mem in self.irc_members(&room, me.as_deref()) {
                 let flags = if mem.here { "H" } else { "G" };
                 let last = format!("0 {}", mem.realname);

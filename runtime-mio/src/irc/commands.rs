@@ -35,6 +35,7 @@ const COMMANDS: &[Command] = &[
     cmd("NICK", 0, true, Runtime::irc_nick),
     cmd("USER", 4, true, Runtime::irc_user),
     cmd("PASS", 1, true, Runtime::irc_pass),
+    cmd("AUTHENTICATE", 1, true, Runtime::irc_authenticate),
     cmd("PING", 1, true, Runtime::irc_ping),
     cmd("PONG", 0, true, Runtime::irc_pong),
     cmd("QUIT", 0, true, Runtime::irc_quit),
@@ -92,6 +93,18 @@ mod tests {
             .filter(|c| c.pre_registration)
             .map(|c| c.name)
             .collect();
-        assert_eq!(pre, ["CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"]);
+        assert_eq!(
+            pre,
+            [
+                "CAP",
+                "NICK",
+                "USER",
+                "PASS",
+                "AUTHENTICATE",
+                "PING",
+                "PONG",
+                "QUIT"
+            ]
+        );
     }
 }

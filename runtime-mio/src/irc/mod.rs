@@ -15,6 +15,7 @@
 //! speaks `Dialect::Irc` and carries an `IrcSession`; the JSON-line and
 //! WebSocket ports never see it and it never sees their lines.
 
+mod auth;
 mod channels;
 mod codec;
 mod commands;

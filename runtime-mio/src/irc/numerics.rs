@@ -48,3 +48,13 @@ pub const ERR_CHANOPRIVSNEEDED: &str = "482";
 pub const ERR_UMODEUNKNOWNFLAG: &str = "501";
 pub const ERR_USERSDONTMATCH: &str = "502";
 pub const ERR_INVALIDCAPCMD: &str = "410";
+pub const ERR_PASSWDMISMATCH: &str = "464";
+// SASL (IRCv3 sasl-3.1).
+pub const RPL_LOGGEDIN: &str = "900";
+pub const RPL_SASLSUCCESS: &str = "903";
+pub const ERR_SASLFAIL: &str = "904";
+pub const ERR_SASLTOOLONG: &str = "905";
+pub const ERR_SASLABORTED: &str = "906";
+pub const ERR_SASLALREADY: &str = "907";
+pub const RPL_SASLMECHS: &str = "908";
+pub const ERR_NEEDREGGEDNICK: &str = "477";

@@ -1,7 +1,9 @@
 //! Connection registration and the commands around it: CAP (LS, LIST, REQ,
 //! END; registration waits while capabilities are negotiated), NICK, USER,
-//! PASS (accepted and ignored: identity is not authenticated yet), PING/PONG,
-//! QUIT, AWAY and MOTD; then the welcome burst 001–005 and the MOTD.
+//! PING/PONG, QUIT, AWAY and MOTD; then the welcome burst 001–005 and the
+//! MOTD. With accounts on, registration also waits for a login being
+//! checked (SASL or PASS, `auth.rs`), a logged-in session's nick is its
+//! account, and a guest's session name is `~nick` (`login.rs`).
 
 use super::codec::{as_nick, line, server_time, Message};
 use super::numerics::*;
@@ -33,6 +35,11 @@ impl Runtime {
 
     pub(crate) fn irc_cap(&mut self, token: Token, m: &Message) {
         let server = self.irc_server_name();
+        // `sasl` is offered only where there are accounts to log in to.
+        let mut offered = CAPS.to_vec();
+        if self.irc_accounts() {
+            offered.push("sasl");
+        }
         let Some(s) = self.irc_session(token) else {
             return;
         };
@@ -43,7 +50,7 @@ impl Runtime {
                 if !s.registered {
                     s.negotiating = true;
                 }
-                let caps = CAPS.join(" ");
+                let caps = offered.join(" ");
                 self.irc_send(token, &server, "CAP", &[&target, "LS", &caps]);
             }
             "LIST" => {
@@ -62,7 +69,7 @@ impl Runtime {
                         None => (c, true),
                     })
                     .collect();
-                let known = wanted.iter().all(|(c, _)| CAPS.contains(c));
+                let known = wanted.iter().all(|(c, _)| offered.contains(c));
                 if known {
                     for (c, on) in &wanted {
                         s.set_cap(c, *on);
@@ -103,7 +110,19 @@ impl Runtime {
         {
             return; // already its nick (it is online as itself)
         }
-        if self.irc_nick_taken(token, &nick) {
+        let registered = self.irc_session(token).is_some_and(|s| s.registered);
+        if registered || self.account_of(token).is_some() {
+            // With accounts on, a logged-in session's nick is its account
+            // and a guest without guests allowed may take no name.
+            if let Err((_, why)) = self.nick_name(token, nick.clone()) {
+                return self.irc_numeric(token, ERR_NICKNAMEINUSE, &[&nick, &why]);
+            }
+        }
+        // With accounts on, a name before registration is not yet claimed:
+        // the login decides it (an account's sessions share its name, a
+        // guest's is `~nick`), so only renames check presence.
+        let claim_later = !registered && self.irc_accounts();
+        if !claim_later && self.irc_nick_taken(token, &nick) {
             let why = "Nickname is already in use";
             return self.irc_numeric(token, ERR_NICKNAMEINUSE, &[&nick, why]);
         }
@@ -138,8 +157,6 @@ impl Runtime {
         s.realname = m.params[3].clone();
         self.irc_try_register(token);
     }
-
-    pub(crate) fn irc_pass(&mut self, _token: Token, _m: &Message) {}
 
     pub(crate) fn irc_ping(&mut self, token: Token, m: &Message) {
         let server = self.irc_server_name();
@@ -180,19 +197,37 @@ impl Runtime {
         self.irc_numeric(token, RPL_ENDOFMOTD, &["End of /MOTD command."]);
     }
 
-    /// Completes registration once NICK and USER are in and CAP is done.
-    fn irc_try_register(&mut self, token: Token) {
+    /// Completes registration once NICK and USER are in, CAP is done and
+    /// no login is being checked (a PASS login starts here).
+    pub(crate) fn irc_try_register(&mut self, token: Token) {
+        let pending = self
+            .conns
+            .get_mut(&token)
+            .and_then(|c| c.client_mut())
+            .is_some_and(|st| st.login_pending);
+        let account = self.account_of(token);
         let Some(s) = self.irc_session(token) else {
             return;
         };
-        if s.registered || s.negotiating || s.nick.is_none() || s.user.is_none() {
+        if s.registered || s.negotiating || pending || s.nick.is_none() || s.user.is_none() {
             return;
+        }
+        if self.irc_pass_login(token) {
+            return; // registration completes in the login's answer
+        }
+        let Some(s) = self.irc_session(token) else {
+            return;
+        };
+        if account.is_some() {
+            s.nick.clone_from(&account); // a logged-in session is its account
         }
         s.registered = true;
         let mask = s.mask();
-        // The nick is the session's name from now on (presence: online).
-        let nick = s.nick.clone();
-        self.set_session_name(token, nick);
+        // The nick is the session's name from now on (presence: online);
+        // with accounts on, a guest's is `~nick` (none if guests are off).
+        let nick = s.nick.clone().unwrap_or_default();
+        let name = self.nick_name(token, nick).ok();
+        self.set_session_name(token, name);
         if let Some(c) = self.conns.get_mut(&token) {
             c.deadline = None; // the registration deadline no longer applies
         }

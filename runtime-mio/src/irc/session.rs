@@ -9,8 +9,27 @@
 
 use std::collections::BTreeSet;
 
-/// The capabilities offered in `CAP LS`.
+/// The capabilities offered in `CAP LS` (and `sasl` when accounts are on).
 pub const CAPS: &[&str] = &["echo-message", "message-tags", "server-time"];
+
+/// Where an `AUTHENTICATE PLAIN` exchange stands (IRCv3 SASL 3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sasl {
+    #[default]
+    Idle,
+    /// `AUTHENTICATE +` was sent: base64 chunks of 400 bytes come next.
+    Data,
+    /// The credentials are being checked (`Runtime::begin_login`).
+    Checking,
+}
+
+/// Which command asked for the login being checked (how it is answered).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoginVia {
+    #[default]
+    Sasl,
+    Pass,
+}
 
 /// One IRC connection's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,6 +53,16 @@ pub struct IrcSession {
     pub sent: u64,
     /// The msg_id of the last rename shown (one is pushed per shared room).
     pub last_rename: String,
+    /// The `sasl` capability was negotiated.
+    pub sasl: bool,
+    pub sasl_state: Sasl,
+    /// The base64 received so far of an AUTHENTICATE exchange.
+    pub sasl_buf: String,
+    /// `PASS` before registration: checked when NICK and USER are in.
+    pub pass: Option<String>,
+    /// The PASS login was started (it is checked once).
+    pub pass_tried: bool,
+    pub login_via: LoginVia,
 }
 
 impl IrcSession {
@@ -71,6 +100,7 @@ impl IrcSession {
             "server-time" => self.server_time = on,
             "message-tags" => self.message_tags = on,
             "echo-message" => self.echo_message = on,
+            "sasl" => self.sasl = on,
             _ => return false,
         }
         true
@@ -78,8 +108,14 @@ impl IrcSession {
 
     /// The capabilities in force, space-separated.
     pub fn caps(&self) -> String {
-        let on = [self.echo_message, self.message_tags, self.server_time];
+        let on = [
+            self.echo_message,
+            self.message_tags,
+            self.server_time,
+            self.sasl,
+        ];
         CAPS.iter()
+            .chain(&["sasl"])
             .zip(on)
             .filter(|(_, on)| *on)
             .map(|(c, _)| *c)
@@ -136,7 +172,7 @@ mod tests {
     fn caps_and_ids() {
         let mut s = IrcSession::new("1-2-3-".into());
         assert!(s.set_cap("server-time", true));
-        assert!(!s.set_cap("sasl", true));
+        assert!(!s.set_cap("bogus", true));
         assert_eq!(s.caps(), "server-time");
         let id = s.next_msg_id();
         assert_eq!(id, "1-2-3-1");
