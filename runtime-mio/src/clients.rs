@@ -249,7 +249,10 @@ impl Runtime {
                         remaining: limit,
                     }
                 } else if let Some(room) = room_id {
-                    room_page(room, after, before, limit)
+                    // `before` past the room's end means "the newest": page
+                    // back from the end, not from a number not yet given.
+                    let end = self.node.numbering().room_len(&room) + 1;
+                    room_page(room, after, before.map(|b| b.min(end)), limit)
                 } else {
                     let msg = "HISTORY with after/before pages one room: give room_id".into();
                     return self.refuse(token, ErrorCode::BadRequest, msg);

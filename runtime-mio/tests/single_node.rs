@@ -485,6 +485,8 @@ fn rooms_are_listed_paged_by_room_seq_and_subscribed_together() {
         (21..=30).collect::<Vec<_>>()
     );
     assert_eq!(page(&mut c, h(None, Some(5), 10)), vec![1, 2, 3, 4]);
+    // Past the end: the newest page (not an empty one).
+    assert_eq!(page(&mut c, h(None, Some(1000), 3)), vec![28, 29, 30]);
     assert_eq!(
         page(&mut c, h(Some(25), None, 100)),
         vec![26, 27, 28, 29, 30]
