@@ -494,17 +494,7 @@ impl Checker {
             );
             fail(&mut self.violations, now, what);
         }
-        let copies = disks
-            .iter()
-            .filter(|d| d.entry(seq).is_some_and(|e| e.key == Some(key)))
-            .count();
-        if copies < self.majority {
-            let what = format!(
-                "n{} acked event {key} at {seq} while only {copies} nodes had it durably",
-                i + 1
-            );
-            fail(&mut self.violations, now, what);
-        }
+        self.check_acked_durable(now, i, key, seq, disks, "event ");
     }
 
     /// Node `i` answers a client: `msg_id` is committed as chat `seq_no`.
@@ -568,13 +558,27 @@ impl Checker {
                 fail(&mut self.violations, now, what);
             }
         }
+        self.check_acked_durable(now, i, key, seq, disks, "");
+    }
+
+    /// An acknowledgement of `key` at `seq` by node `i` needs it durable on
+    /// a majority (`what`: "event " for a room event's).
+    fn check_acked_durable(
+        &mut self,
+        now: u64,
+        i: usize,
+        key: MsgKey,
+        seq: Seq,
+        disks: &[Disk],
+        what: &str,
+    ) {
         let copies = disks
             .iter()
             .filter(|d| d.entry(seq).is_some_and(|e| e.key == Some(key)))
             .count();
         if copies < self.majority {
             let what = format!(
-                "n{} acked {key} at {seq} while only {copies} nodes had it durably",
+                "n{} acked {what}{key} at {seq} while only {copies} nodes had it durably",
                 i + 1
             );
             fail(&mut self.violations, now, what);
