@@ -182,6 +182,10 @@ pub struct NodeFile {
     /// (the default): no IRC port. Plaintext, like the HTTP port.
     #[serde(default)]
     pub irc_port: Option<u16>,
+    /// A second IRC port speaking TLS with the `[tls]` certificate (6697 by
+    /// convention); none (the default): no IRC TLS port. Needs `[tls]`.
+    #[serde(default)]
+    pub irc_tls_port: Option<u16>,
     /// Where the IRC port is bound (default: `listen_host`, else `host`).
     #[serde(default)]
     pub irc_host: Option<String>,
@@ -527,6 +531,7 @@ impl NodeFile {
             if let Some(n) = self.irc_join_replay {
                 irc.join_replay = n;
             }
+            irc.tls_port = self.irc_tls_port;
             opts.irc = Some(irc);
         }
         let l = &mut opts.limits;

@@ -25,7 +25,7 @@ use std::process::ExitCode;
     ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000),\n  \
     max_connections (1024; at most the open-file limit minus a reserve), \n  \
     slow_subscriber_ms (10000), \
-    irc_port (none: no IRC gateway), irc_host (listen_host), irc_join_replay (50),\n  \
+    irc_port (none: no IRC gateway), irc_host (listen_host), irc_join_replay (50), irc_tls_port (none; needs [tls]),\n  \
     max_connections_per_address (256), client_rate_per_sec (10000),\n  \
     client_rate_burst (20000), [tls] cert, key, ca (PEM paths; absent: plaintext, with a warning).\n\
     SIGHUP re-reads the [tls] files (new connections use them).\n\

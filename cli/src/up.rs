@@ -23,6 +23,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const HOST: &str = "127.0.0.1";
+/// With TLS, each node's IRC-over-TLS port is its IRC port plus this
+/// (6697 for 6667, the convention).
+const IRC_TLS_OFFSET: u16 = 30;
 /// How long stopped nodes get to exit after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long one STATUS probe may take.
@@ -43,7 +46,7 @@ serves HTTP (/metrics, /healthz, /readyz, /status, /ws) on HTTP_BASE_PORT+N-1
 Each node also runs the IRC gateway on IRC_BASE_PORT+N-1 (default 6667..,
 so irssi's `/connect 127.0.0.1 6667` reaches node 1); --no-irc turns it off.
 With TLS (the default) the HTTP port is https/wss with the same certificates
-(the IRC port stays plaintext).
+(the IRC port stays plaintext; IRC over TLS listens 30 above it, 6697..).
 `chorus status --connect 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003
 --ca DATA_DIR/certs/ca.pem` shows the cluster.
 
@@ -151,6 +154,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let ports = port_range(args.irc_base_port, args.nodes)?;
         check_ports_free(&ports, args.irc_base_port)
             .context("the IRC ports: choose others with --irc-base-port, or --no-irc")?;
+        if !args.plaintext {
+            // With TLS, IRC over TLS too, 30 above (6697 for 6667).
+            let base = args.irc_base_port.saturating_add(IRC_TLS_OFFSET);
+            let tls = port_range(base, args.nodes)?;
+            check_ports_free(&tls, base)
+                .context("the IRC TLS ports: choose others with --irc-base-port, or --no-irc")?;
+        }
         Some(ports)
     };
     fs::create_dir_all(&args.data_dir)
@@ -285,6 +295,10 @@ fn write_config(
     }
     if let Some(p) = extra.irc {
         text.push_str(&format!("irc_port = {p}\n"));
+        if certs.is_some() {
+            let tls = p + IRC_TLS_OFFSET;
+            text.push_str(&format!("irc_tls_port = {tls}\n"));
+        }
     }
     for (i, p) in ports.iter().enumerate() {
         let other = i as u16 + 1;
@@ -500,6 +514,13 @@ fn print_summary(
             ports[0],
             servers.join(",")
         );
+        if let Some(c) = certs {
+            eprintln!(
+                "  IRC over TLS: irssi -c {HOST} -p {} -tls -tls_cafile {}",
+                ports[0] + IRC_TLS_OFFSET,
+                c.join("ca.pem").display()
+            );
+        }
     }
     eprintln!("  stop: Ctrl-C, or kill -TERM {}", std::process::id());
 }

@@ -154,6 +154,7 @@ fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
     assert_eq!(shown.len(), 1, "{}", c.dump());
     assert_eq!(shown[0].2, "through chorus up");
     irc_sees_the_history(&toml);
+    irc_over_tls_registers(&toml, &ca);
 
     let up_pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(up_pid, rustix::process::Signal::TERM).unwrap();
@@ -170,6 +171,50 @@ fn up_no_client_serves_and_stops_cleanly_on_sigterm() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With TLS (`chorus up`'s default) node 1 also serves IRC over TLS on
+/// `irc_tls_port`: a client verifying the node against the CA registers
+/// there, and the port speaks no plaintext IRC.
+fn irc_over_tls_registers(node1_toml: &str, ca: &std::path::Path) {
+    use std::io::{Read, Write};
+    let port: u16 = node1_toml
+        .lines()
+        .find_map(|l| l.strip_prefix("irc_tls_port = "))
+        .unwrap_or_else(|| panic!("no irc_tls_port in {node1_toml}"))
+        .parse()
+        .unwrap();
+    let cfg = chorus_runtime_mio::tls::client_config(ca, None).expect("a readable CA");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    s.write_all(b"NICK tlsirc\r\nUSER t 0 * :Tls Irc\r\n")
+        .unwrap();
+    let mut got = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 4096];
+    while !got.contains(" 001 tlsirc ") && Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+    }
+    assert!(got.contains(" 001 tlsirc :Welcome to chorus"), "{got}");
+    // Plaintext IRC on the TLS port registers nothing.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let _ = plain.write_all(b"NICK plain\r\nUSER p 0 * :P\r\n");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains(" 001 "),
+        "plaintext IRC registered on the TLS port"
+    );
 }
 
 /// `chorus up` turned node 1's IRC gateway on: an IRC session registers,

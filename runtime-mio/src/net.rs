@@ -57,7 +57,7 @@ impl Runtime {
         match token {
             LISTENER => self.accept_all(),
             WAKER => {}
-            t if self.is_irc_listener(t) => self.irc_accept(),
+            t if self.is_irc_listener(t) => self.irc_accept(t),
             t if self.is_http(t) => self.on_http_event(t),
             _ => {
                 if writable {

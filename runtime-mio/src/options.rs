@@ -220,6 +220,9 @@ pub struct IrcOptions {
     /// A connection must finish registration (NICK, USER, CAP END) within
     /// this; later: `ERROR` and closed.
     pub register_timeout_ms: u64,
+    /// A second IRC port speaking TLS with the node's `[tls]` certificate
+    /// (6697 by convention); needs `[tls]`.
+    pub tls_port: Option<u16>,
 }
 
 impl IrcOptions {
@@ -229,6 +232,7 @@ impl IrcOptions {
             port,
             join_replay: 50,
             register_timeout_ms: 60_000,
+            tls_port: None,
         }
     }
 }

@@ -50,6 +50,8 @@ pub(crate) struct IrcServer {
     listener: TcpListener,
     token: Token,
     local_addr: SocketAddr,
+    /// The TLS port (`irc_tls_port`), if any: its listener and token.
+    tls_listener: Option<(TcpListener, Token)>,
     pub opts: IrcOptions,
     /// `n<id>.chorus`: the prefix of the gateway's own lines.
     pub name: String,
@@ -78,12 +80,29 @@ impl Runtime {
             .registry()
             .register(&mut listener, token, Interest::READABLE)?;
         info!("n{} serves IRC on {local_addr}", self.me.0);
+        let tls_listener = match (opts.tls_port, &self.tls) {
+            (None, _) => None,
+            (Some(port), None) => {
+                warn!("irc_tls_port = {port} needs [tls] (cert, key, ca): no IRC TLS port");
+                None
+            }
+            (Some(port), Some(_)) => {
+                let mut l = crate::runtime::bind(&opts.host, port, "irc_tls_port")?;
+                let t = self.alloc_token();
+                self.poll
+                    .registry()
+                    .register(&mut l, t, Interest::READABLE)?;
+                info!("n{} serves IRC over TLS on {}:{port}", self.me.0, opts.host);
+                Some((l, t))
+            }
+        };
         let mut b = [0u8; 8];
         getrandom::fill(&mut b).expect("the OS random number generator is unavailable");
         self.irc = Some(IrcServer {
             listener,
             token,
             local_addr,
+            tls_listener,
             opts,
             name: format!("n{}.chorus", self.me.0),
             boot: u64::from_le_bytes(b) & 0xffff_ffff,
@@ -93,16 +112,28 @@ impl Runtime {
     }
 
     pub(crate) fn is_irc_listener(&self, token: Token) -> bool {
-        self.irc.as_ref().is_some_and(|i| i.token == token)
+        self.irc.as_ref().is_some_and(|i| {
+            i.token == token || i.tls_listener.as_ref().is_some_and(|(_, t)| *t == token)
+        })
     }
 
-    /// Accepts until WouldBlock; each connection starts unregistered, held
-    /// to the registration deadline.
-    pub(crate) fn irc_accept(&mut self) {
+    /// Accepts until WouldBlock on the listener `listener_token`; each
+    /// connection starts unregistered, held to the registration deadline
+    /// (which also bounds a TLS handshake that never ends).
+    pub(crate) fn irc_accept(&mut self, listener_token: Token) {
         loop {
             let Some(irc) = &self.irc else { return };
             let (boot, register_timeout_ms) = (irc.boot, irc.opts.register_timeout_ms);
-            let (mut stream, addr) = match irc.listener.accept() {
+            let tls = irc
+                .tls_listener
+                .as_ref()
+                .filter(|(_, t)| *t == listener_token);
+            let accepted = match tls {
+                Some((l, _)) => l.accept(),
+                None => irc.listener.accept(),
+            };
+            let over_tls = tls.is_some();
+            let (mut stream, addr) = match accepted {
                 Ok(a) => a,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -123,7 +154,9 @@ impl Runtime {
                 None
             };
             if let Some(why) = refuse {
-                let _ = stream.write(format!("ERROR :Closing link: {why}\r\n").as_bytes());
+                if !over_tls {
+                    let _ = stream.write(format!("ERROR :Closing link: {why}\r\n").as_bytes());
+                }
                 debug!("IRC {addr} refused: {why}");
                 continue;
             }
@@ -143,8 +176,14 @@ impl Runtime {
                 irc: Some(Box::new(IrcSession::new(prefix))),
                 ..Default::default()
             };
+            // TLS as on the HTTP port: the node's certificate, no client
+            // certificate asked (IRC clients have none).
+            let transport = match (&self.tls, over_tls) {
+                (Some(t), true) => Transport::tls_server(stream, t.http_server.clone()),
+                _ => Transport::Plain(stream),
+            };
             let mut conn = Conn::new(
-                Transport::Plain(stream),
+                transport,
                 Role::Client(state),
                 codec::MAX_LINE,
                 l.max_client_output_bytes,
