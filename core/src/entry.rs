@@ -224,6 +224,14 @@ impl Entry {
         let c = self.chat()?;
         Some((c.event?, c))
     }
+    /// The room or account event this entry carries, with its submission
+    /// and its actor's non-empty name: what the folds (`rooms.rs`,
+    /// `accounts.rs`) act on; an event without a name changes nothing.
+    pub fn event_by(&self) -> Option<(Event, &Chat, &str)> {
+        let (ev, c) = self.event()?;
+        let user = c.user.as_deref().filter(|u| !u.is_empty())?;
+        Some((ev, c, user))
+    }
     pub fn msg_id(&self) -> Option<&str> {
         self.chat().map(|c| c.msg_id.as_str())
     }

@@ -64,10 +64,7 @@ impl Rooms {
     pub fn apply(&mut self, e: &Entry) -> bool {
         assert_eq!(e.seq_no, self.upto.next(), "the room fold is contiguous");
         self.upto = e.seq_no;
-        let Some((event, c)) = e.event() else {
-            return false;
-        };
-        let Some(user) = c.user.as_deref().filter(|u| !u.is_empty()) else {
+        let Some((event, c, user)) = e.event_by() else {
             return false;
         };
         match event {
