@@ -14,7 +14,6 @@ use crate::client;
 use anyhow::{bail, Context};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
@@ -131,7 +130,7 @@ struct Cluster {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop = crate::signals::stop_flag()?;
     let ports = port_range(args.base_port, args.nodes)?;
-    check_ports_free(&ports, args.base_port)?;
+    check_ports_free(&ports, args.base_port, "--base-port")?;
     let http_ports = if args.no_http {
         None
     } else {
@@ -145,21 +144,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })?,
         };
         let ports = port_range(base, args.nodes)?;
-        check_ports_free(&ports, base)?;
+        check_ports_free(&ports, base, "--http-base-port")?;
         Some(ports)
     };
     let irc_ports = if args.no_irc {
         None
     } else {
         let ports = port_range(args.irc_base_port, args.nodes)?;
-        check_ports_free(&ports, args.irc_base_port)
-            .context("the IRC ports: choose others with --irc-base-port, or --no-irc")?;
+        check_ports_free(&ports, args.irc_base_port, "--irc-base-port")
+            .context("the IRC ports (or give --no-irc)")?;
         if !args.plaintext {
             // With TLS, IRC over TLS too, 30 above (6697 for 6667).
             let base = args.irc_base_port.saturating_add(IRC_TLS_OFFSET);
             let tls = port_range(base, args.nodes)?;
-            check_ports_free(&tls, base)
-                .context("the IRC TLS ports: choose others with --irc-base-port, or --no-irc")?;
+            check_ports_free(&tls, args.irc_base_port, "--irc-base-port")
+                .context("the IRC TLS ports, 30 above the IRC ports (or give --no-irc)")?;
         }
         Some(ports)
     };
@@ -236,14 +235,18 @@ fn port_range(base: u16, n: u16) -> anyhow::Result<Vec<u16>> {
 }
 
 /// Binds each port briefly, so a clash is reported before anything starts.
-fn check_ports_free(ports: &[u16], base: u16) -> anyhow::Result<()> {
+fn check_ports_free(ports: &[u16], base: u16, flag: &str) -> anyhow::Result<()> {
     for &p in ports {
-        if let Err(e) = TcpListener::bind((HOST, p)) {
+        // Bound as the node binds (mio sets SO_REUSEADDR): a plain bind also
+        // refuses a port whose old connections linger in TIME_WAIT, so a
+        // cluster stopped a moment ago could not start again on its ports.
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        if let Err(e) = mio::net::TcpListener::bind(addr) {
             let suggestion = base.checked_add(100).unwrap_or(6001);
             bail!(
                 "port {p} on {HOST} is not available ({e}); is another `chorus up` or \
                  `chorus node` running? Stop it, or choose other ports with \
-                 --base-port {suggestion}"
+                 {flag} {suggestion}"
             );
         }
     }

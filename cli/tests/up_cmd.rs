@@ -18,17 +18,28 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A base port whose `n` ports, and the `n` HTTP ports `chorus up` puts
-/// 3000 above them, are free right now (a small race with other processes
-/// accepted; tests of this binary take turns through `one_at_a_time`).
+/// A base port whose `n` ports are free right now, and so are the ports
+/// `chorus up` puts beside them: HTTP 3000 above, IRC over TLS 30 above.
+/// Drawn below the kernel's ephemeral range (32768..), where no client
+/// socket of a concurrent test, nor its TIME_WAIT remains, can take one
+/// between this check and `chorus up` binding it (CI failed that way once).
 fn free_base_port(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = cluster::free_ports(1)[0];
-        if base > 60000 {
-            continue;
-        }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut x = u64::from(nanos) ^ (u64::from(std::process::id()) << 32) | 1;
+    for _ in 0..500 {
+        // xorshift: a different walk per process and call.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let base = 12000 + (x % 16000) as u16; // 12000..28000, + 3000 < 32768
         let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if (0..n).all(|i| free(base + i) && free(base + 3000 + i)) {
+        if [0, 30, 3000]
+            .iter()
+            .all(|off| (0..n).all(|i| free(base + off + i)))
+        {
             return base;
         }
     }
