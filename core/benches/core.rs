@@ -356,3 +356,67 @@ mod step {
             });
     }
 }
+
+mod numbering {
+    use super::*;
+
+    /// Entry `s` of a log of chats round-robin over 100 rooms, a leader's
+    /// no-op every 10th index (the shape of a busy cluster with churn).
+    fn mixed(s: u64) -> Entry {
+        if s % 10 == 0 {
+            return Entry {
+                seq_no: Seq(s),
+                term: Term(1),
+                body: Body::Noop { leader: NodeId(1) },
+            };
+        }
+        let mut c = chat(s);
+        c.room_id = format!("room{}", s % 100);
+        c.payload.clear();
+        Entry {
+            seq_no: Seq(s),
+            term: Term(1),
+            body: Body::Chat(c),
+        }
+    }
+
+    fn fold_of(n: u64) -> Numbering {
+        let log: Vec<Entry> = (1..=n).map(mixed).collect();
+        Numbering::from_entries(&log)
+    }
+
+    /// Folding 10,000 committed entries onto a fold of `n` (the delivery path).
+    #[divan::bench(args = [10_000, 1_000_000], max_time = 2, sample_count = 10)]
+    fn apply_10k(b: Bencher, n: u64) {
+        let next: Vec<Entry> = (n + 1..=n + 10_000).map(mixed).collect();
+        b.counter(ItemsCount::new(next.len()))
+            .with_inputs(|| fold_of(n))
+            .bench_local_values(|mut f| {
+                for e in &next {
+                    black_box(f.apply(e));
+                }
+                f
+            });
+    }
+
+    /// 1,024 lookups spread over a fold of `n` entries, each API in turn.
+    #[divan::bench(args = [1_000_000], max_time = 2)]
+    fn lookups_1024(b: Bencher, n: u64) {
+        let f = fold_of(n);
+        let keys: Vec<(u64, String)> = (0..1024u64)
+            .map(|k| 1 + k * 7_919 % n)
+            .map(|k| (k, format!("room{}", k % 100)))
+            .collect();
+        b.counter(ItemsCount::new(keys.len() * 4)).bench_local(|| {
+            let mut acc = 0u64;
+            for (k, room) in &keys {
+                let k = black_box(*k);
+                acc += f.index_of(k).map_or(0, |s| s.0);
+                acc += f.seq_no_from(Seq(k));
+                acc += f.room_index(room, k / 100 + 1).map_or(0, |s| s.0);
+                acc += f.numbers_at(room, Seq(k)).map_or(0, |x| x.room_seq);
+            }
+            acc
+        });
+    }
+}
