@@ -1,0 +1,148 @@
+//! The numbering's snapshot form: a deterministic binary encoding of the
+//! compact fold, close to a memcpy of it (the varint blocks are copied as
+//! they are), so a snapshot at 50M chats costs tens of megabytes written in
+//! one pass.
+//!
+//! Layout (version 1; integers are little-endian u64, names u64-length-
+//! prefixed UTF-8):
+//! `1, upto, chats, horizon, forgotten_chats, runs, room count,
+//! (name, room)*` with rooms in name order, each sequence as
+//! `Packed::encode` writes it.
+//!
+//! `decode` trusts nothing: every length is checked against the bytes left
+//! before anything is allocated, every block is decoded and checked
+//! (`Packed::check`), and the cross-invariants the lookups rely on are
+//! checked here, so a corrupt snapshot is an `Err`, never a panic, a huge
+//! allocation or a fold that answers out of range later.
+
+use super::packed::{get_u64, put_u64, Packed};
+use super::Numbering;
+use crate::types::Seq;
+use std::collections::BTreeMap;
+
+/// The first byte of the encoding; bump it when the layout changes.
+const VERSION: u8 = 1;
+
+/// Fewest bytes a room takes: its name length and an empty sequence
+/// (len, skipped, last, block count, varint byte count).
+const ROOM_MIN_BYTES: u64 = 8 + 5 * 8;
+
+impl Numbering {
+    /// Appends the snapshot form of the fold to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        put_u64(out, self.upto.0);
+        put_u64(out, self.chats);
+        put_u64(out, self.horizon.0);
+        put_u64(out, self.forgotten_chats);
+        self.runs.encode(out);
+        put_u64(out, self.rooms.len() as u64);
+        for (name, r) in &self.rooms {
+            put_u64(out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
+            r.encode(out);
+        }
+    }
+
+    /// Reads a fold `encode` wrote from the front of `bytes`, advancing it
+    /// past what was read. Err: the bytes are not such a fold (truncated,
+    /// another version, or inconsistent).
+    pub fn decode(bytes: &mut &[u8]) -> Result<Numbering, String> {
+        let (&version, rest) = bytes.split_first().ok_or("numbering: empty")?;
+        if version != VERSION {
+            return Err(format!(
+                "numbering: version {version}, this build reads {VERSION}"
+            ));
+        }
+        *bytes = rest;
+        let n = read(bytes).map_err(|e| format!("numbering: {e}"))?;
+        n.check().map_err(|e| format!("numbering: {e}"))?;
+        Ok(n)
+    }
+
+    /// The invariants between the parts that the lookups rely on.
+    fn check(&self) -> Result<(), String> {
+        // A log index is one per entry ever written: far below 2^63, which
+        // leaves room for the `+ 1`s of the lookups. Each chat takes one.
+        if self.upto.0 > i64::MAX as u64 || self.chats > self.upto.0 {
+            return Err(format!("{} chats up to index {}", self.chats, self.upto.0));
+        }
+        let total = self
+            .rooms
+            .values()
+            .try_fold(0u64, |t, r| t.checked_add(r.len()))
+            .ok_or("room lengths overflow")?;
+        if total != self.chats {
+            return Err(format!(
+                "rooms hold {total} chats, the count is {}",
+                self.chats
+            ));
+        }
+        if self.horizon > self.upto.next() || self.forgotten_chats > self.chats {
+            return Err("forgotten past the folded prefix".into());
+        }
+        if let Some([s, i]) = self.runs.last() {
+            let end = i.checked_add(self.chats - s.min(self.chats));
+            if s > self.chats || end.is_none_or(|e| e > self.upto.0) {
+                return Err(format!("last run [{s}, {i}] past the folded prefix"));
+            }
+        } else if self.chats > 0 {
+            return Err("chats without runs".into());
+        }
+        let first = self.forgotten_chats + 1;
+        if self.chats > 0 && self.runs.locate(0, first).is_none() {
+            return Err(format!("seq_no {first} is in no stored run"));
+        }
+        for (name, r) in &self.rooms {
+            if r.last().is_some_and(|[i]| i > self.upto.0) {
+                return Err(format!("room {name:?} past the folded prefix"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read(r: &mut &[u8]) -> Result<Numbering, String> {
+    let upto = Seq(get_u64(r, "upto")?);
+    let chats = get_u64(r, "chats")?;
+    let horizon = Seq(get_u64(r, "horizon")?);
+    let forgotten_chats = get_u64(r, "forgotten chats")?;
+    let runs = Packed::decode(r).map_err(|e| format!("runs: {e}"))?;
+    let count = get_u64(r, "room count")?;
+    if count > r.len() as u64 / ROOM_MIN_BYTES {
+        return Err(format!("{count} rooms: only {} bytes left", r.len()));
+    }
+    let mut rooms = BTreeMap::new();
+    let mut prev: Option<String> = None;
+    for k in 0..count {
+        let len = get_u64(r, "room name length")?;
+        if len > r.len() as u64 {
+            return Err(format!(
+                "room {k}: a {len}-byte name, {} bytes left",
+                r.len()
+            ));
+        }
+        let (name, rest) = r.split_at(len as usize);
+        *r = rest;
+        let name = std::str::from_utf8(name)
+            .map_err(|_| format!("room {k}: name not UTF-8"))?
+            .to_string();
+        if prev.as_ref().is_some_and(|p| *p >= name) {
+            return Err(format!("room {name:?} out of name order"));
+        }
+        let seq = Packed::decode(r).map_err(|e| format!("room {name:?}: {e}"))?;
+        if seq.len() == 0 {
+            return Err(format!("room {name:?} without a chat"));
+        }
+        prev = Some(name.clone());
+        rooms.insert(name, seq);
+    }
+    Ok(Numbering {
+        upto,
+        chats,
+        horizon,
+        forgotten_chats,
+        runs,
+        rooms,
+    })
+}

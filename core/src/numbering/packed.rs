@@ -1,0 +1,463 @@
+//! A compact, append-only sequence of `W`-tuples of u64, strictly increasing
+//! in every column: what the numbering keeps per room (W = 1: the log index
+//! of each chat) and per run of chats (W = 2: first seq_no, its log index).
+//!
+//! Layout: positions are cut into blocks of `BLOCK`. Each block has a head
+//! holding its first tuple absolutely and the byte offset of the rest; the
+//! other `BLOCK - 1` tuples are LEB128 varints of their difference from the
+//! previous one, columns interleaved, in one shared byte vector. A log index
+//! gap below 128 (a room that gets one chat in every 127 log entries or more
+//! often) costs one byte, so typical traffic costs about 1.25 bytes per
+//! element (1 byte + a 16-byte head shared by 64). The worst case is bounded
+//! by the history itself: the gaps of a room sum to at most the highest log
+//! index, so even spread evenly they need at most 5 bytes below 2^35 entries.
+//!
+//! Lookups: by position, straight to the block (`pos / BLOCK`), then at most
+//! `BLOCK - 1` varints decoded; by value, a binary search over the heads,
+//! then one block decoded: O(log n + BLOCK). The newest element is kept
+//! decoded (`last`) so the live paths (a stream at the end of a room, the
+//! chat just delivered) answer in O(1). `push` is O(1) amortized.
+//!
+//! Forgetting (`forget_below`): positions below `skipped` are no longer
+//! answered; every whole block below the one holding `skipped` is freed.
+//! The numbering of later elements does not move: positions are absolute.
+//!
+//! Invariants (checked by `decode` on untrusted bytes, relied on by every
+//! lookup): `heads` holds exactly the blocks from `skipped / BLOCK` up to the
+//! one holding position `len - 1`; each head's `at` is where its block's
+//! varints start, the blocks' varints are contiguous and end at
+//! `deltas.len()`; every difference is at least 1; `last` is the tuple at
+//! `len - 1` (all zeros when empty).
+
+/// Elements per block: one absolute head per `BLOCK` elements.
+pub(super) const BLOCK: u64 = 64;
+
+/// Most bytes of one LEB128 u64.
+const VARINT_MAX: usize = 10;
+
+/// Where `locate` found the last element at or below a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Found<const W: usize> {
+    /// Its position (it may be below `skipped`: the caller decides).
+    pub pos: u64,
+    pub value: [u64; W],
+    /// The element after it, if any.
+    pub next: Option<[u64; W]>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Head<const W: usize> {
+    /// The block's first tuple.
+    first: [u64; W],
+    /// Offset in `deltas` of the block's second tuple.
+    at: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Packed<const W: usize> {
+    heads: Vec<Head<W>>,
+    deltas: Vec<u8>,
+    /// The tuple at `len - 1`.
+    last: [u64; W],
+    /// Elements ever pushed (forgotten ones included).
+    len: u64,
+    /// First position still answered.
+    skipped: u64,
+}
+
+impl<const W: usize> Default for Packed<W> {
+    fn default() -> Self {
+        Packed {
+            heads: Vec::new(),
+            deltas: Vec::new(),
+            last: [0; W],
+            len: 0,
+            skipped: 0,
+        }
+    }
+}
+
+impl<const W: usize> Packed<W> {
+    /// Elements ever pushed.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The first position still answered (`forget_below`).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    pub fn last(&self) -> Option<[u64; W]> {
+        (self.len > 0).then_some(self.last)
+    }
+
+    /// Appends `v`, greater than the last element in every column.
+    pub fn push(&mut self, v: [u64; W]) {
+        let above = |(x, l): (&u64, &u64)| x > l;
+        assert!(
+            self.len == 0 || v.iter().zip(&self.last).all(above),
+            "a packed column is strictly increasing"
+        );
+        if self.len % BLOCK == 0 {
+            reserve(&mut self.heads, 1, 4);
+            self.heads.push(Head {
+                first: v,
+                at: self.deltas.len() as u64,
+            });
+        } else {
+            reserve(&mut self.deltas, W * VARINT_MAX, 16);
+            for (x, l) in v.iter().zip(&self.last) {
+                put_varint(&mut self.deltas, x - l);
+            }
+        }
+        self.last = v;
+        self.len += 1;
+    }
+
+    /// The element at `pos`, unless forgotten or not pushed yet.
+    pub fn get(&self, pos: u64) -> Option<[u64; W]> {
+        if pos < self.skipped || pos >= self.len {
+            return None;
+        }
+        if pos == self.len - 1 {
+            return Some(self.last);
+        }
+        let h = &self.heads[self.block_of(pos)];
+        let mut v = h.first;
+        let mut at = h.at as usize;
+        for _ in 0..pos % BLOCK {
+            for x in &mut v {
+                *x += varint(&self.deltas, &mut at);
+            }
+        }
+        Some(v)
+    }
+
+    /// The last element whose column `col` is at most `x`, among those
+    /// still stored (None if every stored one is above `x`).
+    pub fn locate(&self, col: usize, x: u64) -> Option<Found<W>> {
+        if self.len == 0 {
+            return None;
+        }
+        if x >= self.last[col] {
+            let (pos, value) = (self.len - 1, self.last);
+            return Some(Found {
+                pos,
+                value,
+                next: None,
+            });
+        }
+        let k = self.heads.partition_point(|h| h.first[col] <= x);
+        let h = self.heads.get(k.checked_sub(1)?)?;
+        let start = (self.skipped / BLOCK + k as u64 - 1) * BLOCK;
+        let count = (self.len - start).min(BLOCK);
+        let (mut v, mut at) = (h.first, h.at as usize);
+        for j in 1..count {
+            let mut n = v;
+            for c in n.iter_mut() {
+                *c += varint(&self.deltas, &mut at);
+            }
+            if n[col] > x {
+                return Some(Found {
+                    pos: start + j - 1,
+                    value: v,
+                    next: Some(n),
+                });
+            }
+            v = n;
+        }
+        Some(Found {
+            pos: start + count - 1,
+            value: v,
+            next: self.heads.get(k).map(|h| h.first),
+        })
+    }
+
+    /// How many elements have column `col` below `x`, counting forgotten
+    /// ones as below: never less than `skipped`.
+    pub fn count_below(&self, col: usize, x: u64) -> u64 {
+        let below = x
+            .checked_sub(1)
+            .and_then(|x| self.locate(col, x))
+            .map_or(0, |f| f.pos + 1);
+        below.max(self.skipped)
+    }
+
+    /// Positions below `pos` are no longer answered; the blocks wholly below
+    /// the one holding `pos` are freed.
+    pub fn forget_below(&mut self, pos: u64) {
+        let pos = pos.min(self.len);
+        if pos <= self.skipped {
+            return;
+        }
+        let drop = (pos / BLOCK - self.skipped / BLOCK) as usize;
+        if drop > 0 {
+            let cut = self
+                .heads
+                .get(drop)
+                .map_or(self.deltas.len(), |h| h.at as usize);
+            self.heads.drain(..drop);
+            self.deltas.drain(..cut);
+            for h in &mut self.heads {
+                h.at -= cut as u64;
+            }
+            let (nh, nd) = (self.heads.len(), self.deltas.len());
+            self.heads.shrink_to(nh + nh / 8);
+            self.deltas.shrink_to(nd + nd / 8);
+        }
+        self.skipped = pos;
+    }
+
+    /// Heap bytes held (capacity, not length).
+    pub fn heap_bytes(&self) -> usize {
+        self.heads.capacity() * std::mem::size_of::<Head<W>>() + self.deltas.capacity()
+    }
+
+    /// Index in `heads` of the block holding `pos` (not forgotten).
+    fn block_of(&self, pos: u64) -> usize {
+        (pos / BLOCK - self.skipped / BLOCK) as usize
+    }
+
+    /// Appends the binary form: len, skipped, last, the heads, the varints
+    /// (little-endian u64s; the varints as they are, one memcpy).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(8 * (3 + W) + self.heads.len() * 8 * (W + 1) + 8 + self.deltas.len());
+        put_u64(out, self.len);
+        put_u64(out, self.skipped);
+        self.last.iter().for_each(|&x| put_u64(out, x));
+        put_u64(out, self.heads.len() as u64);
+        for h in &self.heads {
+            h.first.iter().for_each(|&x| put_u64(out, x));
+            put_u64(out, h.at);
+        }
+        put_u64(out, self.deltas.len() as u64);
+        out.extend_from_slice(&self.deltas);
+    }
+
+    /// Reads what `encode` wrote, checking every invariant (the bytes may be
+    /// corrupt) and every length against the bytes left before allocating.
+    pub fn decode(r: &mut &[u8]) -> Result<Self, String> {
+        let len = get_u64(r, "element count")?;
+        let skipped = get_u64(r, "first answered position")?;
+        if skipped > len {
+            return Err(format!("first position {skipped} past the count {len}"));
+        }
+        let mut last = [0; W];
+        for x in &mut last {
+            *x = get_u64(r, "last element")?;
+        }
+        let blocks = len.div_ceil(BLOCK) - skipped / BLOCK;
+        let n = get_u64(r, "block count")?;
+        if n != blocks {
+            return Err(format!(
+                "{n} blocks for elements {skipped}..{len}: want {blocks}"
+            ));
+        }
+        let head_bytes = 8 * (W as u64 + 1);
+        if n > r.len() as u64 / head_bytes {
+            return Err(format!("{n} blocks: only {} bytes left", r.len()));
+        }
+        let mut heads = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let mut first = [0; W];
+            for x in &mut first {
+                *x = get_u64(r, "block head")?;
+            }
+            let at = get_u64(r, "block offset")?;
+            heads.push(Head { first, at });
+        }
+        let d = get_u64(r, "varint byte count")?;
+        if d > r.len() as u64 {
+            return Err(format!("{d} varint bytes: only {} left", r.len()));
+        }
+        let (deltas, rest) = r.split_at(d as usize);
+        *r = rest;
+        let p = Packed {
+            heads,
+            deltas: deltas.to_vec(),
+            last,
+            len,
+            skipped,
+        };
+        p.check()?;
+        Ok(p)
+    }
+
+    /// Decodes every block with bounds and overflow checks: after this, no
+    /// lookup can index out of range or overflow.
+    fn check(&self) -> Result<(), String> {
+        if self.len == 0 && self.last != [0; W] {
+            return Err("an empty sequence with a last element".into());
+        }
+        let mut at = 0usize;
+        let mut prev: Option<[u64; W]> = None;
+        for (b, h) in self.heads.iter().enumerate() {
+            if h.at != at as u64 {
+                return Err(format!("block {b} starts at byte {}, want {at}", h.at));
+            }
+            let start = (self.skipped / BLOCK + b as u64) * BLOCK;
+            let count = (self.len - start).min(BLOCK);
+            let mut v = h.first;
+            if let Some(p) = prev {
+                increasing(&p, &v)?;
+            }
+            for _ in 1..count {
+                let mut n = v;
+                for x in &mut n {
+                    let d = checked_varint(&self.deltas, &mut at)?;
+                    *x = x.checked_add(d).ok_or("an element overflows u64")?;
+                }
+                increasing(&v, &n)?;
+                v = n;
+            }
+            prev = Some(v);
+        }
+        if at != self.deltas.len() {
+            return Err(format!(
+                "{} varint bytes, the blocks use {at}",
+                self.deltas.len()
+            ));
+        }
+        match prev {
+            Some(p) if p != self.last => Err("the last element differs from the last block".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Room for `n` more elements, growing by an eighth (at least `min`) rather
+/// than doubling: capacity stays within 12.5% of use at any size, and the
+/// copies stay amortized O(1) per push.
+fn reserve<T>(v: &mut Vec<T>, n: usize, min: usize) {
+    if v.capacity() - v.len() < n {
+        v.reserve_exact(n + (v.len() / 8).max(min));
+    }
+}
+
+fn increasing<const W: usize>(a: &[u64; W], b: &[u64; W]) -> Result<(), String> {
+    if a.iter().zip(b).all(|(x, y)| x < y) {
+        Ok(())
+    } else {
+        Err(format!("elements not increasing: {a:?} then {b:?}"))
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A varint of bytes already checked (`Packed::check`).
+#[inline]
+fn varint(b: &[u8], at: &mut usize) -> u64 {
+    let x = b[*at];
+    *at += 1;
+    if x < 0x80 {
+        return u64::from(x);
+    }
+    let mut v = u64::from(x & 0x7f);
+    let mut shift = 7;
+    loop {
+        let x = b[*at];
+        *at += 1;
+        v |= u64::from(x & 0x7f) << shift;
+        if x < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// A varint of untrusted bytes: in bounds, at most 10 bytes, no bits past
+/// 64, no redundant trailing zero byte (one encoding per value), at least 1.
+fn checked_varint(b: &[u8], at: &mut usize) -> Result<u64, String> {
+    let mut v = 0u64;
+    for k in 0..VARINT_MAX {
+        let x = *b.get(*at).ok_or("a varint runs past its bytes")?;
+        *at += 1;
+        let bits = u64::from(x & 0x7f);
+        if k == VARINT_MAX - 1 && x > 1 {
+            return Err("a varint overflows u64".into());
+        }
+        v |= bits << (7 * k);
+        if x < 0x80 {
+            if k > 0 && x == 0 {
+                return Err("a varint with a redundant zero byte".into());
+            }
+            if v == 0 {
+                return Err("a zero difference in an increasing sequence".into());
+            }
+            return Ok(v);
+        }
+    }
+    Err("a varint longer than 10 bytes".into())
+}
+
+pub(super) fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+pub(super) fn get_u64(r: &mut &[u8], what: &str) -> Result<u64, String> {
+    let Some((b, rest)) = r.split_first_chunk::<8>() else {
+        return Err(format!(
+            "{what}: truncated ({} bytes left, want 8)",
+            r.len()
+        ));
+    };
+    *r = rest;
+    Ok(u64::from_le_bytes(*b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_and_reject_bad_forms() {
+        for v in [1, 127, 128, 300, 1 << 35, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            let (mut at, mut at2) = (0, 0);
+            assert_eq!(varint(&b, &mut at), v);
+            assert_eq!(checked_varint(&b, &mut at2), Ok(v));
+            assert_eq!((at, at2), (b.len(), b.len()));
+        }
+        let bad: [&[u8]; 5] = [
+            &[],
+            &[0x80],
+            &[0],
+            &[0x81, 0],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2],
+        ];
+        for b in bad {
+            assert!(checked_varint(b, &mut 0).is_err(), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn positions_survive_forgetting_and_pushes_continue() {
+        let mut p = Packed::<1>::default();
+        let mut v = 0;
+        for k in 0..1000u64 {
+            v += 1 + k * k % 7 * 100; // gaps of 1 to 601: one or two bytes
+            p.push([v]);
+        }
+        let all: Vec<u64> = (0..1000).map(|k| p.get(k).unwrap()[0]).collect();
+        p.forget_below(130);
+        assert_eq!(p.skipped(), 130);
+        assert_eq!(p.get(129), None);
+        assert_eq!(p.get(130), Some([all[130]]));
+        assert_eq!(p.count_below(0, all[5]), 130);
+        assert_eq!(p.count_below(0, all[500]), 500);
+        assert_eq!(p.heads.len(), 1000usize.div_ceil(64) - 2);
+        p.push([all[999] + 1]);
+        assert_eq!(p.get(1000), Some([all[999] + 1]));
+        let mut b = Vec::new();
+        p.encode(&mut b);
+        assert_eq!(Packed::<1>::decode(&mut &b[..]), Ok(p));
+    }
+}
