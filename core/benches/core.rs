@@ -444,4 +444,26 @@ mod numbering {
             f.numbers_at(room, Seq(k)).map_or(0, |x| x.room_seq)
         });
     }
+
+    /// The snapshot form of a fold of `N` entries (`Numbering::encode`).
+    #[divan::bench(max_time = 1)]
+    fn encode(b: Bencher) {
+        let f = fold_of(N);
+        let mut out = Vec::new();
+        f.encode(&mut out);
+        b.counter(BytesCount::new(out.len())).bench_local(|| {
+            out.clear();
+            black_box(&f).encode(&mut out);
+            out.len()
+        });
+    }
+
+    /// Reading it back, every block checked (`Numbering::decode`).
+    #[divan::bench(max_time = 1)]
+    fn decode(b: Bencher) {
+        let mut bytes = Vec::new();
+        fold_of(N).encode(&mut bytes);
+        b.counter(BytesCount::new(bytes.len()))
+            .bench_local(|| Numbering::decode(&mut black_box(&bytes[..])).expect("valid"));
+    }
 }
