@@ -363,7 +363,7 @@ mod numbering {
     /// Entry `s` of a log of chats round-robin over 100 rooms, a leader's
     /// no-op every 10th index (the shape of a busy cluster with churn).
     fn mixed(s: u64) -> Entry {
-        if s % 10 == 0 {
+        if s.is_multiple_of(10) {
             return Entry {
                 seq_no: Seq(s),
                 term: Term(1),

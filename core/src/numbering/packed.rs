@@ -97,7 +97,7 @@ impl<const W: usize, const B: u64> Packed<W, B> {
             self.len == 0 || v.iter().zip(&self.last).all(above),
             "a packed column is strictly increasing"
         );
-        if self.len % B == 0 {
+        if self.len.is_multiple_of(B) {
             reserve(&mut self.heads, 1, 4);
             self.heads.push(Head {
                 first: v,
