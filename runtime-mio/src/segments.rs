@@ -500,6 +500,7 @@ fn scan_points(path: &Path, len: u64) -> io::Result<Vec<Point>> {
         match effect {
             SeqEffect::Append(seq) => add_point(&mut points, seq, off),
             SeqEffect::Truncate(from) => cut_points(&mut points, from),
+            SeqEffect::Rebase(_) => cut_points(&mut points, Seq(1)),
             SeqEffect::Other => {}
         }
         true

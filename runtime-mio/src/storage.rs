@@ -347,6 +347,7 @@ impl DurableLog {
         let indexed = match rec {
             Record::Entry(e) => ix.on_entry(e.seq_no, at),
             Record::Truncate { from } => ix.on_truncate(*from, at),
+            Record::Snapshot { .. } => ix.on_truncate(Seq(1), at),
             Record::Term { .. } | Record::Commit { .. } => Ok(()),
         };
         debug_assert!(indexed.is_ok(), "the active segment needs no I/O");
@@ -355,6 +356,7 @@ impl DurableLog {
         match rec {
             Record::Entry(e) => self.last_seq = e.seq_no,
             Record::Truncate { from } => self.last_seq = self.last_seq.min(Seq(from.0 - 1)),
+            Record::Snapshot { seq, .. } => self.last_seq = *seq,
             Record::Term { .. } | Record::Commit { .. } => {}
         }
         self.written_bytes + self.queued.len() as u64
