@@ -15,8 +15,9 @@
 //! checked here, so a corrupt snapshot is an `Err`, never a panic, a huge
 //! allocation or a fold that answers out of range later.
 
-use super::packed::{get_u64, put_u64, Packed};
+use super::packed::Packed;
 use super::Numbering;
+use crate::codec::{Reader, Writer};
 use crate::types::Seq;
 use std::collections::BTreeMap;
 
@@ -25,22 +26,22 @@ const VERSION: u8 = 1;
 
 /// Fewest bytes a room takes: its name length and an empty sequence
 /// (len, skipped, last, block count, varint byte count).
-const ROOM_MIN_BYTES: u64 = 8 + 5 * 8;
+const ROOM_MIN_BYTES: usize = 8 + 5 * 8;
 
 impl Numbering {
     /// Appends the snapshot form of the fold to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(VERSION);
-        put_u64(out, self.upto.0);
-        put_u64(out, self.chats);
-        put_u64(out, self.horizon.0);
-        put_u64(out, self.forgotten_chats);
-        self.runs.encode(out);
-        put_u64(out, self.rooms.len() as u64);
+        let mut w = Writer(out);
+        w.u8(VERSION);
+        w.u64(self.upto.0);
+        w.u64(self.chats);
+        w.u64(self.horizon.0);
+        w.u64(self.forgotten_chats);
+        self.runs.encode(w.0);
+        w.u64(self.rooms.len() as u64);
         for (name, r) in &self.rooms {
-            put_u64(out, name.len() as u64);
-            out.extend_from_slice(name.as_bytes());
-            r.encode(out);
+            w.str(name);
+            r.encode(w.0);
         }
     }
 
@@ -102,35 +103,21 @@ impl Numbering {
     }
 }
 
-fn read(r: &mut &[u8]) -> Result<Numbering, String> {
-    let upto = Seq(get_u64(r, "upto")?);
-    let chats = get_u64(r, "chats")?;
-    let horizon = Seq(get_u64(r, "horizon")?);
-    let forgotten_chats = get_u64(r, "forgotten chats")?;
-    let runs = Packed::decode(r).map_err(|e| format!("runs: {e}"))?;
-    let count = get_u64(r, "room count")?;
-    if count > r.len() as u64 / ROOM_MIN_BYTES {
-        return Err(format!("{count} rooms: only {} bytes left", r.len()));
-    }
+fn read(bytes: &mut &[u8]) -> Result<Numbering, String> {
+    let mut r = Reader(bytes);
+    let upto = Seq(r.u64()?);
+    let chats = r.u64()?;
+    let horizon = Seq(r.u64()?);
+    let forgotten_chats = r.u64()?;
+    let runs = Packed::decode(r.0).map_err(|e| format!("runs: {e}"))?;
     let mut rooms = BTreeMap::new();
     let mut prev: Option<String> = None;
-    for k in 0..count {
-        let len = get_u64(r, "room name length")?;
-        if len > r.len() as u64 {
-            return Err(format!(
-                "room {k}: a {len}-byte name, {} bytes left",
-                r.len()
-            ));
-        }
-        let (name, rest) = r.split_at(len as usize);
-        *r = rest;
-        let name = std::str::from_utf8(name)
-            .map_err(|_| format!("room {k}: name not UTF-8"))?
-            .to_string();
+    for _ in 0..r.count(ROOM_MIN_BYTES)? {
+        let name = r.str()?;
         if prev.as_ref().is_some_and(|p| *p >= name) {
             return Err(format!("room {name:?} out of name order"));
         }
-        let seq = Packed::decode(r).map_err(|e| format!("room {name:?}: {e}"))?;
+        let seq = Packed::decode(r.0).map_err(|e| format!("room {name:?}: {e}"))?;
         if seq.len() == 0 {
             return Err(format!("room {name:?} without a chat"));
         }

@@ -30,6 +30,8 @@
 //! `deltas.len()`; every difference is at least 1; `last` is the tuple at
 //! `len - 1` (all zeros when empty).
 
+use crate::codec::{Reader, Writer};
+
 /// Most bytes of one LEB128 u64.
 const VARINT_MAX: usize = 10;
 
@@ -221,56 +223,52 @@ impl<const W: usize, const B: u64> Packed<W, B> {
     /// (little-endian u64s; the varints as they are, one memcpy).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.reserve(8 * (3 + W) + self.heads.len() * 8 * (W + 1) + 8 + self.deltas.len());
-        put_u64(out, self.len);
-        put_u64(out, self.skipped);
-        self.last.iter().for_each(|&x| put_u64(out, x));
-        put_u64(out, self.heads.len() as u64);
+        let mut w = Writer(out);
+        w.u64(self.len);
+        w.u64(self.skipped);
+        self.last.iter().for_each(|&x| w.u64(x));
+        w.u64(self.heads.len() as u64);
         for h in &self.heads {
-            h.first.iter().for_each(|&x| put_u64(out, x));
-            put_u64(out, h.at);
+            h.first.iter().for_each(|&x| w.u64(x));
+            w.u64(h.at);
         }
-        put_u64(out, self.deltas.len() as u64);
-        out.extend_from_slice(&self.deltas);
+        w.u64(self.deltas.len() as u64);
+        w.0.extend_from_slice(&self.deltas);
     }
 
     /// Reads what `encode` wrote, checking every invariant (the bytes may be
     /// corrupt) and every length against the bytes left before allocating.
-    pub fn decode(r: &mut &[u8]) -> Result<Self, String> {
-        let len = get_u64(r, "element count")?;
-        let skipped = get_u64(r, "first answered position")?;
+    pub fn decode(bytes: &mut &[u8]) -> Result<Self, String> {
+        let mut r = Reader(bytes);
+        let len = r.u64()?;
+        let skipped = r.u64()?;
         if skipped > len {
             return Err(format!("first position {skipped} past the count {len}"));
         }
         let mut last = [0; W];
         for x in &mut last {
-            *x = get_u64(r, "last element")?;
+            *x = r.u64()?;
         }
         let blocks = len.div_ceil(B) - skipped / B;
-        let n = get_u64(r, "block count")?;
-        if n != blocks {
+        let n = r.count(8 * (W + 1))?;
+        if n as u64 != blocks {
             return Err(format!(
                 "{n} blocks for elements {skipped}..{len}: want {blocks}"
             ));
         }
-        let head_bytes = 8 * (W as u64 + 1);
-        if n > r.len() as u64 / head_bytes {
-            return Err(format!("{n} blocks: only {} bytes left", r.len()));
-        }
-        let mut heads = Vec::with_capacity(n as usize);
+        let mut heads = Vec::with_capacity(n);
         for _ in 0..n {
             let mut first = [0; W];
             for x in &mut first {
-                *x = get_u64(r, "block head")?;
+                *x = r.u64()?;
             }
-            let at = get_u64(r, "block offset")?;
-            heads.push(Head { first, at });
+            heads.push(Head {
+                first,
+                at: r.u64()?,
+            });
         }
-        let d = get_u64(r, "varint byte count")?;
-        if d > r.len() as u64 {
-            return Err(format!("{d} varint bytes: only {} left", r.len()));
-        }
-        let (deltas, rest) = r.split_at(d as usize);
-        *r = rest;
+        let d = r.count(1)?;
+        let deltas = r.take(d)?;
         let p = Packed {
             heads,
             deltas: deltas.to_vec(),
@@ -416,21 +414,6 @@ fn checked_varint(b: &[u8], at: &mut usize) -> Result<u64, String> {
         }
     }
     Err("a varint longer than 10 bytes".into())
-}
-
-pub(super) fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-pub(super) fn get_u64(r: &mut &[u8], what: &str) -> Result<u64, String> {
-    let Some((b, rest)) = r.split_first_chunk::<8>() else {
-        return Err(format!(
-            "{what}: truncated ({} bytes left, want 8)",
-            r.len()
-        ));
-    };
-    *r = rest;
-    Ok(u64::from_le_bytes(*b))
 }
 
 #[cfg(test)]
