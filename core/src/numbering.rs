@@ -12,21 +12,25 @@
 //! whole log: `room_index(room, room_seq)` is the log index of that message.
 //!
 //! Memory (issue 16: flat at any history length): both indexes are
-//! `packed::Packed` sequences, varint gaps in blocks of 64 under an absolute
-//! head. Per room, the log index of each chat: about 1.25 bytes per chat
-//! while the room gets a chat at least every 127 log entries. Per run of
-//! chats at consecutive log indexes (a run ends at every non-chat entry):
-//! (first seq_no, its log index), about 2.4 bytes per run. Plus one map
-//! entry per room; the number of rooms is bounded by `Config::max_rooms`
-//! when a chat to a new room is accepted (`client.rs`). `forget_before`
-//! frees the index of history that retention deleted; `approx_bytes`
-//! measures the rest. The snapshot form is `encode`/`decode` (`codec.rs`).
+//! `packed::Packed` sequences: varint gaps in blocks under an absolute head.
+//! Per room, the log index of each chat: about 1.3 bytes per chat while the
+//! room gets a chat at least every 127 log entries. Per run of chats at
+//! consecutive log indexes (a run ends at every non-chat entry: a no-op, a
+//! room or account event): (first seq_no, its log index), about 3.5 bytes
+//! per run. Plus one map entry per room; the number of rooms is bounded by
+//! `Config::max_rooms` when a chat to a new room is accepted (`client.rs`).
+//! `forget_before` frees the room indexes of history that retention
+//! deleted; the runs stay, so the numbers of a deleted entry that the
+//! dedup window still acknowledges remain exact (`seq_no_from`). They grow
+//! with non-chat entries only. `approx_bytes` measures it all. The
+//! snapshot form is `encode`/`decode` (`codec.rs`).
 //!
 //! Invariants: `upto` is the last folded log index, entries are folded in
 //! index order without a gap (asserted); `runs` is strictly increasing in
 //! both seq_no and index; every room sequence is strictly increasing; the
-//! room lengths sum to `chats`. Below `horizon` (forgotten history) no chat
-//! is answered; counts (chats, room lengths) keep counting from the start.
+//! room lengths sum to `chats`. Below `horizon` (forgotten history) no
+//! chat's index is answered (`index_of`, `room_index`, `numbers_at`);
+//! counts (chats, room lengths) and numbers (`seq_no_from`) still cover it.
 
 mod codec;
 mod packed;
@@ -138,7 +142,15 @@ impl Numbering {
 
     /// The log index of chat `seq_no`, if folded and not forgotten.
     pub fn index_of(&self, seq_no: u64) -> Option<Seq> {
-        if seq_no < self.first_seq_no() || seq_no > self.chats {
+        if seq_no < self.first_seq_no() {
+            return None;
+        }
+        self.index_of_any(seq_no)
+    }
+
+    /// `index_of`, forgotten chats included (the runs are never forgotten).
+    fn index_of_any(&self, seq_no: u64) -> Option<Seq> {
+        if seq_no == 0 || seq_no > self.chats {
             return None;
         }
         let [s, i] = self.runs.locate(0, seq_no)?.value;
@@ -146,27 +158,25 @@ impl Numbering {
     }
 
     /// The seq_no of the first chat at log index `index` or later (chats + 1
-    /// if there is none yet). Below the forgotten horizon: the oldest seq_no
-    /// still indexed.
+    /// if there is none yet). Exact below the forgotten horizon too: a retry
+    /// of a chat whose entry retention deleted is still answered with its
+    /// number while the dedup window remembers it (`committed_reply`).
     pub fn seq_no_from(&self, index: Seq) -> u64 {
-        let first = self.first_seq_no();
-        if index < self.horizon {
-            return first;
-        }
         let Some(f) = self.runs.locate(1, index.0) else {
-            return first;
+            return 1;
         };
         let [s, i] = f.value;
         let end = f.next.map_or(self.chats + 1, |[s2, _]| s2);
         // In-run chats sit at consecutive indexes i, i+1, …, up to `end - 1`.
-        s.saturating_add(index.0 - i).min(end).max(first)
+        s.saturating_add(index.0 - i).min(end)
     }
 
     /// The chat number of the entry at log index `index`, if it is a
-    /// folded chat message (not a room event or a no-op), not forgotten.
+    /// folded chat message (not a room event or a no-op); exact below the
+    /// forgotten horizon too, like `seq_no_from`.
     pub fn chat_number_at(&self, index: Seq) -> Option<u64> {
         let n = self.seq_no_from(index);
-        (self.index_of(n) == Some(index)).then_some(n)
+        (self.index_of_any(n) == Some(index)).then_some(n)
     }
 
     /// The numbers of the chat of `room` at log index `index`, if folded and
@@ -214,8 +224,8 @@ impl Numbering {
         self.forgotten_chats + 1
     }
 
-    /// History before log index `first` was deleted: stop indexing it and
-    /// free what indexed it. Counts keep going (chats, room lengths), so
+    /// History before log index `first` was deleted: stop indexing its
+    /// chats and free the room indexes of them. Counts keep going (chats, room lengths), so
     /// the numbering continues without a hole. `first` past the folded
     /// prefix forgets the whole of it; an earlier horizon than the current
     /// one changes nothing.
@@ -224,14 +234,10 @@ impl Numbering {
         if first <= self.horizon {
             return;
         }
-        let first_seq = self.seq_no_from(first);
+        self.forgotten_chats = self.seq_no_from(first) - 1;
         self.horizon = first;
-        self.forgotten_chats = first_seq - 1;
-        // Keep the run holding the oldest indexed chat (or the last run,
-        // which the next chat may extend).
-        if let Some(f) = self.runs.locate(0, first_seq) {
-            self.runs.forget_below(f.pos);
-        }
+        // The runs stay: they answer the numbers of deleted entries that
+        // the dedup window still acknowledges (`seq_no_from`).
         for r in self.rooms.values_mut() {
             let below = r.count_below(0, first.0);
             r.forget_below(below);

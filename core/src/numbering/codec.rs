@@ -90,6 +90,9 @@ impl Numbering {
         } else if self.chats > 0 {
             return Err("chats without runs".into());
         }
+        if self.runs.skipped() != 0 {
+            return Err("runs are never forgotten".into());
+        }
         let first = self.forgotten_chats + 1;
         if self.chats > 0 && self.runs.locate(0, first).is_none() {
             return Err(format!("seq_no {first} is in no stored run"));
