@@ -445,6 +445,23 @@ mod numbering {
         });
     }
 
+    /// `numbers_at` of the newest chat of each of the 100 rooms: what every
+    /// delivery to a stream asks (`delivered_at` in the runtime).
+    #[divan::bench(max_time = 1)]
+    fn numbers_at_newest_100(b: Bencher) {
+        let f = fold_of(N);
+        let newest: Vec<(String, Seq)> = f
+            .rooms()
+            .map(|(r, len)| (r.to_string(), f.room_index(r, len).expect("folded")))
+            .collect();
+        b.counter(ItemsCount::new(newest.len())).bench_local(|| {
+            newest
+                .iter()
+                .map(|(room, i)| f.numbers_at(room, black_box(*i)).map_or(0, |x| x.seq_no))
+                .sum::<u64>()
+        });
+    }
+
     /// The snapshot form of a fold of `N` entries (`Numbering::encode`).
     #[divan::bench(max_time = 1)]
     fn encode(b: Bencher) {
