@@ -148,7 +148,12 @@ impl<const W: usize, const B: u64> Packed<W, B> {
                 next: None,
             });
         }
-        let k = self.heads.partition_point(|h| h.first[col] <= x);
+        // Recent values (a delivery, a live stream) sit in the last block:
+        // no binary search for them.
+        let k = match self.heads.last() {
+            Some(h) if h.first[col] <= x => self.heads.len(),
+            _ => self.heads.partition_point(|h| h.first[col] <= x),
+        };
         let h = self.heads.get(k.checked_sub(1)?)?;
         let start = (self.skipped / B + k as u64 - 1) * B;
         let count = (self.len - start).min(B);
