@@ -123,8 +123,16 @@ impl<const W: usize, const B: u64> Packed<W, B> {
         if pos == self.len - 1 {
             return Some(self.last);
         }
-        let h = &self.heads[self.block_of(pos)];
+        let b = self.block_of(pos);
+        let h = &self.heads[b];
         let mut v = h.first;
+        if let Some(bytes) = self.narrow(b) {
+            let bytes = &bytes[..(pos % B) as usize * W];
+            for (c, x) in v.iter_mut().enumerate() {
+                *x += column_sum::<W>(bytes, c);
+            }
+            return Some(v);
+        }
         let mut at = h.at as usize;
         for _ in 0..pos % B {
             for x in &mut v {
@@ -157,20 +165,37 @@ impl<const W: usize, const B: u64> Packed<W, B> {
         let h = self.heads.get(k.checked_sub(1)?)?;
         let start = (self.skipped / B + k as u64 - 1) * B;
         let count = (self.len - start).min(B);
-        let (mut v, mut at) = (h.first, h.at as usize);
-        for j in 1..count {
-            let mut n = v;
-            for c in n.iter_mut() {
-                *c += varint(&self.deltas, &mut at);
-            }
+        let mut v = h.first;
+        // Element j + 1 of the block is n, element j (at start + j) is v.
+        let mut step = |j: u64, n: [u64; W], v: &mut [u64; W]| {
             if n[col] > x {
                 return Some(Found {
-                    pos: start + j - 1,
-                    value: v,
+                    pos: start + j,
+                    value: *v,
                     next: Some(n),
                 });
             }
-            v = n;
+            *v = n;
+            None
+        };
+        if let Some(bytes) = self.narrow(k - 1) {
+            for (j, d) in bytes.chunks_exact(W).enumerate() {
+                let mut n = v;
+                n.iter_mut().zip(d).for_each(|(c, &d)| *c += u64::from(d));
+                if let Some(f) = step(j as u64, n, &mut v) {
+                    return Some(f);
+                }
+            }
+        } else {
+            let mut at = h.at as usize;
+            for j in 0..count - 1 {
+                let mut n = v;
+                n.iter_mut()
+                    .for_each(|c| *c += varint(&self.deltas, &mut at));
+                if let Some(f) = step(j, n, &mut v) {
+                    return Some(f);
+                }
+            }
         }
         Some(Found {
             pos: start + count - 1,
@@ -217,6 +242,20 @@ impl<const W: usize, const B: u64> Packed<W, B> {
     /// Heap bytes held (capacity, not length).
     pub fn heap_bytes(&self) -> usize {
         self.heads.capacity() * std::mem::size_of::<Head<W>>() + self.deltas.capacity()
+    }
+
+    /// The varints of block `b` (an index in `heads`) if each is one byte:
+    /// then they are the differences themselves, summed without decoding.
+    /// The usual case: a room's gap below 128 entries.
+    fn narrow(&self, b: usize) -> Option<&[u8]> {
+        let start = (self.skipped / B + b as u64) * B;
+        let count = (self.len - start).min(B) as usize;
+        let at = self.heads[b].at as usize;
+        let end = self
+            .heads
+            .get(b + 1)
+            .map_or(self.deltas.len(), |h| h.at as usize);
+        (end - at == (count - 1) * W).then(|| &self.deltas[at..end])
     }
 
     /// Index in `heads` of the block holding `pos` (not forgotten).
@@ -352,6 +391,16 @@ impl<const W: usize, const B: u64> Packed<W, B> {
 fn reserve<T>(v: &mut Vec<T>, n: usize, min: usize) {
     if v.capacity() - v.len() < n {
         v.reserve_exact(n + (v.len() / 8).max(min));
+    }
+}
+
+/// The sum of column `c` of one-byte differences laid out `W` per element.
+fn column_sum<const W: usize>(bytes: &[u8], c: usize) -> u64 {
+    if W == 1 {
+        // Contiguous: the compiler vectorizes this.
+        bytes.iter().map(|&d| u64::from(d)).sum()
+    } else {
+        bytes.iter().skip(c).step_by(W).map(|&d| u64::from(d)).sum()
     }
 }
 
