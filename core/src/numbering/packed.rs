@@ -167,7 +167,7 @@ impl<const W: usize, const B: u64> Packed<W, B> {
         let count = (self.len - start).min(B);
         let mut v = h.first;
         // Element j + 1 of the block is n, element j (at start + j) is v.
-        let mut step = |j: u64, n: [u64; W], v: &mut [u64; W]| {
+        let step = |j: u64, n: [u64; W], v: &mut [u64; W]| {
             if n[col] > x {
                 return Some(Found {
                     pos: start + j,
