@@ -3,21 +3,25 @@
 //! of each chat) and per run of chats (W = 2: first seq_no, its log index).
 //!
 //! Layout: positions are cut into blocks of `B` (a parameter: the room
-//! indexes use 64, the runs 16). Each block has a head
-//! holding its first tuple absolutely and the byte offset of the rest; the
-//! other `B - 1` tuples are LEB128 varints of their difference from the
-//! previous one, columns interleaved, in one shared byte vector. A log index
-//! gap below 128 (a room that gets one chat in every 127 log entries or more
-//! often) costs one byte, so typical traffic costs about 1.25 bytes per
-//! element (1 byte + a 16-byte head shared by 64). The worst case is bounded
-//! by the history itself: the gaps of a room sum to at most the highest log
-//! index, so even spread evenly they need at most 5 bytes below 2^35 entries.
+//! indexes use 64, the runs 16). Each block has a head holding its first
+//! tuple absolutely and the byte offset of the rest; the other `B - 1`
+//! tuples are LEB128 varints of their difference from the previous one,
+//! columns interleaved, in one byte vector. A log index gap below 128 (a
+//! room that gets a chat at least once every 127 log entries) costs one
+//! byte, so typical traffic costs about 1.3 bytes per chat (1 byte, a
+//! 16-byte head per 64, capacity slack). The worst case is bounded by the
+//! history itself: a room's gaps sum to at most the highest log index, so
+//! even spread evenly they need at most 5 bytes each below 2^35 entries.
 //!
-//! Lookups: by position, straight to the block (`pos / B`), then at most
-//! `B - 1` varints decoded; by value, a binary search over the heads,
-//! then one block decoded: O(log n + B). The newest element is kept
-//! decoded (`last`) so the live paths (a stream at the end of a room, the
-//! chat just delivered) answer in O(1). `push` is O(1) amortized.
+//! Lookups: by position, straight to the block (`pos / B`); by value, a
+//! binary search over the heads; then one block decoded: O(log n + B). A
+//! block whose differences all took one byte (the usual one: its byte
+//! length says so) is summed a slice at a time instead of decoded. The
+//! newest element is kept decoded (`last`) and a value at or past the last
+//! head skips the search, so the live paths (a stream at the end of a
+//! room, the chat just delivered) are O(1) or one short block. `push` is
+//! O(1) amortized; vectors grow by an eighth, so capacity stays within
+//! 12.5 % of use.
 //!
 //! Forgetting (`forget_below`): positions below `skipped` are no longer
 //! answered; every whole block below the one holding `skipped` is freed.
