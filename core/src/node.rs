@@ -143,10 +143,16 @@ pub struct Node {
     pub(crate) snap_seq: Seq,
     /// Its image, kept to serve installs while the log is compacted.
     pub(crate) snap_image: Option<SnapshotImage>,
+    /// The image each member is being sent (kept until its last chunk
+    /// leaves, even if a newer snapshot replaces `snap_image`).
+    pub(crate) sending: BTreeMap<NodeId, SnapshotImage>,
     /// A snapshot being received (one at a time).
     pub(crate) incoming: Option<Incoming>,
     /// Snapshots installed in this incarnation.
     pub(crate) installs: u64,
+    /// A restart whose log file must be told it continues after the loaded
+    /// snapshot (`Restore::needs_marker`): written first thing at `Start`.
+    pub(crate) marker_on_start: Option<(Seq, Term)>,
 }
 
 impl Node {
@@ -177,13 +183,19 @@ impl Node {
         recovered: Recovered<Restore>,
         rng_seed: u64,
     ) -> Node {
+        let marker = recovered
+            .entries
+            .needs_marker()
+            .then_some((snap.seq, snap.term));
         let recovered = Recovered {
             term: recovered.term,
             voted_for: recovered.voted_for,
             commit_seq: recovered.commit_seq.max(snap.seq),
             entries: recovered.entries.into_log(),
         };
-        Node::build(cfg, recovered, rng_seed, Some((snap, image)))
+        let mut node = Node::build(cfg, recovered, rng_seed, Some((snap, image)));
+        node.marker_on_start = marker;
+        node
     }
 
     fn build(
@@ -252,8 +264,10 @@ impl Node {
             presence: Presence::default(),
             snap_seq,
             snap_image,
+            sending: BTreeMap::new(),
             incoming: None,
             installs: 0,
+            marker_on_start: None,
             cfg,
         }
     }
@@ -344,6 +358,7 @@ impl Node {
             first_seq: self.log.first_seq(),
             snapshot_seq: self.snap_seq,
             installs: self.installs,
+            installing: self.incoming.is_some(),
         }
     }
 
@@ -597,6 +612,9 @@ impl Node {
     }
 
     fn on_start(&mut self, out: &mut Vec<Action>) {
+        if let Some((seq, term)) = self.marker_on_start.take() {
+            out.push(Action::Persist(Record::Snapshot { seq, term }));
+        }
         for p in self.members.values() {
             out.push(Action::PeerKnown(p.clone()));
         }

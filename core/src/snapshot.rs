@@ -235,6 +235,14 @@ impl Restore {
         &self.log
     }
 
+    /// The log file does not continue where the restored log does (its
+    /// durable end fell short of the snapshot, or a suffix that diverged
+    /// from it was dropped): the node writes `Record::Snapshot` first, so
+    /// the file continues after the snapshot too.
+    pub fn needs_marker(&self) -> bool {
+        self.diverged || self.file_last != self.log.last_seq()
+    }
+
     /// A replay that skipped the segments before the snapshot's starts at
     /// the first entry of the segments it reads: contiguity counts from there.
     pub fn starting_after(mut self, seq: Seq) -> Restore {
