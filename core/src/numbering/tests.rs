@@ -452,6 +452,11 @@ fn memory_per_chat() {
         ("1 room", 1, 0),
         ("100 rooms round-robin", 100, 0),
         ("1 room, a no-op every 10", 1, 10),
+        (
+            "1,000 rooms round-robin (gaps of 1,000: two-byte varints)",
+            1_000,
+            0,
+        ),
     ] {
         let (b, plain) = bytes_per_chat(1_000_000, rooms, noop_every);
         println!("1M chats, {what}: {b:.3} bytes per chat (plain vectors: {plain:.3})");
