@@ -36,6 +36,10 @@
 
 use crate::codec::{Reader, Writer};
 
+/// Widest bit-packed difference: wider ones stay varints (`seal_last`),
+/// so an unpacked difference always fits the reader's 64-bit window.
+const MAX_WIDTH: u32 = 56;
+
 /// Most bytes of one LEB128 u64.
 const VARINT_MAX: usize = 10;
 
@@ -104,6 +108,9 @@ impl<const W: usize, const B: u64> Packed<W, B> {
             "a packed column is strictly increasing"
         );
         if self.len.is_multiple_of(B) {
+            if !self.heads.is_empty() {
+                self.seal_last();
+            }
             reserve(&mut self.heads, 1, 4);
             self.heads.push(Head {
                 first: v,
@@ -128,20 +135,10 @@ impl<const W: usize, const B: u64> Packed<W, B> {
             return Some(self.last);
         }
         let b = self.block_of(pos);
-        let h = &self.heads[b];
-        let mut v = h.first;
-        if let Some(bytes) = self.narrow(b) {
-            let bytes = &bytes[..(pos % B) as usize * W];
-            for (c, x) in v.iter_mut().enumerate() {
-                *x += column_sum::<W>(bytes, c);
-            }
-            return Some(v);
-        }
-        let mut at = h.at as usize;
+        let mut v = self.heads[b].first;
+        let mut g = self.gaps(b);
         for _ in 0..pos % B {
-            for x in &mut v {
-                *x += varint(&self.deltas, &mut at);
-            }
+            v.iter_mut().for_each(|x| *x += g.next());
         }
         Some(v)
     }
@@ -182,23 +179,12 @@ impl<const W: usize, const B: u64> Packed<W, B> {
             *v = n;
             None
         };
-        if let Some(bytes) = self.narrow(k - 1) {
-            for (j, d) in bytes.chunks_exact(W).enumerate() {
-                let mut n = v;
-                n.iter_mut().zip(d).for_each(|(c, &d)| *c += u64::from(d));
-                if let Some(f) = step(j as u64, n, &mut v) {
-                    return Some(f);
-                }
-            }
-        } else {
-            let mut at = h.at as usize;
-            for j in 0..count - 1 {
-                let mut n = v;
-                n.iter_mut()
-                    .for_each(|c| *c += varint(&self.deltas, &mut at));
-                if let Some(f) = step(j, n, &mut v) {
-                    return Some(f);
-                }
+        let mut g = self.gaps(k - 1);
+        for j in 0..count - 1 {
+            let mut n = v;
+            n.iter_mut().for_each(|c| *c += g.next());
+            if let Some(f) = step(j, n, &mut v) {
+                return Some(f);
             }
         }
         Some(Found {
@@ -248,18 +234,43 @@ impl<const W: usize, const B: u64> Packed<W, B> {
         self.heads.capacity() * std::mem::size_of::<Head<W>>() + self.deltas.capacity()
     }
 
-    /// The varints of block `b` (an index in `heads`) if each is one byte:
-    /// then they are the differences themselves, summed without decoding.
-    /// The usual case: a room's gap below 128 entries.
-    fn narrow(&self, b: usize) -> Option<&[u8]> {
-        let start = (self.skipped / B + b as u64) * B;
-        let count = (self.len - start).min(B) as usize;
+    /// The differences of block `b` (an index in `heads`), in order.
+    fn gaps(&self, b: usize) -> Gaps<'_> {
         let at = self.heads[b].at as usize;
-        let end = self
-            .heads
-            .get(b + 1)
-            .map_or(self.deltas.len(), |h| h.at as usize);
-        (end - at == (count - 1) * W).then(|| &self.deltas[at..end])
+        if b + 1 == self.heads.len() {
+            return Gaps::new(&self.deltas, at, 0); // the open block
+        }
+        Gaps::new(&self.deltas, at + 1, u32::from(self.deltas[at]))
+    }
+
+    /// Re-encodes the last block, full, as `width` bits per difference
+    /// (the widest of its differences): it takes no more pushes. O(B), once
+    /// per B pushes.
+    fn seal_last(&mut self) {
+        let at = self.heads[self.heads.len() - 1].at as usize;
+        let mut g = Gaps::new(&self.deltas, at, 0);
+        let gaps: Vec<u64> = (0..(B as usize - 1) * W).map(|_| g.next()).collect();
+        let width = 64 - gaps.iter().fold(0, |m, &d| m | d).leading_zeros();
+        if width > MAX_WIDTH {
+            // A difference of 2^56 or more: keep the varints (never seen).
+            self.deltas.insert(at, 0);
+            return;
+        }
+        self.deltas.truncate(at);
+        self.deltas.push(width as u8);
+        let (mut acc, mut bits) = (0u64, 0u32);
+        for d in gaps {
+            acc |= d << bits;
+            bits += width;
+            while bits >= 8 {
+                self.deltas.push(acc as u8);
+                acc >>= 8;
+                bits -= 8;
+            }
+        }
+        if bits > 0 {
+            self.deltas.push(acc as u8);
+        }
     }
 
     /// Index in `heads` of the block holding `pos` (not forgotten).
@@ -346,33 +357,17 @@ impl<const W: usize, const B: u64> Packed<W, B> {
             if let Some(p) = prev {
                 increasing(&p, &v)?;
             }
-            let end = self
-                .heads
-                .get(b + 1)
-                .map_or(self.deltas.len(), |h| h.at as usize);
-            let narrow = (count as usize - 1) * W;
-            match self.deltas.get(at..end) {
-                // The usual block, every difference one byte: checked and
-                // summed a slice at a time (vectorized), not byte by byte.
-                Some(bytes)
-                    if bytes.len() == narrow && bytes.iter().all(|x| (1..0x80).contains(x)) =>
-                {
-                    for (c, x) in v.iter_mut().enumerate() {
-                        let sum = bytes.iter().skip(c).step_by(W).map(|&d| u64::from(d)).sum();
-                        *x = x.checked_add(sum).ok_or("an element overflows u64")?;
-                    }
-                    at = end;
-                }
-                _ => {
-                    for _ in 1..count {
-                        // Differences are at least 1 (`checked_varint`), so
-                        // each element is above the one before it.
-                        for x in &mut v {
-                            let d = checked_varint(&self.deltas, &mut at)?;
-                            *x = x.checked_add(d).ok_or("an element overflows u64")?;
-                        }
+            if b + 1 == self.heads.len() {
+                // The open block: varints. Differences are at least 1
+                // (`checked_varint`), so each element is above the last.
+                for _ in 1..count {
+                    for x in &mut v {
+                        let d = checked_varint(&self.deltas, &mut at)?;
+                        *x = x.checked_add(d).ok_or("an element overflows u64")?;
                     }
                 }
+            } else {
+                self.check_sealed(b, &mut at, &mut v)?;
             }
             prev = Some(v);
         }
@@ -389,22 +384,95 @@ impl<const W: usize, const B: u64> Packed<W, B> {
     }
 }
 
+impl<const W: usize, const B: u64> Packed<W, B> {
+    /// Checks sealed block `b` at byte `at` (its mode byte), adding its
+    /// differences to `v`, its first element; `at` ends past the block.
+    fn check_sealed(&self, b: usize, at: &mut usize, v: &mut [u64; W]) -> Result<(), String> {
+        let width = u32::from(
+            *self
+                .deltas
+                .get(*at)
+                .ok_or("a block past the varint bytes")?,
+        );
+        *at += 1;
+        let n = (B as usize - 1) * W;
+        if width == 0 {
+            for k in 0..n {
+                let d = checked_varint(&self.deltas, at)?;
+                v[k % W] = v[k % W].checked_add(d).ok_or("an element overflows u64")?;
+            }
+            return Ok(());
+        }
+        if width > MAX_WIDTH {
+            return Err(format!("block {b}: {width}-bit differences"));
+        }
+        let len = (n * width as usize).div_ceil(8);
+        let bytes = self
+            .deltas
+            .get(*at..*at + len)
+            .ok_or("a sealed block runs past its bytes")?;
+        let mut g = Gaps::new(bytes, 0, width);
+        for k in 0..n {
+            let d = g.next();
+            if d == 0 {
+                return Err("a zero difference in an increasing sequence".into());
+            }
+            v[k % W] = v[k % W].checked_add(d).ok_or("an element overflows u64")?;
+        }
+        if g.acc != 0 {
+            return Err(format!("block {b}: padding bits set"));
+        }
+        *at += len;
+        Ok(())
+    }
+}
+
+/// Reads the differences of one block, `W` per element: LEB128 varints
+/// (`width` 0: the open block, or a sealed one too wide for bits), or
+/// `width` bits each, least significant first.
+struct Gaps<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    width: u32,
+    acc: u64,
+    bits: u32,
+}
+
+impl<'a> Gaps<'a> {
+    fn new(bytes: &'a [u8], at: usize, width: u32) -> Self {
+        Gaps {
+            bytes,
+            at,
+            width,
+            acc: 0,
+            bits: 0,
+        }
+    }
+
+    /// The next difference (of bytes `Packed::check` accepted).
+    #[inline]
+    fn next(&mut self) -> u64 {
+        if self.width == 0 {
+            return varint(self.bytes, &mut self.at);
+        }
+        while self.bits < self.width {
+            self.acc |= u64::from(self.bytes[self.at]) << self.bits;
+            self.at += 1;
+            self.bits += 8;
+        }
+        let d = self.acc & ((1 << self.width) - 1);
+        self.acc >>= self.width;
+        self.bits -= self.width;
+        d
+    }
+}
+
 /// Room for `n` more elements, growing by an eighth (at least `min`) rather
 /// than doubling: capacity stays within 12.5% of use at any size, and the
 /// copies stay amortized O(1) per push.
 fn reserve<T>(v: &mut Vec<T>, n: usize, min: usize) {
     if v.capacity() - v.len() < n {
         v.reserve_exact(n + (v.len() / 8).max(min));
-    }
-}
-
-/// The sum of column `c` of one-byte differences laid out `W` per element.
-fn column_sum<const W: usize>(bytes: &[u8], c: usize) -> u64 {
-    if W == 1 {
-        // Contiguous: the compiler vectorizes this.
-        bytes.iter().map(|&d| u64::from(d)).sum()
-    } else {
-        bytes.iter().skip(c).step_by(W).map(|&d| u64::from(d)).sum()
     }
 }
 
@@ -498,6 +566,41 @@ mod tests {
         for b in bad {
             assert!(checked_varint(b, &mut 0).is_err(), "{b:?}");
         }
+    }
+
+    /// Differences too wide to bit-pack (2^56 and up) keep their varints
+    /// in a sealed block; narrow ones next to them are packed.
+    #[test]
+    fn wide_and_narrow_blocks_answer_alike() {
+        let mut p = Packed::<2, 16>::default();
+        let mut want = Vec::new();
+        let mut v = [0u64, 0];
+        for k in 0..130u64 {
+            let wide = (16..32).contains(&k) || k == 70;
+            v[0] += if wide { (1 << 56) + k } else { 1 + k % 3 };
+            v[1] += 1 + k % 200;
+            p.push(v);
+            want.push(v);
+        }
+        assert_eq!(
+            p.deltas[p.heads[1].at as usize], 0,
+            "block 1 stayed varints"
+        );
+        let widest = "block 0: 5 bits, for the widest difference of both columns (16)";
+        assert_eq!(p.deltas[p.heads[0].at as usize], 5, "{widest}");
+        for (k, w) in want.iter().enumerate() {
+            assert_eq!(p.get(k as u64), Some(*w));
+            let f = p.locate(0, w[0]).expect("stored");
+            assert_eq!(
+                (f.pos, f.value, f.next),
+                (k as u64, *w, want.get(k + 1).copied())
+            );
+            assert_eq!(p.locate(1, w[1]).expect("stored").pos, k as u64);
+            assert_eq!(p.count_below(0, w[0]), k as u64);
+        }
+        let mut b = Vec::new();
+        p.encode(&mut b);
+        assert_eq!(Packed::<2, 16>::decode(&mut &b[..]), Ok(p));
     }
 
     #[test]
