@@ -40,6 +40,9 @@ use crate::codec::{Reader, Writer};
 /// so an unpacked difference always fits the reader's 64-bit window.
 const MAX_WIDTH: u32 = 56;
 
+/// Most differences in one block (`(B - 1) * W`), sealed on the stack.
+const SEAL_MAX: usize = 128;
+
 /// Most bytes of one LEB128 u64.
 const VARINT_MAX: usize = 10;
 
@@ -86,6 +89,11 @@ impl<const W: usize, const B: u64> Default for Packed<W, B> {
 }
 
 impl<const W: usize, const B: u64> Packed<W, B> {
+    const FITS: () = assert!(
+        (B as usize - 1) * W <= SEAL_MAX,
+        "a block fits the seal buffer"
+    );
+
     /// Elements ever pushed.
     pub fn len(&self) -> u64 {
         self.len
@@ -107,6 +115,7 @@ impl<const W: usize, const B: u64> Packed<W, B> {
             self.len == 0 || v.iter().zip(&self.last).all(above),
             "a packed column is strictly increasing"
         );
+        let () = Self::FITS;
         if self.len.is_multiple_of(B) {
             if !self.heads.is_empty() {
                 self.seal_last();
@@ -117,7 +126,7 @@ impl<const W: usize, const B: u64> Packed<W, B> {
                 at: self.deltas.len() as u64,
             });
         } else {
-            reserve(&mut self.deltas, W * VARINT_MAX, 16);
+            reserve(&mut self.deltas, W * VARINT_MAX, 64);
             for (x, l) in v.iter().zip(&self.last) {
                 put_varint(&mut self.deltas, x - l);
             }
@@ -249,7 +258,9 @@ impl<const W: usize, const B: u64> Packed<W, B> {
     fn seal_last(&mut self) {
         let at = self.heads[self.heads.len() - 1].at as usize;
         let mut g = Gaps::new(&self.deltas, at, 0);
-        let gaps: Vec<u64> = (0..(B as usize - 1) * W).map(|_| g.next()).collect();
+        let mut buf = [0u64; SEAL_MAX];
+        let gaps = &mut buf[..(B as usize - 1) * W];
+        gaps.iter_mut().for_each(|d| *d = g.next());
         let width = 64 - gaps.iter().fold(0, |m, &d| m | d).leading_zeros();
         if width > MAX_WIDTH {
             // A difference of 2^56 or more: keep the varints (never seen).
@@ -259,7 +270,7 @@ impl<const W: usize, const B: u64> Packed<W, B> {
         self.deltas.truncate(at);
         self.deltas.push(width as u8);
         let (mut acc, mut bits) = (0u64, 0u32);
-        for d in gaps {
+        for &mut d in gaps {
             acc |= d << bits;
             bits += width;
             while bits >= 8 {
