@@ -4,19 +4,23 @@
 //!
 //! Layout: positions are cut into blocks of `B` (a parameter: the room
 //! indexes use 64, the runs 16). Each block has a head holding its first
-//! tuple absolutely and the byte offset of the rest; the other `B - 1`
-//! tuples are LEB128 varints of their difference from the previous one,
-//! columns interleaved, in one byte vector. A log index gap below 128 (a
-//! room that gets a chat at least once every 127 log entries) costs one
-//! byte, so typical traffic costs about 1.3 bytes per chat (1 byte, a
-//! 16-byte head per 64, capacity slack). The worst case is bounded by the
-//! history itself: a room's gaps sum to at most the highest log index, so
-//! even spread evenly they need at most 5 bytes each below 2^35 entries.
+//! tuple absolutely and the byte offset of the rest, in one byte vector:
+//! - the last block, still open to pushes: the other tuples as LEB128
+//!   varints of their difference from the previous one, columns
+//!   interleaved;
+//! - every full block before it, sealed when the next one starts (O(B) once
+//!   per B pushes): a width byte `w`, then each difference in `w` bits, `w`
+//!   the widest of the block's. A width of 0 marks the varints kept (a
+//!   difference of 2^56 or more, which no log reaches).
+//!
+//! So a room's chats cost the bits of its widest gap per block: a room
+//! that gets every other entry, 2 bits; one chat every 1,000 entries, 10
+//! bits; plus a 16-byte head per 64 chats and capacity slack. The worst case
+//! is bounded by the history itself: a room's gaps sum to at most the
+//! highest log index, so wide gaps are few.
 //!
 //! Lookups: by position, straight to the block (`pos / B`); by value, a
-//! binary search over the heads; then one block decoded: O(log n + B). A
-//! block whose differences all took one byte (the usual one: its byte
-//! length says so) is summed a slice at a time instead of decoded. The
+//! binary search over the heads; then one block decoded: O(log n + B). The
 //! newest element is kept decoded (`last`) and a value at or past the last
 //! head skips the search, so the live paths (a stream at the end of a
 //! room, the chat just delivered) are O(1) or one short block. `push` is
@@ -30,8 +34,9 @@
 //! Invariants (checked by `decode` on untrusted bytes, relied on by every
 //! lookup): `heads` holds exactly the blocks from `skipped / B` up to the
 //! one holding position `len - 1`; each head's `at` is where its block's
-//! varints start, the blocks' varints are contiguous and end at
-//! `deltas.len()`; every difference is at least 1; `last` is the tuple at
+//! bytes start, every block but the last is sealed, the blocks' bytes are
+//! contiguous and end at `deltas.len()`; every difference is at least 1,
+//! a sealed block's padding bits are 0; `last` is the tuple at
 //! `len - 1` (all zeros when empty).
 
 use crate::codec::{Reader, Writer};
