@@ -45,6 +45,7 @@ pub mod recorder;
 pub mod rooms;
 mod runtime;
 pub mod segments;
+pub mod snapshots;
 mod sessions;
 pub mod storage;
 mod streams;
