@@ -689,14 +689,19 @@ impl DurableLog {
                 stopped = Some(Stopped::Holds(max));
                 break;
             }
-            let (next, next_len) = ix.file(n + 1);
-            let next_head = segments::head(next, next_len)
+            n += 1;
+        }
+        // The first segment left must open with the Term copy (unless no
+        // Term record was ever written): the latest such cut.
+        while n > 0 && self.term.is_some() {
+            let (next, next_len) = ix.file(n);
+            let head = segments::head(next, next_len)
                 .map_err(storage_err(next, "reading the start of a segment"))?;
-            if self.term.is_some() && !next_head.term_first {
-                stopped = Some(Stopped::NoTermCopy(next.to_path_buf()));
+            if head.term_first {
                 break;
             }
-            n += 1;
+            stopped = Some(Stopped::NoTermCopy(next.to_path_buf()));
+            n -= 1;
         }
         let mut removed = Removed {
             stopped,
@@ -1204,3 +1209,6 @@ mod tests {
         assert_eq!(o.replayed.recovered.entries.len(), 60);
     }
 }
+
+#[cfg(test)]
+mod retention_tests;
