@@ -19,6 +19,7 @@
 //! Invariant: `upto` is the last folded log index; entries are folded in
 //! index order without a gap (asserted).
 
+use crate::codec::{Reader, Writer};
 use crate::entry::{Entry, Event};
 use crate::types::Seq;
 use std::collections::BTreeMap;
@@ -41,6 +42,43 @@ pub struct Accounts {
 }
 
 impl Accounts {
+    /// Appends the fold to a snapshot (`snapshot.rs`).
+    pub fn encode(&self, w: &mut Writer<'_>) {
+        w.u64(self.upto.0);
+        w.u64(self.accounts.len() as u64);
+        for (name, a) in &self.accounts {
+            w.str(name);
+            w.str(&a.hash);
+            w.u8(u8::from(a.disabled));
+            w.u64(a.registered_at.0);
+        }
+    }
+
+    /// The fold a snapshot carries.
+    pub fn decode(r: &mut Reader<'_, '_>) -> Result<Accounts, String> {
+        let upto = Seq(r.u64()?);
+        let mut accounts = BTreeMap::new();
+        for _ in 0..r.count(25)? {
+            let name = r.str()?;
+            let hash = r.str()?;
+            let disabled = match r.u8()? {
+                0 => false,
+                1 => true,
+                t => return Err(format!("bad account flag {t}")),
+            };
+            let registered_at = Seq(r.u64()?);
+            accounts.insert(
+                name,
+                Account {
+                    hash,
+                    disabled,
+                    registered_at,
+                },
+            );
+        }
+        Ok(Accounts { upto, accounts })
+    }
+
     /// Folds `entries` (log order, from index 1).
     pub fn from_entries<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Accounts {
         let mut a = Accounts::default();

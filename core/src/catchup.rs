@@ -1,6 +1,7 @@
 //! Catch-up: a lagging, restarted or diverged node pulls entries in bounded
 //! batches (one request in flight), from the leader, or during a new-leader
-//! sync from the member with the most up-to-date log.
+//! sync from the member with the most up-to-date log. Entries the source
+//! compacted come as its snapshot instead (`install.rs`).
 
 use crate::entry::Entry;
 use crate::io::Action;
@@ -41,6 +42,17 @@ impl Node {
             State::Follower => self.leader,
             _ => None,
         };
+        // An install in flight continues from its source, or is dropped
+        // once that node is no longer the one we catch up from.
+        if self
+            .incoming
+            .as_ref()
+            .is_some_and(|i| Some(i.from) == source)
+        {
+            self.request_snapshot_chunk(out);
+            return;
+        }
+        self.incoming = None;
         if let Some(to) = source {
             self.request_catchup(to, out);
         }
@@ -66,6 +78,11 @@ impl Node {
             their_commit.next()
         };
         start = start.min(last.next()).max(Seq(1));
+        if start < self.log.first_seq() {
+            // Compacted behind our snapshot: the requester installs it.
+            self.send_snapshot_chunk(from, Seq(0), 0, out);
+            return;
+        }
         let prev_seq = Seq(start.0 - 1);
         let entries = self
             .log

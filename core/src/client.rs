@@ -39,7 +39,7 @@ impl Node {
 
     /// The answer to a submission committed at log index `index`: a chat's
     /// number, or for a room event the number of the chat after it.
-    fn committed_reply(&self, msg_id: String, index: Seq) -> ClientReply {
+    pub(crate) fn committed_reply(&self, msg_id: String, index: Seq) -> ClientReply {
         match self.numbering.chat_number_at(index) {
             Some(seq_no) => ClientReply::ChatAck { msg_id, seq_no },
             None => ClientReply::EventAck {

@@ -49,6 +49,20 @@ pub struct Config {
     /// Most presence names kept per remote node (`presence.rs`).
     #[serde(default = "default_max_presence_names")]
     pub max_presence_names: usize,
+    /// Take a snapshot (`snapshot.rs`) once this many entries were delivered
+    /// since the last one (0: never). A restart loads the newest snapshot
+    /// and replays only the log after it.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// Retention: keep at least this many of the newest committed entries
+    /// in the log and compact the rest behind a snapshot (0: keep the whole
+    /// history). A member that is further behind installs the snapshot.
+    #[serde(default)]
+    pub retain_entries: u64,
+    /// Largest snapshot this node accepts from a peer (InstallSnapshot);
+    /// a larger one is refused, the install retried later.
+    #[serde(default = "default_max_snapshot_bytes")]
+    pub max_snapshot_bytes: u64,
     /// The driver reports how far this node's log is durable
     /// (`Input::Persisted`) and performs `Persist`s asynchronously: the
     /// leader then counts its own log towards a majority only up to that
@@ -67,6 +81,14 @@ fn default_max_members_per_room() -> usize {
 
 fn default_max_presence_names() -> usize {
     50_000
+}
+
+fn default_snapshot_every() -> u64 {
+    100_000
+}
+
+fn default_max_snapshot_bytes() -> u64 {
+    1 << 30
 }
 
 /// Deliberate protocol bugs for checker self-tests.
@@ -158,6 +180,9 @@ impl Config {
             max_rooms: 10_000,
             max_members_per_room: default_max_members_per_room(),
             max_presence_names: default_max_presence_names(),
+            snapshot_every: default_snapshot_every(),
+            retain_entries: 0,
+            max_snapshot_bytes: default_max_snapshot_bytes(),
             reports_durability: false,
             bug: None,
         }

@@ -50,10 +50,10 @@ use std::collections::VecDeque;
 
 /// The 128-bit fingerprint of a msg_id, as two words (not `u128`: its 16-byte
 /// alignment would pad every slot of `big` from 24 to 32 bytes).
-pub(crate) type Fingerprint = (u64, u64);
+pub type Fingerprint = (u64, u64);
 
 /// SHA-256 of `msg_id`, truncated to its first 128 bits.
-pub(crate) fn fingerprint(msg_id: &str) -> Fingerprint {
+pub fn fingerprint(msg_id: &str) -> Fingerprint {
     let d = Sha256::digest(msg_id.as_bytes());
     let hi = u64::from_be_bytes(d[0..8].try_into().expect("8 bytes"));
     let lo = u64::from_be_bytes(d[8..16].try_into().expect("8 bytes"));
@@ -301,6 +301,40 @@ impl DedupIndex {
         }
         // New entries take seqs from `from` on again: they must be visible.
         self.floor = self.floor.min(Seq(from.0 - 1));
+    }
+
+    /// Forgets everything (an installed snapshot replaces the log); the
+    /// key and the window's bounds stay.
+    pub fn clear(&mut self) {
+        let (ids, ms) = (self.window.ids, self.window.ms);
+        self.small.take_sorted();
+        self.big = Vec::new();
+        self.dir = Vec::new();
+        self.dir_bits = 0;
+        self.window = Window::new(ids, ms);
+        self.floor = Seq(0);
+        self.expired = 0;
+    }
+
+    /// The ids in the window mapped to seqs up to `upto`, ordered by seq
+    /// (then fingerprint): what a snapshot at `upto` carries.
+    pub fn entries_upto(&self, upto: Seq) -> Vec<(u64, u64, Seq)> {
+        let keep = |seq: Seq| seq > self.floor && seq <= upto;
+        let mut out: Vec<(u64, u64, Seq)> = self
+            .small
+            .slots
+            .iter()
+            .filter(|s| s.seq != Seq(0) && keep(s.seq))
+            .map(|s| (s.fp.0, s.fp.1, s.seq))
+            .collect();
+        for s in &self.big {
+            // Where a fingerprint is in both, `small` holds the newer mapping.
+            if keep(s.seq) && self.small.get(s.fp).is_none() {
+                out.push((s.fp.0, s.fp.1, s.seq));
+            }
+        }
+        out.sort_unstable_by_key(|&(hi, lo, seq)| (seq, hi, lo));
+        out
     }
 
     /// Number of mappings (for tests and benches).

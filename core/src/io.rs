@@ -50,6 +50,7 @@
 use crate::entry::Entry;
 use crate::numbering::Numbers;
 use crate::record::Record;
+use crate::snapshot::SnapshotImage;
 use crate::types::{ClientId, NodeId, PeerInfo, Seq, Term};
 use crate::wire::{ClientReply, ClientRequest, PeerMsg};
 
@@ -103,6 +104,14 @@ pub enum Action {
     },
     /// A member was discovered or changed address: the driver should connect.
     PeerKnown(PeerInfo),
+    /// Make this snapshot durable (`snapshot.rs`), replacing the previous
+    /// one only once it is: like a `Persist`, before any later action takes
+    /// effect. A restart loads the newest saved snapshot, then the log.
+    SaveSnapshot(SnapshotImage),
+    /// Log entries before `before` are covered by a saved snapshot: the
+    /// driver may delete them (whole segments), and the node never reads
+    /// them again. Always preceded by the `SaveSnapshot` that covers them.
+    Compact { before: Seq },
 }
 
 /// The node's role.
@@ -127,4 +136,11 @@ pub struct Status {
     pub delivered_seq: Seq,
     /// Chats delivered: the highest client-visible seq_no (`numbering.rs`).
     pub delivered_chats: u64,
+    /// The first log entry held (earlier ones are compacted behind a
+    /// snapshot, `snapshot.rs`); 1 while the whole history is kept.
+    pub first_seq: Seq,
+    /// The newest snapshot taken, installed or loaded (0: none).
+    pub snapshot_seq: Seq,
+    /// Snapshots installed from a peer in this incarnation.
+    pub installs: u64,
 }

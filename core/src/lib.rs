@@ -18,6 +18,8 @@
 //! delivery), `catchup`, `membership`, `client`; `log` (metadata, the bounded
 //! entry cache and the driver's `ColdLog`), `dedup` (msg_id fingerprints),
 //! `numbering` (client-visible seq_no and room_seq, the per-room index);
+//! `snapshot` (the folded state at a committed entry: compaction, restarts
+//! and InstallSnapshot);
 //! `record` (durable log format and `replay`), `recording` (the format of
 //! `chorus node --record`), `gate` (what a driver holds back until it is
 //! durable), `wire` (messages), `io`
@@ -28,6 +30,7 @@ pub mod accounts;
 mod catchup;
 mod client;
 pub mod client_wire;
+pub mod codec;
 pub mod config;
 pub mod crc;
 mod dedup;
@@ -36,6 +39,7 @@ pub mod entry;
 mod failure;
 pub mod gate;
 mod gossip;
+mod install;
 pub mod io;
 pub mod log;
 mod membership;
@@ -47,6 +51,7 @@ pub mod record;
 pub mod recording;
 mod replication;
 pub mod rooms;
+pub mod snapshot;
 pub mod types;
 pub mod wire;
 
@@ -58,5 +63,6 @@ pub use log::{ColdLog, Log};
 pub use node::Node;
 pub use numbering::{Numbering, Numbers};
 pub use record::{replay, EntrySink, Record, Recovered, ReplayError, Replayed};
+pub use snapshot::{Snapshot, SnapshotImage};
 pub use types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
 pub use wire::{ClientReply, ClientRequest, ErrorCode, PeerMsg};

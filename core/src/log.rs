@@ -8,9 +8,13 @@
 //! the cache, at most `cache_max` of them once written by the driver.
 //!
 //! Invariants:
-//! - entries are contiguous from seq 1 to `last`; `cache` holds exactly the
+//! - entries are contiguous from `first` to `last` (`first` is 1 until a
+//!   snapshot compacted the log, `snapshot.rs`); `cache` holds exactly the
 //!   entries `cache_start()..=last`, in order;
-//! - `terms` are the starts of term runs (seq ascending), covering 1..=last;
+//! - `terms` are the starts of term runs (seq ascending), covering
+//!   `first - 1..=last` once compacted (the entry before `first` is the
+//!   snapshot's last one: its term is what a follower's `prev_term` is
+//!   checked against), `1..=last` before;
 //! - `index` maps the fingerprint of the msg_id of every chat entry in the
 //!   exactly-once window to its seq;
 //! - an entry leaves the cache only if its seq is at most `written`: the
@@ -47,6 +51,9 @@ pub trait ColdLog: Debug + Send {
 /// The log of one node.
 #[derive(Debug)]
 pub struct Log {
+    /// The first entry held (entries before it were compacted behind a
+    /// snapshot, or never held after an install).
+    first: Seq,
     last: Seq,
     /// (first seq, term) of every run of equal terms.
     terms: Vec<(Seq, Term)>,
@@ -71,6 +78,7 @@ impl Log {
     /// An empty log keeping at most `cache_max` written entries in memory.
     pub fn new(cache_max: usize) -> Log {
         Log {
+            first: Seq(1),
             last: Seq(0),
             terms: Vec::new(),
             cache: VecDeque::new(),
@@ -133,16 +141,35 @@ impl Log {
         (self.last_term(), self.last_seq())
     }
 
-    /// The term of the entry at `seq`; seq 0 has term 0; None beyond the end.
+    /// The term of the entry at `seq`; seq 0 has term 0; None beyond the
+    /// end, and before the entry preceding `first` (compacted away).
     pub fn term_at(&self, seq: Seq) -> Option<Term> {
+        if seq > self.last || seq.0 + 1 < self.first.0 {
+            return None;
+        }
         if seq.0 == 0 {
             return Some(Term(0));
         }
-        if seq > self.last {
-            return None;
-        }
         let k = self.terms.partition_point(|&(s, _)| s <= seq);
         Some(self.terms[k - 1].1)
+    }
+
+    /// The first entry held: earlier ones were compacted behind a snapshot.
+    pub fn first_seq(&self) -> Seq {
+        self.first
+    }
+
+    /// The term runs covering `first - 1..=upto` (for a snapshot at `upto`
+    /// whose log keeps entries from `first`, at or after `first_seq()`).
+    pub fn term_runs_from(&self, first: Seq, upto: Seq) -> Vec<(Seq, Term)> {
+        let base = Seq(first.0.saturating_sub(1));
+        let lo = self.terms.partition_point(|&(s, _)| s <= base).max(1) - 1;
+        let hi = self.terms.partition_point(|&(s, _)| s <= upto);
+        let mut runs = self.terms[lo..hi].to_vec();
+        if let Some(r) = runs.first_mut() {
+            r.0 = r.0.max(base);
+        }
+        runs
     }
 
     /// The first seq held in the cache (last + 1 when it is empty).
@@ -155,6 +182,71 @@ impl Log {
         seq >= self.cache_start() && seq <= self.last && seq.0 > 0
     }
 
+    /// Forgets every entry before `first` (a durable snapshot covers them;
+    /// the driver may delete them): they are no longer read, served or
+    /// counted. `first` is at most `last + 1`.
+    pub fn compact_before(&mut self, first: Seq) {
+        if first <= self.first {
+            return;
+        }
+        assert!(first <= self.last.next(), "compaction past the log end");
+        while self.cache.front().is_some_and(|e| e.seq_no < first) {
+            self.cache.pop_front();
+        }
+        let base = Seq(first.0 - 1);
+        let k = self.terms.partition_point(|&(s, _)| s <= base);
+        let base_term = self.terms[k - 1].1;
+        self.terms.drain(..k - 1);
+        self.terms[0] = (base, base_term);
+        self.first = first;
+        self.written = self.written.max(base);
+    }
+
+    /// An installed snapshot at (`seq`, `term`) replaces the whole log: it
+    /// is empty and continues at `seq + 1`. The exactly-once window keeps
+    /// only `dedup` (the snapshot's ids).
+    pub fn reset_to(&mut self, seq: Seq, term: Term, dedup: &[(u64, u64, Seq)]) {
+        self.cache.clear();
+        self.terms = vec![(seq, term)];
+        self.first = seq.next();
+        self.last = seq;
+        self.written = seq;
+        self.index.clear();
+        self.load_dedup(dedup);
+    }
+
+    /// A log restored from a snapshot at (`seq`, `term`) whose entries
+    /// `first..=seq` the driver still holds (term runs `terms`, from
+    /// `first - 1`): entries after `seq` follow by `append` (or replay).
+    pub fn from_snapshot(first: Seq, terms: Vec<(Seq, Term)>, seq: Seq) -> Log {
+        let mut log = Log::default();
+        assert!(
+            terms
+                .first()
+                .is_some_and(|&(s, _)| s.0 + 1 <= first.0.max(1))
+                && terms.last().is_some_and(|&(s, _)| s <= seq),
+            "snapshot term runs must cover first - 1..=seq"
+        );
+        log.terms = terms;
+        log.first = first;
+        log.last = seq;
+        log.written = seq;
+        log
+    }
+
+    /// The exactly-once window's ids of entries up to `upto`, oldest first
+    /// (fingerprint halves and seq), for a snapshot.
+    pub fn dedup_upto(&self, upto: Seq) -> Vec<(u64, u64, Seq)> {
+        self.index.entries_upto(upto)
+    }
+
+    /// Adds a snapshot's window ids (as of the node's clock now).
+    pub fn load_dedup(&mut self, ids: &[(u64, u64, Seq)]) {
+        for &(hi, lo, seq) in ids {
+            self.index.insert((hi, lo), seq, self.now);
+        }
+    }
+
     /// Entries in memory (for tests and status).
     pub fn cached(&self) -> usize {
         self.cache.len()
@@ -162,7 +254,7 @@ impl Log {
 
     /// The entry at `seq`: borrowed from the cache, or read back (owned).
     pub fn get(&mut self, seq: Seq) -> Option<Cow<'_, Entry>> {
-        if seq.0 == 0 || seq > self.last {
+        if seq < self.first || seq > self.last {
             return None;
         }
         let start = self.cache_start();
@@ -231,8 +323,11 @@ impl Log {
 
     /// Entries from `from` on, at most `max_n` of them and about `max_bytes`
     /// (always at least one if any exists).
+    /// Nothing before `first` (compacted): the caller checks `first_seq`.
     pub fn slice(&mut self, from: Seq, max_n: usize, max_bytes: usize) -> Vec<Entry> {
-        let from = from.max(Seq(1));
+        if from < self.first {
+            return Vec::new();
+        }
         if from > self.last || max_n == 0 {
             return Vec::new();
         }
@@ -264,7 +359,7 @@ impl Log {
     /// Calls `f` on every entry from `from` to the end, in order (evicted
     /// ones read back in bounded batches, cached ones borrowed).
     pub fn for_each_from(&mut self, from: Seq, batch: usize, mut f: impl FnMut(&Entry)) {
-        let mut s = from.max(Seq(1));
+        let mut s = from.max(self.first);
         while s < self.cache_start() {
             let want = ((self.cache_start().0 - s.0) as usize).min(batch.max(1));
             for e in self.read_cold(s, want, usize::MAX) {
@@ -317,6 +412,10 @@ impl EntrySink for Log {
     }
     fn truncate(&mut self, from: Seq) {
         self.truncate_from(from);
+    }
+    fn rebase(&mut self, seq: Seq, term: Term) -> Result<(), String> {
+        self.reset_to(seq, term, &[]);
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 use crate::accounts::Accounts;
 use crate::config::{Config, InjectedBug};
 use crate::entry::Entry;
+use crate::install::{Chunk, Incoming};
 use crate::io::{Action, Input, Role, Status};
 use crate::log::{ColdLog, Log};
 use crate::numbering::Numbering;
@@ -16,6 +17,7 @@ use crate::pending::Pending;
 use crate::presence::Presence;
 use crate::record::{Record, Recovered};
 use crate::rooms::Rooms;
+use crate::snapshot::{Restore, Snapshot, SnapshotImage};
 use crate::types::{ClientId, Instant, NodeId, PeerInfo, Seq, Term};
 use crate::wire::PeerMsg;
 use rand_chacha::ChaCha8Rng;
@@ -137,6 +139,14 @@ pub struct Node {
     pub(crate) accounts: Accounts,
     /// Who is online where: soft state (`presence.rs`).
     pub(crate) presence: Presence,
+    /// The newest snapshot taken, installed or loaded (`install.rs`).
+    pub(crate) snap_seq: Seq,
+    /// Its image, kept to serve installs while the log is compacted.
+    pub(crate) snap_image: Option<SnapshotImage>,
+    /// A snapshot being received (one at a time).
+    pub(crate) incoming: Option<Incoming>,
+    /// Snapshots installed in this incarnation.
+    pub(crate) installs: u64,
 }
 
 impl Node {
@@ -155,6 +165,33 @@ impl Node {
     /// `new` from a log replayed straight into its compact form
     /// (`record::replay_read` into a `Log`).
     pub fn from_log(cfg: Config, recovered: Recovered<Log>, rng_seed: u64) -> Node {
+        Node::build(cfg, recovered, rng_seed, None)
+    }
+
+    /// A restart from the newest saved snapshot (`image`, decoded as
+    /// `snap`) and the log replayed after it into a `Restore` sink.
+    pub fn restored(
+        cfg: Config,
+        snap: Snapshot,
+        image: SnapshotImage,
+        recovered: Recovered<Restore>,
+        rng_seed: u64,
+    ) -> Node {
+        let recovered = Recovered {
+            term: recovered.term,
+            voted_for: recovered.voted_for,
+            commit_seq: recovered.commit_seq.max(snap.seq),
+            entries: recovered.entries.into_log(),
+        };
+        Node::build(cfg, recovered, rng_seed, Some((snap, image)))
+    }
+
+    fn build(
+        cfg: Config,
+        recovered: Recovered<Log>,
+        rng_seed: u64,
+        snap: Option<(Snapshot, SnapshotImage)>,
+    ) -> Node {
         let mut members = BTreeMap::new();
         for p in &cfg.peers {
             if p.node_id != cfg.me.node_id {
@@ -166,12 +203,20 @@ impl Node {
         let mut entries = recovered.entries;
         // A log replayed into a bounded cache is folded once its ColdLog is
         // attached (`with_cold_log`): its evicted entries are read from there.
-        let (numbering, rooms, accounts) =
-            if recovered.commit_seq.0 == 0 || entries.is_cached(Seq(1)) {
-                fold_committed(&mut entries, recovered.commit_seq)
-            } else {
-                Default::default()
-            };
+        let (snap_seq, snap_image, folds) = match snap {
+            Some((s, image)) => {
+                let keep = (entries.first_seq().0 > 1).then_some(image);
+                (s.seq, keep, (s.numbering, s.rooms, s.accounts))
+            }
+            None => (Seq(0), None, Default::default()),
+        };
+        let from = folds.0.upto().next();
+        let (numbering, rooms, accounts) = if recovered.commit_seq < from || entries.is_cached(from)
+        {
+            fold_committed(&mut entries, recovered.commit_seq, folds)
+        } else {
+            folds
+        };
         Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             now: Instant(0),
@@ -205,6 +250,10 @@ impl Node {
             rooms,
             accounts,
             presence: Presence::default(),
+            snap_seq,
+            snap_image,
+            incoming: None,
+            installs: 0,
             cfg,
         }
     }
@@ -238,8 +287,13 @@ impl Node {
     pub fn with_cold_log(mut self, cold: Box<dyn ColdLog>) -> Node {
         self.log.attach_cold(cold, self.cfg.log_cache_entries);
         if self.numbering.upto() != self.commit_seq {
+            let folds = (
+                std::mem::take(&mut self.numbering),
+                std::mem::take(&mut self.rooms),
+                std::mem::take(&mut self.accounts),
+            );
             (self.numbering, self.rooms, self.accounts) =
-                fold_committed(&mut self.log, self.commit_seq);
+                fold_committed(&mut self.log, self.commit_seq, folds);
         }
         self
     }
@@ -287,6 +341,9 @@ impl Node {
             last_seq: self.log.last_seq(),
             delivered_seq: self.delivered_seq,
             delivered_chats: self.numbering.chats(),
+            first_seq: self.log.first_seq(),
+            snapshot_seq: self.snap_seq,
+            installs: self.installs,
         }
     }
 
@@ -386,6 +443,9 @@ impl Node {
                 pull,
                 ..
             } => self.on_presence(from, version, names, pull, out),
+            PeerMsg::SnapshotReq { seq, offset, .. } => {
+                self.send_snapshot_chunk(from, seq, offset, out)
+            }
             other => self.on_termed(other, out),
         }
     }
@@ -444,6 +504,25 @@ impl Node {
             } => self.on_catchup_resp(
                 from, prev_seq, prev_term, commit_seq, last_seq, entries, leading, out,
             ),
+            PeerMsg::SnapshotChunk {
+                seq,
+                snap_term,
+                total,
+                offset,
+                data,
+                leading,
+                ..
+            } => {
+                let chunk = Chunk {
+                    seq,
+                    snap_term,
+                    total,
+                    offset,
+                    data,
+                    leading,
+                };
+                self.on_snapshot_chunk(from, chunk, out)
+            }
             _ => {}
         }
     }
@@ -600,18 +679,22 @@ impl Node {
 
 /// Recovery: the numbering and the room state of the committed prefix of a
 /// replayed log, so both survive restarts (`replay` recovers the log, this
-/// recomputes the folds; evicted entries are read back in bounded batches).
-fn fold_committed(log: &mut Log, commit: Seq) -> (Numbering, Rooms, Accounts) {
-    let mut n = Numbering::default();
-    let mut r = Rooms::default();
-    let mut a = Accounts::default();
-    log.for_each_from(Seq(1), 1024, |e| {
-        if e.seq_no <= commit {
+/// recomputes the folds from where `folds` stand, a loaded snapshot or
+/// nothing; evicted entries are read back in bounded batches).
+fn fold_committed(
+    log: &mut Log,
+    commit: Seq,
+    folds: (Numbering, Rooms, Accounts),
+) -> (Numbering, Rooms, Accounts) {
+    let (mut n, mut r, mut a) = folds;
+    let from = n.upto().next();
+    log.for_each_from(from, 1024, |e| {
+        if e.seq_no >= from && e.seq_no <= commit {
             n.apply(e);
             r.apply(e);
             a.apply(e);
         }
     });
-    assert_eq!(n.upto(), commit, "the committed prefix is in the log");
+    assert!(n.upto() >= commit, "the committed prefix is in the log");
     (n, r, a)
 }

@@ -21,6 +21,7 @@
 //! increasing in both seq_no and index; every room vector is strictly
 //! increasing.
 
+use crate::codec::{Reader, Writer};
 use crate::entry::Entry;
 use crate::types::Seq;
 use std::collections::BTreeMap;
@@ -49,6 +50,59 @@ pub struct Numbering {
 }
 
 impl Numbering {
+    /// Appends the fold to a snapshot (`snapshot.rs`).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        w.u64(self.upto.0);
+        w.u64(self.chats);
+        w.u64(self.runs.len() as u64);
+        for &(s, i) in &self.runs {
+            w.u64(s);
+            w.u64(i.0);
+        }
+        w.u64(self.rooms.len() as u64);
+        for (name, v) in &self.rooms {
+            w.str(name);
+            w.u64(v.len() as u64);
+            for i in v {
+                w.u64(i.0);
+            }
+        }
+    }
+
+    /// The fold a snapshot carries.
+    pub fn decode(bytes: &mut &[u8]) -> Result<Numbering, String> {
+        let mut r = Reader(bytes);
+        let upto = Seq(r.u64()?);
+        let chats = r.u64()?;
+        let mut runs = Vec::new();
+        for _ in 0..r.count(16)? {
+            runs.push((r.u64()?, Seq(r.u64()?)));
+        }
+        let mut rooms = BTreeMap::new();
+        for _ in 0..r.count(16)? {
+            let name = r.str()?;
+            let n = r.count(8)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(Seq(r.u64()?));
+            }
+            rooms.insert(name, v);
+        }
+        Ok(Numbering {
+            upto,
+            chats,
+            runs,
+            rooms,
+        })
+    }
+
+    /// History before log index `first` was deleted (retention): its
+    /// numbers stay counted. (Memory is not released yet.)
+    pub fn forget_before(&mut self, first: Seq) {
+        let _ = first;
+    }
+
     /// Folds the entries of `entries` (log order, from index 1).
     pub fn from_entries<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Numbering {
         let mut n = Numbering::default();

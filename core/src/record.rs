@@ -34,6 +34,10 @@ pub enum Record {
     Truncate { from: Seq },
     /// Everything up to `seq` is known committed (a hint; may lag the truth).
     Commit { seq: Seq },
+    /// A snapshot at (`seq`, `term`) was installed (`snapshot.rs`), durable
+    /// before this record: every earlier entry is gone and the log continues
+    /// at `seq + 1`. Committed up to `seq`.
+    Snapshot { seq: Seq, term: Term },
 }
 
 /// Where replay puts the log's entries, in order; a truncation removes a
@@ -50,6 +54,16 @@ pub trait EntrySink {
     fn truncate_at(&mut self, from: Seq, offset: u64) {
         let _ = offset;
         self.truncate(from);
+    }
+    /// A `Snapshot` record: every entry is dropped and the log continues
+    /// after (`seq`, `term`). A sink that cannot hold a log that does not
+    /// start at seq 1 refuses it (the replay then reports the record).
+    fn rebase(&mut self, seq: Seq, term: Term) -> Result<(), String> {
+        let _ = term;
+        Err(format!(
+            "a snapshot was installed at seq {}: read this log with its snapshot",
+            seq.0
+        ))
     }
 }
 
@@ -166,6 +180,11 @@ fn encode_payload(rec: &Record, out: &mut Vec<u8>) {
             out.push(4);
             out.extend_from_slice(&seq.0.to_le_bytes());
         }
+        Record::Snapshot { seq, term } => {
+            out.push(5);
+            out.extend_from_slice(&seq.0.to_le_bytes());
+            out.extend_from_slice(&term.0.to_le_bytes());
+        }
     }
 }
 
@@ -255,6 +274,10 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, String> {
             from: Seq(r.u64()?),
         },
         4 => Record::Commit { seq: Seq(r.u64()?) },
+        5 => Record::Snapshot {
+            seq: Seq(r.u64()?),
+            term: Term(r.u64()?),
+        },
         t => return Err(format!("unknown record tag {t}")),
     };
     if r.pos != payload.len() {
@@ -455,6 +478,8 @@ pub enum SeqEffect {
     Append(Seq),
     /// A `Truncate` record from this seq.
     Truncate(Seq),
+    /// A `Snapshot` record: the log continues after this seq.
+    Rebase(Seq),
     /// A `Term` or `Commit` record.
     Other,
 }
@@ -468,6 +493,7 @@ pub fn seq_effect(payload: &[u8]) -> Result<SeqEffect, String> {
     match payload.first() {
         Some(2) => Ok(SeqEffect::Append(seq()?)),
         Some(3) => Ok(SeqEffect::Truncate(seq()?)),
+        Some(5) => Ok(SeqEffect::Rebase(seq()?)),
         Some(1 | 4) => Ok(SeqEffect::Other),
         Some(t) => Err(format!("unknown record tag {t}")),
         None => Err("empty record payload".into()),
@@ -658,6 +684,16 @@ fn apply_at<E: EntrySink>(
                 return Err(format!("commit point {} beyond the log end", seq.0));
             }
             state.commit_seq = state.commit_seq.max(seq);
+        }
+        Record::Snapshot { seq, term } => {
+            if seq < state.commit_seq {
+                return Err(format!(
+                    "snapshot at {} below the commit point {}",
+                    seq.0, state.commit_seq.0
+                ));
+            }
+            state.entries.rebase(seq, term)?;
+            state.commit_seq = seq;
         }
     }
     Ok(())

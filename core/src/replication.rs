@@ -200,6 +200,7 @@ impl Node {
                 self.deliver(entry, out);
             }
         }
+        self.maybe_snapshot(out);
     }
 
     /// Delivers the next committed entry and answers the clients waiting for it.

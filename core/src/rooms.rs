@@ -28,6 +28,7 @@
 //! Invariant: `upto` is the last folded log index; entries are folded in
 //! index order without a gap (asserted).
 
+use crate::codec::{Reader, Writer};
 use crate::entry::{Entry, Event};
 use crate::types::Seq;
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,45 @@ pub struct Rooms {
 }
 
 impl Rooms {
+    /// Appends the fold to a snapshot (`snapshot.rs`).
+    pub fn encode(&self, w: &mut Writer<'_>) {
+        w.u64(self.upto.0);
+        w.u64(self.rooms.len() as u64);
+        for (name, r) in &self.rooms {
+            w.str(name);
+            w.str(&r.topic);
+            w.str(&r.creator);
+            w.u64(r.members.len() as u64);
+            for m in &r.members {
+                w.str(m);
+            }
+        }
+    }
+
+    /// The fold a snapshot carries.
+    pub fn decode(r: &mut Reader<'_, '_>) -> Result<Rooms, String> {
+        let upto = Seq(r.u64()?);
+        let mut rooms = BTreeMap::new();
+        for _ in 0..r.count(32)? {
+            let name = r.str()?;
+            let topic = r.str()?;
+            let creator = r.str()?;
+            let mut members = BTreeSet::new();
+            for _ in 0..r.count(8)? {
+                members.insert(r.str()?);
+            }
+            rooms.insert(
+                name,
+                Room {
+                    members,
+                    topic,
+                    creator,
+                },
+            );
+        }
+        Ok(Rooms { upto, rooms })
+    }
+
     /// Folds `entries` (log order, from index 1).
     pub fn from_entries<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Rooms {
         let mut r = Rooms::default();

@@ -142,6 +142,31 @@ pub enum PeerMsg {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         pull: bool,
     },
+    /// Member → leader (or the member a claimant syncs from): "send the
+    /// chunk at `offset` of your snapshot at `seq`" (InstallSnapshot,
+    /// `snapshot.rs`), pulled one chunk at a time like catch-up.
+    SnapshotReq {
+        sender_id: NodeId,
+        term: Term,
+        seq: Seq,
+        offset: u64,
+    },
+    /// A bounded chunk of the sender's snapshot at (`seq`, `snap_term`),
+    /// `total` bytes long: `data` (base64) is bytes `offset..`. Sent for a
+    /// CATCHUP_REQ that asks for compacted entries, and for SNAPSHOT_REQ; a
+    /// member that asks for a snapshot the sender replaced meanwhile gets
+    /// the new one from offset 0. `leading` as in CATCHUP_RESP.
+    SnapshotChunk {
+        sender_id: NodeId,
+        term: Term,
+        seq: Seq,
+        snap_term: Term,
+        total: u64,
+        offset: u64,
+        data: String,
+        #[serde(default)]
+        leading: bool,
+    },
 }
 
 impl PeerMsg {
@@ -161,7 +186,9 @@ impl PeerMsg {
             | PeerMsg::CatchupResp { sender_id, .. }
             | PeerMsg::Forward { sender_id, .. }
             | PeerMsg::ForwardAck { sender_id, .. }
-            | PeerMsg::Presence { sender_id, .. } => *sender_id,
+            | PeerMsg::Presence { sender_id, .. }
+            | PeerMsg::SnapshotReq { sender_id, .. }
+            | PeerMsg::SnapshotChunk { sender_id, .. } => *sender_id,
         }
     }
 
@@ -181,7 +208,9 @@ impl PeerMsg {
             | PeerMsg::CatchupResp { term, .. }
             | PeerMsg::Forward { term, .. }
             | PeerMsg::ForwardAck { term, .. }
-            | PeerMsg::Presence { term, .. } => *term,
+            | PeerMsg::Presence { term, .. }
+            | PeerMsg::SnapshotReq { term, .. }
+            | PeerMsg::SnapshotChunk { term, .. } => *term,
         }
     }
 
@@ -229,6 +258,8 @@ impl PeerMsg {
             PeerMsg::Forward { .. } => "FORWARD",
             PeerMsg::ForwardAck { .. } => "FORWARD_ACK",
             PeerMsg::Presence { .. } => "PRESENCE",
+            PeerMsg::SnapshotReq { .. } => "SNAPSHOT_REQ",
+            PeerMsg::SnapshotChunk { .. } => "SNAPSHOT_CHUNK",
         }
     }
 }
@@ -251,6 +282,8 @@ pub const PEER_TYPES: &[&str] = &[
     "FORWARD",
     "FORWARD_ACK",
     "PRESENCE",
+    "SNAPSHOT_REQ",
+    "SNAPSHOT_CHUNK",
 ];
 
 /// A request from a client connection, already parsed and validated by the driver.

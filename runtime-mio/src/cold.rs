@@ -176,6 +176,12 @@ impl ColdReader {
                         }
                     }
                     SeqEffect::Append(_) | SeqEffect::Other => {}
+                    // An installed snapshot: every entry before it is gone.
+                    SeqEffect::Rebase(_) => {
+                        offsets.clear();
+                        lens.clear();
+                        bytes = 0;
+                    }
                     SeqEffect::Truncate(f) => {
                         let k = f.0.saturating_sub(from) as usize;
                         if k < offsets.len() {

@@ -192,6 +192,8 @@ impl Runtime {
     fn perform(&mut self, a: &Action) {
         match a {
             Action::Persist(_) | Action::Note(_) => {}
+            // Wired to the snapshot store by the integration (issue 16).
+            Action::SaveSnapshot(_) | Action::Compact { .. } => {}
             Action::Send { to, msg } => {
                 if let PeerMsg::CatchupResp { entries, .. } = msg {
                     self.metrics.catchup_sent.inc_by(entries.len() as u64);

@@ -179,6 +179,9 @@ pub(crate) struct SegIndex {
     /// Points of recently used sealed segments, by base (most recent last).
     cache: VecDeque<(u64, Arc<Vec<Point>>)>,
     replay: ReplayPoints,
+    /// Replay passed a `Snapshot` record since the last entry: the points of
+    /// the segment the next entry is in are void before it.
+    rebased: bool,
 }
 
 /// Where a read of seqs `from..=to` must scan, in one segment.
@@ -217,6 +220,7 @@ impl SegIndex {
                 .collect(),
             cache: VecDeque::new(),
             replay: ReplayPoints::default(),
+            rebased: false,
         }
     }
 
@@ -239,16 +243,36 @@ impl SegIndex {
             None => (seq, seq),
         });
         let rel = off - seg.base;
+        let rebased = std::mem::take(&mut self.rebased);
         if seg.active.is_some() {
             self.flush_replay()?;
             if let Some(points) = &mut self.segs[k].active {
+                if rebased {
+                    cut_points(points, Seq(1));
+                }
                 add_point(points, seq, rel);
             }
             return Ok(());
         }
         self.replay_enter(k)?;
+        if rebased {
+            cut_points(&mut self.replay.points, Seq(1));
+        }
         add_point(&mut self.replay.points, seq, rel);
         Ok(())
+    }
+
+    /// Replay passed a `Snapshot` record (an installed snapshot): no entry
+    /// before it is current any more. Its offset is not known here (the
+    /// sink's `rebase` has none), so the points before it in its segment are
+    /// cut when the next entry comes; a segment it leaves without an entry
+    /// after it holds no current entry, so its points are never searched.
+    /// (The writer calls `on_truncate(Seq(1), offset)` instead.)
+    pub(crate) fn on_rebase(&mut self) {
+        for seg in &mut self.segs {
+            seg.range = None;
+        }
+        self.rebased = true;
     }
 
     /// A truncation from `from`, written at byte `off` of the log.
@@ -621,6 +645,7 @@ fn scan_segment(path: &Path, len: u64) -> io::Result<(Vec<Point>, Bounds)> {
                 add_point(&mut points, seq, off);
             }
             SeqEffect::Truncate(from) => cut_points(&mut points, from),
+            SeqEffect::Rebase(_) => cut_points(&mut points, Seq(1)),
             SeqEffect::Other => {}
         }
         true

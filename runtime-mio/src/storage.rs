@@ -237,16 +237,32 @@ impl<E: EntrySink> EntrySink for Anchored<E> {
             self.inner.truncate_at(from, offset);
         }
     }
+    fn rebase(&mut self, seq: Seq, term: Term) -> Result<(), String> {
+        self.last = seq;
+        if seq > self.skip {
+            // An install newer than the caller's snapshot replaces it all.
+            self.skip = seq;
+            return self.inner.rebase(seq, term);
+        }
+        // The caller's snapshot is newer than this install: it holds
+        // everything up to `skip`; drop what came before the install above it.
+        let from = Seq(self.skip.0 + 1);
+        if from <= self.inner.last_seq() {
+            self.inner.truncate(from);
+        }
+        Ok(())
+    }
 }
 
 /// Entries in a `Vec`, the first of them at any seq (a log whose first
-/// segments are gone): for the tools, which want the entries themselves.
+/// segments are gone, or one where a snapshot was installed: the seq after
+/// which they start): for the tools, which want the entries themselves.
 #[derive(Debug, Default)]
-struct SeqVec(Vec<Entry>);
+struct SeqVec(Vec<Entry>, Seq);
 
 impl EntrySink for SeqVec {
     fn last_seq(&self) -> Seq {
-        self.0.last().map_or(Seq(0), |e| e.seq_no)
+        self.0.last().map_or(self.1, |e| e.seq_no)
     }
     fn push(&mut self, e: Entry, _offset: u64) {
         self.0.push(e);
@@ -254,6 +270,11 @@ impl EntrySink for SeqVec {
     fn truncate(&mut self, from: Seq) {
         let keep = self.0.partition_point(|e| e.seq_no < from);
         self.0.truncate(keep);
+    }
+    fn rebase(&mut self, seq: Seq, _term: Term) -> Result<(), String> {
+        self.0.clear();
+        self.1 = seq;
+        Ok(())
     }
 }
 
@@ -282,6 +303,10 @@ fn anchor_of(f: &SegmentFile, fallback: Seq) -> Result<Seq, RuntimeError> {
         // The entries after it start at `from` (a truncation is written
         // only at or below the log's end).
         Some(SeqEffect::Truncate(from)) => Seq(from.0.saturating_sub(1)),
+        // The log is at the installed snapshot's seq after it, and a Commit
+        // before it was at most that (the core installs only ahead of its
+        // commit point).
+        Some(SeqEffect::Rebase(seq)) => seq,
         Some(SeqEffect::Other) | None => fallback,
     })
 }
@@ -290,7 +315,11 @@ fn anchor_of(f: &SegmentFile, fallback: Seq) -> Result<Seq, RuntimeError> {
 /// segment whose first entry is at most `after + 1` (an entry record below
 /// a later segment's first one was superseded before that segment began),
 /// provided it begins with a Term record; else the first segment on disk.
-fn start_for(files: &[SegmentFile], index: &mut SegIndex, after: Seq) -> Result<Start, RuntimeError> {
+fn start_for(
+    files: &[SegmentFile],
+    index: &mut SegIndex,
+    after: Seq,
+) -> Result<Start, RuntimeError> {
     let whole = |files: &[SegmentFile]| -> Result<Start, RuntimeError> {
         Ok(Start {
             k: 0,
@@ -306,8 +335,12 @@ fn start_for(files: &[SegmentFile], index: &mut SegIndex, after: Seq) -> Result<
         let f = &files[k];
         let first = if k == last {
             // The active segment has no index file: its first records say.
-            match segments::head(&f.path, f.len).map_err(read_err(&f.path))?.first_effect {
+            match segments::head(&f.path, f.len)
+                .map_err(read_err(&f.path))?
+                .first_effect
+            {
                 Some(SeqEffect::Append(s) | SeqEffect::Truncate(s)) => Some(s),
+                Some(SeqEffect::Rebase(s)) => Some(s.next()),
                 _ => None,
             }
         } else {
@@ -322,7 +355,10 @@ fn start_for(files: &[SegmentFile], index: &mut SegIndex, after: Seq) -> Result<
         return whole(files);
     };
     let f = &files[k];
-    if !segments::head(&f.path, f.len).map_err(read_err(&f.path))?.term_first {
+    if !segments::head(&f.path, f.len)
+        .map_err(read_err(&f.path))?
+        .term_first
+    {
         // Written before segments began with a Term record: the term and
         // vote may be in an earlier one.
         return whole(files);
@@ -358,6 +394,10 @@ impl<E: EntrySink> EntrySink for Indexing<E> {
             self.err.get_or_insert(err);
         }
         self.inner.truncate(from);
+    }
+    fn rebase(&mut self, seq: Seq, term: Term) -> Result<(), String> {
+        self.index.on_rebase();
+        self.inner.rebase(seq, term)
     }
 }
 
@@ -548,6 +588,7 @@ impl DurableLog {
         let indexed = match rec {
             Record::Entry(e) => ix.on_entry(e.seq_no, at),
             Record::Truncate { from } => ix.on_truncate(*from, at),
+            Record::Snapshot { .. } => ix.on_truncate(Seq(1), at),
             Record::Term { .. } | Record::Commit { .. } => Ok(()),
         };
         debug_assert!(indexed.is_ok(), "the active segment needs no I/O");
@@ -556,6 +597,7 @@ impl DurableLog {
         match rec {
             Record::Entry(e) => self.last_seq = e.seq_no,
             Record::Truncate { from } => self.last_seq = self.last_seq.min(Seq(from.0 - 1)),
+            Record::Snapshot { seq, .. } => self.last_seq = *seq,
             Record::Term { term, voted_for } => self.term = Some((*term, *voted_for)),
             Record::Commit { .. } => {}
         }
@@ -859,7 +901,9 @@ pub fn read_only(dir: &Path) -> Result<Snapshot, RuntimeError> {
             err: io::Error::new(io::ErrorKind::NotFound, "no log segment in it"),
         });
     }
-    let (replayed, start_seq) = replay_for_tool(&dir, &files, SeqVec::default())?;
+    let (replayed, anchor) = replay_for_tool(&dir, &files, SeqVec::default())?;
+    // After an installed snapshot, the entries start after it.
+    let start_seq = anchor.max(replayed.recovered.entries.1);
     let last = files.last().expect("not empty");
     Ok(Snapshot {
         path: if files.len() == 1 {
@@ -918,6 +962,10 @@ impl EntrySink for LastSeq {
     }
     fn truncate(&mut self, from: Seq) {
         self.0 = self.0.min(Seq(from.0 - 1));
+    }
+    fn rebase(&mut self, seq: Seq, _term: Term) -> Result<(), String> {
+        self.0 = seq;
+        Ok(())
     }
 }
 

@@ -34,8 +34,9 @@
 
 use crate::storage::{Disk, EntryId};
 use crate::workload::{Clients, MsgKey};
-use chorus_core::record::{Record, Recovered};
+use chorus_core::record::Record;
 use chorus_core::rooms::Rooms;
+use chorus_core::snapshot::{fingerprint, Snapshot, SnapshotImage};
 use chorus_core::{Body, Chat, Entry, NodeId, Numbers, PeerMsg, Role, Seq, Status, Term};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -81,6 +82,8 @@ pub struct Checker {
     /// Per node: last seq delivered in this incarnation, and ever.
     delivered: Vec<Seq>,
     delivered_max: Vec<Seq>,
+    /// Per node: the highest snapshot it saved (committed state it holds).
+    snapshot_max: Vec<Seq>,
     /// Per node: highest term seen in this incarnation.
     term: Vec<Term>,
     /// Per node: highest term it ever put on the wire (must survive restarts).
@@ -101,9 +104,14 @@ fn fail(v: &mut Vec<Violation>, at_ms: u64, what: String) {
     }
 }
 
-/// How many of `disks` hold `id` at `seq` durably.
-fn durable_copies(disks: &[Disk], seq: Seq, id: EntryId) -> usize {
-    disks.iter().filter(|d| d.entry(seq) == Some(id)).count()
+/// How many of `disks` hold `id` at `seq` durably: as a log entry, or
+/// covered by a saved snapshot (whose content `on_snapshot` checked against
+/// the committed history; `canon` is the committed `id` at `seq`, if any).
+fn durable_copies(disks: &[Disk], seq: Seq, id: EntryId, canon: Option<EntryId>) -> usize {
+    disks
+        .iter()
+        .filter(|d| d.entry(seq) == Some(id) || (canon == Some(id) && d.covers(seq)))
+        .count()
 }
 
 impl Checker {
@@ -122,6 +130,7 @@ impl Checker {
             acked_at: BTreeMap::new(),
             delivered: vec![Seq(0); n],
             delivered_max: vec![Seq(0); n],
+            snapshot_max: vec![Seq(0); n],
             term: vec![Term(0); n],
             term_sent: vec![Term(0); n],
             leaders: BTreeMap::new(),
@@ -272,10 +281,7 @@ impl Checker {
                 last_seq,
                 last_term,
                 ..
-            } => {
-                *last_seq == disk.last_seq()
-                    && disk.entry(*last_seq).map_or(Term(0), |e| e.term) == *last_term
-            }
+            } => *last_seq == disk.last_seq() && disk.holds(*last_seq, *last_term),
             _ => true,
         };
         if !ok {
@@ -318,7 +324,8 @@ impl Checker {
             let what = format!("{name} delivered {seq} before persisting it");
             fail(&mut self.violations, now, what);
         }
-        let copies = durable_copies(disks, seq, id);
+        let canon = self.canon.get(seq.0 as usize - 1).map(EntryId::of);
+        let copies = durable_copies(disks, seq, id, canon);
         if copies < self.majority {
             let what = format!(
                 "{name} delivered {seq} durable on {copies} nodes, fewer than a majority ({})",
@@ -572,9 +579,15 @@ impl Checker {
         disks: &[Disk],
         what: &str,
     ) {
+        let canon_has = self
+            .canon
+            .get((seq.0 as usize).wrapping_sub(1))
+            .is_some_and(|e| EntryId::of(e).key == Some(key));
         let copies = disks
             .iter()
-            .filter(|d| d.entry(seq).is_some_and(|e| e.key == Some(key)))
+            .filter(|d| {
+                d.entry(seq).is_some_and(|e| e.key == Some(key)) || (canon_has && d.covers(seq))
+            })
             .count();
         if copies < self.majority {
             let what = format!(
@@ -585,33 +598,122 @@ impl Checker {
         }
     }
 
+    /// Node `i` saves a snapshot: it must be committed state, and exactly
+    /// the committed history's folds at its seq (numbers, rooms, accounts,
+    /// exactly-once ids).
+    pub fn on_snapshot(&mut self, now: u64, i: usize, image: &SnapshotImage) {
+        let name = format!("n{}", i + 1);
+        let snap = match Snapshot::decode(&image.bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                let what = format!("{name} saved a snapshot it cannot read back: {e}");
+                return fail(&mut self.violations, now, what);
+            }
+        };
+        let seq = snap.seq;
+        if seq > self.canon_len() || (snap.seq, snap.term) != (image.seq, image.term) {
+            let what = format!(
+                "{name} saved a snapshot at {seq} beyond the committed history ({})",
+                self.canon_len()
+            );
+            return fail(&mut self.violations, now, what);
+        }
+        self.snapshot_max[i] = self.snapshot_max[i].max(seq);
+        let upto = &self.canon[..seq.0 as usize];
+        if snap.term != upto[upto.len() - 1].term {
+            let what = format!("{name}'s snapshot at {seq} has term {}", snap.term);
+            fail(&mut self.violations, now, what);
+        }
+        let chats = self.canon_numbers[..seq.0 as usize]
+            .iter()
+            .flatten()
+            .last()
+            .map_or(0, |n| n.seq_no);
+        if snap.numbering.chats() != chats {
+            let what = format!(
+                "{name}'s snapshot at {seq} counts {} chats, the committed history {chats}",
+                snap.numbering.chats()
+            );
+            fail(&mut self.violations, now, what);
+        }
+        if snap.rooms != Rooms::from_entries(upto) {
+            let what =
+                format!("{name}'s snapshot at {seq} holds other rooms than the committed history");
+            fail(&mut self.violations, now, what);
+        }
+        for &(hi, lo, s) in &snap.dedup {
+            let ok = s <= seq
+                && s.0 > 0
+                && upto[s.0 as usize - 1]
+                    .msg_id()
+                    .is_some_and(|id| fingerprint(id) == (hi, lo));
+            if !ok {
+                let what = format!("{name}'s snapshot at {seq} maps an exactly-once id to {s}, which is not that message");
+                return fail(&mut self.violations, now, what);
+            }
+        }
+    }
+
+    /// Node `i` compacts its log before `before`: a saved snapshot covers it.
+    pub fn on_compact(&mut self, now: u64, i: usize, before: Seq, disk: &Disk) {
+        if before.0 > 1 && !disk.covers(Seq(before.0 - 1)) {
+            let what = format!(
+                "n{} compacted its log before {before} with no saved snapshot covering it",
+                i + 1
+            );
+            fail(&mut self.violations, now, what);
+        }
+    }
+
+    /// Node `i` installed a snapshot at `seq` (its log continues after it):
+    /// delivery resumes after `seq`, which a saved snapshot must cover.
+    pub fn on_install(&mut self, now: u64, i: usize, seq: Seq, disk: &Disk) {
+        if !disk.covers(seq) || seq > self.canon_len() {
+            let what = format!(
+                "n{} installed a snapshot at {seq} without saving it first, or past the committed history",
+                i + 1
+            );
+            fail(&mut self.violations, now, what);
+        }
+        if seq <= self.delivered[i] {
+            let what = format!(
+                "n{} installed a snapshot at {seq} after delivering {}",
+                i + 1,
+                self.delivered[i]
+            );
+            fail(&mut self.violations, now, what);
+        }
+        self.delivered[i] = seq;
+        self.delivered_max[i] = self.delivered_max[i].max(seq);
+    }
+
     /// Node `i` restarted from `rec`: delivery resumes after the recovered
     /// commit point, which it must have delivered before.
-    pub fn on_restart(&mut self, now: u64, i: usize, rec: &Recovered) {
-        if rec.commit_seq > self.delivered_max[i] {
+    pub fn on_restart(&mut self, now: u64, i: usize, term: Term, commit: Seq) {
+        if commit > self.delivered_max[i].max(self.snapshot_max[i]) {
             let what = format!(
                 "n{} recovered commit point {} beyond anything it delivered ({})",
                 i + 1,
-                rec.commit_seq,
+                commit,
                 self.delivered_max[i]
             );
             fail(&mut self.violations, now, what);
         }
-        if rec.term < self.term_sent[i] {
+        if term < self.term_sent[i] {
             let what = format!(
                 "n{} restarted in {} after sending messages in {}",
                 i + 1,
-                rec.term,
+                term,
                 self.term_sent[i]
             );
             fail(&mut self.violations, now, what);
         }
-        self.delivered[i] = rec.commit_seq;
-        self.term[i] = rec.term;
+        self.delivered[i] = commit;
+        self.term[i] = term;
     }
 }
 
 /// `disk`'s durable log holds position `(term, seq)` (seq 0: the empty log).
 fn durable_at(disk: &Disk, seq: Seq, term: Term) -> bool {
-    seq.0 == 0 || disk.entry(seq).is_some_and(|e| e.term == term)
+    disk.holds(seq, term)
 }

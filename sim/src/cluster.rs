@@ -16,7 +16,7 @@ use crate::net::Network;
 use crate::options::SimOptions;
 use crate::queue::Queue;
 use crate::seed::{self, Stream};
-use crate::storage::Disk;
+use crate::storage::{Disk, Recovery};
 use crate::trace::{self, Digest, Trace};
 use crate::workload::Clients;
 use chorus_core::gate::Gate;
@@ -156,13 +156,13 @@ impl Sim {
             opts,
         };
         for i in 0..n {
-            sim.boot(i, Recovered::default());
+            sim.boot(i, Recovery::Log(Recovered::default()));
         }
         sim
     }
 
     /// Builds node `i` of the current incarnation from `rec` and starts it.
-    pub(crate) fn boot(&mut self, i: usize, rec: Recovered) {
+    pub(crate) fn boot(&mut self, i: usize, rec: Recovery) {
         let n = self.opts.nodes;
         let peers = (0..n).filter(|&j| j != i).map(peer_info).collect();
         let mut cfg = Config::new(peer_info(i), peers)
@@ -176,6 +176,7 @@ impl Sim {
             cfg.dedup_window_ids = ids;
             cfg.dedup_window_ms = ms;
         }
+        (cfg.snapshot_every, cfg.retain_entries) = self.opts.snapshots.unwrap_or((0, 0));
         let node_seed = seed::derive(
             self.opts.seed,
             Stream::Node {
@@ -184,7 +185,14 @@ impl Sim {
             },
         );
         let cold = Box::new(self.disks[i].cold());
-        self.slots[i].node = Some(Node::new(cfg, rec, node_seed).with_cold_log(cold));
+        let node = match rec {
+            Recovery::Log(rec) => Node::new(cfg, rec, node_seed),
+            Recovery::Snapshot(b) => {
+                let (snap, image, rec) = *b;
+                Node::restored(cfg, snap, image, rec, node_seed)
+            }
+        };
+        self.slots[i].node = Some(node.with_cold_log(cold));
         self.slots[i].shown = None;
         self.activate(i, Input::Start);
     }

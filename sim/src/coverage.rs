@@ -1,7 +1,7 @@
 //! Coverage counters: proof that a run (or a swarm) actually reached the
 //! interesting states, so a green sweep is not a vacuous one.
 //!
-//! The first nine are the classes a sweep must exercise (`explore` fails
+//! Those in `REQUIRED` are the classes a sweep must exercise (`explore` fails
 //! when one stays at zero); the rest are informative.
 
 use std::fmt;
@@ -37,6 +37,17 @@ pub struct Coverage {
     /// A run with named sessions ended with every live node agreeing on
     /// who is online (`people.rs`).
     pub presence_converged: u64,
+    /// A node saved a snapshot (`chorus_core::snapshot`).
+    pub snapshots: u64,
+    /// A node compacted its log behind a snapshot (retention).
+    pub compactions: u64,
+    /// A node installed a snapshot from a peer (InstallSnapshot).
+    pub installs: u64,
+    /// A node restarted from a saved snapshot plus the log after it.
+    pub restarts_from_snapshot: u64,
+    /// Informative: a node crashed with an install in flight or with an
+    /// install's snapshot saved before its log record.
+    pub install_interrupted: u64,
     /// Informative: crashes of any node.
     pub crashes: u64,
     /// Informative: crashes inside an action batch.
@@ -65,6 +76,10 @@ pub const REQUIRED: &[&str] = &[
     "truncations_while_gated",
     "room_events",
     "presence_converged",
+    "snapshots",
+    "compactions",
+    "installs",
+    "restarts_from_snapshot",
 ];
 
 impl Coverage {
@@ -85,6 +100,11 @@ impl Coverage {
             ("truncations_while_gated", self.truncations_while_gated),
             ("room_events", self.room_events),
             ("presence_converged", self.presence_converged),
+            ("snapshots", self.snapshots),
+            ("compactions", self.compactions),
+            ("installs", self.installs),
+            ("restarts_from_snapshot", self.restarts_from_snapshot),
+            ("install_interrupted", self.install_interrupted),
             ("stale_reports_dropped", self.stale_reports_dropped),
             ("crashes", self.crashes),
             ("mid_batch_crashes", self.mid_batch_crashes),
@@ -132,6 +152,11 @@ impl Coverage {
         self.retries_past_window += o.retries_past_window;
         self.room_events += o.room_events;
         self.presence_converged += o.presence_converged;
+        self.snapshots += o.snapshots;
+        self.compactions += o.compactions;
+        self.installs += o.installs;
+        self.restarts_from_snapshot += o.restarts_from_snapshot;
+        self.install_interrupted += o.install_interrupted;
     }
 }
 

@@ -31,6 +31,10 @@ impl Sim {
                     let dropped = self.slots[i].gated.truncated(from);
                     self.coverage.stale_reports_dropped += dropped as u64;
                 }
+                if let Record::Snapshot { seq, .. } = rec {
+                    self.checker.on_install(now, i, seq, &self.disks[i]);
+                    self.coverage.installs += 1;
+                }
                 if self.opts.async_fsync_ms.is_some() {
                     self.disks[i].write(rec);
                     self.start_sync(i);
@@ -86,6 +90,16 @@ impl Sim {
                 // Errors (Busy) need nothing: the client's timer resends.
             }
             Action::PeerKnown(_) => {}
+            Action::SaveSnapshot(image) => {
+                self.checker.on_snapshot(now, i, &image);
+                self.coverage.snapshots += 1;
+                self.disks[i].save_snapshot(image);
+            }
+            Action::Compact { before } => {
+                self.checker.on_compact(now, i, before, &self.disks[i]);
+                self.coverage.compactions += 1;
+                self.disks[i].compact(before);
+            }
         }
     }
 

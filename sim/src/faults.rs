@@ -10,6 +10,7 @@
 
 use crate::cluster::{Event, Sim};
 use crate::seed;
+use crate::storage::Recovery;
 use crate::trace::node_name;
 use crate::workload::client_id;
 use chorus_core::{ClientRequest, Event as RoomEvent, Input, NodeId, Role};
@@ -82,18 +83,17 @@ impl Sim {
             }
         };
         self.coverage.restarts += 1;
-        let behind = (rec.entries.len() as u64) < self.checker.canon_len().0;
+        let (term, commit, last) = rec.position();
+        let behind = last < self.checker.canon_len();
         if i + 1 == self.opts.nodes && behind {
             self.coverage.stale_higher_id_rejoin += 1;
         }
-        let what = format!(
-            "RESTART (term {}, log {}, commit {})",
-            rec.term,
-            rec.entries.len(),
-            rec.commit_seq
-        );
+        if matches!(rec, Recovery::Snapshot(_)) {
+            self.coverage.restarts_from_snapshot += 1;
+        }
+        let what = format!("RESTART (term {term}, log {last}, commit {commit})");
         self.note(&node_name(i), &what);
-        self.checker.on_restart(self.now, i, &rec);
+        self.checker.on_restart(self.now, i, term, commit);
         self.boot(i, rec);
         if self.opts.net.peer_hints {
             let live: Vec<usize> = (0..self.opts.nodes)

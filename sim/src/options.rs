@@ -42,6 +42,11 @@ pub struct SimOptions {
     /// Clients hold named sessions on their nodes (presence); on in swarm
     /// runs with room events and in scenarios with room steps.
     pub sessions: bool,
+    /// `Some((every, retain))`: snapshots every `every` delivered entries,
+    /// and with `retain` above 0 the log keeps only the newest `retain`
+    /// committed entries (members further behind install the snapshot).
+    /// `None`: no snapshots (every scenario recorded before them).
+    pub snapshots: Option<(u64, u64)>,
 }
 
 impl Default for SimOptions {
@@ -62,6 +67,7 @@ impl Default for SimOptions {
             dedup_window: None,
             room_events_ppm: 0,
             sessions: false,
+            snapshots: None,
         }
     }
 }

@@ -22,6 +22,7 @@
 
 use crate::workload::MsgKey;
 use chorus_core::record::{encode, replay_segments, Record, Recovered, ReplayError, SegmentSource};
+use chorus_core::snapshot::{Restore, Snapshot, SnapshotImage};
 use chorus_core::{Body, ColdLog, Entry, Seq, Term};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,20 +58,33 @@ pub struct Disk {
     written: Vec<Record>,
     /// Asynchronous model: records written but not yet durable, in order.
     pending: Vec<Record>,
-    /// The durable log, entry `seq` at index `seq - 1`.
+    /// The durable log, entry `seq` at index `seq - 1 - log_base`.
     log: Vec<EntryId>,
+    /// The durable log continues after an installed snapshot at this seq.
+    log_base: Seq,
+    /// The newest saved snapshot (saved atomically: durable at once).
+    snapshot: Option<SnapshotImage>,
     /// The durable entries themselves, shared with the node's `SimCold`.
-    entries: Arc<Mutex<Vec<Entry>>>,
+    entries: Arc<Mutex<Mirror>>,
     /// Cold reads served so far (coverage).
     cold_reads: Arc<AtomicU64>,
     term: Term,
+    /// The term of the entry at `log_base`.
+    base_term: Term,
+}
+
+/// The written entries from `base + 1` on (`v[k]` is seq `base + 1 + k`).
+#[derive(Debug, Default)]
+pub struct Mirror {
+    base: Seq,
+    v: Vec<Entry>,
 }
 
 /// The node's reader of its evicted entries: the durable entries of its disk.
 /// (A mutex only because a `ColdLog` must be `Send`; one thread uses it.)
 #[derive(Debug)]
 pub struct SimCold {
-    entries: Arc<Mutex<Vec<Entry>>>,
+    entries: Arc<Mutex<Mirror>>,
     reads: Arc<AtomicU64>,
 }
 
@@ -83,8 +97,8 @@ impl ColdLog for SimCold {
             .expect("the simulator is single-threaded");
         let mut out: Vec<Entry> = Vec::new();
         let mut bytes = 0;
-        let start = from.0.saturating_sub(1) as usize;
-        for e in entries.iter().skip(start).take(max_n) {
+        let start = from.0.saturating_sub(1 + entries.base.0) as usize;
+        for e in entries.v.iter().skip(start).take(max_n) {
             bytes += e.approx_bytes();
             if !out.is_empty() && bytes > max_bytes {
                 break;
@@ -114,12 +128,19 @@ impl Disk {
         match &rec {
             Record::Entry(e) => {
                 // The core asserts contiguity; a mismatch here would be a sim bug.
-                debug_assert_eq!(e.seq_no.0, self.log.len() as u64 + 1);
+                debug_assert_eq!(e.seq_no.0, self.last_seq().0 + 1);
                 self.log.push(EntryId::of(e));
             }
-            Record::Truncate { from } => self.log.truncate(from.0.saturating_sub(1) as usize),
+            Record::Truncate { from } => self
+                .log
+                .truncate(from.0.saturating_sub(1 + self.log_base.0) as usize),
             Record::Term { term, .. } => self.term = self.term.max(*term),
             Record::Commit { .. } => {}
+            Record::Snapshot { seq, term } => {
+                self.log.clear();
+                self.log_base = *seq;
+                self.base_term = *term;
+            }
         }
         self.durable.push(rec);
     }
@@ -194,7 +215,7 @@ impl Disk {
         if !self.pending.is_empty() {
             self.pending.clear();
             let mut entries = self.entries.lock().expect("single-threaded");
-            entries.clear();
+            *entries = Mirror::default();
             for r in &self.durable {
                 mirror_into(&mut entries, r);
             }
@@ -208,15 +229,53 @@ impl Disk {
 
     /// Durable log length.
     pub fn last_seq(&self) -> Seq {
-        Seq(self.log.len() as u64)
+        Seq(self.log_base.0 + self.log.len() as u64)
     }
 
-    /// The durable entry at `seq`.
+    /// The durable entry at `seq` (None at or before an installed
+    /// snapshot: see `covers`).
     pub fn entry(&self, seq: Seq) -> Option<EntryId> {
-        if seq.0 == 0 {
+        if seq <= self.log_base {
             return None;
         }
-        self.log.get(seq.0 as usize - 1).copied()
+        self.log
+            .get((seq.0 - self.log_base.0) as usize - 1)
+            .copied()
+    }
+
+    /// The durable log holds position (`seq`, `term`): an entry, or the last
+    /// entry of the snapshot it continues after (seq 0: the empty log).
+    pub fn holds(&self, seq: Seq, term: Term) -> bool {
+        seq.0 == 0
+            || (seq == self.log_base && term == self.base_term)
+            || self.entry(seq).is_some_and(|e| e.term == term)
+    }
+
+    /// A durable snapshot covers the committed entry at `seq` (the disk
+    /// holds it as state, not as a log entry).
+    pub fn covers(&self, seq: Seq) -> bool {
+        self.snapshot.as_ref().is_some_and(|s| seq <= s.seq)
+    }
+
+    /// Executes `Action::SaveSnapshot`: written whole and synced before it
+    /// replaces the previous one (as the runtime's store), so durable at once.
+    pub fn save_snapshot(&mut self, image: SnapshotImage) {
+        self.snapshot = Some(image);
+    }
+
+    /// Executes `Action::Compact`: entries before `before` leave the
+    /// readable copy (the runtime deletes their segments). The checker's
+    /// view keeps them: they are committed, and covered by the snapshot.
+    pub fn compact(&mut self, before: Seq) {
+        let mut m = self.entries.lock().expect("single-threaded");
+        let drop = before.0.saturating_sub(1 + m.base.0).min(m.v.len() as u64);
+        m.v.drain(..drop as usize);
+        m.base = Seq(m.base.0 + drop);
+    }
+
+    /// The newest saved snapshot.
+    pub fn snapshot(&self) -> Option<&SnapshotImage> {
+        self.snapshot.as_ref()
     }
 
     /// Number of durable records (for traces).
@@ -228,7 +287,9 @@ impl Disk {
     /// segmented replay (`replay_segments`, as the runtime recovers its
     /// segment files): the records are cut into segments of about
     /// `SIM_SEGMENT_BYTES`, between records, as the runtime's writer does.
-    pub fn recover(&self) -> Result<Recovered, ReplayError> {
+    /// With a saved snapshot, the log replays into the core's `Restore`
+    /// sink (only what follows the snapshot is kept), as the runtime does.
+    pub fn recover(&self) -> Result<Recovery, ReplayError> {
         let mut bytes = Vec::new();
         let mut cuts = vec![0];
         for r in &self.durable {
@@ -238,30 +299,85 @@ impl Disk {
             encode(r, &mut bytes);
         }
         cuts.push(bytes.len());
-        let segments = cuts.windows(2).map(|w| SegmentSource {
-            base: w[0] as u64,
-            len: (w[1] - w[0]) as u64,
-            reader: &bytes[w[0]..w[1]],
-        });
-        let replayed = match replay_segments(segments, Vec::new()) {
+        let segments = || {
+            cuts.windows(2).map(|w| SegmentSource {
+                base: w[0] as u64,
+                len: (w[1] - w[0]) as u64,
+                reader: &bytes[w[0]..w[1]],
+            })
+        };
+        let whole = |valid_len: u64| {
+            if valid_len == bytes.len() as u64 {
+                Ok(())
+            } else {
+                Err(ReplayError::Corrupt {
+                    offset: valid_len,
+                    reason: "replay stopped early on a log the simulator wrote whole".into(),
+                })
+            }
+        };
+        let Some(image) = &self.snapshot else {
+            let replayed = match replay_segments(segments(), Vec::new()) {
+                Ok(r) => r?,
+                Err(e) => unreachable!("reading memory cannot fail: {e}"),
+            };
+            whole(replayed.valid_len)?;
+            return Ok(Recovery::Log(replayed.recovered));
+        };
+        let snap = Snapshot::decode(&image.bytes).map_err(|reason| ReplayError::Corrupt {
+            offset: 0,
+            reason: format!("the saved snapshot: {reason}"),
+        })?;
+        let replayed = match replay_segments(segments(), Restore::new(&snap)) {
             Ok(r) => r?,
             Err(e) => unreachable!("reading memory cannot fail: {e}"),
         };
-        if replayed.valid_len != bytes.len() as u64 {
-            return Err(ReplayError::Corrupt {
-                offset: replayed.valid_len,
-                reason: "replay stopped early on a log the simulator wrote whole".into(),
-            });
+        whole(replayed.valid_len)?;
+        Ok(Recovery::Snapshot(Box::new((
+            snap,
+            image.clone(),
+            replayed.recovered,
+        ))))
+    }
+}
+
+/// What a restart recovers: a log, or a snapshot and the log after it.
+#[derive(Debug)]
+pub enum Recovery {
+    Log(Recovered),
+    Snapshot(Box<(Snapshot, SnapshotImage, Recovered<Restore>)>),
+}
+
+impl Recovery {
+    /// (term, commit point, last log seq) of what was recovered.
+    pub fn position(&self) -> (Term, Seq, Seq) {
+        match self {
+            Recovery::Log(r) => (r.term, r.commit_seq, Seq(r.entries.len() as u64)),
+            Recovery::Snapshot(b) => {
+                let (snap, _, r) = &**b;
+                (
+                    r.term,
+                    r.commit_seq.max(snap.seq),
+                    r.entries.log().last_seq(),
+                )
+            }
         }
-        Ok(replayed.recovered)
     }
 }
 
 /// Applies a written record to a copy of the entries.
-fn mirror_into(entries: &mut Vec<Entry>, rec: &Record) {
+fn mirror_into(m: &mut Mirror, rec: &Record) {
     match rec {
-        Record::Entry(e) => entries.push(e.clone()),
-        Record::Truncate { from } => entries.truncate(from.0.saturating_sub(1) as usize),
+        Record::Entry(e) => {
+            let k = e.seq_no.0.saturating_sub(1 + m.base.0) as usize;
+            m.v.truncate(k);
+            m.v.push(e.clone());
+        }
+        Record::Truncate { from } => m.v.truncate(from.0.saturating_sub(1 + m.base.0) as usize),
+        Record::Snapshot { seq, .. } => {
+            m.v.clear();
+            m.base = *seq;
+        }
         _ => {}
     }
 }
@@ -290,7 +406,7 @@ mod tests {
         d.write(Record::Truncate { from: Seq(2) });
         assert!(d.barrier_pending());
         d.crash();
-        assert_eq!(d.recover().unwrap().entries.len(), 1);
+        assert_eq!(d.recover().unwrap().position().2, Seq(1));
         assert_eq!(d.cold().read(Seq(1), 10, 1 << 20).len(), 1);
     }
 
@@ -307,11 +423,11 @@ mod tests {
         d.persist(noop(1));
         d.note(Record::Commit { seq: Seq(1) });
         d.crash();
-        assert_eq!(d.recover().unwrap().commit_seq, Seq(0));
+        assert_eq!(d.recover().unwrap().position().1, Seq(0));
         d.note(Record::Commit { seq: Seq(1) });
         d.persist(noop(2));
         d.crash();
-        let r = d.recover().unwrap();
-        assert_eq!((r.commit_seq, r.entries.len()), (Seq(1), 2));
+        let (_, commit, last) = d.recover().unwrap().position();
+        assert_eq!((commit, last), (Seq(1), Seq(2)));
     }
 }

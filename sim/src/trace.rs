@@ -156,6 +156,18 @@ pub fn msg_text(m: &PeerMsg) -> String {
             Some(n) => format!("{k} {t} v{version} {} names pull={pull}", n.len()),
             None => format!("{k} {t} v{version} pull={pull}"),
         },
+        PeerMsg::SnapshotReq { seq, offset, .. } => format!("{k} {t} snap={seq} at={offset}"),
+        PeerMsg::SnapshotChunk {
+            seq,
+            snap_term,
+            total,
+            offset,
+            data,
+            ..
+        } => format!(
+            "{k} {t} snap={seq}@{snap_term} at={offset} of={total} ({} b64)",
+            data.len()
+        ),
         _ => format!("{k} {t}"),
     }
 }
@@ -206,6 +218,7 @@ fn record_text(r: &Record) -> String {
         Record::Entry(e) => format!("entry {} {} {}", e.seq_no, e.term, entry_text(e)),
         Record::Truncate { from } => format!("truncate from={from}"),
         Record::Commit { seq } => format!("commit {seq}"),
+        Record::Snapshot { seq, term } => format!("log after snapshot {seq} {term}"),
     }
 }
 
@@ -230,6 +243,13 @@ pub fn action_text(a: &Action) -> String {
             ClientReply::Error { code, .. } => format!("=> c{} ERROR {code:?}", client.0),
         },
         Action::PeerKnown(p) => format!("knows {}", p.node_id),
+        Action::SaveSnapshot(img) => format!(
+            "save snapshot {} {} ({} bytes)",
+            img.seq,
+            img.term,
+            img.bytes.len()
+        ),
+        Action::Compact { before } => format!("compact before={before}"),
     }
 }
 
@@ -265,11 +285,14 @@ pub fn action_tag(a: &Action) -> u64 {
             Record::Entry(e) => 11 | (e.seq_no.0 << 8),
             Record::Truncate { from } => 12 | (from.0 << 8),
             Record::Commit { seq } => 13 | (seq.0 << 8),
+            Record::Snapshot { seq, .. } => 19 | (seq.0 << 8),
         },
         Action::Send { to, msg } => 14 | (to.0 << 8) | (msg.term().0 << 16),
         Action::Broadcast { to, msg } => 15 | ((to.len() as u64) << 8) | (msg.term().0 << 16),
         Action::Deliver(e, _) => 16 | (e.seq_no.0 << 8),
         Action::Reply { client, .. } => 17 | (client.0 << 8),
         Action::PeerKnown(p) => 18 | (p.node_id.0 << 8),
+        Action::SaveSnapshot(img) => 20 | (img.seq.0 << 8),
+        Action::Compact { before } => 21 | (before.0 << 8),
     }
 }

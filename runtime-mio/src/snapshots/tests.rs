@@ -17,7 +17,10 @@ fn file_of(dir: &Path, seq: u64) -> PathBuf {
 #[test]
 fn names_round_trip_and_tmp_is_not_a_snapshot() {
     assert_eq!(snapshot_name(Seq(7)), "snapshot.00000000000000000007");
-    assert_eq!(parse_snapshot_name("snapshot.00000000000000000007"), Some(Seq(7)));
+    assert_eq!(
+        parse_snapshot_name("snapshot.00000000000000000007"),
+        Some(Seq(7))
+    );
     for other in [
         "snapshot.00000000000000000007.tmp",
         "snapshot.7",
@@ -210,7 +213,16 @@ fn an_oversized_length_is_refused_without_allocating_it() {
     // The bound is configurable, and applies to saves too.
     let mut s = SnapshotStore::open_with_max(dir.path(), 1000).unwrap();
     let err = s.save(Seq(10), Term(1), &[0u8; 1001]).unwrap_err();
-    assert!(matches!(err, SnapshotError::TooLarge { len: 1001, max: 1000 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SnapshotError::TooLarge {
+                len: 1001,
+                max: 1000
+            }
+        ),
+        "{err}"
+    );
     assert!(!tmp_path(dir.path(), Seq(10)).exists());
 }
 
@@ -241,15 +253,24 @@ fn a_save_that_fails_mid_write_keeps_the_old_snapshot() {
         .env(CHILD_DIR_ENV, dir.path())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("child: save failed as expected"), "{text}");
     let names: Vec<String> = fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, vec![snapshot_name(Seq(10))], "no .tmp left, old kept");
-    let l = SnapshotStore::open(dir.path()).unwrap().load_latest().unwrap().unwrap();
+    assert_eq!(
+        names,
+        vec![snapshot_name(Seq(10))],
+        "no .tmp left, old kept"
+    );
+    let l = SnapshotStore::open(dir.path())
+        .unwrap()
+        .load_latest()
+        .unwrap()
+        .unwrap();
     assert_eq!((l.meta.seq, l.bytes), (Seq(10), old));
 }
 
@@ -279,7 +300,8 @@ fn failing_save_child() {
 #[test]
 #[ignore = "a measurement; prints figures"]
 fn timing_of_saves_and_loads() {
-    let base = std::env::var_os("CHORUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let base =
+        std::env::var_os("CHORUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let dir = tempfile::tempdir_in(base).unwrap();
     let mut s = SnapshotStore::open_with_max(dir.path(), 200 << 20).unwrap();
     for (k, mb) in [1usize, 30, 100].into_iter().enumerate() {

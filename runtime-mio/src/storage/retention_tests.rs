@@ -60,13 +60,22 @@ impl EntrySink for After {
         self.entries.last().map_or(self.after, |e| e.seq_no)
     }
     fn push(&mut self, e: Entry, _offset: u64) {
-        assert_eq!(e.seq_no.0, self.last_seq().0 + 1, "contiguous above the snapshot");
+        assert_eq!(
+            e.seq_no.0,
+            self.last_seq().0 + 1,
+            "contiguous above the snapshot"
+        );
         self.entries.push(e);
     }
     fn truncate(&mut self, from: Seq) {
         assert!(from > self.after, "never below the snapshot");
         let keep = self.entries.partition_point(|e| e.seq_no < from);
         self.entries.truncate(keep);
+    }
+    fn rebase(&mut self, seq: Seq, _term: Term) -> Result<(), String> {
+        self.entries.clear();
+        self.after = seq;
+        Ok(())
     }
 }
 
@@ -97,7 +106,10 @@ fn every_new_segment_opens_with_the_current_term_record() {
         // Entry k is in term 1 + (k-1)/15, unless the Term record for the
         // next term comes right after the copy (first entry of a term).
         let entry_term = 1 + (first.0 - 1) / 15;
-        assert!(t.0 == entry_term || t.0 + 1 == entry_term, "{t:?} {first:?}");
+        assert!(
+            t.0 == entry_term || t.0 + 1 == entry_term,
+            "{t:?} {first:?}"
+        );
         assert_eq!(voted_for, Some(NodeId(t.0)));
     }
 }
@@ -109,8 +121,17 @@ fn retention_keeps_the_segment_holding_the_bound_and_the_active_one() {
     let mut o = DurableLog::open_into(dir.path(), Vec::new(), SEG).unwrap();
     let r = o.log.delete_segments_before(Seq(20)).unwrap();
     assert!(r.segments >= 3, "{r:?}");
-    assert_eq!(r.paths, files[..r.segments].iter().map(|f| f.path.clone()).collect::<Vec<_>>());
-    assert_eq!(r.bytes, files[..r.segments].iter().map(|f| f.len).sum::<u64>());
+    assert_eq!(
+        r.paths,
+        files[..r.segments]
+            .iter()
+            .map(|f| f.path.clone())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        r.bytes,
+        files[..r.segments].iter().map(|f| f.len).sum::<u64>()
+    );
     let Some(Stopped::Holds(max)) = r.stopped else {
         panic!("{r:?}");
     };
@@ -130,8 +151,14 @@ fn retention_keeps_the_segment_holding_the_bound_and_the_active_one() {
     // Everything below a bound past the end: all but the active segment.
     let r = o.log.delete_segments_before(Seq(1_000)).unwrap();
     assert_eq!(r.stopped, None);
-    assert_eq!(segments::list(dir.path()).unwrap(), vec![files.last().unwrap().clone()]);
-    assert_eq!(o.log.delete_segments_before(Seq(1_000)).unwrap().segments, 0);
+    assert_eq!(
+        segments::list(dir.path()).unwrap(),
+        vec![files.last().unwrap().clone()]
+    );
+    assert_eq!(
+        o.log.delete_segments_before(Seq(1_000)).unwrap().segments,
+        0
+    );
     // The log goes on being written and rolled.
     for s in 41..=60 {
         o.log.append(&chat(s, 3));
@@ -152,9 +179,15 @@ fn a_log_whose_first_segments_are_gone_reopens_from_the_rest() {
     let mut o = DurableLog::open_into(dir.path(), Vec::new(), SEG).unwrap();
     let k = o.start_seq;
     assert!(k > Seq(0) && k < Seq(25), "{k:?}");
-    assert_eq!(seqs(&o.replayed.recovered.entries), (k.0 + 1..=40).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&o.replayed.recovered.entries),
+        (k.0 + 1..=40).collect::<Vec<_>>()
+    );
     let rec = &o.replayed.recovered;
-    assert_eq!((rec.term, rec.voted_for, rec.commit_seq), (Term(3), Some(NodeId(3)), Seq(40)));
+    assert_eq!(
+        (rec.term, rec.voted_for, rec.commit_seq),
+        (Term(3), Some(NodeId(3)), Seq(40))
+    );
     // Appending continues at 41; a reopen sees it all.
     o.log.append(&chat(41, 3));
     o.log.commit().unwrap();
@@ -165,7 +198,10 @@ fn a_log_whose_first_segments_are_gone_reopens_from_the_rest() {
     // The tools read it too, and say where it starts.
     let snap = read_only(dir.path()).unwrap();
     assert_eq!(snap.start_seq, k);
-    assert_eq!(seqs(&snap.replayed.recovered.entries), (k.0 + 1..=41).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&snap.replayed.recovered.entries),
+        (k.0 + 1..=41).collect::<Vec<_>>()
+    );
     let rep = repair(dir.path()).unwrap();
     assert!(rep.backup.is_none(), "healthy: {rep:?}");
     // A gap in the middle is still corruption.
@@ -189,8 +225,15 @@ fn open_after_a_snapshot_skips_earlier_segments_and_recovers_term_and_vote() {
         assert!(o.skipped_segments < files.len());
         assert!(o.start_seq <= snap, "{snap:?}: {:?}", o.start_seq);
         let rec = &o.replayed.recovered;
-        assert_eq!(seqs(&rec.entries.entries), (snap.0 + 1..=40).collect::<Vec<_>>());
-        assert_eq!((rec.term, rec.voted_for), (Term(3), Some(NodeId(3))), "{snap:?}");
+        assert_eq!(
+            seqs(&rec.entries.entries),
+            (snap.0 + 1..=40).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (rec.term, rec.voted_for),
+            (Term(3), Some(NodeId(3))),
+            "{snap:?}"
+        );
         assert_eq!(o.log.stable_seq(), Seq(40));
     }
     // A snapshot in term 2 with the log ending in term 2: term 2's vote.
@@ -242,8 +285,85 @@ fn open_after_follows_truncations_across_the_skipped_history() {
         let o = DurableLog::open_after(dir.path(), snap, sink, SEG).unwrap();
         let e = &o.replayed.recovered.entries.entries;
         assert_eq!(seqs(e), (snap.0 + 1..=30).collect::<Vec<_>>(), "{snap:?}");
-        assert!(e.iter().all(|e| e.term == Term(2)), "{snap:?}: only the current versions");
+        assert!(
+            e.iter().all(|e| e.term == Term(2)),
+            "{snap:?}: only the current versions"
+        );
     }
+}
+
+#[test]
+fn an_installed_snapshot_record_restarts_the_entries_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = DurableLog::open_into(dir.path(), Vec::new(), SEG).unwrap();
+    o.log.append(&term(1, 1));
+    for s in 1..=12 {
+        o.log.append(&chat(s, 1));
+        o.log.commit().unwrap();
+    }
+    o.log.append(&Record::Commit { seq: Seq(8) });
+    // Behind (and with an uncommitted suffix 9..=12): a snapshot at 30 is
+    // installed, and the log continues at 31.
+    o.log.append(&term(2, 2));
+    o.log.append(&Record::Snapshot {
+        seq: Seq(30),
+        term: Term(2),
+    });
+    for s in 31..=45 {
+        o.log.append(&chat(s, 2));
+        o.log.commit().unwrap();
+    }
+    drop(o);
+    for snap in [Seq(30), Seq(33), Seq(44)] {
+        let sink = After {
+            after: snap,
+            entries: Vec::new(),
+        };
+        let o = DurableLog::open_after(dir.path(), snap, sink, SEG).unwrap();
+        let rec = &o.replayed.recovered;
+        assert_eq!(
+            seqs(&rec.entries.entries),
+            (snap.0 + 1..=45).collect::<Vec<_>>(),
+            "{snap:?}"
+        );
+        assert_eq!((rec.term, rec.voted_for), (Term(2), Some(NodeId(2))));
+        // Reads find the current entries, and nothing from before the install.
+        let ix = o.log.index();
+        let mut ix = lock_index(&ix);
+        assert!(
+            ix.span(Seq(9), 1).unwrap().is_none(),
+            "replaced by the snapshot"
+        );
+        let span = ix.span(Seq(45), 1).unwrap().unwrap();
+        assert!(span.start < span.stop);
+    }
+    // A full replay sees the install too (the tools' view).
+    let snap = read_only(dir.path()).unwrap();
+    assert_eq!(snap.start_seq, Seq(30));
+    assert_eq!(
+        seqs(&snap.replayed.recovered.entries),
+        (31..=45).collect::<Vec<_>>()
+    );
+    assert_eq!(snap.replayed.recovered.commit_seq, Seq(30));
+    // Retention after it: the segments before the one holding 40 go.
+    let sink = After {
+        after: Seq(40),
+        entries: Vec::new(),
+    };
+    let mut o = DurableLog::open_after(dir.path(), Seq(40), sink, SEG).unwrap();
+    let r = o.log.delete_segments_before(Seq(40)).unwrap();
+    assert!(r.segments > 2, "{r:?}");
+    drop(o);
+    let snap = read_only(dir.path()).unwrap();
+    assert!(
+        snap.start_seq >= Seq(30) && snap.start_seq < Seq(40),
+        "{:?}",
+        snap.start_seq
+    );
+    assert_eq!(
+        snap.replayed.recovered.entries.last().unwrap().seq_no,
+        Seq(45)
+    );
 }
 
 /// Writes `records` as the previous version's writer did: segments cut
@@ -314,7 +434,10 @@ fn index_files_of_the_first_format_still_serve_retention() {
         let crc = chorus_core::crc::crc32c(&b);
         b.extend_from_slice(&crc.to_le_bytes());
         fs::write(index_path(&f.path), &b).unwrap();
-        assert_eq!(segments::read_index(&index_path(&f.path), f.len), Some((points, None)));
+        assert_eq!(
+            segments::read_index(&index_path(&f.path), f.len),
+            Some((points, None))
+        );
     }
     let sink = After {
         after: Seq(30),
@@ -322,10 +445,16 @@ fn index_files_of_the_first_format_still_serve_retention() {
     };
     let mut o = DurableLog::open_after(dir.path(), Seq(30), sink, SEG).unwrap();
     assert!(o.skipped_segments > 0);
-    assert_eq!(seqs(&o.replayed.recovered.entries.entries), (31..=40).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&o.replayed.recovered.entries.entries),
+        (31..=40).collect::<Vec<_>>()
+    );
     let r = o.log.delete_segments_before(Seq(20)).unwrap();
     assert!(r.segments >= 3, "{r:?}");
-    assert!(matches!(r.stopped, Some(Stopped::Holds(m)) if m >= Seq(20)), "{r:?}");
+    assert!(
+        matches!(r.stopped, Some(Stopped::Holds(m)) if m >= Seq(20)),
+        "{r:?}"
+    );
     // The scanned bounds were written back in the current format.
     let left = segments::list(dir.path()).unwrap();
     let (_, b) = segments::read_index(&index_path(&left[0].path), left[0].len).unwrap();
@@ -338,7 +467,8 @@ fn index_files_of_the_first_format_still_serve_retention() {
 #[test]
 #[ignore = "a measurement; prints figures"]
 fn timing_of_segment_deletion() {
-    let base = std::env::var_os("CHORUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let base =
+        std::env::var_os("CHORUS_BENCH_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let dir = tempfile::tempdir_in(base).unwrap();
     let seg = DEFAULT_SEGMENT_BYTES;
     let mut o = DurableLog::open_into(dir.path(), Vec::new(), seg).unwrap();
@@ -388,5 +518,8 @@ fn timing_of_segment_deletion() {
     let o = DurableLog::open_after(dir.path(), Seq(s - 10), Vec::<Entry>::new(), seg);
     // A Vec sink is not "the log up to the snapshot": only the timing counts.
     let _ = o.map(|o| o.replayed.records);
-    println!("open_after near the end: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "open_after near the end: {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 }

@@ -62,6 +62,9 @@ impl SwarmOptions {
         if let Some((ids, ms)) = s.dedup_window {
             d += &format!(" dedup-window({ids} ids, {ms} ms)");
         }
+        if let Some((every, retain)) = s.snapshots {
+            d += &format!(" snapshots(every {every}, retain {retain})");
+        }
         if let Some(i) = self.leave_down {
             d += &format!(" n{}-down-in-liveness", i + 1);
         }
@@ -113,6 +116,7 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         dedup_window: None,
         room_events_ppm: 0,
         sessions: false,
+        snapshots: None,
     };
     let safety_ms = lt * between(&mut r, 15, 40);
     let mut o = SwarmOptions {
@@ -154,6 +158,19 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
     // and the checker holds the cluster to exactly-once within it.
     if below(&mut r, 4) == 0 {
         o.sim.dedup_window = Some((between(&mut r, 4, 40), lt * between(&mut r, 2, 20)));
+    }
+    // Drawn last, for the same reason. Half the seeds take snapshots every
+    // few entries; two thirds of those also keep only a few entries of
+    // history (retention), so a member that falls behind installs the
+    // leader's snapshot (issue 16).
+    if below(&mut r, 2) == 0 {
+        let every = between(&mut r, 3, 20);
+        let retain = if below(&mut r, 3) == 0 {
+            0
+        } else {
+            between(&mut r, 1, 20)
+        };
+        o.sim.snapshots = Some((every, retain));
     }
     o
 }

@@ -38,6 +38,12 @@ pub(super) struct TimingDef {
     pub(super) leader_timeout_ms: u64,
     #[serde(default = "batch")]
     pub(super) max_batch_entries: usize,
+    /// Snapshot every this many delivered entries (0: never).
+    #[serde(default)]
+    pub(super) snapshot_every: u64,
+    /// Keep only this many newest committed entries (0: all).
+    #[serde(default)]
+    pub(super) retain_entries: u64,
 }
 fn hb() -> u64 {
     200
@@ -54,6 +60,8 @@ impl Default for TimingDef {
             heartbeat_interval_ms: hb(),
             leader_timeout_ms: lt(),
             max_batch_entries: batch(),
+            snapshot_every: 0,
+            retain_entries: 0,
         }
     }
 }

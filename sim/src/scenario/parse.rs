@@ -156,6 +156,8 @@ fn options(ctx: &Ctx<'_>, def: &FileDef) -> Result<SimOptions, ScenarioError> {
         async_fsync_ms: None,
         dedup_window: None,
         room_events_ppm: 0,
+        snapshots: (def.timing.snapshot_every > 0)
+            .then_some((def.timing.snapshot_every, def.timing.retain_entries)),
         // Scenarios with room steps are people: their clients hold sessions.
         sessions: def
             .timeline
