@@ -158,18 +158,9 @@ impl Snapshot {
 
     /// The invariants a decoded snapshot must satisfy before it is used.
     fn check(&self) -> Result<(), String> {
-        let runs_ok = self
-            .terms
-            .first()
-            .is_some_and(|&(s, _)| s.0 + 1 <= self.first.0.max(1))
-            && self
-                .terms
-                .windows(2)
-                .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
-            && self
-                .terms
-                .last()
-                .is_some_and(|&(s, t)| s <= self.seq && t == self.term);
+        let runs_ok = self.terms.first().is_some_and(|&(s, _)| s.0 + 1 <= self.first.0.max(1))
+            && self.terms.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
+            && self.terms.last().is_some_and(|&(s, t)| s <= self.seq && t == self.term);
         if self.seq.0 == 0 || self.first > self.seq.next() || !runs_ok {
             return Err(format!(
                 "snapshot at {} (first {}) has inconsistent term runs",
