@@ -330,7 +330,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<(Seq, PathBuf)>> {
             out.push((seq, e.path()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|s| std::cmp::Reverse(s.0));
     Ok(out)
 }
 
