@@ -1,7 +1,13 @@
 //! `chorus log inspect` and `chorus log repair` (the real binary) on a
 //! log_dir whose first segments retention deleted behind a snapshot: they
 //! read the segments left, say where the log starts, and list the snapshot
-//! files with their verdicts.
+//! files with their verdicts. Also tests `common/retention.rs`, the
+//! waiter the real-process snapshot tests use.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+#[path = "common/retention.rs"]
+mod retention;
 
 use chorus_core::{Body, Chat, Entry, NodeId, Record, Seq, Term};
 use chorus_runtime_mio::snapshots::{snapshot_name, SnapshotStore};
@@ -9,6 +15,7 @@ use chorus_runtime_mio::storage::DurableLog;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn chat(seq: u64) -> Record {
     Record::Entry(Entry {
@@ -108,4 +115,36 @@ fn inspect_and_repair_read_a_compacted_log_and_list_its_snapshots() {
         dir.join(snapshot_name(Seq(50))).exists(),
         "repair leaves snapshots alone"
     );
+}
+
+#[test]
+fn the_compaction_waiter_sees_a_snapshot_and_fewer_segments_or_times_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    // Nothing yet: bounded wait, then the last state in the error.
+    let t = Instant::now();
+    let err = retention::poll_compacted(&dir, 3, Duration::from_millis(300)).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2), "bounded");
+    assert!(
+        err.contains("no snapshot with fewer than 3 segments"),
+        "{err}"
+    );
+    // A writer compacts the directory meanwhile; the waiter returns after.
+    let writer = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            compacted(&dir)
+        })
+    };
+    let c = retention::poll_compacted(&dir, 10, Duration::from_secs(20)).unwrap();
+    let deleted = writer.join().unwrap();
+    let left = chorus_runtime_mio::segments::list(&dir).unwrap().len();
+    assert!(c.segments < 10 && c.snapshot_seq.is_some(), "{c:?}");
+    // The waiter may have seen the state before the damaged file was made.
+    let now = retention::compaction(&dir);
+    assert_eq!(now.snapshot_seq, Some(40));
+    assert_eq!(now.segments, left);
+    assert!(now.first_base > 0 && deleted > 0);
+    assert_eq!(now.bad_snapshots.len(), 1, "{now:?}");
 }
