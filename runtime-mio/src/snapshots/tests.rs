@@ -226,22 +226,32 @@ fn an_oversized_length_is_refused_without_allocating_it() {
     assert!(!tmp_path(dir.path(), Seq(10)).exists());
 }
 
-/// Env var naming the directory the child of the next test saves into.
+/// Env vars telling the child of the tests below where to save and which
+/// failure (`op:errno`) to expect.
 const CHILD_DIR_ENV: &str = "CHORUS_SNAPSHOT_FAILING_SAVE_DIR";
+const CHILD_EXPECT_ENV: &str = "CHORUS_SNAPSHOT_FAILING_SAVE_EXPECT";
 
-#[test]
-fn a_save_that_fails_mid_write_keeps_the_old_snapshot() {
+/// Saves seq 10 in a fresh directory, then has a child process (this test
+/// binary, run under `prefix`) try to save seq 20 there and fail with
+/// `expect` (`op:errno`); checks that the directory then holds seq 10 only,
+/// intact, and no `.tmp`.
+fn failing_save_in_child(prefix: &[String], expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = SnapshotStore::open(dir.path()).unwrap();
     let old = payload(10_000, 5);
     s.save(Seq(10), Term(1), &old).unwrap();
-    // The child runs with a 32 KiB file-size limit (SIGXFSZ ignored): its
-    // 1 MiB save fails in the middle of write(2) with EFBIG, a real error
-    // from the kernel in the place a full disk's ENOSPC would be.
+    let prefix: Vec<String> = prefix
+        .iter()
+        .map(|a| {
+            a.replace(
+                "{tmp}",
+                &tmp_path(dir.path(), Seq(20)).display().to_string(),
+            )
+        })
+        .collect();
     let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 64 && exec \"$0\" \"$@\"")
+    let out = std::process::Command::new(&prefix[0])
+        .args(&prefix[1..])
         .arg(&exe)
         .args([
             "--exact",
@@ -251,6 +261,7 @@ fn a_save_that_fails_mid_write_keeps_the_old_snapshot() {
             "--test-threads=1",
         ])
         .env(CHILD_DIR_ENV, dir.path())
+        .env(CHILD_EXPECT_ENV, expect)
         .output()
         .unwrap();
     let text =
@@ -274,21 +285,93 @@ fn a_save_that_fails_mid_write_keeps_the_old_snapshot() {
     assert_eq!((l.meta.seq, l.bytes), (Seq(10), old));
 }
 
-/// Run only by the test above, in a child with a file-size limit.
 #[test]
-#[ignore = "run by a_save_that_fails_mid_write_keeps_the_old_snapshot"]
+fn a_save_that_fails_mid_write_keeps_the_old_snapshot() {
+    // A 32 KiB file-size limit (SIGXFSZ ignored): the 1 MiB save fails in
+    // the middle of write(2) with EFBIG, a real error from the kernel.
+    let sh = "trap '' XFSZ; ulimit -f 64 && exec \"$0\" \"$@\"";
+    failing_save_in_child(&["sh".into(), "-c".into(), sh.into()], "write:27");
+}
+
+/// strace, or None (a skip, said so) where it is missing, except in CI.
+fn strace() -> Option<&'static str> {
+    let ok = std::process::Command::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "strace is missing in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: strace is not installed (apt-get install -y strace)");
+    }
+    ok.then_some("strace")
+}
+
+/// `strace` tampering (`inject`) with the `trace` syscalls on the `.tmp`.
+fn strace_on_tmp(trace: &str, inject: &str) -> Vec<String> {
+    let args = [
+        "-f",
+        "-qq",
+        "-e",
+        trace,
+        "-e",
+        inject,
+        "-P",
+        "{tmp}",
+        "-o",
+        "/dev/null",
+        "--",
+    ];
+    std::iter::once("strace")
+        .chain(args)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_full_disk_during_a_save_keeps_the_old_snapshot() {
+    if strace().is_none() {
+        return;
+    }
+    let prefix = strace_on_tmp("trace=write", "inject=write:error=ENOSPC:when=2");
+    failing_save_in_child(&prefix, "write:28");
+}
+
+#[test]
+fn a_failing_fsync_of_a_save_keeps_the_old_snapshot() {
+    if strace().is_none() {
+        return;
+    }
+    let prefix = strace_on_tmp("trace=fsync", "inject=fsync:error=EIO");
+    failing_save_in_child(&prefix, "fsync:5");
+}
+
+/// Run only by the tests above, in a child process that fails its save.
+#[test]
+#[ignore = "run by failing_save_in_child"]
 fn failing_save_child() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
+    let (Some(dir), Some(expect)) = (
+        std::env::var_os(CHILD_DIR_ENV),
+        std::env::var(CHILD_EXPECT_ENV).ok(),
+    ) else {
         return; // run directly with --ignored: nothing to do
     };
+    let (want_op, want_errno) = expect.split_once(':').expect("op:errno");
     let dir = PathBuf::from(dir);
     let mut s = SnapshotStore::open(&dir).unwrap();
     let err = s.save(Seq(20), Term(2), &payload(1 << 20, 6)).unwrap_err();
     let SnapshotError::Io { op, err: e, .. } = &err else {
         panic!("{err}");
     };
-    assert_eq!(*op, "write", "{err}");
-    assert_eq!(e.raw_os_error(), Some(27), "EFBIG: {err}");
+    assert_eq!(*op, want_op, "{err}");
+    assert_eq!(
+        e.raw_os_error().map(|n| n.to_string()).as_deref(),
+        Some(want_errno),
+        "{err}"
+    );
     assert!(!tmp_path(&dir, Seq(20)).exists(), "the .tmp is removed");
     assert_eq!(s.latest().unwrap().seq, Seq(10));
     println!("child: save failed as expected: {err}");
