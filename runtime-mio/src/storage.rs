@@ -513,7 +513,7 @@ impl DurableLog {
         let term = (recovered.term > Term(0) || recovered.voted_for.is_some())
             .then_some((recovered.term, recovered.voted_for));
         let file = Arc::new(file);
-        Ok(Opened {
+        let mut opened = Opened {
             log: DurableLog {
                 dir: dir.to_path_buf(),
                 sync_target: Arc::new(Mutex::new(file.clone())),
@@ -544,7 +544,15 @@ impl DurableLog {
             torn_bytes,
             start_seq: start.anchor,
             skipped_segments: start.k,
-        })
+        };
+        if valid_len == last.base && last.base > 0 {
+            // A crash right after a new segment was created, before its
+            // first write: it must still open with the Term copy.
+            if let Some((term, voted_for)) = opened.log.term {
+                opened.log.append(&Record::Term { term, voted_for });
+            }
+        }
+        Ok(opened)
     }
 
     /// The last segment's file.
@@ -709,13 +717,11 @@ impl DurableLog {
     /// directory. Never the active segment (nor one sealed but not yet
     /// followed by its successor on disk), and never so that the first
     /// segment left lacks the Term record copy at its top (segments written
-    /// before this version: deletion stops before them). The active segment
-    /// is fsynced first, so the Term copy at its top is durable before the
-    /// segments holding the originals go.
+    /// before this version: deletion stops before them). If the active
+    /// segment is to be the first left, it is fsynced first (on this
+    /// thread), so the Term copy at its top is durable before the segments
+    /// holding the originals go; a sealed one was fsynced whole already.
     pub fn delete_segments_before(&mut self, before: Seq) -> Result<Removed, RuntimeError> {
-        self.file
-            .sync_data()
-            .map_err(storage_err(&self.path, "fsync before retention"))?;
         let mut ix = lock_index(&self.index);
         // A segment sealed at `append` has no successor file until the next
         // write: it counts as active.
@@ -744,6 +750,11 @@ impl DurableLog {
             }
             stopped = Some(Stopped::NoTermCopy(next.to_path_buf()));
             n -= 1;
+        }
+        if n > 0 && n + 1 == ix.segments() {
+            self.file
+                .sync_data()
+                .map_err(storage_err(&self.path, "fsync before retention"))?;
         }
         let mut removed = Removed {
             stopped,

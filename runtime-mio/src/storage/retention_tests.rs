@@ -366,6 +366,30 @@ fn an_installed_snapshot_record_restarts_the_entries_after_it() {
     );
 }
 
+#[test]
+fn a_segment_created_just_before_a_crash_still_opens_with_the_term_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = three_terms(dir.path());
+    let last = files.last().unwrap();
+    // The crash: the new segment's file exists, nothing written to it yet.
+    let empty = dir.path().join(segment_name(last.base + last.len));
+    File::create(&empty).unwrap();
+    let mut o = DurableLog::open_into(dir.path(), Vec::new(), SEG).unwrap();
+    o.log.append(&chat(41, 3));
+    o.log.commit().unwrap();
+    let len = fs::metadata(&empty).unwrap().len();
+    assert!(segments::head(&empty, len).unwrap().term_first);
+    // So retention may leave it first, and a replay from it has the vote.
+    let r = o.log.delete_segments_before(Seq(41)).unwrap();
+    assert_eq!(r.segments, files.len(), "{r:?}");
+    drop(o);
+    let o = DurableLog::open_into(dir.path(), Vec::new(), SEG).unwrap();
+    let rec = &o.replayed.recovered;
+    assert_eq!((rec.term, rec.voted_for), (Term(3), Some(NodeId(3))));
+    assert_eq!(seqs(&rec.entries), vec![41]);
+    assert_eq!(o.start_seq, Seq(40));
+}
+
 /// Writes `records` as the previous version's writer did: segments cut
 /// after `SEG` bytes, with no Term record copy at their tops.
 fn old_format(dir: &Path, records: &[Record]) {
