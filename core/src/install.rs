@@ -238,7 +238,27 @@ impl Node {
             term: snap.term,
         }));
         let seq = snap.seq;
+        // Our uncommitted suffix goes: chats clients here still wait for go
+        // back to pending (as in a truncation), unless the snapshot has them.
+        let mut dropped = Vec::new();
+        let waiting = &self.waiting;
+        self.log
+            .for_each_from(self.commit_seq.next(), self.cfg.max_batch_entries, |e| {
+                if let Some(c) = e.chat() {
+                    if waiting.contains_key(&c.msg_id) {
+                        dropped.push(c.clone());
+                    }
+                }
+            });
         self.log.reset_to(seq, snap.term, &snap.dedup);
+        for c in dropped {
+            if self.log.seq_of(&c.msg_id).is_none() {
+                self.pending.insert(c);
+                if !self.is_armed(Timer::Forward) {
+                    self.arm(Timer::Forward, self.cfg.leader_timeout_ms / 2);
+                }
+            }
+        }
         self.numbering = snap.numbering;
         self.rooms = snap.rooms;
         self.accounts = snap.accounts;

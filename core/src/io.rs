@@ -143,4 +143,6 @@ pub struct Status {
     pub snapshot_seq: Seq,
     /// Snapshots installed from a peer in this incarnation.
     pub installs: u64,
+    /// A snapshot is being received from a peer.
+    pub installing: bool,
 }

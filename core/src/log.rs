@@ -221,7 +221,7 @@ impl Log {
     pub fn from_snapshot(first: Seq, terms: Vec<(Seq, Term)>, seq: Seq) -> Log {
         let mut log = Log::default();
         assert!(
-            terms.first().is_some_and(|&(s, _)| s.0 + 1 <= first.0.max(1))
+            terms.first().is_some_and(|&(s, _)| s.0 <= first.0.saturating_sub(1).max(1))
                 && terms.last().is_some_and(|&(s, _)| s <= seq),
             "snapshot term runs must cover first - 1..=seq"
         );

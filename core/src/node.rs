@@ -147,6 +147,9 @@ pub struct Node {
     pub(crate) incoming: Option<Incoming>,
     /// Snapshots installed in this incarnation.
     pub(crate) installs: u64,
+    /// A restart whose log file must be told it continues after the loaded
+    /// snapshot (`Restore::needs_marker`): written first thing at `Start`.
+    pub(crate) marker_on_start: Option<(Seq, Term)>,
 }
 
 impl Node {
@@ -177,13 +180,19 @@ impl Node {
         recovered: Recovered<Restore>,
         rng_seed: u64,
     ) -> Node {
+        let marker = recovered
+            .entries
+            .needs_marker()
+            .then_some((snap.seq, snap.term));
         let recovered = Recovered {
             term: recovered.term,
             voted_for: recovered.voted_for,
             commit_seq: recovered.commit_seq.max(snap.seq),
             entries: recovered.entries.into_log(),
         };
-        Node::build(cfg, recovered, rng_seed, Some((snap, image)))
+        let mut node = Node::build(cfg, recovered, rng_seed, Some((snap, image)));
+        node.marker_on_start = marker;
+        node
     }
 
     fn build(
@@ -254,6 +263,7 @@ impl Node {
             snap_image,
             incoming: None,
             installs: 0,
+            marker_on_start: None,
             cfg,
         }
     }
@@ -344,6 +354,7 @@ impl Node {
             first_seq: self.log.first_seq(),
             snapshot_seq: self.snap_seq,
             installs: self.installs,
+            installing: self.incoming.is_some(),
         }
     }
 
@@ -597,6 +608,9 @@ impl Node {
     }
 
     fn on_start(&mut self, out: &mut Vec<Action>) {
+        if let Some((seq, term)) = self.marker_on_start.take() {
+            out.push(Action::Persist(Record::Snapshot { seq, term }));
+        }
         for p in self.members.values() {
             out.push(Action::PeerKnown(p.clone()));
         }

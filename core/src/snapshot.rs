@@ -158,7 +158,8 @@ impl Snapshot {
 
     /// The invariants a decoded snapshot must satisfy before it is used.
     fn check(&self) -> Result<(), String> {
-        let runs_ok = self.terms.first().is_some_and(|&(s, _)| s.0 + 1 <= self.first.0.max(1))
+        let base = self.first.0.saturating_sub(1).max(1);
+        let runs_ok = self.terms.first().is_some_and(|&(s, _)| s.0 <= base)
             && self.terms.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
             && self.terms.last().is_some_and(|&(s, t)| s <= self.seq && t == self.term);
         if self.seq.0 == 0 || self.first > self.seq.next() || !runs_ok {
@@ -226,6 +227,14 @@ impl Restore {
     /// The restored log so far.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// The log file does not continue where the restored log does (its
+    /// durable end fell short of the snapshot, or a suffix that diverged
+    /// from it was dropped): the node writes `Record::Snapshot` first, so
+    /// the file continues after the snapshot too.
+    pub fn needs_marker(&self) -> bool {
+        self.diverged || self.file_last != self.log.last_seq()
     }
 
     /// A replay that skipped the segments before the snapshot's starts at

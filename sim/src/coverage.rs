@@ -48,6 +48,9 @@ pub struct Coverage {
     /// Informative: a node crashed with an install in flight or with an
     /// install's snapshot saved before its log record.
     pub install_interrupted: u64,
+    /// Informative: a restart from a snapshot whose log file fell short of
+    /// it or diverged after it, so the node marked where the log continues.
+    pub restart_markers: u64,
     /// Informative: crashes of any node.
     pub crashes: u64,
     /// Informative: crashes inside an action batch.
@@ -105,6 +108,7 @@ impl Coverage {
             ("installs", self.installs),
             ("restarts_from_snapshot", self.restarts_from_snapshot),
             ("install_interrupted", self.install_interrupted),
+            ("restart_markers", self.restart_markers),
             ("stale_reports_dropped", self.stale_reports_dropped),
             ("crashes", self.crashes),
             ("mid_batch_crashes", self.mid_batch_crashes),
@@ -157,6 +161,7 @@ impl Coverage {
         self.installs += o.installs;
         self.restarts_from_snapshot += o.restarts_from_snapshot;
         self.install_interrupted += o.install_interrupted;
+        self.restart_markers += o.restart_markers;
     }
 }
 

@@ -32,8 +32,11 @@ impl Sim {
                     self.coverage.stale_reports_dropped += dropped as u64;
                 }
                 if let Record::Snapshot { seq, .. } = rec {
-                    self.checker.on_install(now, i, seq, &self.disks[i]);
-                    self.coverage.installs += 1;
+                    if self.checker.on_install(now, i, seq, &self.disks[i]) {
+                        self.coverage.installs += 1;
+                    } else {
+                        self.coverage.restart_markers += 1;
+                    }
                 }
                 if self.opts.async_fsync_ms.is_some() {
                     self.disks[i].write(rec);

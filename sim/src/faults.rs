@@ -18,9 +18,12 @@ use chorus_core::{ClientRequest, Event as RoomEvent, Input, NodeId, Role};
 impl Sim {
     /// Crashes node `i` now (no-op if it is down).
     pub fn crash(&mut self, i: usize) {
-        let Some(_) = self.slots[i].node.take() else {
+        let Some(node) = self.slots[i].node.take() else {
             return;
         };
+        if node.status().installing {
+            self.coverage.install_interrupted += 1;
+        }
         let slot = &mut self.slots[i];
         let was_leader = slot.shown.as_ref().is_some_and(|s| s.role == Role::Leader);
         slot.inc += 1;

@@ -192,7 +192,8 @@ impl Disk {
             Record::Truncate { from } => Some(from.0.saturating_sub(1)),
             _ => None,
         });
-        Seq(cut.map_or(self.log.len() as u64, |c| c.min(self.log.len() as u64)))
+        let last = self.last_seq().0;
+        Seq(cut.map_or(last, |c| c.min(last)))
     }
 
     /// A reader of this disk's durable entries, for the node's `ColdLog`.
