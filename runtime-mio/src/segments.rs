@@ -132,6 +132,19 @@ pub struct Bounds {
     pub max: Option<Seq>,
 }
 
+/// What a segment's index file says about it beyond its points: its entry
+/// records (`bounds`), and what a reader needs to know which of its entries
+/// are current without replaying it: the current entries at its end
+/// (`end`, before any later truncation) and the lowest the log's end fell
+/// to while it was written (`low`: a truncation from s makes it s - 1, an
+/// installed snapshot 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexMeta {
+    pub bounds: Bounds,
+    pub end: Option<(Seq, Seq)>,
+    pub low: Option<Seq>,
+}
+
 impl Bounds {
     fn add(&mut self, seq: Seq) {
         self.first.get_or_insert(seq);
@@ -168,6 +181,13 @@ struct Seg {
     /// Its entry records, if all of them went through `on_entry` (replayed
     /// or appended); None: read from its index file when needed.
     bounds: Option<Bounds>,
+    /// The lowest the log's end fell to while it was written (see
+    /// `IndexMeta::low`), as replayed or appended.
+    low: Option<Seq>,
+}
+
+fn lower(low: &mut Option<Seq>, to: Seq) {
+    *low = Some(low.map_or(to, |l| l.min(to)));
 }
 
 /// The segments of one log, shared by the writer (`storage.rs`, which tells
@@ -216,6 +236,7 @@ impl SegIndex {
                     range: None,
                     active: (k + 1 == n).then(Vec::new),
                     bounds: None,
+                    low: None,
                 })
                 .collect(),
             cache: VecDeque::new(),
@@ -244,6 +265,11 @@ impl SegIndex {
         });
         let rel = off - seg.base;
         let rebased = std::mem::take(&mut self.rebased);
+        if rebased {
+            // The installed snapshot's record is here or in a segment with
+            // no entry after it: either way nothing before this is current.
+            lower(&mut seg.low, Seq(0));
+        }
         if seg.active.is_some() {
             self.flush_replay()?;
             if let Some(points) = &mut self.segs[k].active {
@@ -287,6 +313,7 @@ impl SegIndex {
             }
         }
         let k = self.seg_of(off);
+        lower(&mut self.segs[k].low, Seq(from.0.saturating_sub(1)));
         if self.segs[k].active.is_some() {
             self.flush_replay()?;
             if let Some(points) = &mut self.segs[k].active {
@@ -324,9 +351,9 @@ impl SegIndex {
             let seg = &self.segs[k];
             let path = index_path(&seg.path);
             let points = std::mem::take(&mut self.replay.points);
-            let bounds = seg.bounds.unwrap_or_default();
-            if read_index(&path, seg.len) != Some((points.clone(), Some(bounds))) {
-                write_index(&path, seg.len, bounds, &points)?;
+            let meta = seg.meta();
+            if read_index(&path, seg.len) != Some((points.clone(), Some(meta))) {
+                write_index(&path, seg.len, &meta, &points)?;
             }
         }
         Ok(())
@@ -347,7 +374,7 @@ impl SegIndex {
             Some(Sealed {
                 path: s.path.clone(),
                 len: s.len,
-                bounds: s.bounds.unwrap_or_default(),
+                meta: s.meta(),
                 points,
             })
         });
@@ -362,6 +389,7 @@ impl SegIndex {
             range: None,
             active: Some(Vec::new()),
             bounds: Some(Bounds::default()),
+            low: None,
         });
         sealed
     }
@@ -391,17 +419,58 @@ impl SegIndex {
         if let Some(b) = seg.bounds {
             return Ok(b);
         }
-        let b = match read_index(&index_path(&seg.path), seg.len) {
-            Some((_, Some(b))) => b,
-            _ => {
-                let (points, b) = scan_segment(&seg.path, seg.len)?;
-                // Derived data: a failed write only means another scan later.
-                let _ = write_index(&index_path(&seg.path), seg.len, b, &points);
-                b
-            }
-        };
+        let b = self.meta_on_disk(k)?.bounds;
         self.segs[k].bounds = Some(b);
         Ok(b)
+    }
+
+    /// Segment `k`'s `IndexMeta` from its index file, or (an index of the
+    /// first format, or none) a scan that rewrites it.
+    fn meta_on_disk(&self, k: usize) -> io::Result<IndexMeta> {
+        let seg = &self.segs[k];
+        Ok(match read_index(&index_path(&seg.path), seg.len) {
+            Some((_, Some(m))) => m,
+            _ => {
+                let (points, m) = scan_segment(&seg.path, seg.len)?;
+                // Derived data: a failed write only means another scan later.
+                let _ = write_index(&index_path(&seg.path), seg.len, &m, &points);
+                m
+            }
+        })
+    }
+
+    /// Replay starts at segment `k`, the log's last seq being `anchor`
+    /// there: the entries of the segments before it that are current then
+    /// are found from their index files, so that they can still be read.
+    /// Going back from `k`, a segment's current entries are those current
+    /// at its end, below every later point the log's end fell to (the
+    /// truncations and installs after it) and below the first entry record
+    /// of every later segment (a later record at seq s supersedes every
+    /// earlier one at s or above).
+    pub(crate) fn recover_skipped(&mut self, k: usize, anchor: Seq) -> io::Result<()> {
+        let mut ceiling = anchor;
+        for j in (0..k).rev() {
+            let m = self.meta_on_disk(j)?;
+            let seg = &mut self.segs[j];
+            seg.bounds = Some(m.bounds);
+            seg.range = m.end.and_then(|(lo, hi)| {
+                let hi = hi.min(ceiling);
+                (lo <= hi).then_some((lo, hi))
+            });
+            if let Some(low) = m.low {
+                ceiling = ceiling.min(low);
+            }
+            if let Some(first) = m.bounds.first {
+                ceiling = ceiling.min(Seq(first.0 - 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Segment `k`'s current entries (tests).
+    #[cfg(test)]
+    pub(crate) fn range(&self, k: usize) -> Option<(Seq, Seq)> {
+        self.segs[k].range
     }
 
     /// Forgets the first `n` segments (deleted by retention; never the
@@ -461,9 +530,9 @@ impl SegIndex {
         let points = match read_index(&index_path(&seg.path), seg.len) {
             Some((p, _)) => p,
             None => {
-                let (p, b) = scan_segment(&seg.path, seg.len)?;
+                let (p, m) = scan_segment(&seg.path, seg.len)?;
                 // Derived data: a failed write only means another scan later.
-                let _ = write_index(&index_path(&seg.path), seg.len, b, &p);
+                let _ = write_index(&index_path(&seg.path), seg.len, &m, &p);
                 p
             }
         };
@@ -478,8 +547,19 @@ impl SegIndex {
 pub(crate) struct Sealed {
     pub path: PathBuf,
     pub len: u64,
-    pub bounds: Bounds,
+    pub meta: IndexMeta,
     pub points: Vec<Point>,
+}
+
+impl Seg {
+    /// What its index file records, as of now (at its end when sealed).
+    fn meta(&self) -> IndexMeta {
+        IndexMeta {
+            bounds: self.bounds.unwrap_or_default(),
+            end: self.range,
+            low: self.low,
+        }
+    }
 }
 
 /// The points of the sealed segment that replay is in, until it leaves it.
@@ -490,18 +570,27 @@ struct ReplayPoints {
 }
 
 /// Writes a segment's index: magic, segment length, first and max entry
-/// seq (0: none), count, points, crc32c.
+/// seq, current range at its end (lo, hi), low (each 0: none, and low
+/// stored + 1 since 0 is a value), count, points, crc32c.
 pub(crate) fn write_index(
     path: &Path,
     seg_len: u64,
-    bounds: Bounds,
+    meta: &IndexMeta,
     points: &[Point],
 ) -> io::Result<()> {
-    let mut b = Vec::with_capacity(44 + 16 * points.len());
+    let mut b = Vec::with_capacity(IDX_HEAD + 4 + 16 * points.len());
     b.extend_from_slice(IDX_MAGIC);
     b.extend_from_slice(&seg_len.to_le_bytes());
-    b.extend_from_slice(&bounds.first.map_or(0, |s| s.0).to_le_bytes());
-    b.extend_from_slice(&bounds.max.map_or(0, |s| s.0).to_le_bytes());
+    let seq = |s: Option<Seq>| s.map_or(0, |s| s.0);
+    for w in [
+        seq(meta.bounds.first),
+        seq(meta.bounds.max),
+        seq(meta.end.map(|r| r.0)),
+        seq(meta.end.map(|r| r.1)),
+        meta.low.map_or(0, |l| l.0 + 1),
+    ] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
     b.extend_from_slice(&(points.len() as u64).to_le_bytes());
     for p in points {
         b.extend_from_slice(&p.seq.0.to_le_bytes());
@@ -518,16 +607,19 @@ pub(crate) fn write_index(
     fs::rename(&tmp, path)
 }
 
-/// A segment's index (its points, and its bounds unless the file has the
-/// first format) if its file checks out for a segment of `seg_len` bytes.
-pub(crate) fn read_index(path: &Path, seg_len: u64) -> Option<(Vec<Point>, Option<Bounds>)> {
+/// Bytes of an index file before its points (current format).
+const IDX_HEAD: usize = 64;
+
+/// A segment's index (its points, and its `IndexMeta` unless the file has
+/// the first format) if its file checks out for a segment of `seg_len` bytes.
+pub(crate) fn read_index(path: &Path, seg_len: u64) -> Option<(Vec<Point>, Option<IndexMeta>)> {
     let b = fs::read(path).ok()?;
     let v2 = match b.get(0..8)? {
         m if m == IDX_MAGIC => true,
         m if m == IDX_MAGIC_V1 => false,
         _ => return None,
     };
-    let head = if v2 { 40 } else { 24 };
+    let head = if v2 { IDX_HEAD } else { 24 };
     if b.len() < head + 4 {
         return None;
     }
@@ -546,19 +638,28 @@ pub(crate) fn read_index(path: &Path, seg_len: u64) -> Option<(Vec<Point>, Optio
             off: word(head + 8 + 16 * k),
         })
         .collect();
-    let bounds = v2.then(|| {
+    let meta = v2.then(|| {
         let seq = |w: u64| (w > 0).then_some(Seq(w));
-        Bounds {
-            first: seq(word(16)),
-            max: seq(word(24)),
+        IndexMeta {
+            bounds: Bounds {
+                first: seq(word(16)),
+                max: seq(word(24)),
+            },
+            end: seq(word(32)).zip(seq(word(40))),
+            low: word(48).checked_sub(1).map(Seq),
         }
     });
     let sane = points
         .windows(2)
         .all(|w| w[0].seq < w[1].seq && w[0].off < w[1].off)
         && points.last().is_none_or(|p| p.off < seg_len)
-        && bounds.is_none_or(|b| b.first.is_some() == b.max.is_some() && b.first <= b.max);
-    sane.then_some((points, bounds))
+        && meta.is_none_or(|m| {
+            let b = m.bounds;
+            b.first.is_some() == b.max.is_some()
+                && b.first <= b.max
+                && m.end.is_none_or(|(lo, hi)| lo <= hi)
+        });
+    sane.then_some((points, meta))
 }
 
 /// Bytes read at once when scanning a segment.
@@ -632,25 +733,36 @@ fn bad(off: u64, reason: String) -> io::Error {
     )
 }
 
-/// A sealed segment's points and bounds, from its records.
-fn scan_segment(path: &Path, len: u64) -> io::Result<(Vec<Point>, Bounds)> {
+/// A sealed segment's points and `IndexMeta`, from its records.
+fn scan_segment(path: &Path, len: u64) -> io::Result<(Vec<Point>, IndexMeta)> {
     let file = File::open(path)?;
     let mut buf = Vec::new();
     let mut points = Vec::new();
-    let mut bounds = Bounds::default();
+    let mut m = IndexMeta::default();
     scan_records(&file, &mut buf, 0, len, |off, effect, _| {
         match effect {
             SeqEffect::Append(seq) => {
-                bounds.add(seq);
+                m.bounds.add(seq);
+                m.end = Some(m.end.map_or((seq, seq), |(lo, _)| (lo, seq)));
                 add_point(&mut points, seq, off);
             }
-            SeqEffect::Truncate(from) => cut_points(&mut points, from),
-            SeqEffect::Rebase(_) => cut_points(&mut points, Seq(1)),
+            SeqEffect::Truncate(from) => {
+                m.end = m
+                    .end
+                    .and_then(|(lo, hi)| (from > lo).then(|| (lo, hi.min(Seq(from.0 - 1)))));
+                lower(&mut m.low, Seq(from.0.saturating_sub(1)));
+                cut_points(&mut points, from);
+            }
+            SeqEffect::Rebase(_) => {
+                m.end = None;
+                lower(&mut m.low, Seq(0));
+                cut_points(&mut points, Seq(1));
+            }
             SeqEffect::Other => {}
         }
         true
     })?;
-    Ok((points, bounds))
+    Ok((points, m))
 }
 
 /// How a segment begins: what replay from its start needs to know.
@@ -730,12 +842,16 @@ mod tests {
                 off: 4100,
             },
         ];
-        let b = Bounds {
-            first: Some(Seq(1)),
-            max: Some(Seq(60)),
+        let m = IndexMeta {
+            bounds: Bounds {
+                first: Some(Seq(1)),
+                max: Some(Seq(60)),
+            },
+            end: Some((Seq(1), Seq(55))),
+            low: Some(Seq(0)),
         };
-        write_index(&p, 9000, b, &pts).unwrap();
-        assert_eq!(read_index(&p, 9000), Some((pts.clone(), Some(b))));
+        write_index(&p, 9000, &m, &pts).unwrap();
+        assert_eq!(read_index(&p, 9000), Some((pts.clone(), Some(m))));
         assert_eq!(read_index(&p, 9001), None, "the segment changed");
         let mut b = fs::read(&p).unwrap();
         b[30] ^= 1;

@@ -464,6 +464,10 @@ impl DurableLog {
         let mut index = SegIndex::new(&files);
         let start = start_for(&files, &mut index, snapshot)?;
         index.replay_starts(start.k);
+        // The entries kept before where replay starts stay readable.
+        index
+            .recover_skipped(start.k, start.anchor)
+            .map_err(read_err(&files[0].path))?;
         let sink = Indexing {
             inner: Anchored {
                 inner: entries,
@@ -624,7 +628,7 @@ impl DurableLog {
         write_index(
             &index_path(&sealed.path),
             sealed.len,
-            sealed.bounds,
+            &sealed.meta,
             &sealed.points,
         )
         .map_err(storage_err(&sealed.path, "writing the segment index"))?;

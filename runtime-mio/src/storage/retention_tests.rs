@@ -390,6 +390,96 @@ fn a_segment_created_just_before_a_crash_still_opens_with_the_term_copy() {
     assert_eq!(o.start_seq, Seq(40));
 }
 
+/// The current entries of the log in `dir`, by a full replay.
+fn current(dir: &Path) -> Vec<Entry> {
+    read_only(dir).unwrap().replayed.recovered.entries
+}
+
+/// Reads `from..=to` back through the node's reader of evicted entries.
+fn read_back(log: &DurableLog, from: u64, to: u64) -> Vec<Entry> {
+    use chorus_core::ColdLog;
+    let mut r = crate::cold::ColdReader::new(log.index());
+    let mut out = Vec::new();
+    while out.len() < (to + 1 - from) as usize {
+        let got = r.read(Seq(from + out.len() as u64), 7, usize::MAX);
+        if got.is_empty() {
+            break;
+        }
+        out.extend(got);
+    }
+    out.truncate((to + 1 - from) as usize);
+    out
+}
+
+#[test]
+fn entries_before_where_replay_starts_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = DurableLog::open_into(dir.path(), Vec::new(), SEG).unwrap();
+    o.log.append(&term(1, 1));
+    for s in 1..=20 {
+        o.log.append(&chat(s, 1));
+        o.log.commit().unwrap();
+    }
+    o.log.append(&Record::Commit { seq: Seq(9) });
+    // Two new leaders replace uncommitted suffixes, segments apart.
+    o.log.append(&term(2, 2));
+    o.log.append(&Record::Truncate { from: Seq(10) });
+    for s in 10..=25 {
+        o.log.append(&chat(s, 2));
+        o.log.commit().unwrap();
+    }
+    o.log.append(&Record::Commit { seq: Seq(18) });
+    o.log.append(&term(3, 3));
+    o.log.append(&Record::Truncate { from: Seq(19) });
+    for s in 19..=40 {
+        o.log.append(&chat(s, 3));
+        o.log.commit().unwrap();
+    }
+    drop(o);
+    let want = current(dir.path());
+    assert_eq!(seqs(&want), (1..=40).collect::<Vec<_>>());
+    for snap in [Seq(12), Seq(21), Seq(30), Seq(39)] {
+        let sink = After {
+            after: snap,
+            entries: Vec::new(),
+        };
+        let o = DurableLog::open_after(dir.path(), snap, sink, SEG).unwrap();
+        assert!(o.skipped_segments > 2, "{snap:?}");
+        // Every entry, before and after where replay began, reads back as
+        // its current version (terms 1, 2, 3 where the leaders left them).
+        assert_eq!(read_back(&o.log, 1, 40), want, "{snap:?}");
+    }
+    // After retention too, from the first entry left.
+    let sink = After {
+        after: Seq(30),
+        entries: Vec::new(),
+    };
+    let mut o = DurableLog::open_after(dir.path(), Seq(30), sink, SEG).unwrap();
+    let r = o.log.delete_segments_before(Seq(20)).unwrap();
+    assert!(r.segments > 2);
+    drop(o);
+    let sink = After {
+        after: Seq(30),
+        entries: Vec::new(),
+    };
+    let o = DurableLog::open_after(dir.path(), Seq(30), sink, SEG).unwrap();
+    let first_left = read_only(dir.path()).unwrap().replayed.recovered.entries[0]
+        .seq_no
+        .0;
+    assert!(first_left > 1 && first_left <= 20, "{first_left}");
+    let k = (first_left - 1) as usize;
+    assert_eq!(read_back(&o.log, first_left, 40), want[k..].to_vec());
+    let ix = o.log.index();
+    let ix = lock_index(&ix);
+    let ranges: Vec<_> = (0..ix.segments()).map(|k| ix.range(k)).collect();
+    let mut next = first_left;
+    for (lo, hi) in ranges.into_iter().flatten() {
+        assert_eq!(lo.0, next, "ranges tile the log: {next}");
+        next = hi.0 + 1;
+    }
+    assert_eq!(next, 41);
+}
+
 /// Writes `records` as the previous version's writer did: segments cut
 /// after `SEG` bytes, with no Term record copy at their tops.
 fn old_format(dir: &Path, records: &[Record]) {
