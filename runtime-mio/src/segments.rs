@@ -439,16 +439,18 @@ impl SegIndex {
         })
     }
 
-    /// Replay starts at segment `k`, the log's last seq being `anchor`
-    /// there: the entries of the segments before it that are current then
-    /// are found from their index files, so that they can still be read.
+    /// Replay starts at segment `k`, no entry above `ceiling` being current
+    /// in the segments before it (the log's last seq where `k` begins, or 0
+    /// if it begins with an installed snapshot): the entries of those
+    /// segments that are current then are found from their index files, so
+    /// that they can still be read.
     /// Going back from `k`, a segment's current entries are those current
     /// at its end, below every later point the log's end fell to (the
     /// truncations and installs after it) and below the first entry record
     /// of every later segment (a later record at seq s supersedes every
     /// earlier one at s or above).
-    pub(crate) fn recover_skipped(&mut self, k: usize, anchor: Seq) -> io::Result<()> {
-        let mut ceiling = anchor;
+    pub(crate) fn recover_skipped(&mut self, k: usize, ceiling: Seq) -> io::Result<()> {
+        let mut ceiling = ceiling;
         for j in (0..k).rev() {
             let m = self.meta_on_disk(j)?;
             let seg = &mut self.segs[j];

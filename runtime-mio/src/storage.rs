@@ -283,6 +283,9 @@ impl EntrySink for SeqVec {
 struct Start {
     k: usize,
     anchor: Seq,
+    /// Entries above it in the segments before `k` are not current (the
+    /// anchor, or 0 when `k` opens with an installed snapshot).
+    ceiling: Seq,
 }
 
 fn read_err(file: &Path) -> impl FnOnce(io::Error) -> RuntimeError {
@@ -294,11 +297,21 @@ fn read_err(file: &Path) -> impl FnOnce(io::Error) -> RuntimeError {
 /// changes the entries (`fallback` if it has none). The first segment of the
 /// log begins at 0 whatever it holds (so its first entry must be seq 1).
 fn anchor_of(f: &SegmentFile, fallback: Seq) -> Result<Seq, RuntimeError> {
+    Ok(start_at(0, f, fallback)?.anchor)
+}
+
+/// Replay starting at segment `k`, the file `f`.
+fn start_at(k: usize, f: &SegmentFile, fallback: Seq) -> Result<Start, RuntimeError> {
     if f.base == 0 {
-        return Ok(Seq(0));
+        return Ok(Start {
+            k,
+            anchor: Seq(0),
+            ceiling: Seq(0),
+        });
     }
     let head = segments::head(&f.path, f.len).map_err(read_err(&f.path))?;
-    Ok(match head.first_effect {
+    let installed = matches!(head.first_effect, Some(SeqEffect::Rebase(_)));
+    let anchor = match head.first_effect {
         Some(SeqEffect::Append(s)) => Seq(s.0.saturating_sub(1)),
         // The entries after it start at `from` (a truncation is written
         // only at or below the log's end).
@@ -308,6 +321,11 @@ fn anchor_of(f: &SegmentFile, fallback: Seq) -> Result<Seq, RuntimeError> {
         // commit point).
         Some(SeqEffect::Rebase(seq)) => seq,
         Some(SeqEffect::Other) | None => fallback,
+    };
+    Ok(Start {
+        k,
+        anchor,
+        ceiling: if installed { Seq(0) } else { anchor },
     })
 }
 
@@ -320,12 +338,8 @@ fn start_for(
     index: &mut SegIndex,
     after: Seq,
 ) -> Result<Start, RuntimeError> {
-    let whole = |files: &[SegmentFile]| -> Result<Start, RuntimeError> {
-        Ok(Start {
-            k: 0,
-            anchor: anchor_of(&files[0], after)?,
-        })
-    };
+    let whole =
+        |files: &[SegmentFile]| -> Result<Start, RuntimeError> { start_at(0, &files[0], after) };
     if after == Seq(0) {
         return whole(files);
     }
@@ -363,10 +377,7 @@ fn start_for(
         // vote may be in an earlier one.
         return whole(files);
     }
-    Ok(Start {
-        k,
-        anchor: anchor_of(f, after)?,
-    })
+    start_at(k, f, after)
 }
 
 /// Replay's sink: the caller's, plus the segment index.
@@ -466,7 +477,7 @@ impl DurableLog {
         index.replay_starts(start.k);
         // The entries kept before where replay starts stay readable.
         index
-            .recover_skipped(start.k, start.anchor)
+            .recover_skipped(start.k, start.ceiling)
             .map_err(read_err(&files[0].path))?;
         let sink = Indexing {
             inner: Anchored {

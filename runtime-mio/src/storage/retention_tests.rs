@@ -480,6 +480,55 @@ fn entries_before_where_replay_starts_stay_readable() {
     assert_eq!(next, 41);
 }
 
+/// Writes one segment file per element of `segments`, as the writer cuts
+/// them (contiguous bases), for layouts a test must control exactly.
+fn write_segments(dir: &Path, segments: &[Vec<Record>]) {
+    let mut base = 0u64;
+    for recs in segments {
+        let mut b = Vec::new();
+        for r in recs {
+            record::encode(r, &mut b);
+        }
+        fs::write(dir.join(segment_name(base)), &b).unwrap();
+        base += b.len() as u64;
+    }
+}
+
+#[test]
+fn entries_before_an_install_at_a_segment_top_are_not_read_as_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seg0 = vec![term(1, 1)];
+    seg0.extend((1..=12).map(|s| chat(s, 1)));
+    seg0.push(Record::Commit { seq: Seq(8) });
+    let mut seg1 = vec![
+        term(2, 2),
+        Record::Snapshot {
+            seq: Seq(30),
+            term: Term(2),
+        },
+    ];
+    seg1.extend((31..=35).map(|s| chat(s, 2)));
+    let mut seg2 = vec![term(2, 2)];
+    seg2.extend((36..=40).map(|s| chat(s, 2)));
+    write_segments(dir.path(), &[seg0, seg1, seg2]);
+    let sink = After {
+        after: Seq(32),
+        entries: Vec::new(),
+    };
+    let o = DurableLog::open_after(dir.path(), Seq(32), sink, SEG).unwrap();
+    assert_eq!(o.skipped_segments, 1);
+    assert_eq!(o.start_seq, Seq(30));
+    let rec = &o.replayed.recovered;
+    assert_eq!(seqs(&rec.entries.entries), (33..=40).collect::<Vec<_>>());
+    // 9..=12 were never committed: the installed snapshot replaced them.
+    assert!(read_back(&o.log, 9, 9).is_empty());
+    assert!(read_back(&o.log, 1, 1).is_empty());
+    assert_eq!(
+        seqs(&read_back(&o.log, 31, 40)),
+        (31..=40).collect::<Vec<_>>()
+    );
+}
+
 /// Writes `records` as the previous version's writer did: segments cut
 /// after `SEG` bytes, with no Term record copy at their tops.
 fn old_format(dir: &Path, records: &[Record]) {
