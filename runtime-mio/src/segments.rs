@@ -12,12 +12,14 @@
 //! A sealed segment (one that another follows) is never written again, and
 //! was fsynced whole before the next one was created. Its sparse index is the
 //! file `<segment>.idx`: one (seq, offset) point per `INDEX_INTERVAL` bytes
-//! of entries, plus the `Bounds` of its entry records (the first and the
-//! highest seq written in it, which retention needs), checksummed, and valid
-//! only for the segment length it names; a missing or stale one is rebuilt
-//! from the segment (it is derived data, written without fsync). Index files
-//! of the first format (`CHIDX001`, no bounds) are still read: the bounds
-//! then come from a scan, and the file is rewritten in the current format.
+//! of entries, plus its `IndexMeta`: the first and the highest seq of its
+//! entry records (what retention decides on), its current entries at its
+//! end and the lowest the log's end fell to in it (what a replay that skips
+//! it needs to keep its entries readable); checksummed, and valid only for
+//! the segment length it names; a missing or stale one is rebuilt from the
+//! segment (it is derived data, written without fsync). Index files of the
+//! first format (`CHIDX001`, points only) are still read: the rest then
+//! comes from a scan, and the file is rewritten in the current format.
 //! The active segment's points are in memory.
 //!
 //! Retention deletes whole segments from the front of the log (never the
