@@ -136,6 +136,15 @@ pub struct NodeFile {
     pub dedup_window_ids: Option<u64>,
     #[serde(default)]
     pub dedup_window_ms: Option<u64>,
+    /// A snapshot of the folded state every this many committed entries
+    /// (default 100,000; 0: never): a restart replays only the log after
+    /// the newest one.
+    #[serde(default)]
+    pub snapshot_every: Option<u64>,
+    /// Retention: keep this many newest committed entries and delete older
+    /// segments behind a snapshot (default 0: keep the whole history).
+    #[serde(default)]
+    pub retain_entries: Option<u64>,
     /// Where the peer/client port is bound if not `host` (e.g. "0.0.0.0" in
     /// a container; `host` stays the address given to others).
     #[serde(default)]
@@ -239,6 +248,8 @@ const SEGMENT_MAX: u64 = 1 << 30;
 /// ~2.4 GB of fingerprints; from 10 s (client timeouts are seconds) to a year.
 const DEDUP_IDS: std::ops::RangeInclusive<u64> = 1000..=100_000_000;
 const DEDUP_MS: std::ops::RangeInclusive<u64> = 10_000..=365 * 24 * 3600 * 1000;
+const SNAPSHOT_EVERY: std::ops::RangeInclusive<u64> = 100..=1_000_000_000;
+const RETAIN: std::ops::RangeInclusive<u64> = 1000..=u64::MAX;
 
 /// Line `l`, column `c` (1-based) of byte offset `at` in `text`.
 fn line_col(text: &str, at: usize) -> (usize, usize) {
@@ -359,6 +370,30 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
                 DEDUP_IDS.start(),
                 DEDUP_IDS.end()
             ));
+        }
+    }
+    if let Some(n) = f.snapshot_every.filter(|&n| n != 0) {
+        if !SNAPSHOT_EVERY.contains(&n) {
+            return Err(format!(
+                "snapshot_every must be 0 (never) or between {} and {}",
+                SNAPSHOT_EVERY.start(),
+                SNAPSHOT_EVERY.end()
+            ));
+        }
+    }
+    if let Some(n) = f.retain_entries.filter(|&n| n != 0) {
+        if !RETAIN.contains(&n) {
+            return Err(format!(
+                "retain_entries must be 0 (keep everything) or at least {}",
+                RETAIN.start()
+            ));
+        }
+        if f.snapshot_every == Some(0) {
+            return Err(
+                "retain_entries needs snapshots (the log is compacted behind one): \
+                 snapshot_every must not be 0"
+                    .into(),
+            );
         }
     }
     if let Some(n) = f.dedup_window_ms {
@@ -483,6 +518,12 @@ impl NodeFile {
         }
         if let Some(n) = self.dedup_window_ms {
             core.dedup_window_ms = n;
+        }
+        if let Some(n) = self.snapshot_every {
+            core.snapshot_every = n;
+        }
+        if let Some(n) = self.retain_entries {
+            core.retain_entries = n;
         }
         let secret = self
             .cluster_secret

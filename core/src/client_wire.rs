@@ -345,6 +345,16 @@ pub struct NodeStatus {
     /// The internal log index of this node's last entry (for operators).
     #[serde(default)]
     pub log_last: u64,
+    /// The first log index still held (older entries were compacted
+    /// behind a snapshot by retention); 1 while all history is kept.
+    #[serde(default)]
+    pub log_first: u64,
+    /// The log index of the newest snapshot (0: none yet).
+    #[serde(default)]
+    pub snapshot_seq: u64,
+    /// Snapshots this process installed from a peer.
+    #[serde(default)]
+    pub snapshot_installs: u64,
     /// host:port of every member (for client failover).
     pub members: Vec<String>,
     /// host:port of every node's HTTP port that this node knows, its own

@@ -59,6 +59,9 @@ pub struct Config {
     /// history). A member that is further behind installs the snapshot.
     #[serde(default)]
     pub retain_entries: u64,
+    /// Bytes of snapshot per SNAPSHOT_CHUNK (before base64).
+    #[serde(default = "default_snapshot_chunk_bytes")]
+    pub snapshot_chunk_bytes: usize,
     /// Largest snapshot this node accepts from a peer (InstallSnapshot);
     /// a larger one is refused, the install retried later.
     #[serde(default = "default_max_snapshot_bytes")]
@@ -85,6 +88,10 @@ fn default_max_presence_names() -> usize {
 
 fn default_snapshot_every() -> u64 {
     100_000
+}
+
+fn default_snapshot_chunk_bytes() -> usize {
+    256 * 1024
 }
 
 fn default_max_snapshot_bytes() -> u64 {
@@ -182,6 +189,7 @@ impl Config {
             max_presence_names: default_max_presence_names(),
             snapshot_every: default_snapshot_every(),
             retain_entries: 0,
+            snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
             max_snapshot_bytes: default_max_snapshot_bytes(),
             reports_durability: false,
             bug: None,

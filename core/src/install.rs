@@ -11,6 +11,8 @@
 //! - an install replaces the log only if it lacks the snapshot's last entry
 //!   (or holds another term there); a log that holds it agrees with the
 //!   snapshot on everything before it (Log Matching) and just continues;
+//! - a node serves each member one image at a time (`Node::sending`, at
+//!   most one per member, dropped when its last chunk leaves);
 //! - one install is in flight at a time, from one source, bounded by
 //!   `Config::max_snapshot_bytes`; a chunk that does not continue it exactly
 //!   is dropped (the catch-up timer asks again).
@@ -114,8 +116,15 @@ impl Node {
         offset: u64,
         out: &mut Vec<Action>,
     ) {
-        let Some(img) = &self.snap_image else {
-            return;
+        // A transfer continues with the image it started with, even after a
+        // newer snapshot replaced it here: a follower slower than our
+        // snapshot rate would otherwise start over forever.
+        let img = match self.sending.get(&to) {
+            Some(img) if img.seq == seq => img.clone(),
+            _ => match &self.snap_image {
+                Some(img) => img.clone(),
+                None => return,
+            },
         };
         let total = img.bytes.len() as u64;
         let offset = if img.seq == seq && offset < total {
@@ -123,9 +132,14 @@ impl Node {
         } else {
             0
         };
-        let chunk = (self.cfg.max_batch_bytes / 2).max(1024) as u64;
+        let chunk = self.cfg.snapshot_chunk_bytes.max(1) as u64;
         let end = (offset + chunk).min(total);
         let data = b64().encode(&img.bytes[offset as usize..end as usize]);
+        if end < total {
+            self.sending.insert(to, img.clone());
+        } else {
+            self.sending.remove(&to);
+        }
         let msg = PeerMsg::SnapshotChunk {
             sender_id: self.id(),
             term: self.term,
@@ -201,6 +215,11 @@ impl Node {
             self.request_snapshot_chunk(out);
             return;
         }
+        if matches!(self.state, State::Candidate(_)) {
+            // A claimant's sync makes progress: as with entries, its
+            // election waits while chunks keep coming.
+            self.arm(Timer::Election, self.cfg.leader_timeout_ms);
+        }
         let inc = self.incoming.as_mut().expect("checked");
         inc.buf.extend_from_slice(&data);
         if (inc.buf.len() as u64) < inc.total {
@@ -268,6 +287,16 @@ impl Node {
         self.snap_seq = seq;
         self.snap_image = Some(image);
         self.installs += 1;
+        // Pending submissions the snapshot covers are committed: not forwarded again.
+        let covered: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|c| self.log.seq_of(&c.msg_id).is_some_and(|s| s <= seq))
+            .map(|c| c.msg_id.clone())
+            .collect();
+        for id in covered {
+            self.pending.remove(&id);
+        }
         // Clients waiting for submissions the snapshot covers are answered.
         let covered: Vec<(String, Seq)> = self
             .waiting

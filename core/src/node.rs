@@ -143,6 +143,9 @@ pub struct Node {
     pub(crate) snap_seq: Seq,
     /// Its image, kept to serve installs while the log is compacted.
     pub(crate) snap_image: Option<SnapshotImage>,
+    /// The image each member is being sent (kept until its last chunk
+    /// leaves, even if a newer snapshot replaces `snap_image`).
+    pub(crate) sending: BTreeMap<NodeId, SnapshotImage>,
     /// A snapshot being received (one at a time).
     pub(crate) incoming: Option<Incoming>,
     /// Snapshots installed in this incarnation.
@@ -261,6 +264,7 @@ impl Node {
             presence: Presence::default(),
             snap_seq,
             snap_image,
+            sending: BTreeMap::new(),
             incoming: None,
             installs: 0,
             marker_on_start: None,

@@ -452,6 +452,9 @@ impl Runtime {
             commit_seq: self.delivered_chats,
             log_commit: self.delivered.0,
             log_last: s.last_seq.0,
+            log_first: s.first_seq.0,
+            snapshot_seq: s.snapshot_seq.0,
+            snapshot_installs: s.installs,
             members: all,
             http_members: self.http_members(),
         }

@@ -71,6 +71,12 @@ pub(crate) struct Metrics {
     pub slow_clients: Counter,
     pub errors: Family<CodeLabel, Counter>,
     pub http_requests: Counter,
+    pub first_seq: Gauge,
+    pub snapshot_seq: Gauge,
+    pub snapshots_saved: Counter,
+    pub snapshot_installs: Gauge,
+    pub snapshot_seconds: Histogram,
+    pub segments_deleted: Counter,
     /// When each chat in flight arrived, by (client token, msg_id).
     commit_timers: HashMap<(usize, String), Instant>,
 }
@@ -102,6 +108,13 @@ impl Metrics {
             slow_clients: Counter::default(),
             errors: Family::default(),
             http_requests: Counter::default(),
+            first_seq: Gauge::default(),
+            snapshot_seq: Gauge::default(),
+            snapshots_saved: Counter::default(),
+            snapshot_installs: Gauge::default(),
+            // 1 ms .. ~65 s: encoding plus one fsync of a large file.
+            snapshot_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 17)),
+            segments_deleted: Counter::default(),
             commit_timers: HashMap::new(),
         };
         m.register();
@@ -210,6 +223,37 @@ impl Metrics {
             "http_requests",
             "Requests answered on the HTTP port",
             self.http_requests.clone(),
+        );
+        r.register(
+            "log_first_seq",
+            "First seq still in the log (older ones compacted behind a snapshot)",
+            self.first_seq.clone(),
+        );
+        r.register(
+            "snapshot_seq",
+            "Seq of the newest snapshot taken, installed or loaded (0: none)",
+            self.snapshot_seq.clone(),
+        );
+        r.register(
+            "snapshots_saved",
+            "Snapshots made durable by this process",
+            self.snapshots_saved.clone(),
+        );
+        r.register(
+            "snapshot_installs",
+            "Snapshots installed from a peer by this process",
+            self.snapshot_installs.clone(),
+        );
+        r.register_with_unit(
+            "snapshot_save",
+            "Time to write and fsync one snapshot",
+            Unit::Seconds,
+            self.snapshot_seconds.clone(),
+        );
+        r.register(
+            "log_segments_deleted",
+            "Log segment files deleted by retention",
+            self.segments_deleted.clone(),
         );
     }
 

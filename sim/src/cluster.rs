@@ -109,6 +109,10 @@ pub struct Sim {
 /// after a restart, truncation).
 pub const SIM_LOG_CACHE_ENTRIES: usize = 8;
 
+/// Bytes per SNAPSHOT_CHUNK in the simulator: a snapshot of a run's few
+/// dozen entries is a few hundred bytes, so installs take several chunks.
+pub const SIM_SNAPSHOT_CHUNK_BYTES: usize = 96;
+
 /// The address book entry of node index `i` (no real address: the sim routes by id).
 pub(crate) fn peer_info(i: usize) -> PeerInfo {
     PeerInfo {
@@ -177,6 +181,8 @@ impl Sim {
             cfg.dedup_window_ms = ms;
         }
         (cfg.snapshot_every, cfg.retain_entries) = self.opts.snapshots.unwrap_or((0, 0));
+        // Small chunks: an install takes many round trips, which faults cut.
+        cfg.snapshot_chunk_bytes = SIM_SNAPSHOT_CHUNK_BYTES;
         let node_seed = seed::derive(
             self.opts.seed,
             Stream::Node {

@@ -464,6 +464,9 @@ impl FakeNode {
                     commit_seq: n,
                     log_commit: n,
                     log_last: n,
+                    log_first: 1,
+                    snapshot_seq: 0,
+                    snapshot_installs: 0,
                     members: st.addrs.clone(),
                     http_members: Vec::new(),
                 };

@@ -167,6 +167,9 @@ impl Runtime {
         m.commit_seq.set(s.commit_seq.0 as i64);
         m.last_seq.set(s.last_seq.0 as i64);
         m.delivered_seq.set(self.delivered.0 as i64);
+        m.first_seq.set(s.first_seq.0 as i64);
+        m.snapshot_seq.set(s.snapshot_seq.0 as i64);
+        m.snapshot_installs.set(s.installs as i64);
         let (clients, links) = self.sessions_and_links();
         m.client_sessions.set(clients as i64);
         m.peer_links_up.set(links as i64);

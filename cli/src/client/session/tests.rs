@@ -42,6 +42,9 @@ fn status(commit: u64) -> ServerLine {
         commit_seq: commit,
         log_commit: commit,
         log_last: commit,
+        log_first: 1,
+        snapshot_seq: 0,
+        snapshot_installs: 0,
         members: vec!["a:1".into(), "c:3".into()],
         http_members: Vec::new(),
     })
