@@ -44,7 +44,11 @@ impl Node {
         };
         // An install in flight continues from its source, or is dropped
         // once that node is no longer the one we catch up from.
-        if self.incoming.as_ref().is_some_and(|i| Some(i.from) == source) {
+        if self
+            .incoming
+            .as_ref()
+            .is_some_and(|i| Some(i.from) == source)
+        {
             self.request_snapshot_chunk(out);
             return;
         }

@@ -42,7 +42,9 @@ impl<'b> Reader<'_, 'b> {
         Ok(self.take(1)?[0])
     }
     pub fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     /// A count of items of at least `min_item_bytes` each: refused if the
     /// remaining bytes cannot hold that many.

@@ -71,7 +71,9 @@ impl Node {
         let first = if retain == 0 {
             self.log.first_seq()
         } else {
-            self.log.first_seq().max(Seq((seq.0 + 1).saturating_sub(retain)))
+            self.log
+                .first_seq()
+                .max(Seq((seq.0 + 1).saturating_sub(retain)))
         };
         let compacts = first > self.log.first_seq();
         if compacts {

@@ -122,6 +122,11 @@ impl Log {
         self.index.window_len()
     }
 
+    /// Bounds the cache (as replay fills it, before a `ColdLog` is attached).
+    pub fn set_cache_max(&mut self, n: usize) {
+        self.cache_max = n;
+    }
+
     /// Attaches the driver's reader of evicted entries and the cache bound.
     pub fn attach_cold(&mut self, cold: Box<dyn ColdLog>, cache_max: usize) {
         self.cold = Some(cold);
@@ -221,7 +226,9 @@ impl Log {
     pub fn from_snapshot(first: Seq, terms: Vec<(Seq, Term)>, seq: Seq) -> Log {
         let mut log = Log::default();
         assert!(
-            terms.first().is_some_and(|&(s, _)| s.0 <= first.0.saturating_sub(1).max(1))
+            terms
+                .first()
+                .is_some_and(|&(s, _)| s.0 <= first.0.saturating_sub(1).max(1))
                 && terms.last().is_some_and(|&(s, _)| s <= seq),
             "snapshot term runs must cover first - 1..=seq"
         );

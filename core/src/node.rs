@@ -225,12 +225,12 @@ impl Node {
             None => (Seq(0), None, Default::default()),
         };
         let from = folds.0.upto().next();
-        let (numbering, rooms, accounts) =
-            if recovered.commit_seq < from || entries.is_cached(from) {
-                fold_committed(&mut entries, recovered.commit_seq, folds)
-            } else {
-                folds
-            };
+        let (numbering, rooms, accounts) = if recovered.commit_seq < from || entries.is_cached(from)
+        {
+            fold_committed(&mut entries, recovered.commit_seq, folds)
+        } else {
+            folds
+        };
         Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             now: Instant(0),

@@ -44,6 +44,7 @@ mod options;
 pub mod password;
 mod peers;
 pub mod recorder;
+mod recover;
 pub mod rooms;
 mod runtime;
 pub mod segments;

@@ -225,6 +225,8 @@ impl<E: EntrySink> EntrySink for Anchored<E> {
         self.last = e.seq_no;
         if e.seq_no > self.skip {
             self.inner.push(e, offset);
+        } else {
+            self.inner.covered(e.seq_no, e.term);
         }
     }
     fn truncate(&mut self, from: Seq) {
@@ -250,6 +252,7 @@ impl<E: EntrySink> EntrySink for Anchored<E> {
         if from <= self.inner.last_seq() {
             self.inner.truncate(from);
         }
+        self.inner.covered(seq, term);
         Ok(())
     }
 }
@@ -354,13 +357,15 @@ fn start_for(
                 .first_effect
             {
                 Some(SeqEffect::Append(s) | SeqEffect::Truncate(s)) => Some(s),
-                Some(SeqEffect::Rebase(s)) => Some(s.next()),
+                Some(SeqEffect::Rebase(s)) => Some(s),
                 _ => None,
             }
         } else {
             index.bounds(k).map_err(read_err(&f.path))?.first
         };
-        if first.is_some_and(|s| s.0 <= after.0 + 1) {
+        // The segment that holds entry `after` itself (or the install
+        // record at it): the snapshot's sink checks the log agrees there.
+        if first.is_some_and(|s| s.0 <= after.0) {
             found = Some(k);
             break;
         }

@@ -637,7 +637,8 @@ impl Checker {
             fail(&mut self.violations, now, what);
         }
         if snap.rooms != Rooms::from_entries(upto) {
-            let what = format!("{name}'s snapshot at {seq} holds other rooms than the committed history");
+            let what =
+                format!("{name}'s snapshot at {seq} holds other rooms than the committed history");
             fail(&mut self.violations, now, what);
         }
         for &(hi, lo, s) in &snap.dedup {

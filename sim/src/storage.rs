@@ -239,7 +239,9 @@ impl Disk {
         if seq <= self.log_base {
             return None;
         }
-        self.log.get((seq.0 - self.log_base.0) as usize - 1).copied()
+        self.log
+            .get((seq.0 - self.log_base.0) as usize - 1)
+            .copied()
     }
 
     /// The durable log holds position (`seq`, `term`): an entry, or the last
