@@ -323,6 +323,7 @@ impl Log {
     /// (always at least one if any exists).
     /// Nothing before `first` (compacted): the caller checks `first_seq`.
     pub fn slice(&mut self, from: Seq, max_n: usize, max_bytes: usize) -> Vec<Entry> {
+        let from = from.max(Seq(1));
         if from < self.first {
             return Vec::new();
         }
