@@ -18,6 +18,14 @@
 //! bounded: a declared length above `max_bytes` (1 GiB by default) is
 //! refused before anything is allocated, and chunks are read at most
 //! `max` bytes at a time.
+//!
+//! Only the owner of the log_dir (the process holding its `LOCK`, i.e. an
+//! open `DurableLog`) may save or remove files: `open` removes the `.tmp` a
+//! crash left, which would break the save of another node misconfigured onto
+//! the same directory. A restart therefore reads first and writes after the
+//! lock: `open_read_only(dir)?.load_latest()` gives the snapshot, then
+//! `DurableLog::open_after(dir, seq, ..)` takes the lock and replays the log
+//! after it, then `SnapshotStore::open(dir)` for the saves.
 
 use chorus_core::crc::crc32c;
 use chorus_core::{Seq, Term};
@@ -78,6 +86,9 @@ pub enum SnapshotError {
     /// as soon as written).
     #[error("snapshot at seq {seq} is older than the saved one at seq {latest}")]
     Older { seq: u64, latest: u64 },
+    /// `save` on a store opened with `open_read_only`.
+    #[error("the snapshots of {0} were opened read-only (open them after locking the log_dir)")]
+    ReadOnly(PathBuf),
     /// A file on disk is not a valid snapshot.
     #[error("{file} is not a valid snapshot: {reason}")]
     Invalid { file: PathBuf, reason: String },
@@ -156,6 +167,8 @@ pub struct SnapshotStore {
     /// The newest snapshot whose header checks out (its payload checked
     /// once `load_latest` or `save` vouched for it).
     latest: Option<SnapshotMeta>,
+    /// Opened by the log_dir's owner (`open`), not `open_read_only`.
+    writable: bool,
 }
 
 /// Reads and checks the header of `path`; `max_bytes` bounds the declared
@@ -373,10 +386,21 @@ impl SnapshotStore {
                 fs::remove_file(e.path()).map_err(io_err(&e.path(), "removal of a stale .tmp"))?;
             }
         }
+        SnapshotStore::view(dir, max_bytes, true)
+    }
+
+    /// The store of `dir` for reading only (before the log_dir's lock is
+    /// taken, or by a tool): leaves `.tmp` files alone, and refuses `save`.
+    pub fn open_read_only(dir: &Path, max_bytes: u64) -> Result<SnapshotStore, SnapshotError> {
+        SnapshotStore::view(dir, max_bytes, false)
+    }
+
+    fn view(dir: &Path, max_bytes: u64, writable: bool) -> Result<SnapshotStore, SnapshotError> {
         let mut store = SnapshotStore {
             dir: dir.to_path_buf(),
             max_bytes,
             latest: None,
+            writable,
         };
         store.latest = list(dir)
             .map_err(io_err(dir, "listing"))?
@@ -423,6 +447,9 @@ impl SnapshotStore {
     /// snapshot files deleted. On error the previous snapshot is intact and
     /// the `.tmp` removed.
     pub fn save(&mut self, seq: Seq, term: Term, bytes: &[u8]) -> Result<Saved, SnapshotError> {
+        if !self.writable {
+            return Err(SnapshotError::ReadOnly(self.dir.clone()));
+        }
         let len = bytes.len() as u64;
         if len > self.max_bytes {
             return Err(SnapshotError::TooLarge {

@@ -92,6 +92,23 @@ fn a_snapshot_round_trips_and_is_served_in_chunks() {
 }
 
 #[test]
+fn a_read_only_store_reads_but_neither_saves_nor_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SnapshotStore::open(dir.path()).unwrap();
+    s.save(Seq(10), Term(1), b"ten").unwrap();
+    // Another process's save in progress.
+    let tmp = tmp_path(dir.path(), Seq(20));
+    fs::write(&tmp, b"half").unwrap();
+    let mut r = SnapshotStore::open_read_only(dir.path(), DEFAULT_MAX_SNAPSHOT_BYTES).unwrap();
+    assert!(tmp.exists(), "left alone");
+    let l = r.load_latest().unwrap().unwrap();
+    assert_eq!((l.meta.seq, &l.bytes[..]), (Seq(10), &b"ten"[..]));
+    let err = r.save(Seq(30), Term(1), b"x").unwrap_err();
+    assert!(matches!(err, SnapshotError::ReadOnly(_)), "{err}");
+    assert!(!file_of(dir.path(), 30).exists());
+}
+
+#[test]
 fn a_newer_save_replaces_the_older_and_an_older_save_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = SnapshotStore::open(dir.path()).unwrap();
