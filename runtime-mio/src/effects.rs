@@ -140,6 +140,19 @@ impl Runtime {
         Ok(())
     }
 
+    /// An installed snapshot (its log record): delivery continues after
+    /// `seq`; what it covers was never delivered here one by one.
+    fn installed(&mut self, seq: Seq) {
+        if seq > self.delivered {
+            info!(
+                "n{} installed the leader's snapshot at seq {} (delivered here up to {})",
+                self.me.0, seq.0, self.delivered.0
+            );
+            self.delivered = seq;
+            self.delivered_chats = self.node.numbering().chats();
+        }
+    }
+
     /// `Action::Compact`: deletes the segments wholly before `before`, if
     /// the snapshot that covers them was saved.
     fn compact(&mut self, before: Seq) -> Result<(), RuntimeError> {
@@ -191,6 +204,9 @@ impl Runtime {
                                 "the snapshot received from the leader could not be saved",
                             ),
                         });
+                    }
+                    if let Record::Snapshot { seq, .. } = r {
+                        self.installed(seq);
                     }
                     if let Record::Truncate { from } = r {
                         // What waits and reports the cut entries would

@@ -58,16 +58,42 @@ impl Recovery {
             what: "cannot create it",
             err,
         })?;
-        let mut store = SnapshotStore::open_with_max(dir, core.max_snapshot_bytes)
+        // Read-only before the log's lock is taken (`open_*` below): the
+        // writable store removes stale `.tmp` files, which must not be
+        // another live node's save in progress.
+        let loaded = SnapshotStore::open_read_only(dir, core.max_snapshot_bytes)
+            .and_then(|mut s| s.load_latest())
             .map_err(snapshot_err(dir))?;
-        let loaded = store.load_latest().map_err(snapshot_err(dir))?;
+        let writable = || {
+            SnapshotStore::open_with_max(dir, core.max_snapshot_bytes).map_err(snapshot_err(dir))
+        };
         let Some(loaded) = loaded else {
+            let first = crate::segments::list(dir)
+                .map_err(|err| RuntimeError::Read {
+                    file: dir.to_path_buf(),
+                    err,
+                })?
+                .first()
+                .map_or(0, |f| f.base);
+            if first > 0 {
+                return Err(RuntimeError::Corrupt {
+                    file: dir.to_path_buf(),
+                    dir: dir.to_path_buf(),
+                    offset: first,
+                    reason: "retention deleted the log's first segments, and no snapshot file \
+                             verifies (`chorus log inspect` lists them and why); the node \
+                             cannot rebuild its state: move this log_dir away and start the \
+                             node empty, so that it installs the leader's snapshot"
+                        .into(),
+                });
+            }
             let mut log = Log::new(core.log_cache_entries);
             // Bounded during replay too: memory never holds more than the window.
             let (ids, ms) = core.dedup_window();
             log.set_dedup_window(ids, ms);
             let opened = DurableLog::open_into(dir, log, segment_bytes)?;
             let last = opened.replayed.recovered.entries.last_seq();
+            let store = writable()?;
             return Ok(Recovery::from(opened, store, last, None, |r| State::Log(r)));
         };
         for s in &loaded.skipped {
@@ -93,6 +119,7 @@ impl Recovery {
             .with_cache_max(core.log_cache_entries)
             .starting_after(snap.seq);
         let opened = DurableLog::open_after(dir, snap.seq, restore, segment_bytes)?;
+        let store = writable()?;
         let last = opened.replayed.recovered.entries.log().last_seq();
         let seq = snap.seq;
         Ok(Recovery::from(opened, store, last, Some(seq), move |r| {
