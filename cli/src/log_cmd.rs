@@ -5,6 +5,12 @@
 //! `chorus log repair DIR` cuts a corrupt log at its first bad record after
 //! copying the damaged segment aside (the node must be stopped).
 //!
+//! A log_dir whose first segments were deleted by retention (their entries
+//! are in a snapshot) is read from its first segment left: the entries then
+//! start above log index 1 and take no `seq_no`/`room_seq` (numbering them
+//! needs the snapshot's counts). Both commands also list the snapshot files
+//! of the log_dir (seq, term, size, and whether they verify).
+//!
 //! "Committed" means committed as far as this log knows: the commit point is
 //! a hint recorded after the fact, so the newest entries of a running
 //! follower may show as uncommitted for a heartbeat or two.
@@ -210,9 +216,15 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // The same fold the node computes (`chorus_core::numbering`).
     let mut numbering = Numbering::default();
+    // Without the history before the first entry left, numbers would be off.
+    let numbered = snap.start_seq == Seq(0);
     for e in &rec.entries {
         let committed = e.seq_no <= commit;
-        let numbers = if committed { numbering.apply(e) } else { None };
+        let numbers = if committed && numbered {
+            numbering.apply(e)
+        } else {
+            None
+        };
         if let Some(line) = entry_line(e, numbers, committed, all) {
             let text = serde_json::to_string(&line).expect("plain data serializes");
             if writeln!(out, "{text}").is_err() {
@@ -233,6 +245,13 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
         numbering.room_count(),
         rec.term.0
     );
+    if !numbered {
+        eprintln!(
+            "note: the log starts after log index {} (retention deleted its first segments; a snapshot holds those entries), so seq_no and room_seq are not shown",
+            snap.start_seq.0
+        );
+    }
+    print_snapshots(&snap.snapshots);
     let torn = snap.file_len - snap.replayed.valid_len;
     if torn > 0 {
         eprintln!(
@@ -241,6 +260,20 @@ fn inspect(dir: PathBuf, all: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One stderr line per snapshot file: the tools' view of `snapshots.rs`.
+fn print_snapshots(reports: &[chorus_runtime_mio::snapshots::FileReport]) {
+    for r in reports {
+        let name = r.path.display();
+        match &r.verdict {
+            Ok((seq, term)) => eprintln!(
+                "{name}: snapshot at log index {}, term {}, {} bytes, valid",
+                seq.0, term.0, r.file_len
+            ),
+            Err(why) => eprintln!("{name}: {} bytes, NOT a valid snapshot: {why}", r.file_len),
+        }
+    }
 }
 
 fn repair(dir: PathBuf) -> anyhow::Result<ExitCode> {
@@ -274,6 +307,7 @@ fn repair(dir: PathBuf) -> anyhow::Result<ExitCode> {
             m.display()
         );
     }
+    print_snapshots(&r.snapshots);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -92,6 +92,7 @@ impl Node {
         if !self.accept_leader(from, out) {
             return;
         }
+        self.leader_commit = self.leader_commit.max(commit);
         if self.log.term_at(last_seq) == Some(last_term) {
             // Log Matching: equal (seq, term) means equal prefixes.
             self.leader_match = self.leader_match.max(last_seq);

@@ -122,6 +122,11 @@ impl Log {
         self.index.window_len()
     }
 
+    /// Bounds the cache (as replay fills it, before a `ColdLog` is attached).
+    pub fn set_cache_max(&mut self, n: usize) {
+        self.cache_max = n;
+    }
+
     /// Attaches the driver's reader of evicted entries and the cache bound.
     pub fn attach_cold(&mut self, cold: Box<dyn ColdLog>, cache_max: usize) {
         self.cold = Some(cold);
@@ -325,6 +330,7 @@ impl Log {
     /// (always at least one if any exists).
     /// Nothing before `first` (compacted): the caller checks `first_seq`.
     pub fn slice(&mut self, from: Seq, max_n: usize, max_bytes: usize) -> Vec<Entry> {
+        let from = from.max(Seq(1));
         if from < self.first {
             return Vec::new();
         }

@@ -115,6 +115,8 @@ pub struct Node {
     pub(crate) lost_leader: Option<NodeId>,
     /// Highest seq verified to match the current leader's log in this term.
     pub(crate) leader_match: Seq,
+    /// The highest commit point the current leader announced to us.
+    pub(crate) leader_commit: Seq,
     /// How far this node's own log is durable (`Input::Persisted`); only
     /// read with `Config::reports_durability`.
     pub(crate) own_durable: Seq,
@@ -249,6 +251,7 @@ impl Node {
             leader_contact: None,
             lost_leader: None,
             leader_match: Seq(0),
+            leader_commit: Seq(0),
             own_durable: recovered_last,
             ack_dirty: false,
             catchup_inflight: false,
@@ -568,6 +571,7 @@ impl Node {
         self.disarm(Timer::Election);
         if self.leader != leader {
             self.leader_match = Seq(0);
+            self.leader_commit = Seq(0);
             self.leader_contact = None;
         }
         self.leader = leader;

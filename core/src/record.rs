@@ -55,6 +55,13 @@ pub trait EntrySink {
         let _ = offset;
         self.truncate(from);
     }
+    /// A partial replay (after a snapshot) passed position (`seq`, `term`),
+    /// an entry or a `Snapshot` record, inside the history the snapshot
+    /// covers, without handing it over: a sink that checks the log agrees
+    /// with the snapshot's last entry looks at it.
+    fn covered(&mut self, seq: Seq, term: Term) {
+        let _ = (seq, term);
+    }
     /// A `Snapshot` record: every entry is dropped and the log continues
     /// after (`seq`, `term`). A sink that cannot hold a log that does not
     /// start at seq 1 refuses it (the replay then reports the record).

@@ -81,6 +81,7 @@ impl Node {
         if !self.accept_leader(from, out) {
             return;
         }
+        self.leader_commit = self.leader_commit.max(commit);
         match self.apply_entries(prev_seq, prev_term, entries, out) {
             Some(matched) => {
                 self.leader_match = self.leader_match.max(matched);
@@ -169,6 +170,7 @@ impl Node {
 
     /// Follower: the commit point is the leader's, bounded by what we verified.
     pub(crate) fn follower_commit(&mut self, leader_commit: Seq, out: &mut Vec<Action>) {
+        self.leader_commit = self.leader_commit.max(leader_commit);
         let to = leader_commit.min(self.leader_match);
         if to > self.commit_seq {
             self.advance_commit(to, out);

@@ -243,6 +243,12 @@ impl Restore {
         self.diverged || self.file_last != self.log.last_seq()
     }
 
+    /// Keeps at most `n` written entries of the restored log in memory.
+    pub fn with_cache_max(mut self, n: usize) -> Restore {
+        self.log.set_cache_max(n);
+        self
+    }
+
     /// A replay that skipped the segments before the snapshot's starts at
     /// the first entry of the segments it reads: contiguity counts from there.
     pub fn starting_after(mut self, seq: Seq) -> Restore {
@@ -272,6 +278,11 @@ impl EntrySink for Restore {
             self.diverged = false;
         }
     }
+    fn covered(&mut self, seq: Seq, term: Term) {
+        if seq == self.base.0 {
+            self.diverged = term != self.base.1;
+        }
+    }
     fn rebase(&mut self, seq: Seq, term: Term) -> Result<(), String> {
         self.file_last = seq;
         if seq > self.base.0 {
@@ -282,9 +293,10 @@ impl EntrySink for Restore {
                 seq.0, self.base.0
             ));
         }
-        if seq == self.base.0 {
-            self.diverged = term != self.base.1;
-        }
+        // The log continues after `seq`: what came above the snapshot
+        // before this record is gone, and entry `base` is yet to come.
+        self.log.truncate_from(self.base.0.next());
+        self.diverged = seq == self.base.0 && term != self.base.1;
         Ok(())
     }
 }

@@ -25,23 +25,12 @@
 use crate::segments::{read_full, scan_records, Span, WINDOW_BYTES};
 use crate::storage::{lock_index, SharedIndex};
 use chorus_core::record::{decode_payload, peek_frame, FramePeek, Record, SeqEffect};
-use chorus_core::{ColdLog, Config, Entry, Log, Node, Replayed, Seq};
+use chorus_core::{ColdLog, Entry, Seq};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Most entries one segment read looks for (bounds its offset table).
 const MAX_READ_ENTRIES: u64 = 8192;
-
-/// The node, from its replayed log, reading evicted entries through `index`.
-pub(crate) fn node(
-    cfg: Config,
-    replayed: Replayed<Log>,
-    index: SharedIndex,
-    rng_seed: u64,
-) -> Node {
-    let reader = ColdReader::new(index);
-    Node::from_log(cfg, replayed.recovered, rng_seed).with_cold_log(Box::new(reader))
-}
 
 /// A `ColdLog` over segment files that the writer appends to.
 #[derive(Debug)]
@@ -263,7 +252,7 @@ impl ColdLog for ColdReader {
 mod tests {
     use super::*;
     use crate::storage::DurableLog;
-    use chorus_core::{Body, Chat, NodeId, Term};
+    use chorus_core::{Body, Chat, Config, Log, Node, NodeId, Term};
 
     fn chat(seq: u64, term: u64, payload: &str) -> Entry {
         Entry {
@@ -453,7 +442,8 @@ mod tests {
         };
         let cfg = Config::new(me, vec![]);
         let index = o.log.index();
-        let mut n = node(cfg, o.replayed, index, 1);
+        let mut n = Node::from_log(cfg, o.replayed.recovered, 1)
+            .with_cold_log(Box::new(ColdReader::new(index)));
         assert_eq!(n.entry(Seq(3)).unwrap().msg_id(), Some("m3-1"));
         assert_eq!(n.entry(Seq(249)).unwrap().msg_id(), Some("m249-1"));
         assert!(n.entry(Seq(250)).is_none());

@@ -38,7 +38,9 @@ use crate::net::encode;
 use crate::runtime::Runtime;
 use chorus_core::gate::{destinations, may_leave_early};
 use chorus_core::record::Record;
-use chorus_core::{Action, PeerMsg};
+use chorus_core::snapshot::SnapshotImage;
+use chorus_core::{Action, PeerMsg, Seq};
+use tracing::{info, warn};
 
 /// Backpressure: past this many written-but-not-durable bytes, or this many
 /// actions waiting for durability, the loop waits for the disk (as a
@@ -106,11 +108,80 @@ impl Runtime {
         }
     }
 
+    /// `Action::SaveSnapshot`: written and fsynced before anything after it.
+    /// A failure keeps the previous snapshot: the log is then not compacted
+    /// (nothing is lost, the history stays), and it is fatal only for an
+    /// install, whose log record would name a snapshot that is not there.
+    fn save_snapshot(&mut self, image: &SnapshotImage) -> Result<(), RuntimeError> {
+        let started = std::time::Instant::now();
+        match self.snapshots.save(image.seq, image.term, &image.bytes) {
+            Ok(_) => {
+                self.snapshot_failed = false;
+                self.metrics.snapshots_saved.inc();
+                self.metrics
+                    .snapshot_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                info!(
+                    "n{} saved a snapshot at seq {} ({} bytes) in {} ms",
+                    self.me.0,
+                    image.seq.0,
+                    image.bytes.len(),
+                    started.elapsed().as_millis()
+                );
+            }
+            Err(e) => {
+                self.snapshot_failed = true;
+                warn!(
+                    "n{} could not save the snapshot at seq {}: {e}; the log is kept whole until a later snapshot succeeds",
+                    self.me.0, image.seq.0
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// An installed snapshot (its log record): delivery continues after
+    /// `seq`; what it covers was never delivered here one by one.
+    fn installed(&mut self, seq: Seq) {
+        if seq > self.delivered {
+            info!(
+                "n{} installed the leader's snapshot at seq {} (delivered here up to {})",
+                self.me.0, seq.0, self.delivered.0
+            );
+            self.delivered = seq;
+            self.delivered_chats = self.node.numbering().chats();
+        }
+    }
+
+    /// `Action::Compact`: deletes the segments wholly before `before`, if
+    /// the snapshot that covers them was saved.
+    fn compact(&mut self, before: Seq) -> Result<(), RuntimeError> {
+        if self.snapshot_failed {
+            return Ok(());
+        }
+        let removed = self.log.delete_segments_before(before)?;
+        if removed.segments > 0 {
+            self.metrics
+                .segments_deleted
+                .inc_by(removed.segments as u64);
+            info!(
+                "n{} retention: deleted {} log segment files ({} bytes) before seq {}",
+                self.me.0, removed.segments, removed.bytes, before.0
+            );
+        }
+        Ok(())
+    }
+
     fn write_records(&mut self, actions: &[Action]) -> Result<(), RuntimeError> {
         for a in actions {
-            if let Action::Persist(r) | Action::Note(r) = a {
-                let end = self.log.append(r);
-                self.note_term(end, r);
+            match a {
+                Action::Persist(r) | Action::Note(r) => {
+                    let end = self.log.append(r);
+                    self.note_term(end, r);
+                }
+                Action::SaveSnapshot(image) => self.save_snapshot(image)?,
+                Action::Compact { before } => self.compact(*before)?,
+                _ => {}
             }
         }
         self.log.write_queued()?;
@@ -125,6 +196,18 @@ impl Runtime {
         for a in actions {
             match a {
                 Action::Persist(r) => {
+                    if matches!(r, Record::Snapshot { .. }) && self.snapshot_failed {
+                        return Err(RuntimeError::Storage {
+                            file: self.snapshots.dir().to_path_buf(),
+                            op: "saving an installed snapshot",
+                            err: std::io::Error::other(
+                                "the snapshot received from the leader could not be saved",
+                            ),
+                        });
+                    }
+                    if let Record::Snapshot { seq, .. } = r {
+                        self.installed(seq);
+                    }
                     if let Record::Truncate { from } = r {
                         // What waits and reports the cut entries would
                         // leave with the fsync that makes the cut durable.
@@ -141,6 +224,10 @@ impl Runtime {
                 Action::Note(r) => {
                     self.log.append(&r);
                 }
+                // In order, on this thread: a record after it (an install's
+                // `Snapshot` record) must never be durable before it is.
+                Action::SaveSnapshot(image) => self.save_snapshot(&image)?,
+                Action::Compact { before } => self.compact(before)?,
                 a @ (Action::Deliver(..) | Action::Reply { .. }) => self.perform(&a),
                 a if self.may_go_early(&a) => {
                     self.perform(&a);
@@ -192,7 +279,7 @@ impl Runtime {
     fn perform(&mut self, a: &Action) {
         match a {
             Action::Persist(_) | Action::Note(_) => {}
-            // Wired to the snapshot store by the integration (issue 16).
+            // Executed in order where the records are written (`enqueue`).
             Action::SaveSnapshot(_) | Action::Compact { .. } => {}
             Action::Send { to, msg } => {
                 if let PeerMsg::CatchupResp { entries, .. } = msg {

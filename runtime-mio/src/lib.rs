@@ -9,7 +9,9 @@
 //! Module map: `runtime` (the loop), `net` (sockets, framing dispatch),
 //! `links` (peer dialing and the HMAC handshake of `auth`), `clients` (the
 //! client protocol), `streams` (history and subscriptions), `effects` (group
-//! commit), `syncer` (the fsync thread), `storage` (the log file), `cold`
+//! commit), `syncer` (the fsync thread), `storage` (the log file, retention),
+//! `segments` (its segment files and indexes), `snapshots` (the snapshot
+//! files), `cold`
 //! (reading evicted entries back from it), `framing` (bounded line I/O), `peers`
 //! (backoff), `recorder` (`--record`: inputs for replay), `observe` (logs),
 //! `http` (the HTTP port: /metrics, /healthz, /readyz, /status), `metrics`
@@ -42,10 +44,12 @@ mod options;
 pub mod password;
 mod peers;
 pub mod recorder;
+mod recover;
 pub mod rooms;
 mod runtime;
 pub mod segments;
 mod sessions;
+pub mod snapshots;
 pub mod storage;
 mod streams;
 mod syncer;

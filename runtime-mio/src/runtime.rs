@@ -11,7 +11,6 @@
 //! acknowledged before the records preceding it are fsynced.
 
 use crate::clock::Clock;
-use crate::cold;
 use crate::conn::Conn;
 use crate::error::RuntimeError;
 use crate::http::HttpServer;
@@ -22,6 +21,8 @@ use crate::options::{
 };
 use crate::peers::PeerTable;
 use crate::recorder::Recorder;
+use crate::recover::Recovery;
+use crate::snapshots::SnapshotStore;
 use crate::storage::DurableLog;
 use crate::syncer::Syncer;
 use crate::tls::{TlsContext, TlsPaths};
@@ -79,6 +80,10 @@ pub struct Runtime {
     /// `--record DIR`: every step of `node` goes through it (`step_core`).
     recorder: Option<Recorder>,
     pub(crate) log: DurableLog,
+    /// The node's snapshot files (`snapshots.rs`).
+    pub(crate) snapshots: SnapshotStore,
+    /// The last snapshot save failed: no compaction until one succeeds.
+    pub(crate) snapshot_failed: bool,
     /// The fsync thread (None in the unsafe modes, which never wait for it).
     pub(crate) syncer: Option<Syncer>,
     /// The log is durable up to this file offset.
@@ -219,26 +224,28 @@ impl Runtime {
         if core.me.port == 0 {
             core.me.port = local_addr.port();
         }
-        let mut recovering = chorus_core::Log::new(core.log_cache_entries);
-        // Bounded during replay too: memory never holds more than the window.
-        let (ids, ms) = core.dedup_window();
-        recovering.set_dedup_window(ids, ms);
-        let opened = DurableLog::open_into(&opts.log_dir, recovering, opts.segment_bytes)?;
-        if opened.torn_bytes > 0 {
+        let rec = Recovery::open(&core, &opts.log_dir, opts.segment_bytes)?;
+        if rec.torn_bytes > 0 {
             warn!(
                 "{}: cut a torn tail of {} bytes at offset {} (a write interrupted by a crash; it was never acknowledged)",
-                opened.log.path().display(),
-                opened.torn_bytes,
-                opened.replayed.valid_len
+                rec.log.path().display(),
+                rec.torn_bytes,
+                rec.valid_len
             );
         }
-        let rec = &opened.replayed.recovered;
+        let from = match rec.snapshot_seq {
+            Some(s) => format!(
+                "the snapshot at seq {} and the log after it ({} older segment files skipped)",
+                s.0, rec.skipped_segments
+            ),
+            None => "the whole log".to_string(),
+        };
         info!(
-            "n{} recovered {}: {} records, {} entries, committed up to seq {}, term {}; keeping the last {} entries in memory",
+            "n{} recovered {} from {from}: {} records, log up to seq {}, committed up to seq {}, term {}; keeping the last {} entries in memory",
             core.me.node_id.0,
-            opened.log.path().display(),
-            opened.replayed.records,
-            rec.entries.last_seq().0,
+            rec.log.path().display(),
+            rec.records,
+            rec.last_seq.0,
             rec.commit_seq.0,
             rec.term.0,
             core.log_cache_entries
@@ -251,21 +258,21 @@ impl Runtime {
         let leader_timeout_ms = core.leader_timeout_ms;
         let advertised = format!("{}:{}", core.me.host, core.me.port);
         let delivered = rec.commit_seq;
-        let recovered_bytes = opened.log.len_bytes();
-        let reported_durable = opened.log.stable_seq();
+        let recovered_bytes = rec.log.len_bytes();
+        let reported_durable = rec.log.stable_seq();
         let metrics = Metrics::new();
         let syncer = if opts.unsafe_ack_before_fsync || opts.unsafe_skip_fsync {
             None
         } else {
             Some(
                 Syncer::start(
-                    opened.log.sync_target(),
+                    rec.log.sync_target(),
                     recovered_bytes,
                     waker.clone(),
                     metrics.fsync_seconds.clone(),
                 )
                 .map_err(|err| RuntimeError::Storage {
-                    file: opened.log.path().to_path_buf(),
+                    file: rec.log.path().to_path_buf(),
                     op: "starting the fsync thread",
                     err,
                 })?,
@@ -275,9 +282,9 @@ impl Runtime {
         let recorder = match opts.record {
             Some(r) => {
                 let dir = r.dir.clone();
-                let valid_len = opened.replayed.valid_len;
+                let valid_len = rec.valid_len;
                 Some(
-                    Recorder::start(r, &core, rng_seed, opened.log.dir(), valid_len).map_err(
+                    Recorder::start(r, &core, rng_seed, rec.log.dir(), valid_len).map_err(
                         |err| RuntimeError::Storage {
                             file: dir,
                             op: "starting the recording (--record)",
@@ -288,7 +295,7 @@ impl Runtime {
             }
             None => None,
         };
-        let node = cold::node(core, opened.replayed, opened.log.index(), rng_seed);
+        let (node, log, snapshots) = rec.into_node(core, rng_seed);
         let last_status = node.status();
         let delivered_chats = node.numbering().chats();
         let durable_term = node.status().term.0;
@@ -302,7 +309,9 @@ impl Runtime {
             next_token: 2,
             node,
             recorder,
-            log: opened.log,
+            log,
+            snapshots,
+            snapshot_failed: false,
             syncer,
             durable_bytes: recovered_bytes,
             persist_end: recovered_bytes,

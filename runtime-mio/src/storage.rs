@@ -14,14 +14,24 @@
 //! created and the directory fsynced, so a segment that another follows is
 //! always durable whole, and a torn record anywhere but at the end of the
 //! last segment is corruption, refused with the file and offset.
+//! Every new segment begins with a copy of the node's current Term record
+//! (term and vote), so a replay that starts at any segment written this way
+//! recovers them: after retention deleted the segments before it
+//! (`delete_segments_before`, which only ever leaves such a segment first),
+//! or when a restart skips the history a snapshot holds (`open_after`).
+//! A log whose first segments are gone replays from the first one left: the
+//! entries then start above seq 1 (`Opened::start_seq` says where), which is
+//! not corruption; a gap between two segments still is.
 //! `read_only` serves `chorus log inspect`: it never writes or truncates.
 //! `repair` serves `chorus log repair`: it backs a file up before cutting.
+//! Both also report the snapshot files of the log_dir (`snapshots.rs`).
 
 use crate::error::RuntimeError;
 use crate::segments::{self, index_path, segment_name, write_index, SegIndex, SegmentFile};
 pub use crate::segments::{DEFAULT_SEGMENT_BYTES, LOG_FILE};
-use chorus_core::record::{self, EntrySink, Record, Replayed, SegmentSource};
-use chorus_core::{Entry, Seq};
+use crate::snapshots;
+use chorus_core::record::{self, EntrySink, Record, Replayed, SegmentSource, SeqEffect};
+use chorus_core::{Entry, NodeId, Seq, Term};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
@@ -58,7 +68,10 @@ pub struct DurableLog {
     index: SharedIndex,
     /// A segment was sealed at `append` (its points, for its index file);
     /// the next `write_queued` creates the new one first.
-    roll: Option<(PathBuf, u64, Vec<segments::Point>)>,
+    roll: Option<segments::Sealed>,
+    /// The last Term record (term, vote) of the log: copied at the top of
+    /// each new segment. None while no Term record was ever written.
+    term: Option<(Term, Option<NodeId>)>,
     /// Held for the life of the node: the lock lives as long as this handle.
     _lock: File,
     queued: Vec<u8>,
@@ -80,6 +93,13 @@ pub struct Opened<E = Vec<Entry>> {
     pub replayed: Replayed<E>,
     /// Bytes of torn tail that were cut (0 after a clean stop).
     pub torn_bytes: u64,
+    /// The log's last seq where replay began: 0 when it began at the log's
+    /// first byte; K when the first segment replayed starts with entry K+1
+    /// (earlier segments deleted by retention, or skipped by `open_after`).
+    /// Entries up to it must come from a snapshot.
+    pub start_seq: Seq,
+    /// Segment files on disk that replay skipped (`open_after`).
+    pub skipped_segments: usize,
 }
 
 fn log_dir_err(dir: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
@@ -157,14 +177,15 @@ fn list(dir: &Path) -> Result<Vec<SegmentFile>, RuntimeError> {
     })
 }
 
-/// Replays `files` in order into `entries`.
+/// Replays `files[from..]` in order into `entries`.
 fn replay_files<E: EntrySink>(
     dir: &Path,
     files: &[SegmentFile],
+    from: usize,
     entries: E,
 ) -> Result<Replayed<E>, RuntimeError> {
     let mut sources = Vec::with_capacity(files.len());
-    for f in files {
+    for f in &files[from..] {
         let reader = File::open(&f.path).map_err(|err| RuntimeError::Read {
             file: f.path.clone(),
             err,
@@ -183,6 +204,185 @@ fn replay_files<E: EntrySink>(
             err,
         })?
         .map_err(|e| corrupt(dir, files, e))
+}
+
+/// Replay's sink between the records and the caller's sink when replay may
+/// begin after the log's first entry: it keeps the log's own last seq
+/// (which the records are checked against) and hands the caller only the
+/// entries above `skip` (those below are in the caller's snapshot).
+struct Anchored<E> {
+    inner: E,
+    /// The log's last seq as of the records replayed so far.
+    last: Seq,
+    skip: Seq,
+}
+
+impl<E: EntrySink> EntrySink for Anchored<E> {
+    fn last_seq(&self) -> Seq {
+        self.last
+    }
+    fn push(&mut self, e: Entry, offset: u64) {
+        self.last = e.seq_no;
+        if e.seq_no > self.skip {
+            self.inner.push(e, offset);
+        } else {
+            self.inner.covered(e.seq_no, e.term);
+        }
+    }
+    fn truncate(&mut self, from: Seq) {
+        self.truncate_at(from, 0);
+    }
+    fn truncate_at(&mut self, from: Seq, offset: u64) {
+        self.last = self.last.min(Seq(from.0 - 1));
+        let from = from.max(Seq(self.skip.0 + 1));
+        if from <= self.inner.last_seq() {
+            self.inner.truncate_at(from, offset);
+        }
+    }
+    fn rebase(&mut self, seq: Seq, term: Term) -> Result<(), String> {
+        self.last = seq;
+        if seq > self.skip {
+            // An install newer than the caller's snapshot replaces it all.
+            self.skip = seq;
+            return self.inner.rebase(seq, term);
+        }
+        // The caller's snapshot is newer than this install: it holds
+        // everything up to `skip`; drop what came before the install above it.
+        let from = Seq(self.skip.0 + 1);
+        if from <= self.inner.last_seq() {
+            self.inner.truncate(from);
+        }
+        self.inner.covered(seq, term);
+        Ok(())
+    }
+}
+
+/// Entries in a `Vec`, the first of them at any seq (a log whose first
+/// segments are gone, or one where a snapshot was installed: the seq after
+/// which they start): for the tools, which want the entries themselves.
+#[derive(Debug, Default)]
+struct SeqVec(Vec<Entry>, Seq);
+
+impl EntrySink for SeqVec {
+    fn last_seq(&self) -> Seq {
+        self.0.last().map_or(self.1, |e| e.seq_no)
+    }
+    fn push(&mut self, e: Entry, _offset: u64) {
+        self.0.push(e);
+    }
+    fn truncate(&mut self, from: Seq) {
+        let keep = self.0.partition_point(|e| e.seq_no < from);
+        self.0.truncate(keep);
+    }
+    fn rebase(&mut self, seq: Seq, _term: Term) -> Result<(), String> {
+        self.0.clear();
+        self.1 = seq;
+        Ok(())
+    }
+}
+
+/// Where replay begins: segment `k`, the log's last seq being `anchor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Start {
+    k: usize,
+    anchor: Seq,
+    /// Entries above it in the segments before `k` are not current (the
+    /// anchor, or 0 when `k` opens with an installed snapshot).
+    ceiling: Seq,
+}
+
+fn read_err(file: &Path) -> impl FnOnce(io::Error) -> RuntimeError {
+    let file = file.to_path_buf();
+    move |err| RuntimeError::Read { file, err }
+}
+
+/// The log's last seq where segment `f` begins, from its first record that
+/// changes the entries (`fallback` if it has none). The first segment of the
+/// log begins at 0 whatever it holds (so its first entry must be seq 1).
+fn anchor_of(f: &SegmentFile, fallback: Seq) -> Result<Seq, RuntimeError> {
+    Ok(start_at(0, f, fallback)?.anchor)
+}
+
+/// Replay starting at segment `k`, the file `f`.
+fn start_at(k: usize, f: &SegmentFile, fallback: Seq) -> Result<Start, RuntimeError> {
+    if f.base == 0 {
+        return Ok(Start {
+            k,
+            anchor: Seq(0),
+            ceiling: Seq(0),
+        });
+    }
+    let head = segments::head(&f.path, f.len).map_err(read_err(&f.path))?;
+    let installed = matches!(head.first_effect, Some(SeqEffect::Rebase(_)));
+    let anchor = match head.first_effect {
+        Some(SeqEffect::Append(s)) => Seq(s.0.saturating_sub(1)),
+        // The entries after it start at `from` (a truncation is written
+        // only at or below the log's end).
+        Some(SeqEffect::Truncate(from)) => Seq(from.0.saturating_sub(1)),
+        // The log is at the installed snapshot's seq after it, and a Commit
+        // before it was at most that (the core installs only ahead of its
+        // commit point).
+        Some(SeqEffect::Rebase(seq)) => seq,
+        Some(SeqEffect::Other) | None => fallback,
+    };
+    Ok(Start {
+        k,
+        anchor,
+        ceiling: if installed { Seq(0) } else { anchor },
+    })
+}
+
+/// Where to begin replay to recover every entry above `after`: the last
+/// segment whose first entry is at most `after + 1` (an entry record below
+/// a later segment's first one was superseded before that segment began),
+/// provided it begins with a Term record; else the first segment on disk.
+fn start_for(
+    files: &[SegmentFile],
+    index: &mut SegIndex,
+    after: Seq,
+) -> Result<Start, RuntimeError> {
+    let whole =
+        |files: &[SegmentFile]| -> Result<Start, RuntimeError> { start_at(0, &files[0], after) };
+    if after == Seq(0) {
+        return whole(files);
+    }
+    let last = files.len() - 1;
+    let mut found = None;
+    for k in (1..files.len()).rev() {
+        let f = &files[k];
+        let first = if k == last {
+            // The active segment has no index file: its first records say.
+            match segments::head(&f.path, f.len)
+                .map_err(read_err(&f.path))?
+                .first_effect
+            {
+                Some(SeqEffect::Append(s) | SeqEffect::Truncate(s)) => Some(s),
+                Some(SeqEffect::Rebase(s)) => Some(s),
+                _ => None,
+            }
+        } else {
+            index.bounds(k).map_err(read_err(&f.path))?.first
+        };
+        // The segment that holds entry `after` itself (or the install
+        // record at it): the snapshot's sink checks the log agrees there.
+        if first.is_some_and(|s| s.0 <= after.0) {
+            found = Some(k);
+            break;
+        }
+    }
+    let Some(k) = found else {
+        return whole(files);
+    };
+    let f = &files[k];
+    if !segments::head(&f.path, f.len)
+        .map_err(read_err(&f.path))?
+        .term_first
+    {
+        // Written before segments began with a Term record: the term and
+        // vote may be in an earlier one.
+        return whole(files);
+    }
+    start_at(k, f, after)
 }
 
 /// Replay's sink: the caller's, plus the segment index.
@@ -211,6 +411,10 @@ impl<E: EntrySink> EntrySink for Indexing<E> {
         }
         self.inner.truncate(from);
     }
+    fn rebase(&mut self, seq: Seq, term: Term) -> Result<(), String> {
+        self.index.on_rebase();
+        self.inner.rebase(seq, term)
+    }
 }
 
 impl DurableLog {
@@ -223,10 +427,41 @@ impl DurableLog {
     /// `open`, replaying the entries into `entries` while streaming the
     /// segments (never all of them, nor all entries, in memory unless
     /// `entries` keeps them); new segments start after `segment_bytes`.
+    ///
+    /// A log_dir whose first segments were deleted replays from the first
+    /// segment left, its entries starting above seq 1 (`Opened::start_seq`);
+    /// `entries` then receives them from there (a sink that needs them
+    /// contiguous from its own end should use `open_after`).
     pub fn open_into<E: EntrySink>(
         dir: &Path,
         entries: E,
         segment_bytes: u64,
+    ) -> Result<Opened<E>, RuntimeError> {
+        DurableLog::open_from(dir, entries, segment_bytes, Seq(0))
+    }
+
+    /// `open_into` for a node that holds a snapshot at `snapshot`: replays
+    /// only the segments from the one holding entry `snapshot + 1` on (the
+    /// history before it is in the snapshot), recovering term and vote from
+    /// the copy at that segment's top. `entries` must already hold the log
+    /// up to `snapshot` (`entries.last_seq() == snapshot`, e.g. a log
+    /// restored from the snapshot); it receives only the entries above it.
+    /// Falls back to replaying every segment on disk if the one to start at
+    /// lacks the Term copy (written before this version).
+    pub fn open_after<E: EntrySink>(
+        dir: &Path,
+        snapshot: Seq,
+        entries: E,
+        segment_bytes: u64,
+    ) -> Result<Opened<E>, RuntimeError> {
+        DurableLog::open_from(dir, entries, segment_bytes, snapshot)
+    }
+
+    fn open_from<E: EntrySink>(
+        dir: &Path,
+        entries: E,
+        segment_bytes: u64,
+        snapshot: Seq,
     ) -> Result<Opened<E>, RuntimeError> {
         fs::create_dir_all(dir).map_err(log_dir_err(dir, "cannot create it"))?;
         let lock = lock(dir)?;
@@ -242,12 +477,23 @@ impl DurableLog {
                 len: 0,
             });
         }
+        let mut index = SegIndex::new(&files);
+        let start = start_for(&files, &mut index, snapshot)?;
+        index.replay_starts(start.k);
+        // The entries kept before where replay starts stay readable.
+        index
+            .recover_skipped(start.k, start.ceiling)
+            .map_err(read_err(&files[0].path))?;
         let sink = Indexing {
-            inner: entries,
-            index: SegIndex::new(&files),
+            inner: Anchored {
+                inner: entries,
+                last: start.anchor,
+                skip: snapshot,
+            },
+            index,
             err: None,
         };
-        let replayed = replay_files(dir, &files, sink)?;
+        let replayed = replay_files(dir, &files, start.k, sink)?;
         let last = files.last().expect("at least one segment").clone();
         let path = last.path.clone();
         let Replayed {
@@ -256,10 +502,13 @@ impl DurableLog {
             records,
         } = replayed;
         let Indexing {
-            inner,
+            inner: anchored,
             mut index,
             err,
         } = recovered.entries;
+        // The log's end, or the snapshot's if the log is behind it.
+        let recovered_last = anchored.last.max(anchored.inner.last_seq());
+        let inner = anchored.inner;
         if let Some(err) = err.map_or_else(|| index.flush_replay().err(), Some) {
             return Err(storage_err(&path, "writing a segment index")(err));
         }
@@ -281,9 +530,10 @@ impl DurableLog {
         file.sync_all()
             .map_err(storage_err(&path, "fsync of the recovered log"))?;
         index.written(valid_len - last.base);
-        let recovered_last = inner.last_seq();
+        let term = (recovered.term > Term(0) || recovered.voted_for.is_some())
+            .then_some((recovered.term, recovered.voted_for));
         let file = Arc::new(file);
-        Ok(Opened {
+        let mut opened = Opened {
             log: DurableLog {
                 dir: dir.to_path_buf(),
                 sync_target: Arc::new(Mutex::new(file.clone())),
@@ -293,6 +543,7 @@ impl DurableLog {
                 segment_bytes: segment_bytes.max(1),
                 index: Arc::new(Mutex::new(index)),
                 roll: None,
+                term,
                 _lock: lock,
                 queued: Vec::new(),
                 written_bytes: valid_len,
@@ -311,7 +562,17 @@ impl DurableLog {
                 records,
             },
             torn_bytes,
-        })
+            start_seq: start.anchor,
+            skipped_segments: start.k,
+        };
+        if valid_len == last.base && last.base > 0 {
+            // A crash right after a new segment was created, before its
+            // first write: it must still open with the Term copy.
+            if let Some((term, voted_for)) = opened.log.term {
+                opened.log.append(&Record::Term { term, voted_for });
+            }
+        }
+        Ok(opened)
     }
 
     /// The last segment's file.
@@ -337,11 +598,19 @@ impl DurableLog {
     /// Queues one record for the next `write_queued`; returns the log
     /// offset at which it will end.
     pub fn append(&mut self, rec: &Record) -> u64 {
-        let at = self.written_bytes + self.queued.len() as u64;
+        let mut at = self.written_bytes + self.queued.len() as u64;
         let mut ix = lock_index(&self.index);
         if self.queued.is_empty() && self.roll.is_none() && at - self.base >= self.segment_bytes {
-            // Between two writes: the next one goes to a new segment.
+            // Between two writes: the next one goes to a new segment, which
+            // opens with the current term and vote (unless `rec` is a newer
+            // Term record itself), so a replay from there recovers them.
             self.roll = ix.roll(at, self.dir.join(segment_name(at)));
+            if let (Some((term, voted_for)), false) =
+                (self.term, matches!(rec, Record::Term { .. }))
+            {
+                record::encode(&Record::Term { term, voted_for }, &mut self.queued);
+                at += self.queued.len() as u64;
+            }
         }
         // The active segment's points are in memory: no I/O can fail here.
         let indexed = match rec {
@@ -357,7 +626,8 @@ impl DurableLog {
             Record::Entry(e) => self.last_seq = e.seq_no,
             Record::Truncate { from } => self.last_seq = self.last_seq.min(Seq(from.0 - 1)),
             Record::Snapshot { seq, .. } => self.last_seq = *seq,
-            Record::Term { .. } | Record::Commit { .. } => {}
+            Record::Term { term, voted_for } => self.term = Some((*term, *voted_for)),
+            Record::Commit { .. } => {}
         }
         self.written_bytes + self.queued.len() as u64
     }
@@ -365,14 +635,19 @@ impl DurableLog {
     /// Seals the full segment (durable whole, its index written) and makes
     /// the new one, at the current end of the log, the one written and synced.
     fn start_segment(&mut self) -> Result<(), RuntimeError> {
-        let Some((sealed, sealed_len, points)) = self.roll.take() else {
+        let Some(sealed) = self.roll.take() else {
             return Ok(());
         };
         self.file
             .sync_data()
-            .map_err(storage_err(&sealed, "fsync of a full segment"))?;
-        write_index(&index_path(&sealed), sealed_len, &points)
-            .map_err(storage_err(&sealed, "writing the segment index"))?;
+            .map_err(storage_err(&sealed.path, "fsync of a full segment"))?;
+        write_index(
+            &index_path(&sealed.path),
+            sealed.len,
+            &sealed.meta,
+            &sealed.points,
+        )
+        .map_err(storage_err(&sealed.path, "writing the segment index"))?;
         let base = self.written_bytes;
         let path = self.dir.join(segment_name(base));
         let file = OpenOptions::new()
@@ -455,6 +730,110 @@ impl DurableLog {
     pub fn len_bytes(&self) -> u64 {
         self.written_bytes
     }
+
+    /// Retention: deletes the segments at the front of the log whose entry
+    /// records are all below `before` (the entries a durable snapshot
+    /// holds), with their index files, oldest first, then fsyncs the
+    /// directory. Never the active segment (nor one sealed but not yet
+    /// followed by its successor on disk), and never so that the first
+    /// segment left lacks the Term record copy at its top (segments written
+    /// before this version: deletion stops before them). If the active
+    /// segment is to be the first left, it is fsynced first (on this
+    /// thread), so the Term copy at its top is durable before the segments
+    /// holding the originals go; a sealed one was fsynced whole already.
+    pub fn delete_segments_before(&mut self, before: Seq) -> Result<Removed, RuntimeError> {
+        let mut ix = lock_index(&self.index);
+        // A segment sealed at `append` has no successor file until the next
+        // write: it counts as active.
+        let keep_from = ix.segments() - 1 - usize::from(self.roll.is_some());
+        let mut n = 0;
+        let mut stopped = None;
+        while n < keep_from {
+            let path = ix.file(n).0.to_path_buf();
+            let b = ix
+                .bounds(n)
+                .map_err(storage_err(&path, "reading a segment index"))?;
+            if let Some(max) = b.max.filter(|&m| m >= before) {
+                stopped = Some(Stopped::Holds(max));
+                break;
+            }
+            n += 1;
+        }
+        // The first segment left must open with the Term copy (unless no
+        // Term record was ever written): the latest such cut.
+        while n > 0 && self.term.is_some() {
+            let (next, next_len) = ix.file(n);
+            let head = segments::head(next, next_len)
+                .map_err(storage_err(next, "reading the start of a segment"))?;
+            if head.term_first {
+                break;
+            }
+            stopped = Some(Stopped::NoTermCopy(next.to_path_buf()));
+            n -= 1;
+        }
+        if n > 0 && n + 1 == ix.segments() {
+            self.file
+                .sync_data()
+                .map_err(storage_err(&self.path, "fsync before retention"))?;
+        }
+        let mut removed = Removed {
+            stopped,
+            ..Removed::default()
+        };
+        let mut failed = None;
+        for k in 0..n {
+            let (path, len) = ix.file(k);
+            let path = path.to_path_buf();
+            // The index first: a crash between the two leaves a segment
+            // without an index (rebuilt), never an orphan index.
+            let gone = remove_if_present(&index_path(&path)).and_then(|_| fs::remove_file(&path));
+            if let Err(e) = gone {
+                failed = Some(storage_err(&path, "deleting a segment")(e));
+                break;
+            }
+            removed.segments += 1;
+            removed.bytes += len;
+            removed.paths.push(path);
+        }
+        ix.drop_front(removed.segments);
+        drop(ix);
+        if removed.segments > 0 {
+            sync_dir(&self.dir)?;
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// What `delete_segments_before` removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Segment files deleted (each with its index file).
+    pub segments: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    pub paths: Vec<PathBuf>,
+    /// Why it kept the next segment, if not because it is the active one.
+    pub stopped: Option<Stopped>,
+}
+
+/// Why retention kept a segment that is not the active one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// It holds an entry record at this seq, not below `before`.
+    Holds(Seq),
+    /// The segment after it does not open with a Term record copy (written
+    /// before this version): deleting would lose the term and vote.
+    NoTermCopy(PathBuf),
 }
 
 /// The whole log of `dir` as one stream (its segments in order, up to
@@ -472,10 +851,53 @@ pub fn read_all(dir: &Path, len: u64) -> io::Result<impl Read> {
 #[derive(Debug)]
 pub struct Snapshot {
     pub path: PathBuf,
+    /// Its entries (from `start_seq + 1` on).
     pub replayed: Replayed,
     /// Bytes in its segments (more than `replayed.valid_len` by a torn tail).
     pub file_len: u64,
     pub segments: usize,
+    /// The log's last seq before its first segment on disk: 0 for a whole
+    /// log; K when retention deleted the segments holding 1..=K.
+    pub start_seq: Seq,
+    /// The snapshot files of the log_dir, newest first, each verified.
+    pub snapshots: Vec<snapshots::FileReport>,
+}
+
+/// Replays every segment of `files` for a tool, from the first one on disk
+/// (wherever it starts); returns the log's last seq before it too.
+fn replay_for_tool<E: EntrySink>(
+    dir: &Path,
+    files: &[SegmentFile],
+    entries: E,
+) -> Result<(Replayed<E>, Seq), RuntimeError> {
+    let anchor = anchor_of(&files[0], Seq(0))?;
+    let sink = Anchored {
+        inner: entries,
+        last: anchor,
+        skip: Seq(0),
+    };
+    let r = replay_files(dir, files, 0, sink)?;
+    let Replayed {
+        recovered,
+        valid_len,
+        records,
+    } = r;
+    let replayed = Replayed {
+        recovered: record::Recovered {
+            term: recovered.term,
+            voted_for: recovered.voted_for,
+            entries: recovered.entries.inner,
+            commit_seq: recovered.commit_seq,
+        },
+        valid_len,
+        records,
+    };
+    Ok((replayed, anchor))
+}
+
+/// The snapshot files of `dir` for a tool (an unreadable directory: none).
+fn snapshot_report(dir: &Path) -> Vec<snapshots::FileReport> {
+    snapshots::report(dir, snapshots::DEFAULT_MAX_SNAPSHOT_BYTES).unwrap_or_default()
 }
 
 /// Reads the log of `dir` read-only: its segments, or the single log file
@@ -510,7 +932,9 @@ pub fn read_only(dir: &Path) -> Result<Snapshot, RuntimeError> {
             err: io::Error::new(io::ErrorKind::NotFound, "no log segment in it"),
         });
     }
-    let replayed = replay_files(&dir, &files, Vec::new())?;
+    let (replayed, anchor) = replay_for_tool(&dir, &files, SeqVec::default())?;
+    // After an installed snapshot, the entries start after it.
+    let start_seq = anchor.max(replayed.recovered.entries.1);
     let last = files.last().expect("not empty");
     Ok(Snapshot {
         path: if files.len() == 1 {
@@ -518,9 +942,20 @@ pub fn read_only(dir: &Path) -> Result<Snapshot, RuntimeError> {
         } else {
             dir.clone()
         },
-        replayed,
+        replayed: Replayed {
+            recovered: record::Recovered {
+                term: replayed.recovered.term,
+                voted_for: replayed.recovered.voted_for,
+                entries: replayed.recovered.entries.0,
+                commit_seq: replayed.recovered.commit_seq,
+            },
+            valid_len: replayed.valid_len,
+            records: replayed.records,
+        },
         file_len: last.base + last.len,
         segments: files.len(),
+        start_seq,
+        snapshots: snapshot_report(&dir),
     })
 }
 
@@ -541,6 +976,9 @@ pub struct Repair {
     /// Later segments, renamed aside (`<name>.after-corrupt`): they followed
     /// the damage, so none of their records can be replayed.
     pub moved: Vec<PathBuf>,
+    /// The snapshot files of the log_dir, newest first, each verified
+    /// (repair leaves them alone).
+    pub snapshots: Vec<snapshots::FileReport>,
 }
 
 /// Replay's sink for `repair`: the last seq only (nothing kept).
@@ -555,6 +993,10 @@ impl EntrySink for LastSeq {
     }
     fn truncate(&mut self, from: Seq) {
         self.0 = self.0.min(Seq(from.0 - 1));
+    }
+    fn rebase(&mut self, seq: Seq, _term: Term) -> Result<(), String> {
+        self.0 = seq;
+        Ok(())
     }
 }
 
@@ -572,8 +1014,8 @@ pub fn repair(dir: &Path) -> Result<Repair, RuntimeError> {
         });
     };
     let end = last.base + last.len;
-    let (offset, reason) = match replay_files(dir, &files, LastSeq(Seq(0))) {
-        Ok(r) => {
+    let (offset, reason) = match replay_for_tool(dir, &files, LastSeq(Seq(0))) {
+        Ok((r, _)) => {
             return Ok(Repair {
                 path: last.path.clone(),
                 backup: None,
@@ -581,6 +1023,7 @@ pub fn repair(dir: &Path) -> Result<Repair, RuntimeError> {
                 dropped_bytes: end - r.valid_len,
                 reason: None,
                 moved: Vec::new(),
+                snapshots: snapshot_report(dir),
             })
         }
         Err(RuntimeError::Corrupt {
@@ -634,6 +1077,7 @@ pub fn repair(dir: &Path) -> Result<Repair, RuntimeError> {
         dropped_bytes: end - offset,
         reason: Some(reason),
         moved,
+        snapshots: snapshot_report(dir),
     })
 }
 
@@ -844,3 +1288,6 @@ mod tests {
         assert_eq!(o.replayed.recovered.entries.len(), 60);
     }
 }
+
+#[cfg(test)]
+mod retention_tests;
