@@ -356,3 +356,133 @@ mod step {
             });
     }
 }
+
+mod numbering {
+    use super::*;
+
+    /// Entry `s` of a log of chats round-robin over 100 rooms, a leader's
+    /// no-op every 10th index (the shape of a busy cluster with churn).
+    fn mixed(s: u64) -> Entry {
+        if s.is_multiple_of(10) {
+            return Entry {
+                seq_no: Seq(s),
+                term: Term(1),
+                body: Body::Noop { leader: NodeId(1) },
+            };
+        }
+        let mut c = chat(s);
+        c.room_id = format!("room{}", s % 100);
+        c.payload.clear();
+        Entry {
+            seq_no: Seq(s),
+            term: Term(1),
+            body: Body::Chat(c),
+        }
+    }
+
+    fn fold_of(n: u64) -> Numbering {
+        let log: Vec<Entry> = (1..=n).map(mixed).collect();
+        Numbering::from_entries(&log)
+    }
+
+    /// Folding 10,000 committed entries onto a fold of `n` (the delivery
+    /// path), a copy of one built fold each time.
+    #[divan::bench(args = [10_000, 1_000_000], max_time = 2, sample_count = 40)]
+    fn apply_10k(b: Bencher, n: u64) {
+        let next: Vec<Entry> = (n + 1..=n + 10_000).map(mixed).collect();
+        let base = fold_of(n);
+        b.counter(ItemsCount::new(next.len()))
+            .with_inputs(|| base.clone())
+            .bench_local_values(|mut f| {
+                for e in &next {
+                    black_box(f.apply(e));
+                }
+                f
+            });
+    }
+
+    /// 1,024 keys spread over a fold of 1M entries: (a seq_no or a log
+    /// index, the room of that index). Different keys each time, so cache
+    /// misses are measured too; none at the newest element (its fast path).
+    fn keys(n: u64) -> Vec<(u64, String)> {
+        (0..1024u64)
+            .map(|k| 1 + k * 7_919 % n)
+            .map(|k| (k, format!("room{}", k % 100)))
+            .collect()
+    }
+
+    const N: u64 = 1_000_000;
+
+    /// `lookup(fold, key, its room)` for 1,024 keys over a fold of `N`.
+    fn lookups(b: Bencher, lookup: fn(&Numbering, u64, &str) -> u64) {
+        let (f, keys) = (fold_of(N), keys(N));
+        b.counter(ItemsCount::new(keys.len())).bench_local(|| {
+            keys.iter()
+                .map(|(k, room)| lookup(&f, black_box(*k), room))
+                .sum::<u64>()
+        });
+    }
+
+    #[divan::bench(max_time = 1)]
+    fn index_of_1024(b: Bencher) {
+        lookups(b, |f, k, _| f.index_of(k).map_or(0, |s| s.0));
+    }
+
+    #[divan::bench(max_time = 1)]
+    fn seq_no_from_1024(b: Bencher) {
+        lookups(b, |f, k, _| f.seq_no_from(Seq(k)));
+    }
+
+    #[divan::bench(max_time = 1)]
+    fn room_index_1024(b: Bencher) {
+        lookups(b, |f, k, room| {
+            f.room_index(room, k / 100 + 1).map_or(0, |s| s.0)
+        });
+    }
+
+    #[divan::bench(max_time = 1)]
+    fn numbers_at_1024(b: Bencher) {
+        lookups(b, |f, k, room| {
+            f.numbers_at(room, Seq(k)).map_or(0, |x| x.room_seq)
+        });
+    }
+
+    /// `numbers_at` of the newest chat of each of the 100 rooms: what every
+    /// delivery to a stream asks (`delivered_at` in the runtime).
+    #[divan::bench(max_time = 1)]
+    fn numbers_at_newest_100(b: Bencher) {
+        let f = fold_of(N);
+        let newest: Vec<(String, Seq)> = f
+            .rooms()
+            .map(|(r, len)| (r.to_string(), f.room_index(r, len).expect("folded")))
+            .collect();
+        b.counter(ItemsCount::new(newest.len())).bench_local(|| {
+            newest
+                .iter()
+                .map(|(room, i)| f.numbers_at(room, black_box(*i)).map_or(0, |x| x.seq_no))
+                .sum::<u64>()
+        });
+    }
+
+    /// The snapshot form of a fold of `N` entries (`Numbering::encode`).
+    #[divan::bench(max_time = 1)]
+    fn encode(b: Bencher) {
+        let f = fold_of(N);
+        let mut out = Vec::new();
+        f.encode(&mut out);
+        b.counter(BytesCount::new(out.len())).bench_local(|| {
+            out.clear();
+            black_box(&f).encode(&mut out);
+            out.len()
+        });
+    }
+
+    /// Reading it back, every block checked (`Numbering::decode`).
+    #[divan::bench(max_time = 1)]
+    fn decode(b: Bencher) {
+        let mut bytes = Vec::new();
+        fold_of(N).encode(&mut bytes);
+        b.counter(BytesCount::new(bytes.len()))
+            .bench_local(|| Numbering::decode(&mut black_box(&bytes[..])).expect("valid"));
+    }
+}
