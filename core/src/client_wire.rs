@@ -148,7 +148,18 @@ pub enum ServerLine {
     /// A committed chat message.
     SeqChat(Delivered),
     /// End of a HISTORY answer; `next_seq` is where to continue.
-    HistoryEnd { next_seq: u64, commit_seq: u64 },
+    /// `first_seq` / `first_room_seq`: the oldest `seq_no` (in the room,
+    /// `room_seq`) this node still holds, present once retention deleted
+    /// older history (or the node installed a snapshot): nothing before it
+    /// can be paged to here.
+    HistoryEnd {
+        next_seq: u64,
+        commit_seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_room_seq: Option<u64>,
+    },
     /// The node's view of the cluster.
     Status(NodeStatus),
     /// The answer to LIST (`truncated`: more rooms exist than were listed).

@@ -365,6 +365,12 @@ impl Node {
         }
     }
 
+    /// The first log entry this node holds (earlier ones were compacted
+    /// behind a snapshot, or never held after an install).
+    pub fn first_seq(&self) -> Seq {
+        self.log.first_seq()
+    }
+
     /// Every member known to this node, in id order.
     pub fn members(&self) -> Vec<PeerInfo> {
         self.members.values().cloned().collect()

@@ -522,9 +522,12 @@ impl Runtime {
                         lines.push(ServerLine::SeqChat(d));
                     }
                 }
+                let first = self.node.numbering().first_seq_no();
                 lines.push(ServerLine::HistoryEnd {
                     next_seq: next,
                     commit_seq: self.delivered_chats,
+                    first_seq: (first > 1).then_some(first),
+                    first_room_seq: None,
                 });
             }
         }

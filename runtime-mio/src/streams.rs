@@ -149,10 +149,25 @@ enum Step {
     Saw(Seq),
 }
 
-/// Advances `cursor` by one entry, within what is `delivered`.
+/// The oldest history this node holds, once retention (or an installed
+/// snapshot) removed what came before: (`seq_no`, the room's `room_seq`).
+fn history_floor(node: &Node, cursor: &Cursor) -> (Option<u64>, Option<u64>) {
+    let n = node.numbering();
+    let first = n.first_seq_no();
+    let room = match cursor {
+        Cursor::Room { room, .. } => Some(n.first_room_seq(room)).filter(|&f| f > 1),
+        _ => None,
+    };
+    ((first > 1).then_some(first), room)
+}
+
+/// Advances `cursor` by one entry, within what is `delivered`. A cursor
+/// below the oldest history this node holds (deleted by retention, or
+/// never held after an installed snapshot) moves up to it.
 fn advance(node: &mut Node, cursor: &mut Cursor, delivered: Seq) -> Step {
     match cursor {
         Cursor::All(next) => {
+            *next = (*next).max(node.first_seq());
             if *next > delivered {
                 return Step::End;
             }
@@ -162,6 +177,9 @@ fn advance(node: &mut Node, cursor: &mut Cursor, delivered: Seq) -> Step {
         }
         Cursor::Rooms(rooms) => {
             let n = node.numbering();
+            for (room, next) in rooms.iter_mut() {
+                *next = (*next).max(n.first_room_seq(room));
+            }
             let best = rooms
                 .iter()
                 .enumerate()
@@ -176,6 +194,7 @@ fn advance(node: &mut Node, cursor: &mut Cursor, delivered: Seq) -> Step {
             }
         }
         Cursor::Room { room, next } => {
+            *next = (*next).max(node.numbering().first_room_seq(room));
             let Some(index) = node.numbering().room_index(room, *next) else {
                 return Step::End;
             };
@@ -313,9 +332,12 @@ impl Runtime {
                         } else {
                             job.next_seq_no
                         };
+                        let (first_seq, first_room_seq) = history_floor(node, &job.cursor);
                         let end = ServerLine::HistoryEnd {
                             next_seq,
                             commit_seq: delivered_chats,
+                            first_seq,
+                            first_room_seq,
                         };
                         st.history.pop_front();
                         Some(push_full(

@@ -262,6 +262,7 @@ pub fn history(addr: SocketAddr, ids: &MsgIds, max_pages: usize) -> Result<Vec<L
                 ServerLine::HistoryEnd {
                     next_seq,
                     commit_seq,
+                    ..
                 } => {
                     if next_seq > commit_seq || next_seq <= from {
                         return Ok(out);

@@ -498,6 +498,8 @@ impl FakeNode {
                 let end = ServerLine::HistoryEnd {
                     next_seq: n + 1,
                     commit_seq: n,
+                    first_seq: None,
+                    first_room_seq: None,
                 };
                 write_line(out, &end);
             }

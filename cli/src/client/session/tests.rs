@@ -77,6 +77,8 @@ fn history_end() -> ServerLine {
     ServerLine::HistoryEnd {
         next_seq: 0,
         commit_seq: 0,
+        first_seq: None,
+        first_room_seq: None,
     }
 }
 
