@@ -145,6 +145,10 @@ pub struct NodeFile {
     /// segments behind a snapshot (default 0: keep the whole history).
     #[serde(default)]
     pub retain_entries: Option<u64>,
+    /// Retention by age: delete history older than this many ms (by the
+    /// time the accepting node stamped on each message; default 0: none).
+    #[serde(default)]
+    pub retain_ms: Option<u64>,
     /// Where the peer/client port is bound if not `host` (e.g. "0.0.0.0" in
     /// a container; `host` stays the address given to others).
     #[serde(default)]
@@ -396,6 +400,18 @@ pub fn validate(f: &NodeFile) -> Result<(), String> {
             );
         }
     }
+    if let Some(n) = f.retain_ms.filter(|&n| n != 0) {
+        if n < 60_000 {
+            return Err("retain_ms must be 0 (no age bound) or at least 60000 (a minute)".into());
+        }
+        if f.snapshot_every == Some(0) {
+            return Err(
+                "retain_ms needs snapshots (the log is compacted behind one): \
+                 snapshot_every must not be 0"
+                    .into(),
+            );
+        }
+    }
     if let Some(n) = f.dedup_window_ms {
         if !DEDUP_MS.contains(&n) {
             return Err(format!(
@@ -524,6 +540,9 @@ impl NodeFile {
         }
         if let Some(n) = self.retain_entries {
             core.retain_entries = n;
+        }
+        if let Some(n) = self.retain_ms {
+            core.retain_ms = n;
         }
         let secret = self
             .cluster_secret

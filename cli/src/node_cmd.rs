@@ -21,7 +21,7 @@ use std::process::ExitCode;
     leader_timeout_ms (2500), log_dir (data/node<ID>), cluster_secret, voters (self + seeds),\n  \
     max_line_bytes (1048576), log_cache_entries (4096), log_segment_bytes (67108864),\n  \
     dedup_window_ids (10000000), dedup_window_ms (86400000), snapshot_every (100000; 0: never),\n  \
-    retain_entries (0: keep all history), listen_host (host),\n  \
+    retain_entries (0: keep all history), retain_ms (0: no age bound), listen_host (host),\n  \
     http_port (none: no HTTP; serves /metrics /healthz /readyz /status), http_host (listen_host),\n  \
     ready_max_lag (1000), http_max_connections (64), http_timeout_ms (10000),\n  \
     max_connections (1024; at most the open-file limit minus a reserve), \n  \

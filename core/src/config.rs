@@ -59,6 +59,12 @@ pub struct Config {
     /// history). A member that is further behind installs the snapshot.
     #[serde(default)]
     pub retain_entries: u64,
+    /// Retention by age: compact entries older than this many ms, by the
+    /// `ts_ms` the accepting node stamped, against the newest delivered
+    /// chat's (0: no age bound). With `retain_entries` too, whichever bound
+    /// deletes more applies.
+    #[serde(default)]
+    pub retain_ms: u64,
     /// Bytes of snapshot per SNAPSHOT_CHUNK (before base64).
     #[serde(default = "default_snapshot_chunk_bytes")]
     pub snapshot_chunk_bytes: usize,
@@ -189,6 +195,7 @@ impl Config {
             max_presence_names: default_max_presence_names(),
             snapshot_every: default_snapshot_every(),
             retain_entries: 0,
+            retain_ms: 0,
             snapshot_chunk_bytes: default_snapshot_chunk_bytes(),
             max_snapshot_bytes: default_max_snapshot_bytes(),
             reports_durability: false,

@@ -79,13 +79,16 @@ impl Node {
             return;
         };
         let retain = self.cfg.retain_entries;
-        let first = if retain == 0 {
+        let mut first = if retain == 0 {
             self.log.first_seq()
         } else {
             self.log
                 .first_seq()
                 .max(Seq((seq.0 + 1).saturating_sub(retain)))
         };
+        if self.cfg.retain_ms > 0 {
+            first = first.max(self.first_by_age(seq));
+        }
         let compacts = first > self.log.first_seq();
         if compacts {
             self.numbering.forget_before(first);
@@ -118,6 +121,29 @@ impl Node {
         }
         self.snap_seq = seq;
         self.hold(image);
+    }
+
+    /// The first entry younger than `retain_ms` (by `ts_ms`, against the
+    /// newest delivered chat), at most `upto + 1`: the entries before it
+    /// are read once, as they are compacted (no-ops count as old).
+    fn first_by_age(&mut self, upto: Seq) -> Seq {
+        let horizon = self.newest_ts.saturating_sub(self.cfg.retain_ms);
+        let mut at = self.log.first_seq();
+        while at <= upto {
+            let batch = self
+                .log
+                .slice(at, self.cfg.max_batch_entries.max(1), usize::MAX);
+            if batch.is_empty() {
+                break;
+            }
+            for e in &batch {
+                if e.seq_no > upto || e.chat().is_some_and(|c| c.ts_ms >= horizon) {
+                    return e.seq_no;
+                }
+                at = e.seq_no.next();
+            }
+        }
+        at.min(upto.next())
     }
 
     /// Keeps `image` to serve installs while the log is compacted (without

@@ -152,6 +152,8 @@ pub struct Node {
     pub(crate) incoming: Option<Incoming>,
     /// Snapshots installed in this incarnation.
     pub(crate) installs: u64,
+    /// The newest `ts_ms` of a delivered chat (retention by age).
+    pub(crate) newest_ts: u64,
     /// A restart whose log file must be told it continues after the loaded
     /// snapshot (`Restore::needs_marker`): written first thing at `Start`.
     pub(crate) marker_on_start: Option<(Seq, Term)>,
@@ -274,6 +276,7 @@ impl Node {
             sending: BTreeMap::new(),
             incoming: None,
             installs: 0,
+            newest_ts: 0,
             marker_on_start: None,
             cfg,
         }

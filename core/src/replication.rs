@@ -210,6 +210,9 @@ impl Node {
         let seq = entry.seq_no;
         assert_eq!(seq, self.delivered_seq.next(), "deliveries are contiguous");
         let numbers = self.numbering.apply(&entry);
+        if let Some(c) = entry.chat() {
+            self.newest_ts = self.newest_ts.max(c.ts_ms);
+        }
         self.rooms.apply(&entry);
         self.accounts.apply(&entry);
         if let Some(id) = entry.msg_id() {

@@ -181,6 +181,7 @@ impl Sim {
             cfg.dedup_window_ms = ms;
         }
         (cfg.snapshot_every, cfg.retain_entries) = self.opts.snapshots.unwrap_or((0, 0));
+        cfg.retain_ms = self.opts.retain_ms;
         // Small chunks: an install takes many round trips, which faults cut.
         cfg.snapshot_chunk_bytes = SIM_SNAPSHOT_CHUNK_BYTES;
         let node_seed = seed::derive(

@@ -47,6 +47,8 @@ pub struct SimOptions {
     /// committed entries (members further behind install the snapshot).
     /// `None`: no snapshots (every scenario recorded before them).
     pub snapshots: Option<(u64, u64)>,
+    /// With snapshots: retention by age too (ms of `ts_ms`; 0: none).
+    pub retain_ms: u64,
 }
 
 impl Default for SimOptions {
@@ -68,6 +70,7 @@ impl Default for SimOptions {
             room_events_ppm: 0,
             sessions: false,
             snapshots: None,
+            retain_ms: 0,
         }
     }
 }

@@ -36,3 +36,25 @@ fn swarm_first_half() {
 fn swarm_second_half() {
     sweep(1500, 1500);
 }
+
+/// Retention by age alone (`retain_ms`, no entry bound) compacts logs in
+/// the swarm: the seeds that draw it see compactions and installs, and no
+/// violation.
+#[test]
+fn retention_by_age_alone_compacts_without_a_violation() {
+    let seeds: Vec<u64> = (0..4000u64)
+        .filter(|&s| {
+            let o = chorus_sim::explore::draw(s, None);
+            o.sim.snapshots.is_some_and(|(_, retain)| retain == 0) && o.sim.retain_ms > 0
+        })
+        .take(40)
+        .collect();
+    assert!(seeds.len() >= 20, "too few age-only seeds: {seeds:?}");
+    let mut compactions = 0;
+    for s in seeds {
+        let r = chorus_sim::explore::run_seed(s, None, false);
+        assert!(r.passed(), "seed {s:#x}: {:?}", r.violations);
+        compactions += r.coverage.compactions;
+    }
+    assert!(compactions > 0, "age retention never compacted");
+}

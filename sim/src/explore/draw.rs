@@ -64,6 +64,9 @@ impl SwarmOptions {
         }
         if let Some((every, retain)) = s.snapshots {
             d += &format!(" snapshots(every {every}, retain {retain})");
+            if s.retain_ms > 0 {
+                d += &format!(" retain-age({} ms)", s.retain_ms);
+            }
         }
         if let Some(i) = self.leave_down {
             d += &format!(" n{}-down-in-liveness", i + 1);
@@ -117,6 +120,7 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
         room_events_ppm: 0,
         sessions: false,
         snapshots: None,
+        retain_ms: 0,
     };
     let safety_ms = lt * between(&mut r, 15, 40);
     let mut o = SwarmOptions {
@@ -171,6 +175,10 @@ pub fn draw(seed: u64, bug: Option<InjectedBug>) -> SwarmOptions {
             between(&mut r, 1, 20)
         };
         o.sim.snapshots = Some((every, retain));
+        // A third of them also bound history by age: a few leader timeouts.
+        if below(&mut r, 3) == 0 {
+            o.sim.retain_ms = lt * between(&mut r, 2, 10);
+        }
     }
     o
 }

@@ -158,6 +158,7 @@ fn options(ctx: &Ctx<'_>, def: &FileDef) -> Result<SimOptions, ScenarioError> {
         room_events_ppm: 0,
         snapshots: (def.timing.snapshot_every > 0)
             .then_some((def.timing.snapshot_every, def.timing.retain_entries)),
+        retain_ms: 0,
         // Scenarios with room steps are people: their clients hold sessions.
         sessions: def
             .timeline
