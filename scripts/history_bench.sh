@@ -7,7 +7,7 @@
 #      first delivery, which saves a snapshot (delivered >= snapshot_every);
 #   b) restart from that snapshot (+ the log after it);
 # each with the default dedup window (10,000,000 ids) and with
-# dedup_window_ids = 1000000. Printed per start: spawn -> "listening on"
+# dedup_window_ids = 1000000 (b) starts from the snapshot its own window saved). Printed per start: spawn -> "listening on"
 # (the node's own UTC timestamps against the spawn time), VmHWM and VmRSS
 # (3 s after listening), the snapshot line, and the log_dir's bytes.
 # Then InstallSnapshot: a 3-node cluster where n1 and n2 hold copies of the
@@ -102,16 +102,19 @@ for N in "${SIZES[@]}"; do
     disk "$G"
     config "$WORK/w1m.toml" 1 "$G" "$W1M"
     config "$WORK/def.toml" 1 "$G" ""
-    # a) full replay, window 1M; its snapshot is removed so the next start replays too.
+    # a) full replay, window 1M; its snapshot is kept aside (for the b) start
+    # with that window) so the next start replays too.
     start_node "a-full-replay-window1M-$N" "$WORK/w1m.toml" "saved a snapshot"
     stop_node
-    rm -f "$G"/snapshot.*
+    mkdir -p "$WORK/aside" && mv "$G"/snapshot.* "$WORK/aside/"
     # a) full replay, defaults; it leaves the snapshot that b) starts from.
     start_node "a-full-replay-default-$N" "$WORK/def.toml" "saved a snapshot"
     stop_node
     disk "$G"
     start_node "b-from-snapshot-default-$N" "$WORK/def.toml"
     stop_node
+    # b) with the window-1M snapshot (older: the log after it is replayed too).
+    rm -f "$G"/snapshot.* && mv "$WORK/aside"/snapshot.* "$G/"
     start_node "b-from-snapshot-window1M-$N" "$WORK/w1m.toml"
     stop_node
     disk "$G"
@@ -173,7 +176,7 @@ while time.time() < end:
 print("  n3: TIMEOUT", s3)
 sys.exit(1)
 EOF
-    grep -E "install|snapshot|ERROR" "$WORK/install-n3.log" | cut -c28- | sed 's/^/  n3 log: /'
+    grep -E "install|snapshot|leader|term|ERROR|WARN" "$WORK/install-n3.log" | cut -c28- | sed 's/^/  n3 log: /'
     grep -E "VmHWM|VmRSS" /proc/$N3/status | tr -s ' \t' ' ' | tr '\n' ' ' | sed 's/^/  n3: /'; echo
     disk "$WORK/n3"
     for p in $N1 $N2 $N3; do kill -9 "$p"; wait "$p" 2>/dev/null; done
