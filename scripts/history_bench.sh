@@ -84,7 +84,8 @@ start_node() {
     [ -n "${3:-}" ] && { wait_line "$log" "$3" >/dev/null || return 1; }
     sleep 3
     echo "$label: to_listening_ms=$ms $(grep -E 'VmHWM|VmRSS' /proc/$NODE/status | tr -s ' \t' ' ' | tr '\n' ' ')"
-    grep -E "recovered|from the snapshot|saved a snapshot|retention|ERROR|WARN .*snapshot" "$log" | cut -c28- | sed "s/^/  $label: /"
+    grep -E "recovered|from the snapshot|saved a snapshot|retention|ERROR|WARN .*snapshot" "$log" |
+        while read -r l; do echo "  $label: +$((($(line_ns "$l") - t0) / 1000000)) ms ${l:28}"; done
 }
 
 stop_node() { kill -9 "$NODE" 2>/dev/null; wait "$NODE" 2>/dev/null; }
