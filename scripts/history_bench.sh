@@ -143,6 +143,9 @@ retain_entries = $RETAIN"
     wait_line "$WORK/install-n1.log" "retention: deleted" | cut -c28- | sed 's/^/  n1: /'
     wait_line "$WORK/install-n2.log" "retention: deleted" | cut -c28- | sed 's/^/  n2: /'
     disk "$G"
+    for p in $N1 $N2; do
+        grep -E "VmHWM|VmRSS" /proc/$p/status | tr -s ' \t' ' ' | tr '\n' ' ' | sed "s/^/  pid $p before n3: /"; echo
+    done
     t0=$(now_ns)
     "$CHORUS" node --config "$WORK/i3.toml" >"$WORK/install-n3.log" 2>&1 &
     N3=$!
@@ -178,7 +181,10 @@ print("  n3: TIMEOUT", s3)
 sys.exit(1)
 EOF
     grep -E "install|snapshot|leader|term|ERROR|WARN" "$WORK/install-n3.log" | cut -c28- | sed 's/^/  n3 log: /'
-    grep -E "VmHWM|VmRSS" /proc/$N3/status | tr -s ' \t' ' ' | tr '\n' ' ' | sed 's/^/  n3: /'; echo
+    for n in 1 2 3; do
+        p=$N1; [ $n = 2 ] && p=$N2; [ $n = 3 ] && p=$N3
+        grep -E "VmHWM|VmRSS" /proc/$p/status | tr -s ' \t' ' ' | tr '\n' ' ' | sed "s/^/  n$n after the install: /"; echo
+    done
     disk "$WORK/n3"
     for p in $N1 $N2 $N3; do kill -9 "$p"; wait "$p" 2>/dev/null; done
     rm -rf "$G" "$WORK/n2" "$WORK/n3"
