@@ -7,7 +7,9 @@
 #      first delivery, which saves a snapshot (delivered >= snapshot_every);
 #   b) restart from that snapshot (+ the log after it);
 # each with the default dedup window (10,000,000 ids) and with
-# dedup_window_ids = 1000000 (b) starts from the snapshot its own window saved). Printed per start: spawn -> "listening on"
+# dedup_window_ids = 1000000 (b) starts from the snapshot its own window saved),
+# and c) window 1M with retain_entries = RETAIN (a first start that deletes
+# the segments behind its snapshot, then a restart). Printed per start: spawn -> "listening on"
 # (the node's own UTC timestamps against the spawn time), VmHWM and VmRSS
 # (3 s after listening), the snapshot line, and the log_dir's bytes.
 # Then InstallSnapshot: a 3-node cluster where n1 and n2 hold copies of the
@@ -119,7 +121,17 @@ for N in "${SIZES[@]}"; do
     start_node "b-from-snapshot-window1M-$N" "$WORK/w1m.toml"
     stop_node
     disk "$G"
-    if [ "$N" != "$INSTALL_N" ]; then rm -rf "$G"; fi
+    # c) window 1M and retention: the first start deletes the segments behind
+    # its snapshot (RSS read 3 s after that), then a restart from it.
+    config "$WORK/ret.toml" 1 "$G" "$W1M
+retain_entries = $RETAIN"
+    rm -f "$G"/snapshot.*
+    start_node "a-full-replay-window1M-retain-$N" "$WORK/ret.toml" "retention: deleted"
+    stop_node
+    start_node "b-from-snapshot-window1M-retain-$N" "$WORK/ret.toml"
+    stop_node
+    disk "$G"
+    rm -rf "$G"
 done
 
 if [ "$INSTALL_N" != 0 ]; then
