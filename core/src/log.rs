@@ -272,9 +272,7 @@ impl Log {
 
     /// Adds a snapshot's window ids (as of the node's clock now).
     pub fn load_dedup(&mut self, ids: &[(u64, u64, Seq)]) {
-        for &(hi, lo, seq) in ids {
-            self.index.insert((hi, lo), seq, self.now);
-        }
+        self.index.load(ids, self.now);
     }
 
     /// Entries in memory (for tests and status).
