@@ -95,9 +95,42 @@ pub struct Args {
     /// for `chorus sim replay DIR/node1 DIR/node2 …`.
     #[arg(long, value_name = "DIR")]
     pub record: Option<std::path::PathBuf>,
+    /// Every node snapshots its state every N committed entries (the
+    /// node's `snapshot_every`; default: the node's own, 100,000).
+    #[arg(long, value_name = "N")]
+    pub snapshot_every: Option<u64>,
+    /// Retention: every node keeps only its N newest entries and deletes
+    /// older log segments behind a snapshot (the node's `retain_entries`, at
+    /// least 1000; needs --snapshot-every). A node that comes back behind
+    /// the leader's first retained entry installs the leader's snapshot.
+    #[arg(long, value_name = "N", requires = "snapshot_every")]
+    pub retain_entries: Option<u64>,
+    /// Bytes per log segment file (the node's `log_segment_bytes`, at least
+    /// 4096); with --retain-entries the default is 16384, so that segments
+    /// fill, and are deleted, within a run.
+    #[arg(long, value_name = "BYTES")]
+    pub log_segment_bytes: Option<u64>,
     /// Print every fault as it is injected.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+/// Segment size with retention unless --log-segment-bytes says otherwise:
+/// ~100 chaos entries per segment, so a retention of a thousand entries
+/// deletes segments many times a minute.
+pub const RETAIN_SEGMENT_BYTES: u64 = 16 * 1024;
+
+impl Args {
+    /// The snapshot and retention keys every node gets.
+    fn retention(&self) -> procs::Retention {
+        procs::Retention {
+            snapshot_every: self.snapshot_every,
+            retain_entries: self.retain_entries,
+            segment_bytes: self
+                .log_segment_bytes
+                .or(self.retain_entries.map(|_| RETAIN_SEGMENT_BYTES)),
+        }
+    }
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -208,6 +241,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             power,
             record.clone(),
             if power { args.slow_fsync_ms } else { 0 },
+            &args.retention(),
         )?;
         Run {
             args: &args,
@@ -255,7 +289,49 @@ pub struct Outcome {
     pub power_lost_bytes: u64,
     /// What the proxy did (None without it).
     pub proxy: Option<ProxyStats>,
+    /// Snapshots, installs and retention.
+    pub snapshots: SnapshotStats,
     pub violations: Vec<String>,
+}
+
+/// Snapshot and retention activity of a run, summed over nodes and their
+/// incarnations.
+#[derive(Debug, Default)]
+pub struct SnapshotStats {
+    /// Snapshots installed from a peer, from STATUS's `snapshot_installs`
+    /// (polled all along, each incarnation's count added).
+    pub installs: u64,
+    /// The same from the nodes' logs ("installed the leader's snapshot"
+    /// lines: an install that moved delivery).
+    pub installs_logged: u64,
+    /// Snapshots saved ("saved a snapshot" lines).
+    pub saved: u64,
+    /// Log segment files deleted by retention.
+    pub segments_deleted: u64,
+}
+
+/// The newest snapshot of `dir` that verifies, decoded; an error if a newer
+/// file fails to verify or the newest one does not decode (a corrupt
+/// snapshot is a violation: saves are atomic).
+fn newest_snapshot(dir: &std::path::Path) -> Result<Option<chorus_core::Snapshot>> {
+    use chorus_runtime_mio::snapshots::{SnapshotStore, DEFAULT_MAX_SNAPSHOT_BYTES};
+    let Some(loaded) = SnapshotStore::open_read_only(dir, DEFAULT_MAX_SNAPSHOT_BYTES)
+        .and_then(|mut s| s.load_latest())
+        .map_err(|e| anyhow::anyhow!("cannot read its snapshots: {e}"))?
+    else {
+        return Ok(None);
+    };
+    if let Some(bad) = loaded.skipped.first() {
+        bail!("a snapshot file does not verify: {bad}");
+    }
+    chorus_core::Snapshot::decode(&loaded.bytes)
+        .map(Some)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "its snapshot at seq {} does not decode: {e}",
+                loaded.meta.seq.0
+            )
+        })
 }
 
 /// The proxy's counters at the end of a run.
@@ -337,6 +413,7 @@ impl Run<'_> {
             out.elections = obs.leaders.len() as u64;
             out.max_term = obs.terms.values().copied().max().unwrap_or(0);
             out.violations.extend(obs.violations.iter().cloned());
+            out.snapshots.installs = obs.installs();
         }
         for (id, st) in self.nodes.exited() {
             out.violations.push(format!(
@@ -358,13 +435,26 @@ impl Run<'_> {
             }
         }
         let mut node_logs = Vec::new();
-        for p in &self.nodes.nodes {
+        for (i, p) in self.nodes.nodes.iter().enumerate() {
             out.restarts += u64::from(p.starts.saturating_sub(1));
+            let logged = self.nodes.stderr_counts(i);
+            out.snapshots.saved += logged.saved;
+            out.snapshots.installs_logged += logged.installs;
+            out.snapshots.segments_deleted += logged.segments_deleted;
+            let snapshot = match newest_snapshot(&p.log_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.violations.push(format!("n{}: {e}", p.id));
+                    None
+                }
+            };
             match chorus_runtime_mio::storage::read_only(&p.log_dir) {
                 Ok(s) => node_logs.push(verify::NodeLog {
                     id: p.id,
                     entries: s.replayed.recovered.entries,
+                    start_seq: s.start_seq.0,
                     commit_seq: s.replayed.recovered.commit_seq.0,
+                    snapshot,
                 }),
                 Err(e) => out.violations.push(format!("n{}: {e}", p.id)),
             }

@@ -24,6 +24,11 @@ pub struct Observed {
     pub polls: u64,
     /// node → (term, leads it) from its last answer.
     pub last: BTreeMap<u64, (u64, bool)>,
+    /// node → snapshot installs of its earlier incarnations (STATUS's
+    /// `snapshot_installs` counts per process: a restart starts it at 0).
+    pub installs_before: BTreeMap<u64, u64>,
+    /// node → `snapshot_installs` of its current incarnation (last answer).
+    pub installs_now: BTreeMap<u64, u64>,
 }
 
 #[derive(Debug)]
@@ -61,6 +66,23 @@ impl Observed {
         self.last.insert(node, (term, role == "leader"));
     }
 
+    /// Takes one answer's `snapshot_installs` into account: a value below
+    /// the last one is a new incarnation, whose count starts again at 0.
+    /// (Missed: installs of an incarnation killed before any poll saw them,
+    /// polled every 25 ms; the nodes' logs give the exact count too.)
+    pub fn note_installs(&mut self, node: u64, n: u64) {
+        let now = self.installs_now.entry(node).or_default();
+        if n < *now {
+            *self.installs_before.entry(node).or_default() += *now;
+        }
+        *now = n;
+    }
+
+    /// Snapshot installs seen, summed over nodes and incarnations.
+    pub fn installs(&self) -> u64 {
+        self.installs_before.values().sum::<u64>() + self.installs_now.values().sum::<u64>()
+    }
+
     /// The leader of the highest term seen so far, if its last answer
     /// still says it leads that term (a restarted old leader does not, so
     /// it is not taken for the leader until a new one is seen).
@@ -96,6 +118,7 @@ impl Monitor {
                                 continue;
                             }
                             obs.note(id, &st.role, st.term, st.leader);
+                            obs.note_installs(id, st.snapshot_installs);
                             obs.polls += 1;
                             // Who leads now: the newest term with a leader.
                             l.store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
@@ -162,5 +185,17 @@ mod tests {
         assert_eq!(o.current_leader(), Some(2));
         o.note(2, "follower", 4, None);
         assert_eq!(o.current_leader(), None);
+    }
+
+    #[test]
+    fn installs_add_up_across_incarnations() {
+        let mut o = Observed::default();
+        o.note_installs(1, 1);
+        o.note_installs(1, 2);
+        o.note_installs(2, 1);
+        // n1 restarted: its counter starts again.
+        o.note_installs(1, 0);
+        o.note_installs(1, 1);
+        assert_eq!(o.installs(), 2 + 1 + 1);
     }
 }

@@ -61,7 +61,16 @@ pub struct Nodes {
     pub slow_fsync_ms: u64,
 }
 
-fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
+/// Snapshot and retention settings given to every node (`--snapshot-every`,
+/// `--retain-entries`, `--log-segment-bytes`); None: the node's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Retention {
+    pub snapshot_every: Option<u64>,
+    pub retain_entries: Option<u64>,
+    pub segment_bytes: Option<u64>,
+}
+
+fn config_text(id: u64, n: u64, log_dir: &Path, keep: &Retention) -> String {
     let mut t = format!(
         "node_id = {id}\nhost = \"{}\"\nport = {NODE_PORT}\nlog_dir = \"{}\"\n\
          cluster_secret = \"chaos-secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
@@ -69,6 +78,15 @@ fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
         node_ip(id),
         log_dir.display()
     );
+    for (key, v) in [
+        ("snapshot_every", keep.snapshot_every),
+        ("retain_entries", keep.retain_entries),
+        ("log_segment_bytes", keep.segment_bytes),
+    ] {
+        if let Some(v) = v {
+            t.push_str(&format!("{key} = {v}\n"));
+        }
+    }
     for j in (1..=n).filter(|&j| j != id) {
         t.push_str(&format!(
             "\n[[seed_nodes]]\nnode_id = {j}\nhost = \"{}\"\nport = {NODE_PORT}\n",
@@ -93,13 +111,17 @@ impl Nodes {
         traced: bool,
         record: Option<PathBuf>,
         slow_fsync_ms: u64,
+        keep: &Retention,
     ) -> Result<Nodes> {
         let exe = std::env::current_exe().context("cannot find the chorus binary")?;
         let mut nodes = Vec::new();
         for id in 1..=n {
             let log_dir = dir.join(format!("node{id}"));
             let config = dir.join(format!("node{id}.toml"));
-            fs::write(&config, config_text(id, n, &log_dir))?;
+            fs::write(&config, config_text(id, n, &log_dir, keep))?;
+            // The node's own checks (ranges of the retention keys), before
+            // anything starts: a refused config is the caller's error.
+            crate::config::load(&config)?;
             nodes.push(NodeProc {
                 id,
                 log_dir,
@@ -333,12 +355,43 @@ impl Nodes {
         out
     }
 
+    /// Snapshot activity that node `i` logged over all its incarnations
+    /// (its stderr file is appended to by each): the runtime's info lines
+    /// of `effects.rs`.
+    pub fn stderr_counts(&self, i: usize) -> Logged {
+        let text = fs::read_to_string(&self.nodes[i].stderr_path).unwrap_or_default();
+        logged_counts(&text)
+    }
+
     /// The last lines of node `i`'s stderr.
     pub fn stderr_tail(&self, i: usize, lines: usize) -> String {
         let text = fs::read_to_string(&self.nodes[i].stderr_path).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// Counts of a node's snapshot log lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Logged {
+    pub saved: u64,
+    pub installs: u64,
+    pub segments_deleted: u64,
+}
+
+fn logged_counts(text: &str) -> Logged {
+    let mut c = Logged::default();
+    for line in text.lines() {
+        if line.contains(" saved a snapshot at seq ") {
+            c.saved += 1;
+        } else if line.contains(" installed the leader's snapshot at seq ") {
+            c.installs += 1;
+        } else if let Some((_, rest)) = line.split_once(" retention: deleted ") {
+            let n = rest.split_whitespace().next().and_then(|n| n.parse().ok());
+            c.segments_deleted += n.unwrap_or(0);
+        }
+    }
+    c
 }
 
 impl Drop for Nodes {
@@ -349,5 +402,29 @@ impl Drop for Nodes {
             }
             self.kill(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_lines_are_counted() {
+        let text = "\
+2026-12-05T18:00:00Z INFO n2 saved a snapshot at seq 2000 (9000 bytes) in 3 ms
+2026-12-05T18:00:00Z INFO n2 retention: deleted 7 log segment files (114688 bytes) before seq 1001
+2026-12-05T18:00:01Z INFO n2 installed the leader's snapshot at seq 4000 (delivered here up to 1500)
+2026-12-05T18:00:02Z INFO n2 saved a snapshot at seq 6000 (9000 bytes) in 3 ms
+2026-12-05T18:00:02Z INFO n2 retention: deleted 2 log segment files (32768 bytes) before seq 5001
+";
+        assert_eq!(
+            logged_counts(text),
+            Logged {
+                saved: 2,
+                installs: 1,
+                segments_deleted: 9
+            }
+        );
     }
 }
