@@ -329,6 +329,8 @@ impl Runtime {
     /// A stream of several rooms from global chat `from` (a seq_no).
     fn rooms_cursor_from(&self, from: u64, rooms: Vec<String>) -> Cursor {
         let n = self.node.numbering();
+        // History deleted by retention: start at the oldest still held.
+        let from = from.max(n.first_seq_no());
         let index = n.index_of(from).unwrap_or(n.upto().next());
         let names: BTreeSet<String> = rooms.into_iter().collect();
         Cursor::Rooms(
@@ -345,6 +347,8 @@ impl Runtime {
     /// A stream starting at global chat `from` (a seq_no), of one room or all.
     fn cursor_from(&self, from: u64, room: Option<String>) -> Cursor {
         let n = self.node.numbering();
+        // History deleted by retention: start at the oldest still held.
+        let from = from.max(n.first_seq_no());
         // Not numbered yet: start after everything folded so far.
         let index = n.index_of(from).unwrap_or(n.upto().next());
         match room {

@@ -37,7 +37,7 @@ pub(crate) struct Recovery {
 }
 
 enum State {
-    Log(Recovered<Log>),
+    Log(Box<Recovered<Log>>),
     Snapshot(Box<(Snapshot, SnapshotImage, Recovered<Restore>)>),
 }
 
@@ -94,7 +94,7 @@ impl Recovery {
             let opened = DurableLog::open_into(dir, log, segment_bytes)?;
             let last = opened.replayed.recovered.entries.last_seq();
             let store = writable()?;
-            return Ok(Recovery::from(opened, store, last, None, |r| State::Log(r)));
+            return Ok(Recovery::from(opened, store, last, None, |r| State::Log(Box::new(r))));
         };
         for s in &loaded.skipped {
             warn!(
@@ -155,7 +155,7 @@ impl Recovery {
     pub fn into_node(self, cfg: Config, rng_seed: u64) -> (Node, DurableLog, SnapshotStore) {
         let reader = Box::new(ColdReader::new(self.log.index()));
         let node = match self.state {
-            State::Log(r) => Node::from_log(cfg, r, rng_seed),
+            State::Log(r) => Node::from_log(cfg, *r, rng_seed),
             State::Snapshot(b) => {
                 let (snap, image, r) = *b;
                 Node::restored(cfg, snap, image, r, rng_seed)
