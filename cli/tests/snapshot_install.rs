@@ -125,13 +125,19 @@ fn a_node_down_through_retention_installs_the_snapshot_and_serves_the_same_rooms
 
     // People and rooms before the outage.
     let mut alice = session(&c, leader, "alice");
-    event(&mut alice, json!({"type": "JOIN", "room_id": "ops", "msg_id": "j-alice"}));
+    event(
+        &mut alice,
+        json!({"type": "JOIN", "room_id": "ops", "msg_id": "j-alice"}),
+    );
     event(
         &mut alice,
         json!({"type": "TOPIC", "room_id": "ops", "topic": "deploys", "msg_id": "t-1"}),
     );
     let mut bob = session(&c, up, "bob");
-    event(&mut bob, json!({"type": "JOIN", "room_id": "ops", "msg_id": "j-bob"}));
+    event(
+        &mut bob,
+        json!({"type": "JOIN", "room_id": "ops", "msg_id": "j-bob"}),
+    );
     for k in 0..20 {
         say(&mut alice, &format!("ops-before-{k}"));
     }
@@ -155,12 +161,18 @@ fn a_node_down_through_retention_installs_the_snapshot_and_serves_the_same_rooms
     );
     eprintln!("{n} messages committed in {:?}", started.elapsed());
     let mut carol = session(&c, up, "carol");
-    event(&mut carol, json!({"type": "JOIN", "room_id": "ops", "msg_id": "j-carol"}));
+    event(
+        &mut carol,
+        json!({"type": "JOIN", "room_id": "ops", "msg_id": "j-carol"}),
+    );
     event(
         &mut alice,
         json!({"type": "TOPIC", "room_id": "ops", "topic": "frozen", "msg_id": "t-2"}),
     );
-    event(&mut bob, json!({"type": "PART", "room_id": "ops", "msg_id": "p-bob"}));
+    event(
+        &mut bob,
+        json!({"type": "PART", "room_id": "ops", "msg_id": "p-bob"}),
+    );
     for k in 0..20 {
         say(&mut alice, &format!("ops-after-{k}"));
     }

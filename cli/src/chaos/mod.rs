@@ -9,7 +9,9 @@
 //! Module map: `netns` (namespaces, bridge, nft rules, cleanup), `procs`
 //! (node processes by PID), `proxy` (the TCP proxy every peer link runs
 //! through: delays, stalls), `schedule` (the seeded fault plan), `clients`,
-//! `monitor` (STATUS polling, online term checks), `verify`, `report`.
+//! `monitor` (STATUS polling, online term checks), `outage` (the long
+//! outage of a retention run, which forces a snapshot install), `verify`,
+//! `report`.
 //! Every phase is bounded in time; everything created is torn down by Drop
 //! guards (also on panic) and on SIGINT/SIGTERM.
 
@@ -17,6 +19,7 @@ mod clients;
 mod durable;
 mod monitor;
 mod netns;
+mod outage;
 mod procs;
 mod proxy;
 mod report;
@@ -291,6 +294,8 @@ pub struct Outcome {
     pub proxy: Option<ProxyStats>,
     /// Snapshots, installs and retention.
     pub snapshots: SnapshotStats,
+    /// The long outage of a retention run, described.
+    pub outage: Option<String>,
     pub violations: Vec<String>,
 }
 
@@ -498,6 +503,10 @@ impl Run<'_> {
         let mut next = start + Duration::from_millis(planner.gap_ms());
         let mut seen_leader = None;
         let mut tick = start;
+        let mut outage = self
+            .args
+            .retain_entries
+            .map(|_| outage::Outage::plan(self.seed, Duration::from_secs(self.args.duration)));
         while Instant::now() < end {
             // The leader as the planner sees it: known and not crashed or paused.
             let leader = monitor.leader().filter(|&l| {
@@ -523,7 +532,7 @@ impl Run<'_> {
                 seen_leader = leader;
             }
             if self.interrupted.load(Ordering::SeqCst) {
-                self.heal_all(&mut act)?;
+                self.heal_all(&mut act, None)?;
                 bail!("interrupted; everything was torn down");
             }
             for (id, st) in self.nodes.exited() {
@@ -533,6 +542,9 @@ impl Run<'_> {
                 ));
             }
             self.heal_due(&mut act, false)?;
+            if let Some(o) = outage.as_mut() {
+                self.step_outage(o, monitor, &mut act, start.elapsed(), leader)?;
+            }
             let now = Instant::now();
             if now >= next {
                 let view = View {
@@ -569,7 +581,98 @@ impl Run<'_> {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        self.heal_all(&mut act)
+        if let Some(o) = outage.as_mut().filter(|o| o.active()) {
+            self.finish_outage(o, monitor, &mut act, start)?;
+        }
+        out.outage = outage.map(|o| o.describe());
+        self.heal_all(&mut act, None)
+    }
+
+    /// Starts the long outage when it is due, ends it once the leader's log
+    /// starts past what the node held.
+    fn step_outage(
+        &mut self,
+        o: &mut outage::Outage,
+        monitor: &monitor::Monitor,
+        act: &mut Active,
+        elapsed: Duration,
+        leader: Option<u64>,
+    ) -> Result<()> {
+        if o.active() {
+            let (n, _) = o.node.expect("an active outage has its node");
+            let first = leader.and_then(|l| monitor.log_range(l)).map(|r| r.0);
+            if let Some(f) = first.filter(|&f| o.behind(f)) {
+                o.ended = Some(elapsed);
+                o.leader_first = Some(f);
+                act.killed.remove(&(n as usize - 1));
+                self.nodes.restart(n as usize - 1)?;
+                if self.args.verbose {
+                    println!("[{:6.1} s] long outage ends: n{n} restarts, the leader's log starts at {f}", elapsed.as_secs_f64());
+                }
+            }
+            return Ok(());
+        }
+        let Some(l) = leader else {
+            return Ok(());
+        };
+        let down: Vec<u64> = act
+            .killed
+            .keys()
+            .chain(act.paused.keys())
+            .map(|&i| i as u64 + 1)
+            .collect();
+        if let Some(n) = o.choose(elapsed, self.args.nodes, l, &down) {
+            let last = monitor.log_range(n).map_or(0, |r| r.1);
+            monitor.forget(n);
+            self.nodes.kill(n as usize - 1);
+            // Ended by `step_outage` or `finish_outage`, never by the clock.
+            let never = Instant::now()
+                + Duration::from_secs(self.args.duration)
+                + Duration::from_millis(outage::MAX_EXTRA_MS);
+            act.killed.insert(n as usize - 1, never);
+            o.node = Some((n, last));
+            o.started = Some(elapsed);
+            if self.args.verbose {
+                println!("[{:6.1} s] long outage: n{n} down (it holds up to seq {last}) until the leader compacts past it", elapsed.as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
+    /// The fault phase is over but the outage is not: every other fault
+    /// heals, the clients keep chatting, and the node stays down until the
+    /// leader compacted past it, at most `MAX_EXTRA_MS`.
+    fn finish_outage(
+        &mut self,
+        o: &mut outage::Outage,
+        monitor: &monitor::Monitor,
+        act: &mut Active,
+        start: Instant,
+    ) -> Result<()> {
+        let (n, _) = o.node.expect("an active outage has its node");
+        let i = n as usize - 1;
+        act.killed.remove(&i);
+        self.heal_all(act, Some(i))?;
+        let bound = Instant::now() + Duration::from_millis(outage::MAX_EXTRA_MS);
+        while Instant::now() < bound && !self.interrupted.load(Ordering::SeqCst) {
+            let first = monitor
+                .leader()
+                .and_then(|l| monitor.log_range(l))
+                .map(|r| r.0);
+            if let Some(f) = first.filter(|&f| o.behind(f)) {
+                o.leader_first = Some(f);
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        o.ended = Some(start.elapsed());
+        if self.args.verbose {
+            println!(
+                "[{:6.1} s] long outage ends after the fault phase: n{n} restarts",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        self.nodes.restart(i)
     }
 
     fn apply(&mut self, f: Fault, act: &mut Active, out: &mut Outcome) -> Result<()> {
@@ -663,11 +766,12 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Heals everything: restarts crashed nodes, continues paused ones, clears rules.
-    fn heal_all(&mut self, act: &mut Active) -> Result<()> {
+    /// Heals everything: restarts crashed nodes (but `keep_down`), continues
+    /// paused ones, clears rules.
+    fn heal_all(&mut self, act: &mut Active, keep_down: Option<usize>) -> Result<()> {
         self.heal_due(act, true)?;
         for i in 0..self.args.nodes as usize {
-            if !self.nodes.is_up(i) {
+            if !self.nodes.is_up(i) && keep_down != Some(i) {
                 self.nodes.restart(i)?;
             }
             if self.nodes.nodes[i].paused {

@@ -1,5 +1,5 @@
-//! A STATUS poller: asks every node for its role, term and leader a few
-//! times a second, tells the fault loop who leads, counts elections (terms in
+//! A STATUS poller: asks every node for its role, term and leader (and its
+//! log range and snapshot installs) a few times a second, tells the fault loop who leads, counts elections (terms in
 //! which some node led) and checks two safety rules online: a node's term
 //! never goes backwards (also across restarts: terms are persisted), and no
 //! term ever has two leaders.
@@ -29,6 +29,9 @@ pub struct Observed {
     pub installs_before: BTreeMap<u64, u64>,
     /// node → `snapshot_installs` of its current incarnation (last answer).
     pub installs_now: BTreeMap<u64, u64>,
+    /// node → (`log_first`, `log_last`) of its last answer: where its log
+    /// starts (retention) and ends.
+    pub log_range: BTreeMap<u64, (u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -119,6 +122,7 @@ impl Monitor {
                             }
                             obs.note(id, &st.role, st.term, st.leader);
                             obs.note_installs(id, st.snapshot_installs);
+                            obs.log_range.insert(id, (st.log_first, st.log_last));
                             obs.polls += 1;
                             // Who leads now: the newest term with a leader.
                             l.store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
@@ -146,6 +150,11 @@ impl Monitor {
         obs.last.remove(&node);
         self.leader
             .store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Node `node`'s (`log_first`, `log_last`) from its last answer.
+    pub fn log_range(&self, node: u64) -> Option<(u64, u64)> {
+        self.observed.lock().unwrap().log_range.get(&node).copied()
     }
 
     pub fn leader(&self) -> Option<u64> {

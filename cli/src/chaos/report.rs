@@ -47,6 +47,9 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
             .map(|(id, first, snap)| format!("n{id} {first} (snapshot {snap})"))
             .collect();
         println!("logs start at seq: {}", starts.join(", "));
+        if let Some(o) = &r.outage {
+            println!("long outage (to force an install): {o}");
+        }
         let c = &r.checked;
         if c.deleted_everywhere > 0 {
             println!(
