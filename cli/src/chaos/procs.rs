@@ -10,6 +10,7 @@ use super::durable;
 use super::netns::{node_ip, ns_name};
 use anyhow::{Context, Result};
 use rustix::process::{kill_process, Pid, Signal};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct NodeProc {
     pub starts: u32,
     /// The log's length when this incarnation started.
     start_len: u64,
+    /// Each segment's length when this incarnation started (segmented runs).
+    start_lens: BTreeMap<String, u64>,
     /// This incarnation's strace output (traced nodes only).
     trace: Option<PathBuf>,
 }
@@ -52,6 +55,9 @@ pub struct Nodes {
     unsafe_skip_fsync: bool,
     /// Run nodes under strace so power loss can be emulated.
     traced: bool,
+    /// Small segments (`--log-segment-bytes` or retention): the log is many
+    /// files, traced by path (`durable.rs`).
+    segmented: bool,
     /// `--record DIR`: node N records into DIR/nodeN.
     pub record: Option<PathBuf>,
     /// `--slow-fsync-ms`: strace delays every fdatasync/fsync of the log by
@@ -131,6 +137,7 @@ impl Nodes {
                 paused: false,
                 starts: 0,
                 start_len: 0,
+                start_lens: BTreeMap::new(),
                 trace: None,
             });
         }
@@ -140,6 +147,7 @@ impl Nodes {
             unsafe_ack,
             unsafe_skip_fsync,
             traced,
+            segmented: keep.segment_bytes.is_some(),
             record,
             slow_fsync_ms: 0,
         };
@@ -161,6 +169,8 @@ impl Nodes {
             .open(&node.stderr_path)?;
         let log_path = node.log_dir.join(chorus_runtime_mio::storage::LOG_FILE);
         node.start_len = fs::metadata(&log_path).map_or(0, |m| m.len());
+        node.start_lens = segment_lens(&node.log_dir);
+        let segmented = self.segmented;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns_name(node.id)]);
         node.trace = None;
@@ -168,8 +178,9 @@ impl Nodes {
             let trace = node
                 .log_dir
                 .with_extension(format!("strace.{}", node.starts + 1));
-            let mut args =
-                durable::strace_args(&log_path.to_string_lossy(), &trace.to_string_lossy());
+            let log = log_path.to_string_lossy();
+            let watch = (!segmented).then_some(&*log);
+            let mut args = durable::strace_args(watch, &trace.to_string_lossy());
             if self.slow_fsync_ms > 0 {
                 let dash = args.pop().expect("strace_args ends with --");
                 let us = self.slow_fsync_ms * 1000;
@@ -313,6 +324,26 @@ impl Nodes {
             return Ok(0);
         };
         let text = fs::read_to_string(trace).unwrap_or_default();
+        if self.segmented {
+            let dir = node.log_dir.to_string_lossy().into_owned();
+            let is_log = |p: &str| {
+                let (d, name) = p.rsplit_once('/').unwrap_or(("", p));
+                d == dir && chorus_runtime_mio::segments::parse_segment_name(name).is_some()
+            };
+            let durable = durable::durable_lens(&text, &node.start_lens, is_log);
+            let mut lost = 0;
+            for (path, len) in segment_lens(&node.log_dir) {
+                let Some(&d) = durable.get(&path).filter(|&&d| len > d) else {
+                    continue;
+                };
+                let cut = d + ((len - d) as f64 * keep.clamp(0.0, 1.0)) as u64;
+                let f = File::options().write(true).open(&path)?;
+                f.set_len(cut)?;
+                f.sync_all()?;
+                lost += len - cut;
+            }
+            return Ok(lost);
+        }
         let durable = durable::durable_len(&text, node.start_len);
         let path = node.log_dir.join(chorus_runtime_mio::storage::LOG_FILE);
         let len = fs::metadata(&path).map_or(0, |m| m.len());
@@ -369,6 +400,15 @@ impl Nodes {
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// The length of every log segment file of `dir`, by path.
+fn segment_lens(dir: &Path) -> BTreeMap<String, u64> {
+    chorus_runtime_mio::segments::list(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| (f.path.to_string_lossy().into_owned(), f.len))
+        .collect()
 }
 
 /// Counts of a node's snapshot log lines.
