@@ -304,10 +304,11 @@ pub struct Outcome {
 #[derive(Debug, Default)]
 pub struct SnapshotStats {
     /// Snapshots installed from a peer, from STATUS's `snapshot_installs`
-    /// (polled all along, each incarnation's count added).
+    /// (polled all along, each incarnation's count added; misses an install
+    /// whose process was crashed before a poll saw it).
     pub installs: u64,
     /// The same from the nodes' logs ("installed the leader's snapshot"
-    /// lines: an install that moved delivery).
+    /// lines, one per install): exact over every incarnation.
     pub installs_logged: u64,
     /// Snapshots saved ("saved a snapshot" lines).
     pub saved: u64,
@@ -588,8 +589,8 @@ impl Run<'_> {
         self.heal_all(&mut act, None)
     }
 
-    /// Starts the long outage when it is due, ends it once the leader's log
-    /// starts past what the node held.
+    /// Starts the long outage when it is due, ends it once every other
+    /// node's log starts past what the node held.
     fn step_outage(
         &mut self,
         o: &mut outage::Outage,
@@ -600,14 +601,13 @@ impl Run<'_> {
     ) -> Result<()> {
         if o.active() {
             let (n, _) = o.node.expect("an active outage has its node");
-            let first = leader.and_then(|l| monitor.log_range(l)).map(|r| r.0);
-            if let Some(f) = first.filter(|&f| o.behind(f)) {
+            if let Some(f) = monitor.min_log_first(n).filter(|&f| o.behind(f)) {
                 o.ended = Some(elapsed);
-                o.leader_first = Some(f);
+                o.others_first = Some(f);
                 act.killed.remove(&(n as usize - 1));
                 self.nodes.restart(n as usize - 1)?;
                 if self.args.verbose {
-                    println!("[{:6.1} s] long outage ends: n{n} restarts, the leader's log starts at {f}", elapsed.as_secs_f64());
+                    println!("[{:6.1} s] long outage ends: n{n} restarts, every other log starts at {f} or later", elapsed.as_secs_f64());
                 }
             }
             return Ok(());
@@ -640,8 +640,8 @@ impl Run<'_> {
     }
 
     /// The fault phase is over but the outage is not: every other fault
-    /// heals, the clients keep chatting, and the node stays down until the
-    /// leader compacted past it, at most `MAX_EXTRA_MS`.
+    /// heals, the clients keep chatting, and the node stays down until every
+    /// other node compacted past it, at most `MAX_EXTRA_MS`.
     fn finish_outage(
         &mut self,
         o: &mut outage::Outage,
@@ -655,12 +655,8 @@ impl Run<'_> {
         self.heal_all(act, Some(i))?;
         let bound = Instant::now() + Duration::from_millis(outage::MAX_EXTRA_MS);
         while Instant::now() < bound && !self.interrupted.load(Ordering::SeqCst) {
-            let first = monitor
-                .leader()
-                .and_then(|l| monitor.log_range(l))
-                .map(|r| r.0);
-            if let Some(f) = first.filter(|&f| o.behind(f)) {
-                o.leader_first = Some(f);
+            if let Some(f) = monitor.min_log_first(n).filter(|&f| o.behind(f)) {
+                o.others_first = Some(f);
                 break;
             }
             thread::sleep(Duration::from_millis(50));

@@ -157,6 +157,18 @@ impl Monitor {
         self.observed.lock().unwrap().log_range.get(&node).copied()
     }
 
+    /// The lowest `log_first` the nodes but `except` last reported (None
+    /// until each has answered once): a node behind it can catch up from
+    /// nobody's log, only by installing a snapshot.
+    pub fn min_log_first(&self, except: u64) -> Option<u64> {
+        let obs = self.observed.lock().unwrap();
+        let firsts: Vec<u64> = (1..=self.generation.len() as u64)
+            .filter(|&n| n != except)
+            .map(|n| obs.log_range.get(&n).map(|r| r.0))
+            .collect::<Option<_>>()?;
+        firsts.into_iter().min()
+    }
+
     pub fn leader(&self) -> Option<u64> {
         Some(self.leader.load(Ordering::SeqCst)).filter(|&l| l != 0)
     }

@@ -1,12 +1,13 @@
 //! The long outage of a retention run (`--retain-entries`): the ordinary
 //! faults all heal within about a second, far less than it takes the
 //! cluster to commit `retain_entries` entries, so no node ever falls behind
-//! the leader's first retained entry and nothing would be installed. So once
+//! every other node's first retained entry and nothing would be installed. So once
 //! per run a follower drawn from the seed, at a moment drawn from the seed
 //! (10–30 % into the fault phase), is crashed (SIGKILL) and kept down until
-//! the leader's STATUS says its log starts past the entry after the last one
-//! that follower held (`log_first > log_last + 1`): when it comes back it
-//! must install the leader's snapshot. If the fault phase ends first, the
+//! every other node's STATUS says its log starts past the entry after the
+//! last one that follower held (`log_first > log_last + 1`; the leader's
+//! alone is not enough: a node catches up from any peer whose log still
+//! holds what it needs): when it comes back it must install a snapshot. If the fault phase ends first, the
 //! other faults are healed and the outage goes on, with the clients still
 //! chatting, up to [`MAX_EXTRA_MS`] more; it always ends (restart) then.
 //! While it lasts, the planner counts the node as down (one of its two).
@@ -30,8 +31,9 @@ pub struct Outage {
     /// When it started and ended (from the start of the fault phase).
     pub started: Option<Duration>,
     pub ended: Option<Duration>,
-    /// The leader's first retained entry when it ended (None: ended by the bound).
-    pub leader_first: Option<u64>,
+    /// The lowest first retained entry of the other nodes when it ended
+    /// (None: ended by the bound).
+    pub others_first: Option<u64>,
 }
 
 impl Outage {
@@ -46,7 +48,7 @@ impl Outage {
             node: None,
             started: None,
             ended: None,
-            leader_first: None,
+            others_first: None,
         }
     }
 
@@ -62,10 +64,10 @@ impl Outage {
         (!fit.is_empty()).then(|| fit[(self.pick % fit.len() as u64) as usize])
     }
 
-    /// Whether the outage may end: the leader's log starts past the entry
-    /// after the node's last (`leader_first`: its STATUS `log_first`).
-    pub fn behind(&self, leader_first: u64) -> bool {
-        self.node.is_some_and(|(_, last)| leader_first > last + 1)
+    /// Whether the outage may end: every other log starts past the entry
+    /// after the node's last (`first`: the lowest STATUS `log_first`).
+    pub fn behind(&self, first: u64) -> bool {
+        self.node.is_some_and(|(_, last)| first > last + 1)
     }
 
     /// Is the node down now?
@@ -81,9 +83,9 @@ impl Outage {
                 "n{n} down from {} to {} of the fault phase (it held up to seq {last}; {})",
                 secs(s),
                 secs(e),
-                match self.leader_first {
-                    Some(f) => format!("the leader's log then started at {f}"),
-                    None => "ended by the bound before the leader compacted past it".into(),
+                match self.others_first {
+                    Some(f) => format!("every other log then started at {f} or later"),
+                    None => "ended by the bound before every other node compacted past it".into(),
                 }
             ),
             _ => format!(
@@ -111,7 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn it_ends_once_the_leader_compacted_past_the_node() {
+    fn it_ends_once_every_other_node_compacted_past_it() {
         let mut o = Outage::plan(1, Duration::from_secs(30));
         o.node = Some((3, 1500));
         assert!(!o.behind(1501));

@@ -37,8 +37,8 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
     let sn = &r.snapshots;
     if args.retain_entries.is_some() || args.snapshot_every.is_some() || sn.saved > 0 {
         println!(
-            "snapshots: {} saved, {} installs from a peer (STATUS counters, per incarnation; {} logged), {} log segment files deleted by retention",
-            sn.saved, sn.installs, sn.installs_logged, sn.segments_deleted
+            "snapshots: {} saved, {} installs from a peer ({} seen by STATUS polls), {} log segment files deleted by retention (counts from the nodes' logs, every incarnation)",
+            sn.saved, sn.installs_logged, sn.installs, sn.segments_deleted
         );
         let starts: Vec<String> = r
             .checked
