@@ -94,7 +94,9 @@ impl Recovery {
             let opened = DurableLog::open_into(dir, log, segment_bytes)?;
             let last = opened.replayed.recovered.entries.last_seq();
             let store = writable()?;
-            return Ok(Recovery::from(opened, store, last, None, |r| State::Log(Box::new(r))));
+            return Ok(Recovery::from(opened, store, last, None, |r| {
+                State::Log(Box::new(r))
+            }));
         };
         for s in &loaded.skipped {
             warn!(

@@ -77,10 +77,7 @@ pub struct Checked {
     pub deleted_everywhere: u64,
     /// Acknowledged messages found only through a snapshot's window.
     pub acks_by_snapshot: u64,
-    /// Snapshots read (one per node that has one), and the lowest and highest seq.
-    pub snapshots: u64,
-    pub snapshot_seqs: Option<(u64, u64)>,
-    /// Per node: (first seq its log holds, its snapshot's seq).
+    /// Per node: (id, first seq its log holds, its snapshot's seq or 0).
     pub log_starts: Vec<(u64, u64, u64)>,
 }
 
@@ -213,10 +210,6 @@ pub fn check(logs: &[NodeLog], clients: &[ClientLog]) -> (Checked, Vec<String>) 
         .filter_map(|l| l.snapshot.as_ref().map(|s| (l.id, s)))
         .collect();
     snaps.sort_by_key(|(id, s)| (std::cmp::Reverse(s.seq), *id));
-    checked.snapshots = snaps.len() as u64;
-    checked.snapshot_seqs = snaps
-        .first()
-        .map(|(_, s)| (snaps.last().map_or(0, |(_, l)| l.seq.0), s.seq.0));
     if held_from > 1 && !snaps.iter().any(|(_, s)| s.seq.0 + 1 >= held_from) {
         push(
             &mut v,
