@@ -40,7 +40,7 @@ impl Outage {
     /// The outage of a run with `seed` and `duration` of faults.
     pub fn plan(seed: u64, duration: Duration) -> Outage {
         // Its own stream: the fault plan's draws stay as they were.
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x07a6e_5eed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a6e_5eed);
         let permille = 100 + rng.next_u64() % 200;
         Outage {
             at: duration * permille as u32 / 1000,

@@ -109,6 +109,8 @@ impl Nodes {
     /// Writes the configs under `dir` and starts every node.
     /// `unsafe_ack` / `unsafe_skip_fsync`: start them as a deliberately
     /// broken build (the runtime's test-only switches).
+    // One call site (`mod.rs`), each argument one `chorus chaos` switch.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         dir: &Path,
         n: u64,

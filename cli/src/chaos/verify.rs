@@ -25,6 +25,7 @@
 //! - the newest snapshot's window holds one id per chat it numbers (a msg_id
 //!   committed twice would leave one id for two chats), and each is the
 //!   fingerprint of a msg_id some client sent.
+//!
 //! What cannot be checked for deleted history: payloads (a snapshot keeps
 //! none), entry-by-entry agreement between nodes (each keeps only its own
 //! snapshot), and which sender a deleted chat had; numbering, presence of
