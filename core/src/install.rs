@@ -6,8 +6,10 @@
 //! Invariants:
 //! - a snapshot covers only delivered (so committed) entries, and the log is
 //!   compacted only behind a snapshot emitted before the `Compact`;
-//! - a node whose log was compacted (`first > 1`) keeps the image of its
-//!   newest snapshot to serve (its size is the folded state, not the history);
+//! - a node whose log was compacted (`first > 1`) keeps its newest snapshot
+//!   to serve: its bytes only if the driver cannot read them back
+//!   (`ColdLog::saved_snapshot`), else loaded for a transfer and released
+//!   when its last chunk leaves (or the member stops asking);
 //! - an install replaces the log only if it lacks the snapshot's last entry
 //!   (or holds another term there); a log that holds it agrees with the
 //!   snapshot on everything before it (Log Matching) and just continues;
@@ -34,6 +36,15 @@ pub(crate) struct Incoming {
     pub term: Term,
     pub total: u64,
     pub buf: Vec<u8>,
+}
+
+/// This node's newest snapshot, kept to serve installs: its bytes only when
+/// the driver cannot read its saved snapshots back (`ColdLog`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub seq: Seq,
+    pub term: Term,
+    pub bytes: Option<Arc<Vec<u8>>>,
 }
 
 /// One chunk of a snapshot transfer, as received.
@@ -106,7 +117,35 @@ impl Node {
             out.push(Action::Compact { before: first });
         }
         self.snap_seq = seq;
-        self.snap_image = (self.log.first_seq().0 > 1).then_some(image);
+        self.hold(image);
+    }
+
+    /// Keeps `image` to serve installs while the log is compacted (without
+    /// its bytes when the driver reads saved snapshots back).
+    pub(crate) fn hold(&mut self, image: SnapshotImage) {
+        self.snap_image = (self.log.first_seq().0 > 1).then(|| Held {
+            seq: image.seq,
+            term: image.term,
+            bytes: (!self.log.serves_snapshots()).then_some(image.bytes),
+        });
+    }
+
+    /// The bytes of the snapshot this node holds: shared with a transfer in
+    /// flight, or in memory, or read back from the driver.
+    fn load_held(&mut self) -> Option<SnapshotImage> {
+        let h = self.snap_image.clone()?;
+        let image = |bytes| SnapshotImage {
+            seq: h.seq,
+            term: h.term,
+            bytes,
+        };
+        if let Some(b) = h.bytes {
+            return Some(image(b));
+        }
+        if let Some((img, _)) = self.sending.values().find(|(i, _)| i.seq == h.seq) {
+            return Some(img.clone());
+        }
+        self.log.saved_snapshot(h.seq).map(|b| image(Arc::new(b)))
     }
 
     /// Serves the chunk at `offset` of our snapshot at `seq` (from the start
@@ -121,10 +160,15 @@ impl Node {
         // A transfer continues with the image it started with, even after a
         // newer snapshot replaced it here: a follower slower than our
         // snapshot rate would otherwise start over forever.
+        // Transfers a member stopped asking for (it died, or caught up
+        // another way) release their image.
+        let idle = self.cfg.leader_timeout_ms.saturating_mul(8);
+        let now = self.now;
+        self.sending.retain(|_, (_, at)| now.ms_since(*at) < idle);
         let img = match self.sending.get(&to) {
-            Some(img) if img.seq == seq => img.clone(),
-            _ => match &self.snap_image {
-                Some(img) => img.clone(),
+            Some((img, _)) if img.seq == seq => img.clone(),
+            _ => match self.load_held() {
+                Some(img) => img,
                 None => return,
             },
         };
@@ -138,7 +182,7 @@ impl Node {
         let end = (offset + chunk).min(total);
         let data = b64().encode(&img.bytes[offset as usize..end as usize]);
         if end < total {
-            self.sending.insert(to, img.clone());
+            self.sending.insert(to, (img.clone(), self.now));
         } else {
             self.sending.remove(&to);
         }
@@ -287,7 +331,7 @@ impl Node {
         self.delivered_seq = seq;
         self.own_durable = self.own_durable.min(seq);
         self.snap_seq = seq;
-        self.snap_image = Some(image);
+        self.hold(image);
         self.installs += 1;
         // Pending submissions the snapshot covers are committed: not forwarded again.
         let covered: Vec<String> = self

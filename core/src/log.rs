@@ -46,6 +46,21 @@ pub trait ColdLog: Debug + Send {
     /// that is not the latest written at its seq is a driver bug: the core
     /// panics on it.
     fn read(&mut self, from: Seq, max_n: usize, max_bytes: usize) -> Vec<Entry>;
+
+    /// True if `saved_snapshot` reads the driver's saved snapshots back:
+    /// the node then keeps no copy of its snapshot in memory between the
+    /// transfers it serves (the image can be as large as the folded state).
+    fn serves_snapshots(&self) -> bool {
+        false
+    }
+
+    /// The bytes of the snapshot saved at `seq` (`Action::SaveSnapshot`),
+    /// if it is still the one the driver holds (None: replaced, not saved
+    /// yet, or unreadable; the node then serves nothing and is asked again).
+    fn saved_snapshot(&mut self, seq: Seq) -> Option<Vec<u8>> {
+        let _ = seq;
+        None
+    }
 }
 
 /// The log of one node.
@@ -120,6 +135,16 @@ impl Log {
     /// Ids in the exactly-once window.
     pub fn dedup_window_len(&self) -> u64 {
         self.index.window_len()
+    }
+
+    /// The driver reads its saved snapshots back (`ColdLog::serves_snapshots`).
+    pub fn serves_snapshots(&self) -> bool {
+        self.cold.as_ref().is_some_and(|c| c.serves_snapshots())
+    }
+
+    /// The saved snapshot at `seq`, read back through the `ColdLog`.
+    pub fn saved_snapshot(&mut self, seq: Seq) -> Option<Vec<u8>> {
+        self.cold.as_mut()?.saved_snapshot(seq)
     }
 
     /// Bounds the cache (as replay fills it, before a `ColdLog` is attached).

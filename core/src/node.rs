@@ -9,7 +9,7 @@
 use crate::accounts::Accounts;
 use crate::config::{Config, InjectedBug};
 use crate::entry::Entry;
-use crate::install::{Chunk, Incoming};
+use crate::install::{Chunk, Held, Incoming};
 use crate::io::{Action, Input, Role, Status};
 use crate::log::{ColdLog, Log};
 use crate::numbering::Numbering;
@@ -144,10 +144,10 @@ pub struct Node {
     /// The newest snapshot taken, installed or loaded (`install.rs`).
     pub(crate) snap_seq: Seq,
     /// Its image, kept to serve installs while the log is compacted.
-    pub(crate) snap_image: Option<SnapshotImage>,
+    pub(crate) snap_image: Option<Held>,
     /// The image each member is being sent (kept until its last chunk
     /// leaves, even if a newer snapshot replaces `snap_image`).
-    pub(crate) sending: BTreeMap<NodeId, SnapshotImage>,
+    pub(crate) sending: BTreeMap<NodeId, (SnapshotImage, Instant)>,
     /// A snapshot being received (one at a time).
     pub(crate) incoming: Option<Incoming>,
     /// Snapshots installed in this incarnation.
@@ -219,7 +219,11 @@ impl Node {
         // attached (`with_cold_log`): its evicted entries are read from there.
         let (snap_seq, snap_image, folds) = match snap {
             Some((s, image)) => {
-                let keep = (entries.first_seq().0 > 1).then_some(image);
+                let keep = (entries.first_seq().0 > 1).then_some(Held {
+                    seq: image.seq,
+                    term: image.term,
+                    bytes: Some(image.bytes),
+                });
                 (s.seq, keep, (s.numbering, s.rooms, s.accounts))
             }
             None => (Seq(0), None, Default::default()),
@@ -303,6 +307,12 @@ impl Node {
     /// driver wrote (see `ColdLog`).
     pub fn with_cold_log(mut self, cold: Box<dyn ColdLog>) -> Node {
         self.log.attach_cold(cold, self.cfg.log_cache_entries);
+        if self.log.serves_snapshots() {
+            // The driver reads its saved snapshot back when a member needs it.
+            if let Some(h) = self.snap_image.as_mut() {
+                h.bytes = None;
+            }
+        }
         if self.numbering.upto() != self.commit_seq {
             let folds = (
                 std::mem::take(&mut self.numbering),

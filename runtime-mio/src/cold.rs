@@ -23,6 +23,7 @@
 //! like a failed write: the node panics with the file and offset.
 
 use crate::segments::{read_full, scan_records, Span, WINDOW_BYTES};
+use crate::snapshots::SnapshotStore;
 use crate::storage::{lock_index, SharedIndex};
 use chorus_core::record::{decode_payload, peek_frame, FramePeek, Record, SeqEffect};
 use chorus_core::{ColdLog, Entry, Seq};
@@ -44,9 +45,18 @@ pub(crate) struct ColdReader {
     win_len: usize,
     win_at: u64,
     scan_buf: Vec<u8>,
+    /// The log_dir and bound of its snapshot files, read back to serve
+    /// installs (`ColdLog::saved_snapshot`); None: the node keeps its own copy.
+    snapshots: Option<(PathBuf, u64)>,
 }
 
 impl ColdReader {
+    /// Also reads the snapshot files of `dir` back (bounded by `max_bytes`).
+    pub(crate) fn with_snapshots(mut self, dir: &Path, max_bytes: u64) -> ColdReader {
+        self.snapshots = Some((dir.to_path_buf(), max_bytes));
+        self
+    }
+
     pub(crate) fn new(index: SharedIndex) -> ColdReader {
         ColdReader {
             index,
@@ -55,6 +65,7 @@ impl ColdReader {
             win_len: 0,
             win_at: 0,
             scan_buf: Vec::new(),
+            snapshots: None,
         }
     }
 
@@ -239,6 +250,24 @@ impl ColdReader {
 }
 
 impl ColdLog for ColdReader {
+    fn serves_snapshots(&self) -> bool {
+        self.snapshots.is_some()
+    }
+
+    /// The newest snapshot file, verified whole, if it is the one at `seq`
+    /// (a read error or a newer save: None, the member asks again).
+    fn saved_snapshot(&mut self, seq: Seq) -> Option<Vec<u8>> {
+        let (dir, max) = self.snapshots.as_ref()?;
+        match SnapshotStore::open_read_only(dir, *max).and_then(|mut s| s.load_latest()) {
+            Ok(Some(l)) if l.meta.seq == seq => Some(l.bytes),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("cannot read the snapshot at seq {seq} back to serve it: {e}");
+                None
+            }
+        }
+    }
+
     fn read(&mut self, from: Seq, max_n: usize, max_bytes: usize) -> Vec<Entry> {
         let mut out = Vec::new();
         if let Err(e) = self.try_read(from, max_n, max_bytes, &mut out) {

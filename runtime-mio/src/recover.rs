@@ -155,7 +155,10 @@ impl Recovery {
     /// The node, reading evicted entries through the log's segment index.
     /// Returns the parts of the recovery the runtime keeps.
     pub fn into_node(self, cfg: Config, rng_seed: u64) -> (Node, DurableLog, SnapshotStore) {
-        let reader = Box::new(ColdReader::new(self.log.index()));
+        let reader = Box::new(
+            ColdReader::new(self.log.index())
+                .with_snapshots(self.store.dir(), cfg.max_snapshot_bytes),
+        );
         let node = match self.state {
             State::Log(r) => Node::from_log(cfg, *r, rng_seed),
             State::Snapshot(b) => {

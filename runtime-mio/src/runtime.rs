@@ -279,7 +279,20 @@ impl Runtime {
             )
         };
         let rng_seed = os_seed();
-        let recorder = match opts.record {
+        let record = match opts.record {
+            // A recording's base is the log from its first byte; a start
+            // from a snapshot has no such base (`chorus sim replay` would
+            // rebuild a different state), so it is not recorded.
+            Some(r) if rec.snapshot_seq.is_some() => {
+                warn!(
+                    "--record {}: not recording: this node started from a snapshot, and replaying a recording needs the whole log (set snapshot_every = 0 on nodes to be recorded)",
+                    r.dir.display()
+                );
+                None
+            }
+            other => other,
+        };
+        let recorder = match record {
             Some(r) => {
                 let dir = r.dir.clone();
                 let valid_len = rec.valid_len;

@@ -62,8 +62,9 @@ pub struct Disk {
     log: Vec<EntryId>,
     /// The durable log continues after an installed snapshot at this seq.
     log_base: Seq,
-    /// The newest saved snapshot (saved atomically: durable at once).
-    snapshot: Option<SnapshotImage>,
+    /// The newest saved snapshot (saved atomically: durable at once),
+    /// shared with the node's `SimCold`, which serves it back.
+    snapshot: Arc<Mutex<Option<SnapshotImage>>>,
     /// The durable entries themselves, shared with the node's `SimCold`.
     entries: Arc<Mutex<Mirror>>,
     /// Cold reads served so far (coverage).
@@ -85,6 +86,7 @@ pub struct Mirror {
 #[derive(Debug)]
 pub struct SimCold {
     entries: Arc<Mutex<Mirror>>,
+    snapshot: Arc<Mutex<Option<SnapshotImage>>>,
     reads: Arc<AtomicU64>,
 }
 
@@ -106,6 +108,18 @@ impl ColdLog for SimCold {
             out.push(e.clone());
         }
         out
+    }
+
+    fn serves_snapshots(&self) -> bool {
+        true
+    }
+
+    fn saved_snapshot(&mut self, seq: Seq) -> Option<Vec<u8>> {
+        let saved = self.snapshot.lock().expect("single-threaded");
+        saved
+            .as_ref()
+            .filter(|s| s.seq == seq)
+            .map(|s| s.bytes.to_vec())
     }
 }
 
@@ -200,6 +214,7 @@ impl Disk {
     pub fn cold(&self) -> SimCold {
         SimCold {
             entries: self.entries.clone(),
+            snapshot: self.snapshot.clone(),
             reads: self.cold_reads.clone(),
         }
     }
@@ -255,13 +270,13 @@ impl Disk {
     /// A durable snapshot covers the committed entry at `seq` (the disk
     /// holds it as state, not as a log entry).
     pub fn covers(&self, seq: Seq) -> bool {
-        self.snapshot.as_ref().is_some_and(|s| seq <= s.seq)
+        self.snapshot().is_some_and(|s| seq <= s.seq)
     }
 
     /// Executes `Action::SaveSnapshot`: written whole and synced before it
     /// replaces the previous one (as the runtime's store), so durable at once.
     pub fn save_snapshot(&mut self, image: SnapshotImage) {
-        self.snapshot = Some(image);
+        *self.snapshot.lock().expect("single-threaded") = Some(image);
     }
 
     /// Executes `Action::Compact`: entries before `before` leave the
@@ -275,8 +290,8 @@ impl Disk {
     }
 
     /// The newest saved snapshot.
-    pub fn snapshot(&self) -> Option<&SnapshotImage> {
-        self.snapshot.as_ref()
+    pub fn snapshot(&self) -> Option<SnapshotImage> {
+        self.snapshot.lock().expect("single-threaded").clone()
     }
 
     /// Number of durable records (for traces).
@@ -317,7 +332,7 @@ impl Disk {
                 })
             }
         };
-        let Some(image) = &self.snapshot else {
+        let Some(image) = self.snapshot() else {
             let replayed = match replay_segments(segments(), Vec::new()) {
                 Ok(r) => r?,
                 Err(e) => unreachable!("reading memory cannot fail: {e}"),
@@ -336,7 +351,7 @@ impl Disk {
         whole(replayed.valid_len)?;
         Ok(Recovery::Snapshot(Box::new((
             snap,
-            image.clone(),
+            image,
             replayed.recovered,
         ))))
     }
