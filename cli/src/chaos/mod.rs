@@ -9,7 +9,9 @@
 //! Module map: `netns` (namespaces, bridge, nft rules, cleanup), `procs`
 //! (node processes by PID), `proxy` (the TCP proxy every peer link runs
 //! through: delays, stalls), `schedule` (the seeded fault plan), `clients`,
-//! `monitor` (STATUS polling, online term checks), `verify`, `report`.
+//! `monitor` (STATUS polling, online term checks), `outage` (the long
+//! outage of a retention run, which forces a snapshot install), `verify`,
+//! `report`.
 //! Every phase is bounded in time; everything created is torn down by Drop
 //! guards (also on panic) and on SIGINT/SIGTERM.
 
@@ -17,6 +19,7 @@ mod clients;
 mod durable;
 mod monitor;
 mod netns;
+mod outage;
 mod procs;
 mod proxy;
 mod report;
@@ -95,9 +98,42 @@ pub struct Args {
     /// for `chorus sim replay DIR/node1 DIR/node2 …`.
     #[arg(long, value_name = "DIR")]
     pub record: Option<std::path::PathBuf>,
+    /// Every node snapshots its state every N committed entries (the
+    /// node's `snapshot_every`; default: the node's own, 100,000).
+    #[arg(long, value_name = "N")]
+    pub snapshot_every: Option<u64>,
+    /// Retention: every node keeps only its N newest entries and deletes
+    /// older log segments behind a snapshot (the node's `retain_entries`, at
+    /// least 1000; needs --snapshot-every). A node that comes back behind
+    /// the leader's first retained entry installs the leader's snapshot.
+    #[arg(long, value_name = "N", requires = "snapshot_every")]
+    pub retain_entries: Option<u64>,
+    /// Bytes per log segment file (the node's `log_segment_bytes`, at least
+    /// 4096); with --retain-entries the default is 16384, so that segments
+    /// fill, and are deleted, within a run.
+    #[arg(long, value_name = "BYTES")]
+    pub log_segment_bytes: Option<u64>,
     /// Print every fault as it is injected.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+/// Segment size with retention unless --log-segment-bytes says otherwise:
+/// ~100 chaos entries per segment, so a retention of a thousand entries
+/// deletes segments many times a minute.
+pub const RETAIN_SEGMENT_BYTES: u64 = 16 * 1024;
+
+impl Args {
+    /// The snapshot and retention keys every node gets.
+    fn retention(&self) -> procs::Retention {
+        procs::Retention {
+            snapshot_every: self.snapshot_every,
+            retain_entries: self.retain_entries,
+            segment_bytes: self
+                .log_segment_bytes
+                .or(self.retain_entries.map(|_| RETAIN_SEGMENT_BYTES)),
+        }
+    }
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -208,6 +244,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             power,
             record.clone(),
             if power { args.slow_fsync_ms } else { 0 },
+            &args.retention(),
         )?;
         Run {
             args: &args,
@@ -255,7 +292,52 @@ pub struct Outcome {
     pub power_lost_bytes: u64,
     /// What the proxy did (None without it).
     pub proxy: Option<ProxyStats>,
+    /// Snapshots, installs and retention.
+    pub snapshots: SnapshotStats,
+    /// The long outage of a retention run, described.
+    pub outage: Option<String>,
     pub violations: Vec<String>,
+}
+
+/// Snapshot and retention activity of a run, summed over nodes and their
+/// incarnations.
+#[derive(Debug, Default)]
+pub struct SnapshotStats {
+    /// Snapshots installed from a peer, from STATUS's `snapshot_installs`
+    /// (polled all along, each incarnation's count added; misses an install
+    /// whose process was crashed before a poll saw it).
+    pub installs: u64,
+    /// The same from the nodes' logs ("installed the leader's snapshot"
+    /// lines, one per install): exact over every incarnation.
+    pub installs_logged: u64,
+    /// Snapshots saved ("saved a snapshot" lines).
+    pub saved: u64,
+    /// Log segment files deleted by retention.
+    pub segments_deleted: u64,
+}
+
+/// The newest snapshot of `dir` that verifies, decoded; an error if a newer
+/// file fails to verify or the newest one does not decode (a corrupt
+/// snapshot is a violation: saves are atomic).
+fn newest_snapshot(dir: &std::path::Path) -> Result<Option<chorus_core::Snapshot>> {
+    use chorus_runtime_mio::snapshots::{SnapshotStore, DEFAULT_MAX_SNAPSHOT_BYTES};
+    let Some(loaded) = SnapshotStore::open_read_only(dir, DEFAULT_MAX_SNAPSHOT_BYTES)
+        .and_then(|mut s| s.load_latest())
+        .map_err(|e| anyhow::anyhow!("cannot read its snapshots: {e}"))?
+    else {
+        return Ok(None);
+    };
+    if let Some(bad) = loaded.skipped.first() {
+        bail!("a snapshot file does not verify: {bad}");
+    }
+    chorus_core::Snapshot::decode(&loaded.bytes)
+        .map(Some)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "its snapshot at seq {} does not decode: {e}",
+                loaded.meta.seq.0
+            )
+        })
 }
 
 /// The proxy's counters at the end of a run.
@@ -337,6 +419,7 @@ impl Run<'_> {
             out.elections = obs.leaders.len() as u64;
             out.max_term = obs.terms.values().copied().max().unwrap_or(0);
             out.violations.extend(obs.violations.iter().cloned());
+            out.snapshots.installs = obs.installs();
         }
         for (id, st) in self.nodes.exited() {
             out.violations.push(format!(
@@ -358,13 +441,26 @@ impl Run<'_> {
             }
         }
         let mut node_logs = Vec::new();
-        for p in &self.nodes.nodes {
+        for (i, p) in self.nodes.nodes.iter().enumerate() {
             out.restarts += u64::from(p.starts.saturating_sub(1));
+            let logged = self.nodes.stderr_counts(i);
+            out.snapshots.saved += logged.saved;
+            out.snapshots.installs_logged += logged.installs;
+            out.snapshots.segments_deleted += logged.segments_deleted;
+            let snapshot = match newest_snapshot(&p.log_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.violations.push(format!("n{}: {e}", p.id));
+                    None
+                }
+            };
             match chorus_runtime_mio::storage::read_only(&p.log_dir) {
                 Ok(s) => node_logs.push(verify::NodeLog {
                     id: p.id,
                     entries: s.replayed.recovered.entries,
+                    start_seq: s.start_seq.0,
                     commit_seq: s.replayed.recovered.commit_seq.0,
+                    snapshot,
                 }),
                 Err(e) => out.violations.push(format!("n{}: {e}", p.id)),
             }
@@ -408,6 +504,10 @@ impl Run<'_> {
         let mut next = start + Duration::from_millis(planner.gap_ms());
         let mut seen_leader = None;
         let mut tick = start;
+        let mut outage = self
+            .args
+            .retain_entries
+            .map(|_| outage::Outage::plan(self.seed, Duration::from_secs(self.args.duration)));
         while Instant::now() < end {
             // The leader as the planner sees it: known and not crashed or paused.
             let leader = monitor.leader().filter(|&l| {
@@ -433,7 +533,7 @@ impl Run<'_> {
                 seen_leader = leader;
             }
             if self.interrupted.load(Ordering::SeqCst) {
-                self.heal_all(&mut act)?;
+                self.heal_all(&mut act, None)?;
                 bail!("interrupted; everything was torn down");
             }
             for (id, st) in self.nodes.exited() {
@@ -443,6 +543,9 @@ impl Run<'_> {
                 ));
             }
             self.heal_due(&mut act, false)?;
+            if let Some(o) = outage.as_mut() {
+                self.step_outage(o, monitor, &mut act, start.elapsed(), leader)?;
+            }
             let now = Instant::now();
             if now >= next {
                 let view = View {
@@ -479,7 +582,93 @@ impl Run<'_> {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        self.heal_all(&mut act)
+        if let Some(o) = outage.as_mut().filter(|o| o.active()) {
+            self.finish_outage(o, monitor, &mut act, start)?;
+        }
+        out.outage = outage.map(|o| o.describe());
+        self.heal_all(&mut act, None)
+    }
+
+    /// Starts the long outage when it is due, ends it once every other
+    /// node's log starts past what the node held.
+    fn step_outage(
+        &mut self,
+        o: &mut outage::Outage,
+        monitor: &monitor::Monitor,
+        act: &mut Active,
+        elapsed: Duration,
+        leader: Option<u64>,
+    ) -> Result<()> {
+        if o.active() {
+            let (n, _) = o.node.expect("an active outage has its node");
+            if let Some(f) = monitor.min_log_first(n).filter(|&f| o.behind(f)) {
+                o.ended = Some(elapsed);
+                o.others_first = Some(f);
+                act.killed.remove(&(n as usize - 1));
+                self.nodes.restart(n as usize - 1)?;
+                if self.args.verbose {
+                    println!("[{:6.1} s] long outage ends: n{n} restarts, every other log starts at {f} or later", elapsed.as_secs_f64());
+                }
+            }
+            return Ok(());
+        }
+        let Some(l) = leader else {
+            return Ok(());
+        };
+        let down: Vec<u64> = act
+            .killed
+            .keys()
+            .chain(act.paused.keys())
+            .map(|&i| i as u64 + 1)
+            .collect();
+        if let Some(n) = o.choose(elapsed, self.args.nodes, l, &down) {
+            let last = monitor.log_range(n).map_or(0, |r| r.1);
+            monitor.forget(n);
+            self.nodes.kill(n as usize - 1);
+            // Ended by `step_outage` or `finish_outage`, never by the clock.
+            let never = Instant::now()
+                + Duration::from_secs(self.args.duration)
+                + Duration::from_millis(outage::MAX_EXTRA_MS);
+            act.killed.insert(n as usize - 1, never);
+            o.node = Some((n, last));
+            o.started = Some(elapsed);
+            if self.args.verbose {
+                println!("[{:6.1} s] long outage: n{n} down (it holds up to seq {last}) until the leader compacts past it", elapsed.as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+
+    /// The fault phase is over but the outage is not: every other fault
+    /// heals, the clients keep chatting, and the node stays down until every
+    /// other node compacted past it, at most `MAX_EXTRA_MS`.
+    fn finish_outage(
+        &mut self,
+        o: &mut outage::Outage,
+        monitor: &monitor::Monitor,
+        act: &mut Active,
+        start: Instant,
+    ) -> Result<()> {
+        let (n, _) = o.node.expect("an active outage has its node");
+        let i = n as usize - 1;
+        act.killed.remove(&i);
+        self.heal_all(act, Some(i))?;
+        let bound = Instant::now() + Duration::from_millis(outage::MAX_EXTRA_MS);
+        while Instant::now() < bound && !self.interrupted.load(Ordering::SeqCst) {
+            if let Some(f) = monitor.min_log_first(n).filter(|&f| o.behind(f)) {
+                o.others_first = Some(f);
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        o.ended = Some(start.elapsed());
+        if self.args.verbose {
+            println!(
+                "[{:6.1} s] long outage ends after the fault phase: n{n} restarts",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        self.nodes.restart(i)
     }
 
     fn apply(&mut self, f: Fault, act: &mut Active, out: &mut Outcome) -> Result<()> {
@@ -573,11 +762,12 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Heals everything: restarts crashed nodes, continues paused ones, clears rules.
-    fn heal_all(&mut self, act: &mut Active) -> Result<()> {
+    /// Heals everything: restarts crashed nodes (but `keep_down`), continues
+    /// paused ones, clears rules.
+    fn heal_all(&mut self, act: &mut Active, keep_down: Option<usize>) -> Result<()> {
         self.heal_due(act, true)?;
         for i in 0..self.args.nodes as usize {
-            if !self.nodes.is_up(i) {
+            if !self.nodes.is_up(i) && keep_down != Some(i) {
                 self.nodes.restart(i)?;
             }
             if self.nodes.nodes[i].paused {

@@ -1,5 +1,5 @@
-//! A STATUS poller: asks every node for its role, term and leader a few
-//! times a second, tells the fault loop who leads, counts elections (terms in
+//! A STATUS poller: asks every node for its role, term and leader (and its
+//! log range and snapshot installs) a few times a second, tells the fault loop who leads, counts elections (terms in
 //! which some node led) and checks two safety rules online: a node's term
 //! never goes backwards (also across restarts: terms are persisted), and no
 //! term ever has two leaders.
@@ -24,6 +24,14 @@ pub struct Observed {
     pub polls: u64,
     /// node → (term, leads it) from its last answer.
     pub last: BTreeMap<u64, (u64, bool)>,
+    /// node → snapshot installs of its earlier incarnations (STATUS's
+    /// `snapshot_installs` counts per process: a restart starts it at 0).
+    pub installs_before: BTreeMap<u64, u64>,
+    /// node → `snapshot_installs` of its current incarnation (last answer).
+    pub installs_now: BTreeMap<u64, u64>,
+    /// node → (`log_first`, `log_last`) of its last answer: where its log
+    /// starts (retention) and ends.
+    pub log_range: BTreeMap<u64, (u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -61,6 +69,23 @@ impl Observed {
         self.last.insert(node, (term, role == "leader"));
     }
 
+    /// Takes one answer's `snapshot_installs` into account: a value below
+    /// the last one is a new incarnation, whose count starts again at 0.
+    /// (Missed: installs of an incarnation killed before any poll saw them,
+    /// polled every 25 ms; the nodes' logs give the exact count too.)
+    pub fn note_installs(&mut self, node: u64, n: u64) {
+        let now = self.installs_now.entry(node).or_default();
+        if n < *now {
+            *self.installs_before.entry(node).or_default() += *now;
+        }
+        *now = n;
+    }
+
+    /// Snapshot installs seen, summed over nodes and incarnations.
+    pub fn installs(&self) -> u64 {
+        self.installs_before.values().sum::<u64>() + self.installs_now.values().sum::<u64>()
+    }
+
     /// The leader of the highest term seen so far, if its last answer
     /// still says it leads that term (a restarted old leader does not, so
     /// it is not taken for the leader until a new one is seen).
@@ -96,6 +121,8 @@ impl Monitor {
                                 continue;
                             }
                             obs.note(id, &st.role, st.term, st.leader);
+                            obs.note_installs(id, st.snapshot_installs);
+                            obs.log_range.insert(id, (st.log_first, st.log_last));
                             obs.polls += 1;
                             // Who leads now: the newest term with a leader.
                             l.store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
@@ -123,6 +150,23 @@ impl Monitor {
         obs.last.remove(&node);
         self.leader
             .store(obs.current_leader().unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Node `node`'s (`log_first`, `log_last`) from its last answer.
+    pub fn log_range(&self, node: u64) -> Option<(u64, u64)> {
+        self.observed.lock().unwrap().log_range.get(&node).copied()
+    }
+
+    /// The lowest `log_first` the nodes but `except` last reported (None
+    /// until each has answered once): a node behind it can catch up from
+    /// nobody's log, only by installing a snapshot.
+    pub fn min_log_first(&self, except: u64) -> Option<u64> {
+        let obs = self.observed.lock().unwrap();
+        let firsts: Vec<u64> = (1..=self.generation.len() as u64)
+            .filter(|&n| n != except)
+            .map(|n| obs.log_range.get(&n).map(|r| r.0))
+            .collect::<Option<_>>()?;
+        firsts.into_iter().min()
     }
 
     pub fn leader(&self) -> Option<u64> {
@@ -162,5 +206,17 @@ mod tests {
         assert_eq!(o.current_leader(), Some(2));
         o.note(2, "follower", 4, None);
         assert_eq!(o.current_leader(), None);
+    }
+
+    #[test]
+    fn installs_add_up_across_incarnations() {
+        let mut o = Observed::default();
+        o.note_installs(1, 1);
+        o.note_installs(1, 2);
+        o.note_installs(2, 1);
+        // n1 restarted: its counter starts again.
+        o.note_installs(1, 0);
+        o.note_installs(1, 1);
+        assert_eq!(o.installs(), 2 + 1 + 1);
     }
 }

@@ -10,6 +10,7 @@ use super::durable;
 use super::netns::{node_ip, ns_name};
 use anyhow::{Context, Result};
 use rustix::process::{kill_process, Pid, Signal};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct NodeProc {
     pub starts: u32,
     /// The log's length when this incarnation started.
     start_len: u64,
+    /// Each segment's length when this incarnation started (segmented runs).
+    start_lens: BTreeMap<String, u64>,
     /// This incarnation's strace output (traced nodes only).
     trace: Option<PathBuf>,
 }
@@ -52,6 +55,9 @@ pub struct Nodes {
     unsafe_skip_fsync: bool,
     /// Run nodes under strace so power loss can be emulated.
     traced: bool,
+    /// Small segments (`--log-segment-bytes` or retention): the log is many
+    /// files, traced by path (`durable.rs`).
+    segmented: bool,
     /// `--record DIR`: node N records into DIR/nodeN.
     pub record: Option<PathBuf>,
     /// `--slow-fsync-ms`: strace delays every fdatasync/fsync of the log by
@@ -61,7 +67,16 @@ pub struct Nodes {
     pub slow_fsync_ms: u64,
 }
 
-fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
+/// Snapshot and retention settings given to every node (`--snapshot-every`,
+/// `--retain-entries`, `--log-segment-bytes`); None: the node's default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Retention {
+    pub snapshot_every: Option<u64>,
+    pub retain_entries: Option<u64>,
+    pub segment_bytes: Option<u64>,
+}
+
+fn config_text(id: u64, n: u64, log_dir: &Path, keep: &Retention) -> String {
     let mut t = format!(
         "node_id = {id}\nhost = \"{}\"\nport = {NODE_PORT}\nlog_dir = \"{}\"\n\
          cluster_secret = \"chaos-secret\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
@@ -69,6 +84,15 @@ fn config_text(id: u64, n: u64, log_dir: &Path) -> String {
         node_ip(id),
         log_dir.display()
     );
+    for (key, v) in [
+        ("snapshot_every", keep.snapshot_every),
+        ("retain_entries", keep.retain_entries),
+        ("log_segment_bytes", keep.segment_bytes),
+    ] {
+        if let Some(v) = v {
+            t.push_str(&format!("{key} = {v}\n"));
+        }
+    }
     for j in (1..=n).filter(|&j| j != id) {
         t.push_str(&format!(
             "\n[[seed_nodes]]\nnode_id = {j}\nhost = \"{}\"\nport = {NODE_PORT}\n",
@@ -85,6 +109,8 @@ impl Nodes {
     /// Writes the configs under `dir` and starts every node.
     /// `unsafe_ack` / `unsafe_skip_fsync`: start them as a deliberately
     /// broken build (the runtime's test-only switches).
+    // One call site (`mod.rs`), each argument one `chorus chaos` switch.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         dir: &Path,
         n: u64,
@@ -93,13 +119,17 @@ impl Nodes {
         traced: bool,
         record: Option<PathBuf>,
         slow_fsync_ms: u64,
+        keep: &Retention,
     ) -> Result<Nodes> {
         let exe = std::env::current_exe().context("cannot find the chorus binary")?;
         let mut nodes = Vec::new();
         for id in 1..=n {
             let log_dir = dir.join(format!("node{id}"));
             let config = dir.join(format!("node{id}.toml"));
-            fs::write(&config, config_text(id, n, &log_dir))?;
+            fs::write(&config, config_text(id, n, &log_dir, keep))?;
+            // The node's own checks (ranges of the retention keys), before
+            // anything starts: a refused config is the caller's error.
+            crate::config::load(&config)?;
             nodes.push(NodeProc {
                 id,
                 log_dir,
@@ -109,6 +139,7 @@ impl Nodes {
                 paused: false,
                 starts: 0,
                 start_len: 0,
+                start_lens: BTreeMap::new(),
                 trace: None,
             });
         }
@@ -118,6 +149,7 @@ impl Nodes {
             unsafe_ack,
             unsafe_skip_fsync,
             traced,
+            segmented: keep.segment_bytes.is_some(),
             record,
             slow_fsync_ms: 0,
         };
@@ -139,6 +171,8 @@ impl Nodes {
             .open(&node.stderr_path)?;
         let log_path = node.log_dir.join(chorus_runtime_mio::storage::LOG_FILE);
         node.start_len = fs::metadata(&log_path).map_or(0, |m| m.len());
+        node.start_lens = segment_lens(&node.log_dir);
+        let segmented = self.segmented;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns_name(node.id)]);
         node.trace = None;
@@ -146,8 +180,9 @@ impl Nodes {
             let trace = node
                 .log_dir
                 .with_extension(format!("strace.{}", node.starts + 1));
-            let mut args =
-                durable::strace_args(&log_path.to_string_lossy(), &trace.to_string_lossy());
+            let log = log_path.to_string_lossy();
+            let watch = (!segmented).then_some(&*log);
+            let mut args = durable::strace_args(watch, &trace.to_string_lossy());
             if self.slow_fsync_ms > 0 {
                 let dash = args.pop().expect("strace_args ends with --");
                 let us = self.slow_fsync_ms * 1000;
@@ -291,6 +326,26 @@ impl Nodes {
             return Ok(0);
         };
         let text = fs::read_to_string(trace).unwrap_or_default();
+        if self.segmented {
+            let dir = node.log_dir.to_string_lossy().into_owned();
+            let is_log = |p: &str| {
+                let (d, name) = p.rsplit_once('/').unwrap_or(("", p));
+                d == dir && chorus_runtime_mio::segments::parse_segment_name(name).is_some()
+            };
+            let durable = durable::durable_lens(&text, &node.start_lens, is_log);
+            let mut lost = 0;
+            for (path, len) in segment_lens(&node.log_dir) {
+                let Some(&d) = durable.get(&path).filter(|&&d| len > d) else {
+                    continue;
+                };
+                let cut = d + ((len - d) as f64 * keep.clamp(0.0, 1.0)) as u64;
+                let f = File::options().write(true).open(&path)?;
+                f.set_len(cut)?;
+                f.sync_all()?;
+                lost += len - cut;
+            }
+            return Ok(lost);
+        }
         let durable = durable::durable_len(&text, node.start_len);
         let path = node.log_dir.join(chorus_runtime_mio::storage::LOG_FILE);
         let len = fs::metadata(&path).map_or(0, |m| m.len());
@@ -333,12 +388,52 @@ impl Nodes {
         out
     }
 
+    /// Snapshot activity that node `i` logged over all its incarnations
+    /// (its stderr file is appended to by each): the runtime's info lines
+    /// of `effects.rs`.
+    pub fn stderr_counts(&self, i: usize) -> Logged {
+        let text = fs::read_to_string(&self.nodes[i].stderr_path).unwrap_or_default();
+        logged_counts(&text)
+    }
+
     /// The last lines of node `i`'s stderr.
     pub fn stderr_tail(&self, i: usize, lines: usize) -> String {
         let text = fs::read_to_string(&self.nodes[i].stderr_path).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// The length of every log segment file of `dir`, by path.
+fn segment_lens(dir: &Path) -> BTreeMap<String, u64> {
+    chorus_runtime_mio::segments::list(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| (f.path.to_string_lossy().into_owned(), f.len))
+        .collect()
+}
+
+/// Counts of a node's snapshot log lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Logged {
+    pub saved: u64,
+    pub installs: u64,
+    pub segments_deleted: u64,
+}
+
+fn logged_counts(text: &str) -> Logged {
+    let mut c = Logged::default();
+    for line in text.lines() {
+        if line.contains(" saved a snapshot at seq ") {
+            c.saved += 1;
+        } else if line.contains(" installed the leader's snapshot at seq ") {
+            c.installs += 1;
+        } else if let Some((_, rest)) = line.split_once(" retention: deleted ") {
+            let n = rest.split_whitespace().next().and_then(|n| n.parse().ok());
+            c.segments_deleted += n.unwrap_or(0);
+        }
+    }
+    c
 }
 
 impl Drop for Nodes {
@@ -349,5 +444,29 @@ impl Drop for Nodes {
             }
             self.kill(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_lines_are_counted() {
+        let text = "\
+2026-12-05T18:00:00Z INFO n2 saved a snapshot at seq 2000 (9000 bytes) in 3 ms
+2026-12-05T18:00:00Z INFO n2 retention: deleted 7 log segment files (114688 bytes) before seq 1001
+2026-12-05T18:00:01Z INFO n2 installed the leader's snapshot at seq 4000 (delivered here up to 1500)
+2026-12-05T18:00:02Z INFO n2 saved a snapshot at seq 6000 (9000 bytes) in 3 ms
+2026-12-05T18:00:02Z INFO n2 retention: deleted 2 log segment files (32768 bytes) before seq 5001
+";
+        assert_eq!(
+            logged_counts(text),
+            Logged {
+                saved: 2,
+                installs: 1,
+                segments_deleted: 9
+            }
+        );
     }
 }

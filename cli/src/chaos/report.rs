@@ -1,5 +1,5 @@
-//! The printed report of one chaos run: faults per kind, messages, elections,
-//! availability, convergence, and every violation with the line that
+//! The printed report of one chaos run: faults per kind, messages, snapshots
+//! and installs, elections, availability, convergence, and every violation with the line that
 //! reproduces the run.
 
 use super::schedule::Kind;
@@ -34,6 +34,30 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
         "messages: {} sent, {} acknowledged, {} committed chats in the log, {} acks checked against every log ({} client attempts)",
         r.sent, r.acked, r.checked.committed_chats, r.checked.acks_checked, r.attempts
     );
+    let sn = &r.snapshots;
+    if args.retain_entries.is_some() || args.snapshot_every.is_some() || sn.saved > 0 {
+        println!(
+            "snapshots: {} saved, {} installs from a peer ({} seen by STATUS polls), {} log segment files deleted by retention (counts from the nodes' logs, every incarnation)",
+            sn.saved, sn.installs_logged, sn.installs, sn.segments_deleted
+        );
+        let starts: Vec<String> = r
+            .checked
+            .log_starts
+            .iter()
+            .map(|(id, first, snap)| format!("n{id} {first} (snapshot {snap})"))
+            .collect();
+        println!("logs start at seq: {}", starts.join(", "));
+        if let Some(o) = &r.outage {
+            println!("long outage (to force an install): {o}");
+        }
+        let c = &r.checked;
+        if c.deleted_everywhere > 0 {
+            println!(
+                "seqs 1..={} are in no log any more: checked through the newest snapshot only (chat numbers, every ack's presence and number, one id per chat, ids sent by a client), not their payloads, senders or entry-by-entry agreement; {} acks found that way",
+                c.deleted_everywhere, c.acks_by_snapshot
+            );
+        }
+    }
     if !r.errors.is_empty() {
         let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!("ERROR answers (clients retried): {}", e.join(", "));
@@ -92,6 +116,15 @@ pub fn print(r: &Outcome, args: &Args, seed: u64) {
         }
         if args.no_proxy {
             broken.push_str(" --no-proxy");
+        }
+        for (flag, v) in [
+            ("--snapshot-every", args.snapshot_every),
+            ("--retain-entries", args.retain_entries),
+            ("--log-segment-bytes", args.log_segment_bytes),
+        ] {
+            if let Some(v) = v {
+                broken.push_str(&format!(" {flag} {v}"));
+            }
         }
         println!(
             "reproduce: chorus chaos --nodes {} --duration {} --clients {} --seed {seed:#x}{broken}",
