@@ -550,7 +550,10 @@ mod tests {
             one.insert((hi, lo), s, Instant(5));
         }
         assert_eq!(bulk.window_len(), one.window_len());
-        assert_eq!(bulk.entries_upto(Seq(20_000)), one.entries_upto(Seq(20_000)));
+        assert_eq!(
+            bulk.entries_upto(Seq(20_000)),
+            one.entries_upto(Seq(20_000))
+        );
         for k in 0..5000u64 {
             let f = fingerprint(&format!("m{k}"));
             assert_eq!(bulk.get(f), one.get(f), "m{k}");
