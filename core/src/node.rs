@@ -197,7 +197,17 @@ impl Node {
             commit_seq: recovered.commit_seq.max(snap.seq),
             entries: recovered.entries.into_log(),
         };
+        let seq = snap.seq;
+        let held = image.clone();
         let mut node = Node::build(cfg, recovered, rng_seed, Some((snap, image)));
+        if marker.is_some() {
+            // The marker tells the file the log continues after the
+            // snapshot: what the file held up to it is no longer readable
+            // (nor was all of it durable), so the history starts after it.
+            node.log.compact_before(seq.next());
+            node.numbering.forget_before(seq.next());
+            node.hold(held);
+        }
         node.marker_on_start = marker;
         node
     }
