@@ -57,6 +57,10 @@ pub(crate) struct Chunk {
     pub leading: bool,
 }
 
+/// Snapshots cost at most about this many bytes written per log entry
+/// (a log entry is ~190 bytes on disk): see `maybe_snapshot`.
+const SNAPSHOT_BYTES_PER_ENTRY: u64 = 100;
+
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
@@ -65,8 +69,17 @@ impl Node {
     /// After deliveries: a snapshot if `snapshot_every` entries were
     /// delivered since the last one.
     pub(crate) fn maybe_snapshot(&mut self, out: &mut Vec<Action>) {
-        let every = self.cfg.snapshot_every;
-        if every > 0 && self.delivered_seq.0 >= self.snap_seq.0 + every {
+        // Never more often than one entry per SNAPSHOT_BYTES_PER_ENTRY bytes
+        // of the last snapshot: its cost (encoding, writing, fsyncing on
+        // the driver's loop) grows with the exactly-once window and the
+        // numbering, and would otherwise come every `snapshot_every`
+        // entries however large it got (255 MB per 100,000 entries with a
+        // full 10M-id window: a node saving snapshots much of the time).
+        let every = self
+            .cfg
+            .snapshot_every
+            .max(self.snap_len / SNAPSHOT_BYTES_PER_ENTRY);
+        if self.cfg.snapshot_every > 0 && self.delivered_seq.0 >= self.snap_seq.0 + every {
             self.take_snapshot(out);
         }
     }
@@ -149,6 +162,7 @@ impl Node {
     /// Keeps `image` to serve installs while the log is compacted (without
     /// its bytes when the driver reads saved snapshots back).
     pub(crate) fn hold(&mut self, image: SnapshotImage) {
+        self.snap_len = image.bytes.len() as u64;
         self.snap_image = (self.log.first_seq().0 > 1).then(|| Held {
             seq: image.seq,
             term: image.term,

@@ -154,6 +154,8 @@ pub struct Node {
     pub(crate) installs: u64,
     /// The newest `ts_ms` of a delivered chat (retention by age).
     pub(crate) newest_ts: u64,
+    /// Bytes of the newest snapshot (paces the next one: `maybe_snapshot`).
+    pub(crate) snap_len: u64,
     /// A restart whose log file must be told it continues after the loaded
     /// snapshot (`Restore::needs_marker`): written first thing at `Start`.
     pub(crate) marker_on_start: Option<(Seq, Term)>,
@@ -229,6 +231,7 @@ impl Node {
         let mut entries = recovered.entries;
         // A log replayed into a bounded cache is folded once its ColdLog is
         // attached (`with_cold_log`): its evicted entries are read from there.
+        let snap_len = snap.as_ref().map_or(0, |(_, i)| i.bytes.len() as u64);
         let (snap_seq, snap_image, folds) = match snap {
             Some((s, image)) => {
                 let keep = (entries.first_seq().0 > 1).then_some(Held {
@@ -287,6 +290,7 @@ impl Node {
             incoming: None,
             installs: 0,
             newest_ts: 0,
+            snap_len,
             marker_on_start: None,
             cfg,
         }
