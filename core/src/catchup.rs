@@ -113,24 +113,16 @@ impl Node {
         out: &mut Vec<Action>,
     ) {
         match self.state.clone() {
-            State::Candidate(Election::Fetching { from: src, target }) if src == from => {
+            State::Candidate(Election::Fetching { from: src, .. }) if src == from => {
                 self.catchup_inflight = false;
                 self.disarm(Timer::Catchup);
                 let matched = self.apply_entries(prev_seq, prev_term, entries, out);
-                if self.log.term_at(target.1) == Some(target.0) {
-                    if self.log.last_seq() > target.1 {
-                        self.truncate_from(target.1.next(), out);
-                    }
-                    self.become_leader(out);
-                } else {
-                    // Continue after what this batch verified, not after our log
-                    // end: past a diverged tail the source answers from our commit
-                    // point, and asking again from the log end would fetch that
-                    // same batch forever (seed 0x2580 of `chorus sim explore`).
-                    let after = matched.unwrap_or(self.log.last_seq());
-                    self.request_catchup_after(src, after, out);
-                    self.arm(Timer::Election, self.cfg.leader_timeout_ms);
-                }
+                // Continue after what this batch verified, not after our log
+                // end: past a diverged tail the source answers from our commit
+                // point, and asking again from the log end would fetch that
+                // same batch forever (seed 0x2580 of `chorus sim explore`).
+                let after = matched.unwrap_or(self.log.last_seq());
+                self.continue_catchup(src, after, out);
             }
             // Only the leader's log may overwrite ours: the node we follow
             // may be a claimant still fetching, or one that gave up, whose

@@ -404,9 +404,9 @@ impl Node {
         self.continue_catchup(inc.from, seq, out);
     }
 
-    /// After a snapshot: entries after `after` from `from`, or (a claimant
-    /// that reached its sync target) leadership.
-    fn continue_catchup(&mut self, from: NodeId, after: Seq, out: &mut Vec<Action>) {
+    /// After a snapshot or a catch-up batch: entries after `after` from
+    /// `from`, or (a claimant that reached its sync target) leadership.
+    pub(crate) fn continue_catchup(&mut self, from: NodeId, after: Seq, out: &mut Vec<Action>) {
         if let State::Candidate(Election::Fetching { target, .. }) = self.state {
             if self.log.term_at(target.1) == Some(target.0) {
                 if self.log.last_seq() > target.1 {
